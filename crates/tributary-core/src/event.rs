@@ -1,0 +1,65 @@
+//! Change events as sources emit them, and whole transactions as sinks apply them.
+
+use crate::{Row, SourcePosition, TableId, TableSchema};
+use std::sync::Arc;
+
+/// One event of a source stream, in source order. Row events sit between a
+/// `Begin` and a `Commit`; the `Commit` position is the one a sink stores.
+/// Timestamps are microseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeEvent {
+    Begin { position: SourcePosition, commit_ts: i64 },
+    Insert { table: Arc<TableSchema>, position: SourcePosition, commit_ts: i64, after: Row },
+    Update { table: Arc<TableSchema>, position: SourcePosition, commit_ts: i64, before: Row, after: Row },
+    Delete { table: Arc<TableSchema>, position: SourcePosition, commit_ts: i64, before: Row },
+    Truncate { table: Arc<TableSchema>, position: SourcePosition, commit_ts: i64 },
+    /// The table's schema from this position on.
+    SchemaChange { table: Arc<TableSchema>, position: SourcePosition, commit_ts: i64, ddl: String },
+    Commit { position: SourcePosition, commit_ts: i64 },
+}
+
+impl ChangeEvent {
+    /// Where this event stands in the source stream.
+    pub fn position(&self) -> &SourcePosition {
+        match self {
+            ChangeEvent::Begin { position, .. }
+            | ChangeEvent::Insert { position, .. }
+            | ChangeEvent::Update { position, .. }
+            | ChangeEvent::Delete { position, .. }
+            | ChangeEvent::Truncate { position, .. }
+            | ChangeEvent::SchemaChange { position, .. }
+            | ChangeEvent::Commit { position, .. } => position,
+        }
+    }
+
+    /// The table a row or DDL event touches; `None` for Begin / Commit.
+    pub fn table_id(&self) -> Option<&TableId> {
+        match self {
+            ChangeEvent::Insert { table, .. }
+            | ChangeEvent::Update { table, .. }
+            | ChangeEvent::Delete { table, .. }
+            | ChangeEvent::Truncate { table, .. }
+            | ChangeEvent::SchemaChange { table, .. } => Some(&table.id),
+            ChangeEvent::Begin { .. } | ChangeEvent::Commit { .. } => None,
+        }
+    }
+}
+
+/// One row change of a transaction, without the transaction's header.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowChange {
+    Insert { after: Row },
+    Update { before: Row, after: Row },
+    Delete { before: Row },
+    Truncate,
+}
+
+/// A whole source transaction: its changes per table in source order, and the
+/// position of its commit (the one stored with the data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transaction {
+    pub position: SourcePosition,
+    pub commit_ts: i64,
+    /// `(table schema, change)` in source order.
+    pub changes: Vec<(Arc<TableSchema>, RowChange)>,
+}

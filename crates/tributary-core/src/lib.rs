@@ -1,0 +1,20 @@
+//! The change-event model shared by every Tributary source and sink.
+//!
+//! Sources (MySQL / MariaDB binlog, PostgreSQL pgoutput, snapshot readers) turn
+//! what they read into [`ChangeEvent`]s carrying typed [`Value`]s and a totally
+//! ordered [`SourcePosition`]; sinks (Delta Lake) consume whole
+//! [`Transaction`]s and store the position atomically with the data.
+
+pub mod error;
+pub mod event;
+pub mod position;
+pub mod schema;
+pub mod secret;
+pub mod value;
+
+pub use error::{ErrorClass, Retryable};
+pub use event::{ChangeEvent, RowChange, Transaction};
+pub use position::{Gtid, Lsn, MySqlPosition, SourcePosition};
+pub use schema::{Column, ColumnType, TableId, TableSchema};
+pub use secret::Secret;
+pub use value::{Row, Value};

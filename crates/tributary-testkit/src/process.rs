@@ -1,0 +1,83 @@
+//! Child processes that never outlive the test run: each is stopped on Drop
+//! and, should the test process die first, by a small watchdog.
+
+use crate::TestKitError;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Finds a program on PATH or in the sbin directories Debian uses for daemons.
+pub fn find_binary(name: &str, package: &str) -> Result<PathBuf, TestKitError> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"])
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file());
+    found.ok_or_else(|| TestKitError::MissingBinary { binary: name.into(), package: package.into() })
+}
+
+/// A running child process, terminated on Drop.
+pub struct ServiceProcess {
+    child: Child,
+    name: String,
+}
+
+impl ServiceProcess {
+    /// Spawns `command` with output going to `log`, and a watchdog that kills
+    /// it (and removes `cleanup_dir`) when this test process exits.
+    pub fn spawn(name: &str, mut command: Command, log: &Path, cleanup_dir: &Path) -> Result<Self, TestKitError> {
+        let io_err = |context: String| move |source| TestKitError::Io { context, source };
+        let out = std::fs::File::create(log).map_err(io_err(format!("create {}", log.display())))?;
+        let err = out.try_clone().map_err(io_err("dup log".into()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(io_err(format!("spawn {name}")))?;
+        spawn_watchdog(child.id(), cleanup_dir);
+        Ok(ServiceProcess { child, name: name.into() })
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if !self.is_running() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        tracing::warn!("{} did not stop on SIGTERM; killing", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills `pid` and removes `dir` once the current process is gone.
+fn spawn_watchdog(pid: u32, dir: &Path) {
+    let me = std::process::id();
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -9 {pid} 2>/dev/null; sleep 1; rm -rf '{}'",
+        dir.display()
+    );
+    let _ = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+}
