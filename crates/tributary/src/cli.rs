@@ -1,0 +1,69 @@
+//! Command-line flags as clap parses them; `main` turns them into commands.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Tributary streams row changes from MySQL / MariaDB into Delta Lake tables
+/// with Change Data Feed, exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "tributary", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `tributary=debug`.
+    #[arg(long, env = "TRIBUTARY_LOG", default_value = "info", global = true)]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline: snapshot what is new, then stream changes. Ctrl-C /
+    /// SIGTERM commits the current batch and exits 0.
+    Run {
+        /// Pipeline config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Check the source: connection, binlog settings, privileges, tables and types.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Per table: Delta version, committed source position, lag.
+    Status {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Print a table's Delta change feed between two versions.
+    Changes {
+        /// Source table as `database.table`.
+        table: String,
+        #[arg(short, long)]
+        config: PathBuf,
+        /// First Delta version to include.
+        #[arg(long, default_value_t = 0)]
+        from_version: i64,
+        /// Last Delta version to include (default: the latest).
+        #[arg(long)]
+        to_version: Option<i64>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+}

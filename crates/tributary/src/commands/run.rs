@@ -1,0 +1,41 @@
+//! `tributary run`: the pipeline, stopped cleanly by Ctrl-C or SIGTERM.
+
+use crate::config::PipelineConfig;
+use std::path::Path;
+use std::process::ExitCode;
+use tokio::sync::watch;
+
+pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = PipelineConfig::load(config_path)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stop requested: committing the current batch");
+        let _ = stop_tx.send(true);
+    });
+    crate::pipeline::runner::run(&config, stop_rx).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

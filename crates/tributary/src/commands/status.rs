@@ -1,0 +1,44 @@
+//! `tributary status`: per table, the Delta version, committed source position and lag.
+
+use crate::cli::OutputFormat;
+use crate::config::PipelineConfig;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub async fn status(config_path: &Path, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let config = PipelineConfig::load(config_path)?;
+    let root = &config.sink.delta.root;
+    let now_ms = crate::pipeline::snapshot::now_micros() / 1000;
+    let mut rows = Vec::new();
+    for path in tributary_delta::list_tables(root) {
+        let status = tributary_delta::table_status(&path, &config.pipeline.name).await?;
+        let table = path.strip_prefix(root).unwrap_or(&path).display().to_string().replace('/', ".");
+        let lag_s = status.last_commit_ts_ms.map(|t| (now_ms - t).max(0) as f64 / 1000.0);
+        rows.push(serde_json::json!({
+            "table": table,
+            "delta_version": status.version,
+            "committed_version": status.committed_version,
+            "position": status.committed_position.as_ref().map(|p| p.to_string()),
+            "seconds_since_last_commit": lag_s,
+        }));
+    }
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        OutputFormat::Table => {
+            println!("{:<40} {:>8} {:<50} {:>12}", "TABLE", "VERSION", "POSITION", "LAST COMMIT");
+            for r in &rows {
+                println!(
+                    "{:<40} {:>8} {:<50} {:>12}",
+                    r["table"].as_str().unwrap_or(""),
+                    r["delta_version"],
+                    r["position"].as_str().unwrap_or("-"),
+                    r["seconds_since_last_commit"].as_f64().map(|s| format!("{s:.1}s ago")).unwrap_or("-".into())
+                );
+            }
+            if rows.is_empty() {
+                println!("(no Delta tables under {})", root.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,159 @@
+//! The pipeline config file (`pipeline.toml`): TOML, unknown keys rejected by
+//! name, secrets from the environment, validated once at load.
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::path::Path;
+use tributary_delta::DeltaSinkConfig;
+use tributary_mysql::MySqlSourceConfig;
+
+/// Default rows per micro-batch.
+pub const DEFAULT_BATCH_MAX_ROWS: usize = 100_000;
+/// Default longest wait before a micro-batch is committed.
+pub const DEFAULT_BATCH_MAX_WAIT_MS: u64 = 1_000;
+/// Default interval after which idle tables get a position-only commit.
+pub const DEFAULT_IDLE_COMMIT_SECS: u64 = 300;
+
+/// The whole `pipeline.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub pipeline: PipelineSection,
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub sink: SinkConfig,
+}
+
+/// `[pipeline]`: name and batching.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// Names the pipeline; it is the app id of the Delta `txn` actions.
+    pub name: String,
+    #[serde(default = "default_batch_max_rows")]
+    pub batch_max_rows: usize,
+    #[serde(default = "default_batch_max_wait_ms")]
+    pub batch_max_wait_ms: u64,
+    #[serde(default = "default_idle_commit_secs")]
+    pub idle_commit_secs: u64,
+}
+
+/// `[source.<kind>]`: exactly one source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum SourceConfig {
+    Mysql(MySqlSourceConfig),
+}
+
+/// `[sink.delta]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    #[serde(default)]
+    pub delta: DeltaSinkConfig,
+}
+
+fn default_batch_max_rows() -> usize {
+    DEFAULT_BATCH_MAX_ROWS
+}
+fn default_batch_max_wait_ms() -> u64 {
+    DEFAULT_BATCH_MAX_WAIT_MS
+}
+fn default_idle_commit_secs() -> u64 {
+    DEFAULT_IDLE_COMMIT_SECS
+}
+
+impl PipelineConfig {
+    /// Reads, parses (rejecting unknown keys), applies env overrides and validates.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("config {}", path.display()))
+    }
+
+    /// Parses TOML text, applies env overrides and validates.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut config: PipelineConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!(one_line(&e.to_string())))?;
+        config.source = match config.source {
+            SourceConfig::Mysql(m) => SourceConfig::Mysql(m.with_env_overrides()),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field; the error names the failing one.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let name = &self.pipeline.name;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            bail!("pipeline.name: must be non-empty and use only letters, digits, '-' and '_' (got {name:?})");
+        }
+        if self.pipeline.batch_max_rows == 0 {
+            bail!("pipeline.batch_max_rows: must be at least 1");
+        }
+        if self.pipeline.batch_max_wait_ms == 0 {
+            bail!("pipeline.batch_max_wait_ms: must be at least 1");
+        }
+        match &self.source {
+            SourceConfig::Mysql(m) => m.validate()?,
+        }
+        self.sink.delta.validate()?;
+        Ok(())
+    }
+
+    /// The MySQL source config.
+    pub fn mysql(&self) -> &MySqlSourceConfig {
+        match &self.source {
+            SourceConfig::Mysql(m) => m,
+        }
+    }
+}
+
+/// TOML errors span several lines (a caret diagram); keep the message on one.
+fn one_line(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|')).collect();
+    lines.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        [pipeline]
+        name = "shop"
+        [source.mysql]
+        user = "cdc"
+        password = "from-file"
+        include = ["shop.*"]
+        [sink.delta]
+        root = "/tmp/lake"
+    "#;
+
+    #[test]
+    fn the_example_config_parses_with_defaults() {
+        let c = PipelineConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(c.pipeline.name, "shop");
+        assert_eq!(c.pipeline.batch_max_rows, DEFAULT_BATCH_MAX_ROWS);
+        assert_eq!(c.sink.delta.root, std::path::PathBuf::from("/tmp/lake"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let text = EXAMPLE.replace("name = \"shop\"", "name = \"shop\"\nbatch_size = 5");
+        let err = PipelineConfig::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("batch_size"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn a_bad_pipeline_name_names_the_field() {
+        let text = EXAMPLE.replace("\"shop\"", "\"shop floor\"");
+        let err = PipelineConfig::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("pipeline.name"), "{err}");
+    }
+
+    #[test]
+    fn the_password_is_not_in_debug_output() {
+        let c = PipelineConfig::parse(EXAMPLE).unwrap();
+        assert!(!format!("{c:?}").contains("from-file"));
+    }
+}

@@ -1,0 +1,8 @@
+//! The running pipeline: source events → whole transactions → micro-batches
+//! split per table → one Delta commit per table and batch.
+
+pub mod assembler;
+pub mod batch;
+pub mod runner;
+pub mod snapshot;
+pub mod writers;

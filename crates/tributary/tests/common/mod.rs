@@ -1,0 +1,216 @@
+//! Shared helpers of the binary's integration tests: a CDC user on a real
+//! MariaDB, a pipeline config in a per-test directory, the `tributary`
+//! process, and the independent Delta reader (delta-rs Python bindings).
+#![allow(dead_code)]
+
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tributary_testkit::{require, MariaDb, TestDir};
+
+pub const CDC_USER: &str = "cdc";
+pub const CDC_PASSWORD: &str = "cdc-secret-pw";
+pub const APP: &str = "itest";
+/// How long a test waits for the pipeline to reach a state.
+pub const CATCH_UP: Duration = Duration::from_secs(90);
+
+/// A MariaDB with a CDC user, or `None` when it cannot start (skipped loudly; fails under CI).
+pub fn mariadb() -> Option<MariaDb> {
+    let server = require("MariaDB", MariaDb::start())?;
+    server
+        .create_user(CDC_USER, CDC_PASSWORD, &["REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*"])
+        .expect("create the CDC user");
+    Some(server)
+}
+
+/// The Python interpreter that has `deltalake` (set by `make test`).
+pub fn python() -> Option<PathBuf> {
+    let python = PathBuf::from(std::env::var("TRIBUTARY_PYTHON").unwrap_or_else(|_| "python3".into()));
+    let ok = Command::new(&python).args(["-c", "import deltalake"]).output().map(|o| o.status.success());
+    require("the Python deltalake reader (run `make setup`)", if ok.unwrap_or(false) { Ok(python) } else { Err("import deltalake failed") })
+}
+
+/// Writes a pipeline config into `dir` and returns its path.
+pub fn write_config(dir: &Path, server: &MariaDb, include: &str, extra_pipeline: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[pipeline]
+name = "{APP}"
+batch_max_wait_ms = 200
+{extra_pipeline}
+
+[source.mysql]
+host = "127.0.0.1"
+port = {port}
+user = "{CDC_USER}"
+password = "{CDC_PASSWORD}"
+server_id = {server_id}
+include = ["{include}"]
+
+[sink.delta]
+root = "{root}"
+checkpoint_interval = 5
+"#,
+        port = server.port(),
+        server_id = 1000 + (std::process::id() % 1000),
+        root = dir.join("lake").display(),
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `tributary run`; killed on Drop if still running.
+pub struct Pipeline {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Pipeline {
+    pub fn start(config: &Path) -> Pipeline {
+        let log = config.with_file_name(format!("pipeline-{}.log", uuid_like()));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("TRIBUTARY_LOG", "info,tributary=debug")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawn tributary");
+        Pipeline { child, log }
+    }
+
+    /// SIGTERM, then the exit status (must come within 60 s).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.wait_exit(Duration::from_secs(60)).unwrap_or_else(|| panic!("no exit after SIGTERM; log:\n{}", self.log_text()))
+    }
+
+    /// kill -9.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics with the log if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("pipeline exited early ({status}); log:\n{}", self.log_text());
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("pipeline log {}:\n{}", self.log.display(), self.log_text());
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    format!("{}", Instant::now().elapsed().as_nanos() ^ (std::process::id() as u128) << 20)
+}
+
+/// Runs `tributary <args>` to completion.
+pub fn tributary(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tributary")).args(args).output().expect("run tributary")
+}
+
+/// The binlog position the server will write next, as a txn version.
+pub fn master_version(server: &MariaDb) -> i64 {
+    let out = server.exec("SHOW MASTER STATUS").unwrap();
+    let mut cols = out.split('\t');
+    let file = cols.next().unwrap().to_string();
+    let offset: u64 = cols.next().unwrap().trim().parse().unwrap();
+    tributary_core::SourcePosition::MySql(tributary_core::MySqlPosition::new(file, offset)).to_version().unwrap()
+}
+
+/// Path of the Delta table of `db.table` under the test's lake.
+pub fn table_path(dir: &Path, db: &str, table: &str) -> PathBuf {
+    dir.join("lake").join(db).join(table)
+}
+
+/// Waits until the table's committed position reaches `version`.
+pub fn wait_committed(pipeline: &mut Pipeline, path: &Path, version: i64) {
+    let start = Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    loop {
+        pipeline.assert_running();
+        if path.join("_delta_log").is_dir() {
+            if let Ok(status) = rt.block_on(tributary_delta::table_status(path, APP)) {
+                if status.committed_version.is_some_and(|v| v >= version) {
+                    return;
+                }
+            }
+        }
+        if start.elapsed() > CATCH_UP {
+            panic!("table {} did not reach version {version} in {CATCH_UP:?}; log:\n{}", path.display(), pipeline.log_text());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs the independent reader and parses its JSON.
+pub fn read(python: &Path, args: &[&str]) -> Json {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/delta_reader.py");
+    let out = Command::new(python).arg(script).args(args).output().expect("run delta_reader.py");
+    assert!(out.status.success(), "delta_reader.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("reader JSON")
+}
+
+/// Current mirror rows (source columns only, metadata columns dropped).
+pub fn mirror_rows(python: &Path, path: &Path) -> Vec<serde_json::Map<String, Json>> {
+    let json = read(python, &["rows", path.to_str().unwrap()]);
+    let mut rows = strip_meta(json["rows"].as_array().unwrap());
+    rows.sort_by_key(|r| (r.get("id").and_then(Json::as_i64).unwrap_or(0), Json::Object(r.clone()).to_string()));
+    rows
+}
+
+/// The change feed from `from` on: rows with `_change_type` and `_commit_version`.
+pub fn change_feed(python: &Path, path: &Path, from: i64) -> Vec<serde_json::Map<String, Json>> {
+    let json = read(python, &["cdf", path.to_str().unwrap(), &from.to_string()]);
+    strip_meta(json["rows"].as_array().unwrap())
+}
+
+fn strip_meta(rows: &[Json]) -> Vec<serde_json::Map<String, Json>> {
+    rows.iter()
+        .map(|r| {
+            let mut m = r.as_object().unwrap().clone();
+            m.retain(|k, _| !k.starts_with("_tributary") && k != "_commit_timestamp");
+            m
+        })
+        .collect()
+}
+
+/// Source rows as the server prints them (`--batch`), one tab-separated line each.
+pub fn source_lines(server: &MariaDb, sql: &str) -> Vec<String> {
+    server.exec(sql).unwrap().lines().map(str::to_string).collect()
+}
+
+/// A fresh per-test directory.
+pub fn test_dir() -> TestDir {
+    TestDir::new().expect("create the test dir")
+}

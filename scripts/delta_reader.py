@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Independent Delta reader for Tributary's tests (delta-rs Python bindings).
+
+Prints JSON on stdout:
+  rows <table_path>                      -> current rows, sorted by all columns
+  cdf <table_path> <from> [<to>]         -> change feed rows with _change_type, _commit_version
+  txn <table_path> <app_id>              -> {"version": <delta version>, "txn": <txn version or null>}
+Values: decimals as strings, timestamps as ISO-8601, bytes as hex.
+"""
+import datetime
+import decimal
+import json
+import sys
+
+from deltalake import DeltaTable
+
+
+def canon(v):
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).hex()
+    if isinstance(v, list):
+        return [canon(x) for x in v]
+    if isinstance(v, float) and v != v:
+        return "NaN"
+    return v
+
+
+def rows_of(table):
+    out = []
+    for batch in table.to_batches():
+        for row in batch.to_pylist():
+            out.append({k: canon(v) for k, v in row.items()})
+    return out
+
+
+def main(argv):
+    cmd, path = argv[1], argv[2]
+    dt = DeltaTable(path)
+    if cmd == "rows":
+        rows = rows_of(dt.to_pyarrow_table())
+        rows.sort(key=lambda r: json.dumps(r, sort_keys=True))
+        print(json.dumps({"version": dt.version(), "schema": dt.schema().to_json(), "rows": rows}))
+    elif cmd == "cdf":
+        start = int(argv[3])
+        kwargs = {"starting_version": start}
+        if len(argv) > 4:
+            kwargs["ending_version"] = int(argv[4])
+        reader = dt.load_cdf(**kwargs)
+        table = reader.read_all()
+        rows = rows_of(table)
+        rows.sort(key=lambda r: (r["_commit_version"], json.dumps(r, sort_keys=True)))
+        print(json.dumps({"rows": rows}))
+    elif cmd == "txn":
+        app = argv[3]
+        txn = dt.transaction_version(app)
+        print(json.dumps({"version": dt.version(), "txn": txn, "protocol": [dt.protocol().min_reader_version, dt.protocol().min_writer_version]}))
+    else:
+        raise SystemExit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `make demo`: a local MariaDB (own data dir, free loopback port) with a sample
+# shop schema and a stream of changes, replicated by Tributary into
+# ./delta-tables; prints what landed and where. Stops everything on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEMO_DIR="$PWD/.tributary-demo"
+LAKE="$PWD/delta-tables"
+BIN="${CARGO_TARGET_DIR:-target}/debug/tributary"
+
+cargo build --locked -q -p tributary
+rm -rf "$DEMO_DIR"; mkdir -p "$DEMO_DIR"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+SOCK="$DEMO_DIR/mysqld.sock"
+
+echo "demo: starting MariaDB on 127.0.0.1:$PORT (data in $DEMO_DIR)"
+mariadb-install-db --no-defaults --user="$(id -un)" --skip-test-db --datadir="$DEMO_DIR/data" >"$DEMO_DIR/install.log" 2>&1
+mariadbd --no-defaults --user="$(id -un)" --datadir="$DEMO_DIR/data" --socket="$SOCK" --port="$PORT" \
+  --bind-address=127.0.0.1 --skip-name-resolve --server-id=1 --log-bin="$DEMO_DIR/data/mariadb-bin" \
+  --binlog-format=ROW --binlog-row-image=FULL >"$DEMO_DIR/server.log" 2>&1 &
+DB_PID=$!
+PIPE_PID=""
+cleanup() {
+  [ -n "$PIPE_PID" ] && kill "$PIPE_PID" 2>/dev/null || true
+  kill "$DB_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+sql() { mariadb --socket="$SOCK" -uroot --batch --skip-column-names -e "$1"; }
+for _ in $(seq 1 300); do sql "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+sql "SELECT 1" >/dev/null
+
+sql "CREATE USER 'cdc'@'127.0.0.1' IDENTIFIED BY 'cdc-demo'; GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'cdc'@'127.0.0.1';
+CREATE DATABASE shop;
+CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(100), email VARCHAR(200), created_at DATETIME(6));
+CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, customer_id INT, amount DECIMAL(12,2), status ENUM('new','paid','shipped'), placed_at TIMESTAMP(3));
+INSERT INTO shop.customers SELECT seq, CONCAT('customer ', seq), CONCAT('c', seq, '@example.com'), NOW(6) FROM seq_1_to_1000;
+INSERT INTO shop.orders SELECT seq, 1 + seq % 1000, seq * 1.25, 'new', NOW(3) FROM seq_1_to_5000;"
+
+cat >"$DEMO_DIR/pipeline.toml" <<TOML
+[pipeline]
+name = "demo"
+
+[source.mysql]
+port = $PORT
+user = "cdc"
+include = ["shop.*"]
+
+[sink.delta]
+root = "$LAKE"
+TOML
+echo "demo: running tributary (config $DEMO_DIR/pipeline.toml) into $LAKE"
+TRIBUTARY_SOURCE_PASSWORD=cdc-demo "$BIN" run --config "$DEMO_DIR/pipeline.toml" 2>"$DEMO_DIR/tributary.log" &
+PIPE_PID=$!
+for round in $(seq 1 20); do
+  sql "UPDATE shop.orders SET status='paid' WHERE id % 20 = $((round % 20));
+       INSERT INTO shop.orders VALUES ($((5000 + round)), $round, 9.99, 'new', NOW(3));
+       DELETE FROM shop.customers WHERE id = $((round * 7));"
+  sleep 0.25
+done
+sleep 2
+kill -TERM "$PIPE_PID"; wait "$PIPE_PID" || true; PIPE_PID=""
+echo
+TRIBUTARY_SOURCE_PASSWORD=cdc-demo "$BIN" status --config "$DEMO_DIR/pipeline.toml"
+echo
+echo "demo: last changes of shop.orders:"
+TRIBUTARY_SOURCE_PASSWORD=cdc-demo "$BIN" changes shop.orders --config "$DEMO_DIR/pipeline.toml" --from-version 1 | tail -5
+echo
+echo "demo: Delta tables are in $LAKE (read them with Spark, delta-rs or DuckDB); log: $DEMO_DIR/tributary.log"
