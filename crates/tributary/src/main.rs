@@ -41,7 +41,14 @@ fn one_line(error: &anyhow::Error) -> String {
 }
 
 fn init_logging(cli: &cli::Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
+    // Library crates below ours log every snapshot load at info; keep them at warn unless asked.
+    let mut directives = cli.log.clone();
+    for noisy in ["buoyant_kernel", "deltalake_core", "delta_kernel"] {
+        if !directives.contains(noisy) {
+            directives.push_str(&format!(",{noisy}=warn"));
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         cli::LogFormat::Json => builder.json().init(),

@@ -10,7 +10,9 @@ pub async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     let source = config.mysql();
     let report = preflight::preflight(source).await?;
     println!("source: {report:?}");
-    let schemas = schema_loader::load_schemas(source).await?;
+    let resolver = schema_loader::LiveSchemaResolver::load(source).await?;
+    let mut schemas: Vec<_> = resolver.tables().values().cloned().collect();
+    schemas.sort_by(|a, b| a.id.cmp(&b.id));
     for schema in &schemas {
         let key: Vec<&str> = schema.primary_key.iter().map(|&i| schema.columns[i].name.as_str()).collect();
         let mode = if key.is_empty() { "append-only changelog (no primary key)".to_string() } else { format!("primary key ({})", key.join(", ")) };

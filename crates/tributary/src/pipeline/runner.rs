@@ -19,7 +19,9 @@ pub async fn run(config: &PipelineConfig, mut shutdown: watch::Receiver<bool>) -
     let source = config.mysql();
     let report = preflight::preflight(source).await?;
     tracing::info!(?report, "source preflight passed");
-    let schemas = schema_loader::load_schemas(source).await?;
+    let resolver = schema_loader::LiveSchemaResolver::load(source).await?;
+    let mut schemas: Vec<Arc<TableSchema>> = resolver.tables().values().cloned().collect();
+    schemas.sort_by(|a, b| a.id.cmp(&b.id));
     let app_id = &config.pipeline.name;
     let mut writers = TableWriters::open(&config.sink.delta, &schemas, app_id).await?;
 
@@ -35,7 +37,6 @@ pub async fn run(config: &PipelineConfig, mut shutdown: watch::Receiver<bool>) -
     let SourcePosition::MySql(from) = from else { bail!("the Delta tables hold a non-MySQL position") };
     tracing::info!(position = %SourcePosition::MySql(from.clone()), "streaming from the lowest committed position");
 
-    let resolver = schema_loader::LiveSchemaResolver::new(schemas.clone());
     let binlog = BinlogSource::start(source, resolver, from.clone()).await?;
     let (events_tx, mut events_rx) = mpsc::channel(64);
     let reader = tokio::spawn(read_binlog(binlog, events_tx));

@@ -52,6 +52,7 @@ pub async fn copy_tables(
             "snapshot of table done"
         );
     }
+    reader.finish().await.context("end the snapshot transaction")?;
     Ok(position)
 }
 

@@ -42,10 +42,6 @@ impl TableWriters {
         self.writers.get_mut(id)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&TableId, &TableWriter)> {
-        self.writers.iter()
-    }
-
     /// The position to resume streaming from: the lowest committed position of
     /// any table; `None` if some table holds no position yet.
     pub fn resume_position(&self) -> Option<SourcePosition> {
@@ -67,6 +63,7 @@ impl TableWriters {
             let committed = writer.committed_version();
             let before = batch.changes.len();
             if let Some(committed) = committed {
+                tracing::trace!(table = %id, committed, first = ?batch.changes.first().map(|c| c.position.to_string()), "skip check");
                 batch.changes.retain(|c| c.position.to_version().map(|v| v > committed).unwrap_or(true));
                 summary.changes_skipped += before - batch.changes.len();
                 if batch.changes.is_empty() {

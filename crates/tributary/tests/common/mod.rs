@@ -74,7 +74,7 @@ impl Pipeline {
         let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
             .args(["run", "--config"])
             .arg(config)
-            .env("TRIBUTARY_LOG", "info,tributary=debug")
+            .env("TRIBUTARY_LOG", "info,tributary=trace")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

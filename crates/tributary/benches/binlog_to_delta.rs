@@ -1,0 +1,139 @@
+//! `make bench`: rows/s, MB/s and peak RSS of the release binary replaying an
+//! already-written MariaDB binlog into Delta, for (a) 1M inserts and (b) 200k
+//! updates + 50k deletes over the 1M-row table. The binlog is written before
+//! the pipeline starts, so the source is not the bottleneck.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tributary_core::{MySqlPosition, SourcePosition};
+use tributary_testkit::{MariaDb, TestDir};
+
+const APP: &str = "bench";
+const ROWS: u64 = 1_000_000;
+const TXN_ROWS: u64 = 10_000;
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benches; nothing to list here.
+    }
+    let server = MariaDb::start().expect("start MariaDB");
+    server.create_user("cdc", "cdc-pw", &["REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*"]).unwrap();
+    server.exec("CREATE DATABASE bench").unwrap();
+    server
+        .exec("CREATE TABLE bench.t (id BIGINT PRIMARY KEY, a INT, b VARCHAR(40), c DECIMAL(12,2), d DATETIME(6))")
+        .unwrap();
+    let dir = TestDir::new().unwrap();
+    let config = write_config(dir.path(), &server);
+    let table = dir.path().join("lake/bench/t");
+
+    // Empty snapshot: the table starts at the current position.
+    let mut pipeline = start(&config);
+    wait(&mut pipeline, &table, master(&server).1);
+    stop(pipeline);
+
+    let (file, start_offset) = master(&server).0;
+    for first in (1..=ROWS).step_by(TXN_ROWS as usize) {
+        let last = first + TXN_ROWS - 1;
+        server
+            .exec(&format!(
+                "INSERT INTO bench.t SELECT seq, seq % 1000, CONCAT('row-', seq), seq / 100, \
+                 '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_{first}_to_{last}"
+            ))
+            .unwrap();
+    }
+    let ((_, end_offset), target) = master(&server);
+    report("inserts", ROWS, &config, &table, target, end_offset - start_offset, &file);
+
+    let start_offset = master(&server).0 .1;
+    for first in (1..=ROWS).step_by(TXN_ROWS as usize * 5) {
+        let last = first + TXN_ROWS * 5 - 1;
+        server
+            .exec(&format!(
+                "UPDATE bench.t SET a = a + 1, b = CONCAT(b, '-u') WHERE id BETWEEN {first} AND {last} AND id % 5 = 0; \
+                 DELETE FROM bench.t WHERE id BETWEEN {first} AND {last} AND id % 20 = 1"
+            ))
+            .unwrap();
+    }
+    let ((_, end_offset), target) = master(&server);
+    report("updates+deletes", 250_000, &config, &table, target, end_offset - start_offset, &file);
+}
+
+fn report(name: &str, rows: u64, config: &Path, table: &Path, target: i64, binlog_bytes: u64, file: &str) {
+    let started = Instant::now();
+    let mut pipeline = start(config);
+    let peak_rss_kb = wait(&mut pipeline, table, target);
+    let secs = started.elapsed().as_secs_f64();
+    stop(pipeline);
+    println!(
+        "{name:>16}: {rows} rows in {secs:.2} s = {:.0} rows/s, {:.1} MB/s of binlog ({binlog_bytes} bytes of {file}), peak RSS {:.0} MB",
+        rows as f64 / secs,
+        binlog_bytes as f64 / secs / 1e6,
+        peak_rss_kb as f64 / 1024.0
+    );
+}
+
+fn write_config(dir: &Path, server: &MariaDb) -> PathBuf {
+    let text = format!(
+        "[pipeline]\nname = \"{APP}\"\n[source.mysql]\nport = {}\nuser = \"cdc\"\npassword = \"cdc-pw\"\ninclude = [\"bench.t\"]\n\
+         [sink.delta]\nroot = \"{}\"\n",
+        server.port(),
+        dir.join("lake").display()
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("TRIBUTARY_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn tributary")
+}
+
+fn stop(mut child: Child) {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "pipeline exit {status}");
+}
+
+/// The server's next binlog position and its txn version.
+fn master(server: &MariaDb) -> ((String, u64), i64) {
+    let out = server.exec("SHOW MASTER STATUS").unwrap();
+    let mut cols = out.split('\t');
+    let file = cols.next().unwrap().to_string();
+    let offset: u64 = cols.next().unwrap().trim().parse().unwrap();
+    let version = SourcePosition::MySql(MySqlPosition::new(file.clone(), offset)).to_version().unwrap();
+    ((file, offset), version)
+}
+
+/// Waits until the table holds `version`; returns the pipeline's peak RSS in kB.
+fn wait(child: &mut Child, table: &Path, version: i64) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut peak = 0;
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "pipeline exited early");
+        peak = peak.max(vm_hwm_kb(child.id()));
+        if let Ok(status) = rt.block_on(tributary_delta::table_status(table, APP)) {
+            if status.committed_version.is_some_and(|v| v >= version) {
+                return peak;
+            }
+        }
+        assert!(Instant::now() < deadline, "no catch-up within 30 min");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn vm_hwm_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
