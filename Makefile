@@ -3,10 +3,16 @@ SHELL := /bin/bash
 CACHE_DIR ?= /var/cache/tributary
 export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
 export TRIBUTARY_PYTHON ?= $(CACHE_DIR)/venv/bin/python
+export TRIBUTARY_CACHE_DIR ?= $(CACHE_DIR)
+export TRIBUTARY_JARS_DIR ?= $(CACHE_DIR)/jars
+INFRA_DIR ?= $(CACHE_DIR)/infra
+# clean-delta-tables removes test leftovers older than this (minutes).
+OLDER_THAN_MIN ?= 60
 CARGO ?= cargo
 TEST_THREADS ?= 2
 
-.PHONY: setup build test test-unit test-integration demo bench fmt lint clean-delta-tables
+.PHONY: setup build test test-unit test-integration test-spark test-alerting demo bench fmt lint clean-delta-tables \
+	infra-up infra-down
 
 setup:  ## install Debian packages and the Python venv the tests need
 	TRIBUTARY_CACHE_DIR=$(CACHE_DIR) bash scripts/setup.sh
@@ -20,12 +26,52 @@ test: setup  ## the whole test suite: installs what is missing, then runs everyt
 test-unit:
 	$(CARGO) test --workspace --locked --lib --bins
 
+test-integration: setup  ## the integration tests only (tests/ of every crate)
+	$(CARGO) test --workspace --locked --tests -- --test-threads=$(TEST_THREADS)
+
+test-spark: setup  ## Spark + Delta verification (one JVM per test binary)
+	$(CARGO) test --locked -p tributary-testkit --test spark -- --test-threads=$(TEST_THREADS)
+	@if ls crates/tributary/tests/spark_*.rs >/dev/null 2>&1; then \
+	  for t in crates/tributary/tests/spark_*.rs; do \
+	    $(CARGO) test --locked -p tributary --test "$$(basename $$t .rs)" -- --test-threads=$(TEST_THREADS) || exit 1; \
+	  done; \
+	fi
+
+test-alerting: setup  ## AlertManager routes, inhibition, silences, webhooks; Prometheus config and rules
+	$(CARGO) test --locked -p tributary-testkit --test alertmanager --test prometheus --test webhook \
+	  -- --test-threads=$(TEST_THREADS)
+
+infra-up: setup  ## start the whole stack on loopback for a person; prints URLs and ports
+	@mkdir -p $(INFRA_DIR)
+	@if [ -f $(INFRA_DIR)/infra.pid ] && kill -0 "$$(cat $(INFRA_DIR)/infra.pid)" 2>/dev/null \
+	    && [ -f $(INFRA_DIR)/infra.txt ]; then \
+	  echo "infra: already up (pid $$(cat $(INFRA_DIR)/infra.pid))"; cat $(INFRA_DIR)/infra.txt; exit 0; \
+	fi
+	$(CARGO) build --locked -q -p tributary-testkit --example infra
+	@rm -f $(INFRA_DIR)/infra.txt
+	@nohup $(CARGO_TARGET_DIR)/debug/examples/infra --state-dir $(INFRA_DIR) $(INFRA_ARGS) \
+	  >$(INFRA_DIR)/infra.log 2>&1 </dev/null & echo $$! >$(INFRA_DIR)/infra.pid
+	@pid=$$(cat $(INFRA_DIR)/infra.pid); \
+	for _ in $$(seq 1 2400); do \
+	  [ -f $(INFRA_DIR)/infra.txt ] && { cat $(INFRA_DIR)/infra.txt; exit 0; }; \
+	  kill -0 $$pid 2>/dev/null || { echo "infra: failed to start; log $(INFRA_DIR)/infra.log:"; tail -30 $(INFRA_DIR)/infra.log; rm -f $(INFRA_DIR)/infra.pid; exit 1; }; \
+	  sleep 0.1; \
+	done; echo "infra: not up after 240 s; log $(INFRA_DIR)/infra.log"; exit 1
+
+infra-down:  ## stop what infra-up started
+	@if [ ! -f $(INFRA_DIR)/infra.pid ] || ! kill -0 "$$(cat $(INFRA_DIR)/infra.pid)" 2>/dev/null; then \
+	  echo "infra: not running"; rm -f $(INFRA_DIR)/infra.pid; exit 0; \
+	fi; \
+	pid=$$(cat $(INFRA_DIR)/infra.pid); kill -TERM $$pid; \
+	for _ in $$(seq 1 600); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+	if kill -0 $$pid 2>/dev/null; then echo "infra: pid $$pid still running after 60 s"; exit 1; fi; \
+	rm -f $(INFRA_DIR)/infra.pid; echo "infra: stopped"
+
 demo: setup  ## local MariaDB + sample schema + a stream of changes -> ./delta-tables
 	bash scripts/demo.sh
 
 bench: setup  ## rows/s, MB/s and peak RSS, binlog -> Delta (release build)
-	$(CARGO) build --release --locked -p tributary --bins --benches
-	bash scripts/bench.sh
+	$(CARGO) bench --locked -p tributary --bench binlog_to_delta
 
 fmt:
 	$(CARGO) fmt --all
@@ -34,5 +80,6 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-clean-delta-tables:  ## remove test leftovers
-	rm -rf $${TMPDIR:-/tmp}/tributary-tests
+clean-delta-tables:  ## remove test leftovers (per-run Delta table roots) older than OLDER_THAN_MIN minutes
+	@find "$${TMPDIR:-/tmp}/tributary-tests" -mindepth 1 -maxdepth 1 -mmin +$(OLDER_THAN_MIN) -print \
+	  -exec rm -rf {} + 2>/dev/null; true

@@ -12,6 +12,7 @@ import decimal
 import json
 import sys
 
+import pyarrow as pa
 from deltalake import DeltaTable
 
 
@@ -49,8 +50,8 @@ def main(argv):
         kwargs = {"starting_version": start}
         if len(argv) > 4:
             kwargs["ending_version"] = int(argv[4])
-        reader = dt.load_cdf(**kwargs)
-        table = reader.read_all()
+        # load_cdf returns an arro3 reader; pyarrow takes it through the Arrow C stream interface.
+        table = pa.RecordBatchReader.from_stream(dt.load_cdf(**kwargs)).read_all()
         rows = rows_of(table)
         rows.sort(key=lambda r: (r["_commit_version"], json.dumps(r, sort_keys=True)))
         print(json.dumps({"rows": rows}))

@@ -4,13 +4,26 @@
 //! A service that cannot start makes the test skip loudly on a laptop and
 //! fail under `CI=true` (see [`require`]).
 
+pub mod alertmanager;
+pub mod disk;
+mod http;
 pub mod isolation;
 pub mod mariadb;
 pub mod ports;
+pub mod postgres;
 pub mod process;
+pub mod prometheus;
+pub mod spark;
+pub mod webhook;
 
+pub use alertmanager::{Alert, AlertManager, AlertManagerClient, AlertManagerOptions};
+pub use disk::{ensure_free_space, ensure_space_for_heavy_tests};
 pub use isolation::{unique_name, TestDatabase, TestDir};
 pub use mariadb::{MariaDb, MariaDbOptions};
+pub use postgres::{PgDatabase, Postgres, PostgresOptions};
+pub use prometheus::{Prometheus, PrometheusOptions};
+pub use spark::{SparkField, SparkVerifier, SparkVerifierOptions};
+pub use webhook::{Notification, WebhookReceiver};
 
 use std::fmt::Display;
 

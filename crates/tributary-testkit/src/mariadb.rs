@@ -92,7 +92,7 @@ impl MariaDb {
     pub fn exec(&self, sql: &str) -> Result<String, TestKitError> {
         let out = Command::new("mariadb")
             .arg(format!("--socket={}", self.socket().display()))
-            .args(["-uroot", "--batch", "--skip-column-names", "-e", sql])
+            .args(["-uroot", "--batch", "--skip-column-names", "--default-character-set=utf8mb4", "-e", sql])
             .output()
             .map_err(|source| TestKitError::Io { context: "run the mariadb client".into(), source })?;
         if !out.status.success() {

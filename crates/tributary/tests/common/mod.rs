@@ -131,7 +131,8 @@ impl Drop for Pipeline {
 }
 
 fn uuid_like() -> String {
-    format!("{}", Instant::now().elapsed().as_nanos() ^ (std::process::id() as u128) << 20)
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string()
 }
 
 /// Runs `tributary <args>` to completion.

@@ -1,0 +1,546 @@
+//! Turns one batch of source changes into the files and actions of one Delta
+//! commit.
+//!
+//! Tables with a primary key (upsert mirror): changes are replayed per key in
+//! source order against the stored rows they touch. Only data files whose key
+//! bounds can hold an updated / deleted key are read; a file that really holds
+//! one is replaced by a file without those rows plus their final after-images
+//! (Remove + Add); rows of new keys go to one new file (Add only, nothing
+//! rewritten). Whenever anything is removed or rewritten, a change-data file
+//! holds exactly the batch's changes (`insert`, `update_preimage`,
+//! `update_postimage`, `delete`) so readers never see untouched rows as
+//! delete + insert.
+//!
+//! Tables without a primary key (append-only changelog): every change is a new
+//! row (after-image with op `c`/`u`, before-image with op `d`); nothing is ever
+//! rewritten. TRUNCATE removes every file in both kinds of table.
+
+use crate::commit::{add_action, cdc_action, remove_action, CommitMetrics};
+use crate::encode::{decode_rows, encode, EncodeError, Op, OutRow, RowMeta};
+use crate::files::{cdc_file_name, data_file_name, read_file, write_file, FileEntry, FileError, FileIndex, WrittenFile};
+use crate::key::{key_of_row, Key, KeyLookup, KeyMap, KeyReader, KeySet};
+use crate::schema::TableLayout;
+use crate::writer::{SourcedChange, TableBatch};
+use crate::DeltaError;
+use deltalake::arrow::array::{BooleanArray, RecordBatch};
+use deltalake::arrow::compute::{concat_batches, filter_record_batch};
+use deltalake::kernel::Action;
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use tributary_core::{ColumnType, RowChange, SourcePosition, Value};
+
+pub(crate) const INSERT: &str = "insert";
+pub(crate) const UPDATE_PRE: &str = "update_preimage";
+pub(crate) const UPDATE_POST: &str = "update_postimage";
+pub(crate) const DELETE: &str = "delete";
+
+/// The outcome of planning a batch: files already written, actions to commit.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub actions: Vec<Action>,
+    pub added: Vec<(String, FileEntry)>,
+    pub removed: Vec<String>,
+    /// True when files are removed (the commit is not a blind append).
+    pub rewrites: bool,
+    pub metrics: CommitMetrics,
+    /// Rows written with new content (inserts, after-images, changelog rows).
+    pub rows_written: u64,
+    /// Rows removed from the table (deletes, truncated rows).
+    pub rows_deleted: u64,
+    /// Unchanged rows copied from rewritten files into their replacements.
+    pub rows_copied: u64,
+    /// Deletes / updates of keys the table does not hold.
+    pub missing_keys: u64,
+    /// Every file this plan wrote (to delete if the commit fails).
+    pub written: Vec<String>,
+}
+
+/// Plans batches for one table.
+pub(crate) struct Planner<'a> {
+    pub layout: &'a TableLayout,
+    pub table_dir: &'a Path,
+    pub index: &'a FileIndex,
+    /// Largest number of rows in one file written by a rewrite.
+    pub piece_rows: usize,
+}
+
+/// Metadata for rows of one source transaction, built once per position.
+struct MetaCache<'b> {
+    last: Option<(&'b SourcePosition, Arc<str>, i64)>,
+}
+
+impl<'b> MetaCache<'b> {
+    fn meta(&mut self, table: &Path, sc: &'b SourcedChange, op: Op) -> Result<RowMeta, DeltaError> {
+        let hit = matches!(&self.last, Some((p, _, _)) if std::ptr::eq(*p, &sc.position) || **p == sc.position);
+        if !hit {
+            let version = sc.position.to_version().map_err(|source| DeltaError::Position {
+                table: table.to_path_buf(),
+                position: sc.position.to_string(),
+                source,
+            })?;
+            self.last = Some((&sc.position, Arc::from(sc.position.to_string()), version));
+        }
+        let (_, text, version) = self.last.as_ref().expect("set above");
+        Ok(RowMeta { op: Some(op), position: Some(text.clone()), source_version: Some(*version), commit_ts: Some(sc.commit_ts) })
+    }
+}
+
+/// The key state of one primary-key value while a batch is replayed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Slot {
+    /// Arena index of the row the key holds now; `None` when absent.
+    current: Option<usize>,
+    /// Where the key's stored row came from: (candidate file, row).
+    origin: Option<(usize, usize)>,
+}
+
+/// A data file read because it may hold a touched key.
+struct Candidate {
+    path: String,
+    size: i64,
+    batch: RecordBatch,
+    /// Rows whose key the batch touches (dropped from the replacement), with their keys.
+    hits: Vec<(Key, usize)>,
+}
+
+/// One data file to write: rows copied from a rewritten file, then encoded rows.
+struct WriteJob<'a, 'b> {
+    survivors: Option<RecordBatch>,
+    rows: Vec<&'a OutRow<'b>>,
+}
+
+/// Maps `f` over `items` on up to one thread per core, keeping the order.
+fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    if threads <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let mut lanes: Vec<Vec<(usize, T)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        lanes[i % threads].push((i, item));
+    }
+    let f = &f;
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = lanes
+            .into_iter()
+            .map(|lane| scope.spawn(move || lane.into_iter().map(|(i, item)| (i, f(item))).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a writer thread panicked")).collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+impl Planner<'_> {
+    fn encode_err(&self, e: EncodeError) -> DeltaError {
+        DeltaError::Encode { table: self.table_dir.to_path_buf(), column: e.column, problem: e.problem }
+    }
+
+    fn file_err(&self, e: FileError) -> DeltaError {
+        e.into_delta(self.table_dir)
+    }
+
+    fn arrow_err(&self, context: &'static str) -> impl Fn(deltalake::arrow::error::ArrowError) -> DeltaError + '_ {
+        move |e| DeltaError::arrow(self.table_dir, context, e)
+    }
+
+    fn key_types(&self) -> Vec<&ColumnType> {
+        self.layout.pk.iter().map(|&i| &self.layout.source.columns[i].data_type).collect()
+    }
+
+    /// Reads a data file, conformed to the table's layout, as one batch.
+    fn read_data_file(&self, path: &str) -> Result<RecordBatch, DeltaError> {
+        let batches = read_file(self.table_dir, path).map_err(|e| self.file_err(e))?;
+        let batches = batches
+            .iter()
+            .map(|b| crate::encode::conform(b, &self.layout.arrow))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.arrow_err("conform a data file to the table schema"))?;
+        concat_batches(&self.layout.arrow, &batches).map_err(self.arrow_err("concatenate a data file"))
+    }
+
+    /// Encodes rows and writes them as a new data file; adds it to the plan.
+    fn add_data_file(&self, plan: &mut Plan, batches: &[RecordBatch]) -> Result<(), DeltaError> {
+        let written = write_file(self.table_dir, data_file_name(), self.layout, &self.layout.arrow, batches, true)
+            .map_err(|e| self.file_err(e))?;
+        plan.written.push(written.rel_path.clone());
+        push_add(plan, written);
+        Ok(())
+    }
+
+    fn add_cdc_file(&self, plan: &mut Plan, rows: &[&OutRow<'_>], types: &[&'static str]) -> Result<(), DeltaError> {
+        let batch = encode(self.layout, rows, Some(types)).map_err(|e| self.encode_err(e))?;
+        let written = write_file(self.table_dir, cdc_file_name(), self.layout, &self.layout.cdc_arrow, &[batch], false)
+            .map_err(|e| self.file_err(e))?;
+        plan.written.push(written.rel_path.clone());
+        plan.metrics.bytes_written += written.size as u64;
+        plan.actions.push(cdc_action(&written.rel_path, written.size));
+        Ok(())
+    }
+
+    fn remove(&self, plan: &mut Plan, path: &str, size: i64) {
+        plan.actions.push(remove_action(path, size));
+        plan.removed.push(path.to_string());
+        plan.metrics.files_removed += 1;
+        plan.rewrites = true;
+    }
+
+    /// Plans a batch for a table with a primary key.
+    pub fn plan_upsert<'b>(&self, batch: &'b TableBatch) -> Result<Plan, DeltaError> {
+        let started = Instant::now();
+        let table = self.table_dir;
+        let pk = &self.layout.pk;
+        let types = self.key_types();
+        let full_scan = batch.changes.iter().any(|c| matches!(c.change, RowChange::Truncate));
+
+        // 1. Keys of every change, and the keys whose stored rows are needed:
+        //    updated / deleted keys not (re)inserted earlier in the batch.
+        let mut keys: Vec<(Option<Key>, Option<Key>)> = Vec::with_capacity(batch.changes.len());
+        let mut lookup = KeySet::default();
+        let mut known = KeySet::default();
+        for sc in &batch.changes {
+            let key = |row: &[Value]| key_of_row(row, pk, &types);
+            let (before, after) = match &sc.change {
+                RowChange::Insert { after } => (None, Some(key(after))),
+                RowChange::Update { before, after } => (Some(key(before)), Some(key(after))),
+                RowChange::Delete { before } => (Some(key(before)), None),
+                RowChange::Truncate => (None, None),
+            };
+            if !full_scan {
+                match (&before, &after) {
+                    (Some(b), a) => {
+                        if known.insert(b.clone()) {
+                            lookup.insert(b.clone());
+                        }
+                        if let Some(a) = a.as_ref().filter(|a| *a != b) {
+                            if known.insert(a.clone()) {
+                                lookup.insert(a.clone());
+                            }
+                        }
+                    }
+                    (None, Some(a)) => {
+                        known.insert(a.clone());
+                    }
+                    (None, None) => {}
+                }
+            }
+            keys.push((before, after));
+        }
+        drop(known);
+        let keyed = started.elapsed();
+
+        // 2. Read (in parallel) only the files that may hold a looked-up key,
+        //    and note the rows that really do.
+        let sorted = KeyLookup::new(lookup.iter().cloned());
+        let wanted: Vec<(&String, &FileEntry)> = if full_scan || !sorted.is_empty() {
+            self.index.files.iter().filter(|(_, e)| full_scan || sorted.hits(&e.bounds)).collect()
+        } else {
+            Vec::new()
+        };
+        let files_read = wanted.len();
+        let scanned = par_map(wanted, |(path, entry)| -> Result<Candidate, DeltaError> {
+            let data = self.read_data_file(path)?;
+            let key_columns: Vec<_> = pk.iter().map(|&i| data.column(i).clone()).collect();
+            let reader = KeyReader::new(&key_columns);
+            let mut hits = Vec::new();
+            for r in 0..data.num_rows() {
+                let key = reader.key(r);
+                if full_scan || lookup.contains(&key) {
+                    hits.push((key, r));
+                }
+            }
+            Ok(Candidate { path: path.clone(), size: entry.size, batch: data, hits })
+        });
+        let candidates = scanned.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let read = started.elapsed();
+
+        // 3. Replay the changes in order, starting from the stored rows found.
+        let mut arena: Vec<OutRow<'b>> = Vec::with_capacity(batch.changes.len() + lookup.len());
+        let mut state: KeyMap<Slot> = KeyMap::default();
+        state.reserve(batch.changes.len() + lookup.len());
+        for (f, cand) in candidates.iter().enumerate() {
+            if cand.hits.is_empty() {
+                continue;
+            }
+            let rows: Vec<usize> = cand.hits.iter().map(|(_, r)| *r).collect();
+            let decoded = decode_rows(self.layout, &cand.batch, &rows).map_err(|e| self.encode_err(e))?;
+            for ((key, r), (values, meta)) in cand.hits.iter().zip(decoded) {
+                let slot = state.entry(key.clone()).or_default();
+                if slot.origin.is_none() {
+                    arena.push(OutRow { values: Cow::Owned(values), meta });
+                    *slot = Slot { current: Some(arena.len() - 1), origin: Some((f, *r)) };
+                } // else: a duplicate of the key in the table; its row is dropped too
+            }
+        }
+        let mut cdc: Vec<(usize, &'static str)> = Vec::with_capacity(batch.changes.len() * 2);
+        let mut metas = MetaCache { last: None };
+        let mut plan = Plan::default();
+        for (sc, (kb, ka)) in batch.changes.iter().zip(keys) {
+            match &sc.change {
+                RowChange::Insert { after } => {
+                    let ka = ka.expect("inserts have a key");
+                    let slot = state.entry(ka).or_default();
+                    let values = resolve_unchanged(after, slot.current.map(|c| &*arena[c].values));
+                    arena.push(OutRow { values, meta: metas.meta(table, sc, Op::Insert)? });
+                    let idx = arena.len() - 1;
+                    match slot.current {
+                        Some(old) => cdc.extend([(old, UPDATE_PRE), (idx, UPDATE_POST)]),
+                        None => cdc.push((idx, INSERT)),
+                    }
+                    slot.current = Some(idx);
+                }
+                RowChange::Update { before, after } => {
+                    let (kb, ka) = (kb.expect("updates have keys"), ka.expect("updates have keys"));
+                    let old = state.get(&kb).and_then(|s| s.current);
+                    let base: &[Value] = match old {
+                        Some(c) => &arena[c].values,
+                        None => before,
+                    };
+                    let values = resolve_unchanged(after, Some(base));
+                    arena.push(OutRow { values, meta: metas.meta(table, sc, Op::Update)? });
+                    let idx = arena.len() - 1;
+                    if ka != kb {
+                        if let Some(s) = state.get_mut(&kb) {
+                            s.current = None;
+                        }
+                        let target = state.entry(ka).or_default();
+                        if let Some(overwritten) = target.current {
+                            cdc.push((overwritten, DELETE));
+                        }
+                        target.current = Some(idx);
+                    } else {
+                        state.entry(kb).or_default().current = Some(idx);
+                    }
+                    match old {
+                        Some(old) => cdc.extend([(old, UPDATE_PRE), (idx, UPDATE_POST)]),
+                        None => {
+                            plan.missing_keys += 1;
+                            cdc.push((idx, INSERT));
+                        }
+                    }
+                }
+                RowChange::Delete { .. } => {
+                    let kb = kb.expect("deletes have a key");
+                    match state.get_mut(&kb).and_then(|s| s.current.take()) {
+                        Some(old) => cdc.push((old, DELETE)),
+                        None => plan.missing_keys += 1,
+                    }
+                }
+                RowChange::Truncate => {
+                    let mut present: Vec<usize> = state.values_mut().filter_map(|s| s.current.take()).collect();
+                    present.sort_unstable();
+                    cdc.extend(present.into_iter().map(|i| (i, DELETE)));
+                }
+            }
+        }
+        plan.metrics.changes = batch.changes.len();
+        let replayed = started.elapsed();
+
+        // 4. Final rows go back next to where their key was stored (the file
+        //    is rewritten in pieces of at most `piece_rows`, each piece with
+        //    the after-images of its own rows, so key ranges stay tight), or
+        //    into a new file for keys the table did not hold.
+        let mut per_row: Vec<Vec<(usize, usize)>> = vec![Vec::new(); candidates.len()];
+        let mut fresh: Vec<usize> = Vec::new();
+        for slot in state.values() {
+            if let Some(row) = slot.current {
+                match slot.origin {
+                    Some((f, r)) if !full_scan => per_row[f].push((r, row)),
+                    _ => fresh.push(row),
+                }
+            }
+        }
+        let mut jobs: Vec<WriteJob<'_, 'b>> = Vec::new();
+        for (f, cand) in candidates.iter().enumerate() {
+            if cand.hits.is_empty() && !full_scan {
+                continue; // read for nothing: its key range held none of the keys
+            }
+            self.remove(&mut plan, &cand.path, cand.size);
+            if full_scan {
+                continue;
+            }
+            let n = cand.batch.num_rows();
+            let mut keep = vec![true; n];
+            for &(_, r) in &cand.hits {
+                keep[r] = false;
+            }
+            let mut finals = std::mem::take(&mut per_row[f]);
+            finals.sort_unstable();
+            let piece_rows = self.piece_rows.max(1);
+            let mut next_final = 0;
+            for start in (0..n.max(1)).step_by(piece_rows) {
+                let len = piece_rows.min(n - start.min(n));
+                let mask = BooleanArray::from(keep[start..start + len].to_vec());
+                let survivors = filter_record_batch(&cand.batch.slice(start, len), &mask)
+                    .map_err(self.arrow_err("filter a rewritten file"))?;
+                let end = next_final + finals[next_final..].partition_point(|(r, _)| *r < start + len);
+                let changed: Vec<&OutRow> = finals[next_final..end].iter().map(|&(_, i)| &arena[i]).collect();
+                next_final = end;
+                if survivors.num_rows() + changed.len() > 0 {
+                    plan.rows_copied += survivors.num_rows() as u64;
+                    plan.rows_written += changed.len() as u64;
+                    jobs.push(WriteJob { survivors: Some(survivors), rows: changed });
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            fresh.sort_unstable();
+            plan.rows_written += fresh.len() as u64;
+            for piece in fresh.chunks(self.piece_rows.max(1)) {
+                jobs.push(WriteJob { survivors: None, rows: piece.iter().map(|&i| &arena[i]).collect() });
+            }
+        }
+        let written = par_map(jobs, |job| -> Result<WrittenFile, DeltaError> {
+            let changed = encode(self.layout, &job.rows, None).map_err(|e| self.encode_err(e))?;
+            let batches: Vec<RecordBatch> = job.survivors.into_iter().chain([changed]).collect();
+            write_file(self.table_dir, data_file_name(), self.layout, &self.layout.arrow, &batches, true)
+                .map_err(|e| self.file_err(e))
+        });
+        for file in written {
+            let file = file?;
+            plan.written.push(file.rel_path.clone());
+            push_add(&mut plan, file);
+        }
+        plan.rows_deleted = cdc.iter().filter(|(_, t)| *t == DELETE).count() as u64;
+        let rewritten = started.elapsed();
+
+        // 5. Change data, unless the commit only adds rows of new keys.
+        if plan.rewrites || cdc.iter().any(|(_, t)| *t != INSERT) {
+            let rows: Vec<&OutRow> = cdc.iter().map(|&(i, _)| &arena[i]).collect();
+            let types: Vec<&'static str> = cdc.iter().map(|&(_, t)| t).collect();
+            self.add_cdc_file(&mut plan, &rows, &types)?;
+        }
+        plan.metrics.rows_written = plan.rows_written;
+        tracing::debug!(
+            table = %table.display(), changes = batch.changes.len(), lookups = lookup.len(), files_read,
+            rows_copied = plan.rows_copied, keyed = ?keyed, read = ?read - keyed, replayed = ?replayed - read,
+            rewritten = ?rewritten - replayed, cdc = ?started.elapsed() - rewritten, "batch planned"
+        );
+        Ok(plan)
+    }
+
+    /// Plans a batch for a table without primary key (append-only changelog).
+    pub fn plan_changelog<'b>(&self, batch: &'b TableBatch) -> Result<Plan, DeltaError> {
+        let table = self.table_dir;
+        let mut plan = Plan::default();
+        let mut metas = MetaCache { last: None };
+        let truncates = batch.changes.iter().any(|c| matches!(c.change, RowChange::Truncate));
+        let mut arena: Vec<OutRow<'b>> = Vec::new();
+        // Rows the table holds before the batch, needed only to record their deletion.
+        let mut existing: Vec<usize> = Vec::new();
+        if truncates {
+            for path in self.index.files.keys() {
+                let data = self.read_data_file(path)?;
+                let rows: Vec<usize> = (0..data.num_rows()).collect();
+                for (values, meta) in decode_rows(self.layout, &data, &rows).map_err(|e| self.encode_err(e))? {
+                    arena.push(OutRow { values: Cow::Owned(values), meta });
+                    existing.push(arena.len() - 1);
+                }
+            }
+        }
+        let mut appended: Vec<usize> = Vec::with_capacity(batch.changes.len());
+        let mut cdc: Vec<(usize, &'static str)> = Vec::new();
+        let mut table_truncated = false;
+        for sc in &batch.changes {
+            let row = match &sc.change {
+                RowChange::Insert { after } => OutRow { values: resolve_unchanged(after, None), meta: metas.meta(table, sc, Op::Insert)? },
+                RowChange::Update { before, after } => {
+                    OutRow { values: resolve_unchanged(after, Some(before)), meta: metas.meta(table, sc, Op::Update)? }
+                }
+                RowChange::Delete { before } => {
+                    OutRow { values: resolve_unchanged(before, None), meta: metas.meta(table, sc, Op::Delete)? }
+                }
+                RowChange::Truncate => {
+                    let gone: Vec<usize> = if table_truncated { Vec::new() } else { std::mem::take(&mut existing) };
+                    table_truncated = true;
+                    cdc.extend(gone.into_iter().chain(appended.drain(..)).map(|i| (i, DELETE)));
+                    continue;
+                }
+            };
+            arena.push(row);
+            appended.push(arena.len() - 1);
+            cdc.push((arena.len() - 1, INSERT));
+        }
+        plan.metrics.changes = batch.changes.len();
+        if table_truncated {
+            let files: Vec<(String, i64)> = self.index.files.iter().map(|(p, e)| (p.clone(), e.size)).collect();
+            for (path, size) in files {
+                self.remove(&mut plan, &path, size);
+            }
+        }
+        if !appended.is_empty() {
+            let out: Vec<&OutRow> = appended.iter().map(|&i| &arena[i]).collect();
+            plan.rows_written = out.len() as u64;
+            let data = encode(self.layout, &out, None).map_err(|e| self.encode_err(e))?;
+            self.add_data_file(&mut plan, &[data])?;
+        }
+        plan.rows_deleted = cdc.iter().filter(|(_, t)| *t == DELETE).count() as u64;
+        if plan.rewrites {
+            let rows: Vec<&OutRow> = cdc.iter().map(|&(i, _)| &arena[i]).collect();
+            let types: Vec<&'static str> = cdc.iter().map(|&(_, t)| t).collect();
+            self.add_cdc_file(&mut plan, &rows, &types)?;
+        }
+        plan.metrics.rows_written = plan.rows_written;
+        Ok(plan)
+    }
+
+    /// Plans the removal of every data file (TRUNCATE without rows, or a snapshot reset).
+    pub fn plan_remove_all(&self) -> Plan {
+        let mut plan = Plan::default();
+        for (path, entry) in &self.index.files {
+            self.remove(&mut plan, path, entry.size);
+            plan.rows_deleted += entry.rows.unwrap_or(0) as u64;
+        }
+        plan
+    }
+}
+
+/// Records a written data file as an Add of the plan.
+pub(crate) fn push_add(plan: &mut Plan, written: WrittenFile) {
+    plan.metrics.files_added += 1;
+    plan.metrics.bytes_written += written.size as u64;
+    plan.actions.push(add_action(&written.rel_path, written.size, written.stats.json.clone()));
+    plan.added.push((
+        written.rel_path,
+        FileEntry { size: written.size, rows: Some(written.stats.num_records), bounds: written.stats.key_bounds },
+    ));
+}
+
+/// `after` with every [`Value::Unchanged`] replaced by the stored value of the
+/// same column (`base`), or NULL when nothing is stored. Borrows `after` when
+/// it holds no unchanged value.
+fn resolve_unchanged<'b>(after: &'b [Value], base: Option<&[Value]>) -> Cow<'b, [Value]> {
+    if !after.iter().any(|v| matches!(v, Value::Unchanged)) {
+        return Cow::Borrowed(after);
+    }
+    Cow::Owned(
+        after
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::Unchanged => match base.and_then(|b| b.get(i)) {
+                    Some(Value::Unchanged) | None => Value::Null,
+                    Some(stored) => stored.clone(),
+                },
+                v => v.clone(),
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unchanged_values_keep_the_stored_value() {
+        let after = vec![Value::Int(1), Value::Unchanged, Value::Text("new".into())];
+        let stored = vec![Value::Int(1), Value::Text("big toast".into()), Value::Text("old".into())];
+        let merged = resolve_unchanged(&after, Some(&stored));
+        assert_eq!(merged.as_ref(), &[Value::Int(1), Value::Text("big toast".into()), Value::Text("new".into())]);
+        assert!(matches!(resolve_unchanged(&stored, None), Cow::Borrowed(_)));
+        assert_eq!(resolve_unchanged(&after, None)[1], Value::Null);
+    }
+}

@@ -1,0 +1,303 @@
+//! Delta commits through delta-rs' commit API: the actions of one batch (Add,
+//! Remove, AddCDCFile), the `txn` action carrying the source position, the
+//! commit info carrying the full position, and checkpoints every N commits.
+//!
+//! delta-rs built without datafusion refuses to commit to tables with writer
+//! version ≥ 4 (it cannot write change data, invariants, constraints or
+//! generated columns itself). Tributary writes the change data files itself
+//! and its tables use none of the other three, so [`check_writable`] verifies
+//! exactly that when a table is opened, and [`WritableTable`] then presents
+//! the table to the commit API with the legacy protocol (reader 1 / writer 2)
+//! whose checks delta-rs can perform (append-only). The protocol on disk is
+//! untouched.
+
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference, PROTOCOL};
+use deltalake::kernel::{Action, Add, AddCDCFile, EagerSnapshot, Metadata, Protocol, Remove, Transaction};
+use deltalake::logstore::{get_actions, LogStore};
+use deltalake::protocol::DeltaOperation;
+use deltalake::table::config::TablePropertiesExt as _;
+use deltalake::table::state::DeltaTableState;
+use deltalake::{DeltaTable, DeltaTableError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use tributary_core::SourcePosition;
+
+/// Key of Tributary's entry in the commit info of each of its commits.
+pub const COMMIT_INFO_KEY: &str = "tributary";
+
+/// How many commits back the committed position is looked for in the log.
+const MAX_INFO_SCAN: i64 = 1000;
+
+/// Writer features Tributary honours: the legacy writer-4 set (it writes change
+/// data itself; invariants, constraints and generated columns are accepted
+/// only while the table uses none) plus timestamp without zone.
+const HONOURED_WRITER_FEATURES: &[&str] =
+    &["appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns", "timestampNtz"];
+
+/// What a Tributary commit did; stored in its commit info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum CommitKind {
+    /// A batch of source transactions (possibly empty: a position-only commit).
+    Batch,
+    /// A file of snapshot rows; the snapshot is not complete yet.
+    SnapshotChunk,
+    /// The snapshot's last commit; carries the txn.
+    SnapshotDone,
+    /// All files removed so a snapshot can start over.
+    Reset,
+}
+
+impl CommitKind {
+    /// True when the table holds a complete copy after a commit of this kind.
+    pub fn completes_snapshot(self) -> bool {
+        matches!(self, CommitKind::Batch | CommitKind::SnapshotDone)
+    }
+}
+
+/// Tributary's entry in a commit info.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CommitNote {
+    pub app_id: String,
+    pub kind: CommitKind,
+    /// The full source position (the JSON of [`SourcePosition`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<serde_json::Value>,
+    /// The txn version written with this commit, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_version: Option<i64>,
+}
+
+impl CommitNote {
+    pub fn new(app_id: &str, kind: CommitKind, position: Option<&SourcePosition>, txn_version: Option<i64>) -> Self {
+        let position = position.map(|p| serde_json::from_str(&p.to_json()).expect("positions are JSON"));
+        CommitNote { app_id: app_id.to_string(), kind, position, txn_version }
+    }
+
+    pub fn position(&self) -> Option<SourcePosition> {
+        serde_json::from_value(self.position.clone()?).ok()
+    }
+}
+
+/// A Tributary commit found in the log.
+#[derive(Debug, Clone)]
+pub(crate) struct FoundNote {
+    pub version: i64,
+    pub timestamp_ms: Option<i64>,
+    pub note: CommitNote,
+}
+
+/// The table as presented to delta-rs' commit API (see the module docs).
+pub(crate) struct WritableTable<'a> {
+    state: &'a DeltaTableState,
+    legacy: Protocol,
+}
+
+impl<'a> WritableTable<'a> {
+    pub fn new(state: &'a DeltaTableState) -> Self {
+        let legacy = serde_json::from_value(serde_json::json!({"minReaderVersion": 1, "minWriterVersion": 2}))
+            .expect("reader 1 / writer 2 is a valid protocol");
+        WritableTable { state, legacy }
+    }
+}
+
+impl TableReference for WritableTable<'_> {
+    fn config(&self) -> &delta_kernel::table_properties::TableProperties {
+        self.state.table_config()
+    }
+
+    fn protocol(&self) -> &Protocol {
+        &self.legacy
+    }
+
+    fn metadata(&self) -> &Metadata {
+        self.state.metadata()
+    }
+
+    fn eager_snapshot(&self) -> &EagerSnapshot {
+        self.state.snapshot()
+    }
+}
+
+/// Why Tributary cannot write a table, if it cannot.
+pub(crate) fn check_writable(state: &DeltaTableState) -> Result<(), String> {
+    let protocol = state.protocol();
+    PROTOCOL
+        .can_read_from_protocol(protocol)
+        .map_err(|e| format!("delta-rs cannot read this table's protocol: {e}"))?;
+    let writer = protocol.min_writer_version();
+    match writer {
+        1..=4 => {}
+        7 => {
+            let features = protocol.writer_features().unwrap_or_default();
+            if let Some(f) = features.iter().map(|f| f.to_string()).find(|f| !HONOURED_WRITER_FEATURES.contains(&f.as_str()))
+            {
+                return Err(format!("writer feature {f} is not supported by Tributary"));
+            }
+        }
+        v => return Err(format!("writer protocol version {v} (column mapping / identity columns) is not supported")),
+    }
+    let config = state.metadata().configuration();
+    if config.get("delta.enableChangeDataFeed").map(|v| v.eq_ignore_ascii_case("true")) != Some(true) {
+        return Err("delta.enableChangeDataFeed is not true; Tributary tables always record change data".into());
+    }
+    if let Some(k) = config.keys().find(|k| k.starts_with("delta.constraints.")) {
+        return Err(format!("CHECK constraint {k} is set; Tributary cannot enforce constraints"));
+    }
+    if let Some(mode) = config.get("delta.columnMapping.mode").filter(|m| m.as_str() != "none") {
+        return Err(format!("column mapping mode {mode} is not supported"));
+    }
+    for field in state.schema().fields() {
+        for key in field.metadata().keys() {
+            if key.starts_with("delta.generationExpression") || key.starts_with("delta.invariants") {
+                return Err(format!("column {} has {key}; Tributary cannot enforce it", field.name()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An Add action for a new data file (relative path, no partitions).
+pub(crate) fn add_action(path: &str, size: i64, stats: String) -> Action {
+    Action::Add(Add {
+        path: path.to_string(),
+        partition_values: HashMap::new(),
+        size,
+        modification_time: now_ms(),
+        data_change: true,
+        stats: Some(stats),
+        tags: None,
+        deletion_vector: None,
+        base_row_id: None,
+        default_row_commit_version: None,
+        clustering_provider: None,
+    })
+}
+
+/// A Remove action (data change) for an active data file.
+pub(crate) fn remove_action(path: &str, size: i64) -> Action {
+    Action::Remove(Remove {
+        path: path.to_string(),
+        data_change: true,
+        deletion_timestamp: Some(now_ms()),
+        extended_file_metadata: Some(true),
+        partition_values: Some(HashMap::new()),
+        size: Some(size),
+        tags: None,
+        deletion_vector: None,
+        base_row_id: None,
+        default_row_commit_version: None,
+    })
+}
+
+/// An AddCDCFile action for a change-data file.
+pub(crate) fn cdc_action(path: &str, size: i64) -> Action {
+    Action::Cdc(AddCDCFile {
+        path: path.to_string(),
+        size,
+        partition_values: HashMap::new(),
+        data_change: false,
+        tags: None,
+    })
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Counters recorded as `operationMetrics` in the commit info.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CommitMetrics {
+    pub rows_written: u64,
+    pub files_added: usize,
+    pub files_removed: usize,
+    pub bytes_written: u64,
+    pub changes: usize,
+}
+
+/// Commits `actions` (plus the txn and Tributary's commit info) on top of the
+/// table's loaded state, and moves the table's state to the new version.
+/// Returns the new Delta version.
+pub(crate) async fn commit(
+    table: &mut DeltaTable,
+    actions: Vec<Action>,
+    operation: DeltaOperation,
+    note: CommitNote,
+    metrics: CommitMetrics,
+) -> Result<i64, DeltaTableError> {
+    let mut app_metadata: HashMap<String, serde_json::Value> = HashMap::new();
+    let txn = note.txn_version.map(|v| Transaction::new_with_last_update(&note.app_id, v, Some(now_ms())));
+    app_metadata.insert(COMMIT_INFO_KEY.to_string(), serde_json::to_value(&note).expect("notes serialize"));
+    app_metadata.insert(
+        "operationMetrics".to_string(),
+        serde_json::json!({
+            "numOutputRows": metrics.rows_written.to_string(),
+            "numAddedFiles": metrics.files_added.to_string(),
+            "numRemovedFiles": metrics.files_removed.to_string(),
+            "numOutputBytes": metrics.bytes_written.to_string(),
+            "numSourceChanges": metrics.changes.to_string(),
+        }),
+    );
+    let mut properties = CommitProperties::default()
+        .with_create_checkpoint(false)
+        .with_cleanup_expired_logs(Some(false))
+        .with_metadata(app_metadata);
+    if let Some(txn) = txn {
+        properties = properties.with_application_transaction(txn);
+    }
+    let state = table.snapshot()?;
+    let reference = WritableTable::new(state);
+    let finalized = CommitBuilder::from(properties)
+        .with_actions(actions)
+        .build(Some(&reference), table.log_store(), operation)
+        .await?;
+    let version = finalized.version() as i64;
+    table.state = Some(finalized.snapshot());
+    Ok(version)
+}
+
+/// Writes a checkpoint for the table's current version, then deletes log
+/// files older than the table's `delta.logRetentionDuration` (default 30
+/// days) that the checkpoint makes unnecessary, unless
+/// `delta.enableExpiredLogCleanup` is false.
+pub(crate) async fn checkpoint_and_cleanup(table: &DeltaTable) -> Result<(), DeltaTableError> {
+    deltalake::checkpoints::create_checkpoint(table, None).await?;
+    if table.snapshot()?.table_config().enable_expired_log_cleanup() {
+        let removed = deltalake::checkpoints::cleanup_metadata(table, None).await?;
+        if removed > 0 {
+            tracing::debug!(removed, "expired delta log files removed");
+        }
+    }
+    Ok(())
+}
+
+/// The newest commit at or below `latest` whose commit info carries a
+/// Tributary note of `app_id` (looking at most [`MAX_INFO_SCAN`] commits back).
+pub(crate) async fn find_note(
+    log_store: &dyn LogStore,
+    latest: i64,
+    app_id: &str,
+    mut accept: impl FnMut(&CommitNote) -> bool,
+) -> Result<Option<FoundNote>, DeltaTableError> {
+    let oldest = (latest - MAX_INFO_SCAN).max(0);
+    for version in (oldest..=latest).rev() {
+        let Some(bytes) = log_store.read_commit_entry(version as u64).await? else {
+            break; // cleaned up below a checkpoint
+        };
+        for action in get_actions(version as u64, &bytes)? {
+            if let Action::CommitInfo(info) = action {
+                let note = info
+                    .info
+                    .get(COMMIT_INFO_KEY)
+                    .and_then(|v| serde_json::from_value::<CommitNote>(v.clone()).ok())
+                    .filter(|n| n.app_id == app_id);
+                if let Some(note) = note {
+                    if accept(&note) {
+                        return Ok(Some(FoundNote { version, timestamp_ms: info.timestamp, note }));
+                    }
+                }
+            }
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,100 @@
+//! Settings of the Delta Lake sink: where the tables live, how often to
+//! checkpoint, and how many rows go into one data file.
+
+use crate::error::DeltaError;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Settings of the Delta sink (`[sink.delta]` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaSinkConfig {
+    /// Local directory holding one Delta table per source table, at `<root>/<schema>/<table>`.
+    #[serde(default = "default_root")]
+    pub root: PathBuf,
+    /// A checkpoint is written every this many Delta commits of a table.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: u64,
+    /// Rows per data file written by the snapshot (the upper bound; the last file is smaller).
+    #[serde(default = "default_target_file_rows")]
+    pub target_file_rows: usize,
+}
+
+impl DeltaSinkConfig {
+    /// Default for [`DeltaSinkConfig::root`].
+    pub const DEFAULT_ROOT: &'static str = "./delta-tables";
+    /// Default for [`DeltaSinkConfig::checkpoint_interval`].
+    pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 10;
+    /// Default for [`DeltaSinkConfig::target_file_rows`].
+    pub const DEFAULT_TARGET_FILE_ROWS: usize = 1_000_000;
+
+    /// A config with every default and the given root.
+    pub fn with_root(root: impl Into<PathBuf>) -> Self {
+        DeltaSinkConfig { root: root.into(), ..DeltaSinkConfig::default() }
+    }
+
+    /// Checks every field; the error names the field and the rule it breaks.
+    pub fn validate(&self) -> Result<(), DeltaError> {
+        if self.root.as_os_str().is_empty() {
+            return Err(DeltaError::Config { field: "sink.delta.root", problem: "must not be empty".into() });
+        }
+        if self.checkpoint_interval == 0 {
+            return Err(DeltaError::Config { field: "sink.delta.checkpoint_interval", problem: "must be at least 1".into() });
+        }
+        if self.target_file_rows == 0 {
+            return Err(DeltaError::Config { field: "sink.delta.target_file_rows", problem: "must be at least 1".into() });
+        }
+        Ok(())
+    }
+}
+
+impl Default for DeltaSinkConfig {
+    fn default() -> Self {
+        DeltaSinkConfig {
+            root: default_root(),
+            checkpoint_interval: DeltaSinkConfig::DEFAULT_CHECKPOINT_INTERVAL,
+            target_file_rows: DeltaSinkConfig::DEFAULT_TARGET_FILE_ROWS,
+        }
+    }
+}
+
+fn default_root() -> PathBuf {
+    PathBuf::from(DeltaSinkConfig::DEFAULT_ROOT)
+}
+
+fn default_checkpoint_interval() -> u64 {
+    DeltaSinkConfig::DEFAULT_CHECKPOINT_INTERVAL
+}
+
+fn default_target_file_rows() -> usize {
+    DeltaSinkConfig::DEFAULT_TARGET_FILE_ROWS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_takes_every_default() {
+        let cfg: DeltaSinkConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(cfg, DeltaSinkConfig::default());
+        assert_eq!(cfg.root, PathBuf::from("./delta-tables"));
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = serde_json::from_str::<DeltaSinkConfig>(r#"{"root": "/x", "rooot": "/y"}"#).unwrap_err();
+        assert!(err.to_string().contains("rooot"), "{err}");
+    }
+
+    #[test]
+    fn validate_names_the_failing_field() {
+        let cfg = DeltaSinkConfig { checkpoint_interval: 0, ..DeltaSinkConfig::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("sink.delta.checkpoint_interval"));
+        let cfg = DeltaSinkConfig { target_file_rows: 0, ..DeltaSinkConfig::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("sink.delta.target_file_rows"));
+        let cfg = DeltaSinkConfig { root: PathBuf::new(), ..DeltaSinkConfig::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("sink.delta.root"));
+    }
+}

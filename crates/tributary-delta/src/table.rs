@@ -1,0 +1,130 @@
+//! Locating, creating and loading Delta tables: `<root>/<schema>/<table>`
+//! directories, creation with Tributary's schema and properties, and the index
+//! of active data files with their primary-key bounds.
+
+use crate::files::{FileEntry, FileIndex};
+use crate::key::{KeyBounds, KeyColumn, KeyPart};
+use crate::schema::TableLayout;
+use crate::DeltaError;
+use deltalake::arrow::array::{Array, AsArray};
+use deltalake::arrow::datatypes::Int64Type;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::create::CreateBuilder;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
+use std::path::{Path, PathBuf};
+
+/// Name of the transaction log folder.
+const DELTA_LOG: &str = "_delta_log";
+
+/// Opens an existing table at `path` (latest version) for reading.
+pub(crate) async fn open_existing(path: &Path) -> Result<DeltaTable, DeltaError> {
+    if !path.join(DELTA_LOG).is_dir() {
+        return Err(DeltaError::delta(path, "open", DeltaTableError::NotATable(format!("no {DELTA_LOG} folder"))));
+    }
+    let err = |context| move |e| DeltaError::delta(path, context, e);
+    let text = path.to_str().ok_or_else(|| DeltaError::Unsupported {
+        table: path.to_path_buf(),
+        problem: "the table path is not valid UTF-8".into(),
+    })?;
+    let url = deltalake::ensure_table_uri(text).map_err(err("resolve table location"))?;
+    let mut table = DeltaTableBuilder::from_url(url).map_err(err("open"))?.build().map_err(err("open"))?;
+    table.load().await.map_err(err("load"))?;
+    Ok(table)
+}
+
+/// Every Delta table below `root` (directories holding a `_delta_log`), sorted.
+/// Tributary puts them at `<root>/<schema>/<table>`; any depth is searched.
+pub fn list_tables(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        if dir.join(DELTA_LOG).is_dir() {
+            found.push(dir);
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            let name = entry.file_name();
+            if is_dir && !name.to_string_lossy().starts_with(['.', '_']) {
+                pending.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Loads the table at `path`, creating it for `layout` when there is none.
+pub(crate) async fn load_or_create(path: &Path, layout: &TableLayout) -> Result<DeltaTable, DeltaError> {
+    let err = |context| move |e| DeltaError::delta(path, context, e);
+    let text = path.to_str().ok_or_else(|| DeltaError::Unsupported {
+        table: path.to_path_buf(),
+        problem: "the table path is not valid UTF-8".into(),
+    })?;
+    let url = deltalake::ensure_table_uri(text).map_err(err("resolve table location"))?;
+    let mut table = DeltaTableBuilder::from_url(url).map_err(err("open"))?.build().map_err(err("open"))?;
+    match table.load().await {
+        Ok(()) => return Ok(table),
+        Err(DeltaTableError::NotATable(_)) => {}
+        Err(e) => return Err(err("load")(e)),
+    }
+    let properties = layout.tributary_properties();
+    let created = CreateBuilder::new()
+        .with_log_store(table.log_store())
+        .with_table_name(layout.source.id.name.clone())
+        .with_comment(format!("Tributary mirror of {}", layout.source.id))
+        .with_columns(layout.delta_fields())
+        .with_configuration_property(TableProperty::EnableChangeDataFeed, Some("true"))
+        .with_configuration(properties.into_iter().map(|(k, v)| (k, Some(v))))
+        .with_raise_if_key_not_exists(false)
+        .with_commit_properties(CommitProperties::default().with_create_checkpoint(false))
+        .await;
+    match created {
+        Ok(table) => {
+            tracing::info!(table = %path.display(), source = %layout.source.id, "created delta table");
+            Ok(table)
+        }
+        Err(e) => {
+            // Another process may have created it meanwhile.
+            if table.load().await.is_ok() {
+                Ok(table)
+            } else {
+                Err(err("create")(e))
+            }
+        }
+    }
+}
+
+/// The active data files of the loaded state with their key bounds (from the
+/// statistics delta-rs parsed out of the Add actions).
+pub(crate) fn file_index(table: &DeltaTable, layout: &TableLayout) -> Result<FileIndex, DeltaTableError> {
+    let state = table.snapshot()?;
+    let mut index = FileIndex::default();
+    for batch in state.add_actions_batches(true)? {
+        let paths = batch.column_by_name("path").and_then(|c| c.as_string_opt::<i32>().cloned());
+        let sizes = batch.column_by_name("size_bytes").and_then(|c| c.as_primitive_opt::<Int64Type>().cloned());
+        let records = batch.column_by_name("num_records").and_then(|c| c.as_primitive_opt::<Int64Type>().cloned());
+        let (Some(paths), Some(sizes)) = (paths, sizes) else {
+            return Err(DeltaTableError::Generic("add actions table lacks path / size_bytes".into()));
+        };
+        let key_name = |i: usize| layout.source.columns[i].name.clone();
+        let mins: Vec<Option<_>> = layout.pk.iter().map(|&i| batch.column_by_name(&format!("min.{}", key_name(i))).cloned()).collect();
+        let maxs: Vec<Option<_>> = layout.pk.iter().map(|&i| batch.column_by_name(&format!("max.{}", key_name(i))).cloned()).collect();
+        let min_cols: Vec<Option<KeyColumn>> = mins.iter().map(|c| c.as_ref().map(KeyColumn::new)).collect();
+        let max_cols: Vec<Option<KeyColumn>> = maxs.iter().map(|c| c.as_ref().map(KeyColumn::new)).collect();
+        for r in 0..batch.num_rows() {
+            let mut bounds = KeyBounds::unknown(layout.pk.len());
+            for k in 0..layout.pk.len() {
+                bounds.min[k] = min_cols[k].as_ref().map(|c| c.part(r)).filter(|p| !matches!(p, KeyPart::Null));
+                bounds.max[k] = max_cols[k].as_ref().map(|c| c.part(r)).filter(|p| !matches!(p, KeyPart::Null));
+            }
+            let rows = records.as_ref().and_then(|a| a.is_valid(r).then(|| a.value(r)));
+            index.files.insert(
+                crate::files::percent_decode(paths.value(r)),
+                FileEntry { size: sizes.value(r), rows, bounds },
+            );
+        }
+    }
+    Ok(index)
+}

@@ -1,0 +1,751 @@
+//! Behaviour of the sink against real Delta tables in temporary directories.
+
+use crate::schema::{OP_COLUMN, POSITION_COLUMN, SOURCE_VERSION_COLUMN};
+use crate::{read_changes, read_rows, table_status, ChangeRecord, DeltaError, DeltaSinkConfig, SourcedChange, TableBatch, TableWriter};
+use serde_json::{json, Map, Value as J};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use tributary_core::{Column, ColumnType, Gtid, MySqlPosition, Retryable, RowChange, SourcePosition, TableId, TableSchema, Value};
+
+const APP: &str = "tributary-test";
+
+fn pos(offset: u64) -> SourcePosition {
+    SourcePosition::MySql(MySqlPosition::new("mysql-bin.000001", offset))
+}
+
+fn col(name: &str, ty: ColumnType) -> Column {
+    Column { name: name.into(), data_type: ty, nullable: true, source_type: String::new() }
+}
+
+/// `id bigint primary key, name text, qty int`.
+fn items_schema(pk: bool) -> Arc<TableSchema> {
+    Arc::new(TableSchema {
+        id: TableId::new("shop", if pk { "items" } else { "events" }),
+        columns: vec![
+            Column { nullable: false, ..col("id", ColumnType::Int64) },
+            col("name", ColumnType::Text),
+            col("qty", ColumnType::Int32),
+        ],
+        primary_key: if pk { vec![0] } else { vec![] },
+    })
+}
+
+fn item(id: i64, name: &str, qty: i64) -> Vec<Value> {
+    vec![Value::Int(id), Value::Text(name.into()), Value::Int(qty)]
+}
+
+fn ins(row: Vec<Value>) -> RowChange {
+    RowChange::Insert { after: row }
+}
+
+fn upd(before: Vec<Value>, after: Vec<Value>) -> RowChange {
+    RowChange::Update { before, after }
+}
+
+fn del(row: Vec<Value>) -> RowChange {
+    RowChange::Delete { before: row }
+}
+
+fn batch(changes: Vec<RowChange>, at: u64) -> TableBatch {
+    TableBatch {
+        changes: changes.into_iter().map(|change| SourcedChange { change, position: pos(at), commit_ts: 1_700_000_000_000_000 }).collect(),
+        position: pos(at),
+    }
+}
+
+fn cfg(dir: &Path) -> DeltaSinkConfig {
+    DeltaSinkConfig::with_root(dir)
+}
+
+async fn open(dir: &Path, schema: &Arc<TableSchema>) -> TableWriter {
+    TableWriter::open_or_create(&cfg(dir), schema.clone(), APP).await.unwrap()
+}
+
+/// The actions of one commit, by kind (`add`, `remove`, `cdc`, `txn`, `commitInfo`, ...).
+fn actions(table: &Path, version: i64) -> BTreeMap<String, Vec<J>> {
+    let text = std::fs::read_to_string(table.join(format!("_delta_log/{version:020}.json"))).unwrap();
+    let mut out: BTreeMap<String, Vec<J>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: J = serde_json::from_str(line).unwrap();
+        let (kind, body) = v.as_object().unwrap().iter().next().unwrap();
+        out.entry(kind.clone()).or_default().push(body.clone());
+    }
+    out
+}
+
+fn count(actions: &BTreeMap<String, Vec<J>>, kind: &str) -> usize {
+    actions.get(kind).map_or(0, Vec::len)
+}
+
+/// Rows by `id`, source columns only.
+async fn rows_by_id(table: &Path) -> BTreeMap<i64, Map<String, J>> {
+    read_rows(table)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|mut r| {
+            r.retain(|k, _| !k.starts_with("_tributary"));
+            (r["id"].as_i64().unwrap(), r)
+        })
+        .collect()
+}
+
+fn brief(records: &[ChangeRecord]) -> Vec<(String, i64, J)> {
+    records.iter().map(|r| (r.change_type.clone(), r.values["id"].as_i64().unwrap(), r.values["name"].clone())).collect()
+}
+
+fn change(kind: &str, id: i64, name: &str) -> (String, i64, J) {
+    (kind.to_string(), id, json!(name))
+}
+
+#[tokio::test]
+async fn new_table_has_cdf_protocol_1_4_and_tributary_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = open(dir.path(), &items_schema(true)).await;
+    assert_eq!(w.path(), dir.path().join("shop/items"));
+    assert_eq!(w.delta_version(), 0);
+    assert_eq!(w.committed_version(), None);
+    assert!(!w.snapshot_complete());
+    let a = actions(w.path(), 0);
+    assert_eq!(a["protocol"][0], json!({"minReaderVersion": 1, "minWriterVersion": 4}));
+    let conf = &a["metaData"][0]["configuration"];
+    assert_eq!(conf["delta.enableChangeDataFeed"], "true");
+    assert_eq!(conf["tributary.source.table"], "shop.items");
+    assert_eq!(conf["tributary.primaryKey"], r#"["id"]"#);
+    let schema: J = serde_json::from_str(a["metaData"][0]["schemaString"].as_str().unwrap()).unwrap();
+    let names: Vec<&str> = schema["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["id", "name", "qty", OP_COLUMN, POSITION_COLUMN, SOURCE_VERSION_COLUMN, "_tributary_commit_ts"]);
+}
+
+#[tokio::test]
+async fn insert_only_commit_appends_one_file_and_rewrites_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), &items_schema(true)).await;
+    let stats = w.apply(&batch(vec![ins(item(1, "a", 1)), ins(item(2, "b", 2)), ins(item(3, "c", 3))], 100)).await.unwrap();
+    assert_eq!((stats.delta_version, stats.rows_written, stats.files_added, stats.files_removed), (1, 3, 1, 0));
+    let a = actions(w.path(), 1);
+    assert_eq!((count(&a, "add"), count(&a, "remove"), count(&a, "cdc")), (1, 0, 0));
+    assert_eq!(a["txn"][0]["appId"], APP);
+    assert_eq!(a["txn"][0]["version"], pos(100).to_version().unwrap());
+    let add_stats: J = serde_json::from_str(a["add"][0]["stats"].as_str().unwrap()).unwrap();
+    assert_eq!(add_stats["numRecords"], 3);
+    assert_eq!((add_stats["minValues"]["id"].clone(), add_stats["maxValues"]["id"].clone()), (json!(1), json!(3)));
+    assert_eq!(a["commitInfo"][0]["tributary"]["position"], serde_json::from_str::<J>(&pos(100).to_json()).unwrap());
+
+    let rows = read_rows(w.path()).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    let one = rows.iter().find(|r| r["id"] == 1).unwrap();
+    assert_eq!(one[OP_COLUMN], "c");
+    assert_eq!(one[POSITION_COLUMN], "mysql-bin.000001:100");
+    assert_eq!(one[SOURCE_VERSION_COLUMN], pos(100).to_version().unwrap());
+    assert_eq!(one["_tributary_commit_ts"], "2023-11-14T22:13:20.000000Z");
+    let feed = read_changes(w.path(), 1, None).await.unwrap();
+    assert_eq!(brief(&feed), [change("insert", 1, "a"), change("insert", 2, "b"), change("insert", 3, "c")]);
+}
+
+/// Three files: ids 1..=10, 11..=20, 21..=30.
+async fn three_files(dir: &Path) -> TableWriter {
+    let mut w = open(dir, &items_schema(true)).await;
+    for f in 0..3 {
+        let rows = (1..=10).map(|i| ins(item(f * 10 + i, &format!("n{}", f * 10 + i), 0))).collect();
+        w.apply(&batch(rows, 100 + f as u64)).await.unwrap();
+    }
+    assert_eq!(w.file_count(), 3);
+    w
+}
+
+fn active_files(table: &Path, upto: i64) -> Vec<String> {
+    let mut files = std::collections::BTreeSet::new();
+    for v in 0..=upto {
+        let a = actions(table, v);
+        for add in a.get("add").into_iter().flatten() {
+            files.insert(add["path"].as_str().unwrap().to_string());
+        }
+        for rm in a.get("remove").into_iter().flatten() {
+            files.remove(rm["path"].as_str().unwrap());
+        }
+    }
+    files.into_iter().collect()
+}
+
+#[tokio::test]
+async fn update_rewrites_only_the_file_whose_stats_hold_the_key_and_cdf_has_exactly_its_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = three_files(dir.path()).await;
+    let before = active_files(w.path(), 3);
+    let stats = w.apply(&batch(vec![upd(item(15, "n15", 0), item(15, "fifteen", 5))], 200)).await.unwrap();
+    assert_eq!((stats.files_added, stats.files_removed, stats.rows_written, stats.rows_copied), (1, 1, 1, 9));
+    let a = actions(w.path(), 4);
+    assert_eq!((count(&a, "add"), count(&a, "remove"), count(&a, "cdc")), (1, 1, 1));
+    let after = active_files(w.path(), 4);
+    let kept: Vec<_> = before.iter().filter(|f| after.contains(f)).collect();
+    assert_eq!(kept.len(), 2, "the two files without key 15 stay");
+    let removed = a["remove"][0]["path"].as_str().unwrap();
+    assert_eq!(before.iter().position(|f| f == removed).is_some(), true);
+
+    let feed = read_changes(w.path(), 4, Some(4)).await.unwrap();
+    assert_eq!(brief(&feed), [change("update_preimage", 15, "n15"), change("update_postimage", 15, "fifteen")]);
+    assert_eq!(feed[0].values[OP_COLUMN], "c");
+    assert_eq!(feed[1].values[OP_COLUMN], "u");
+    assert_eq!(feed[1].values["qty"], 5);
+    let rows = rows_by_id(w.path()).await;
+    assert_eq!(rows.len(), 30);
+    assert_eq!(rows[&15]["name"], "fifteen");
+    assert_eq!(rows[&14]["name"], "n14");
+}
+
+#[tokio::test]
+async fn delete_removes_the_row_and_records_its_stored_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = three_files(dir.path()).await;
+    // The source's before-image may be partial; the feed shows the stored row.
+    let stats = w.apply(&batch(vec![del(vec![Value::Int(25), Value::Null, Value::Null])], 200)).await.unwrap();
+    assert_eq!((stats.rows_deleted, stats.files_removed), (1, 1));
+    let feed = read_changes(w.path(), 4, None).await.unwrap();
+    assert_eq!(brief(&feed), [change("delete", 25, "n25")]);
+    let rows = rows_by_id(w.path()).await;
+    assert_eq!(rows.len(), 29);
+    assert!(!rows.contains_key(&25));
+    // Deleting a whole file's rows removes it without an empty replacement.
+    let all: Vec<_> = (21..=30).filter(|i| *i != 25).map(|i| del(item(i, "", 0))).collect();
+    let stats = w.apply(&batch(all, 201)).await.unwrap();
+    assert_eq!((stats.files_added, stats.files_removed), (0, 1));
+    assert_eq!(w.file_count(), 2);
+}
+
+#[tokio::test]
+async fn a_batch_touching_one_key_many_times_keeps_per_key_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = three_files(dir.path()).await;
+    let changes = vec![
+        ins(item(100, "v1", 1)),
+        upd(item(100, "v1", 1), item(100, "v2", 2)),
+        del(item(100, "v2", 2)),
+        ins(item(100, "v3", 3)),
+        upd(item(100, "v3", 3), item(100, "v4", 4)),
+        upd(item(7, "n7", 0), item(7, "x", 1)),
+        del(item(7, "x", 1)),
+        ins(item(7, "again", 2)),
+        ins(item(101, "new", 0)),
+    ];
+    w.apply(&batch(changes, 200)).await.unwrap();
+    let feed = read_changes(w.path(), 4, None).await.unwrap();
+    assert_eq!(
+        brief(&feed),
+        [
+            change("insert", 100, "v1"),
+            change("update_preimage", 100, "v1"),
+            change("update_postimage", 100, "v2"),
+            change("delete", 100, "v2"),
+            change("insert", 100, "v3"),
+            change("update_preimage", 100, "v3"),
+            change("update_postimage", 100, "v4"),
+            change("update_preimage", 7, "n7"),
+            change("update_postimage", 7, "x"),
+            change("delete", 7, "x"),
+            change("insert", 7, "again"),
+            change("insert", 101, "new"),
+        ]
+    );
+    let rows = rows_by_id(w.path()).await;
+    assert_eq!(rows.len(), 32);
+    assert_eq!(rows[&100]["name"], "v4");
+    assert_eq!(rows[&100]["qty"], 4);
+    assert_eq!(rows[&7]["name"], "again");
+    // Untouched files stay; only the file of key 7 was rewritten.
+    assert_eq!(count(&actions(w.path(), 4), "remove"), 1);
+}
+
+#[tokio::test]
+async fn primary_key_updates_move_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = three_files(dir.path()).await;
+    w.apply(&batch(vec![upd(item(3, "n3", 0), item(300, "moved", 0))], 200)).await.unwrap();
+    let rows = rows_by_id(w.path()).await;
+    assert!(!rows.contains_key(&3));
+    assert_eq!(rows[&300]["name"], "moved");
+    assert_eq!(rows.len(), 30);
+    let feed = read_changes(w.path(), 4, None).await.unwrap();
+    assert_eq!(brief(&feed), [change("update_preimage", 3, "n3"), change("update_postimage", 300, "moved")]);
+}
+
+#[tokio::test]
+async fn txn_version_and_full_position_read_back_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let mut p = MySqlPosition::new("mysql-bin.000003", 4567);
+    p.gtid = Some(Gtid::MariaDb { domain: 0, server_id: 1, sequence: 42 });
+    let position = SourcePosition::MySql(p);
+    {
+        let mut w = open(dir.path(), &schema).await;
+        let mut b = batch(vec![ins(item(1, "a", 1))], 1);
+        b.changes[0].position = position.clone();
+        b.position = position.clone();
+        w.apply(&b).await.unwrap();
+        assert_eq!(w.committed_position(), Some(position.clone()));
+    }
+    let w = open(dir.path(), &schema).await;
+    assert_eq!(w.committed_version(), Some(position.to_version().unwrap()));
+    assert_eq!(w.committed_position(), Some(position.clone()));
+    assert!(w.snapshot_complete());
+    assert_eq!(w.delta_version(), 1);
+    let status = table_status(w.path(), APP).await.unwrap();
+    assert_eq!(status.committed_version, Some(position.to_version().unwrap()));
+    assert_eq!(status.committed_position, Some(position));
+    assert_eq!((status.version, status.files, status.rows), (1, 1, Some(1)));
+    assert!(status.last_commit_ts_ms.is_some());
+    let other = table_status(w.path(), "another-app").await.unwrap();
+    assert_eq!(other.committed_version, None);
+}
+
+#[tokio::test]
+async fn positions_at_or_below_the_committed_one_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), &items_schema(true)).await;
+    w.apply(&batch(vec![ins(item(1, "a", 1))], 100)).await.unwrap();
+    for at in [100, 50] {
+        let err = w.apply(&batch(vec![ins(item(2, "b", 1))], at)).await.unwrap_err();
+        match &err {
+            DeltaError::PositionBackwards { stored, offered, .. } => {
+                assert_eq!(*stored, pos(100).to_version().unwrap());
+                assert_eq!(*offered, pos(at).to_version().unwrap());
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert_eq!(err.class(), tributary_core::ErrorClass::NeedsOperator);
+    }
+    assert_eq!(w.delta_version(), 1);
+    assert_eq!(rows_by_id(w.path()).await.len(), 1);
+    // Position-only commits move the position without data.
+    let stats = w.apply(&batch(vec![], 300)).await.unwrap();
+    assert_eq!((stats.delta_version, stats.files_added), (2, 0));
+    assert_eq!(w.committed_version(), Some(pos(300).to_version().unwrap()));
+}
+
+#[tokio::test]
+async fn snapshot_chunks_commit_full_files_and_only_the_last_stores_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let config = DeltaSinkConfig { target_file_rows: 4, ..cfg(dir.path()) };
+    let at = pos(777);
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    let rows = |r: std::ops::Range<i64>| r.map(|i| item(i, "s", i)).collect::<Vec<_>>();
+    let s = w.append_snapshot_chunk(rows(0..3), &at, 5, false).await.unwrap();
+    assert_eq!(s.commits, 0, "3 rows stay buffered");
+    let s = w.append_snapshot_chunk(rows(3..10), &at, 5, false).await.unwrap();
+    assert_eq!((s.commits, s.rows_written), (2, 8));
+    assert!(!w.snapshot_complete());
+    assert_eq!(w.committed_version(), None);
+    drop(w);
+
+    // A crash here leaves files but no position: detectable, and reset empties the table.
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    assert!(!w.snapshot_complete());
+    assert_eq!(w.committed_version(), None);
+    assert!(w.delta_version() > 0);
+    assert_eq!(w.file_count(), 2);
+    w.reset().await.unwrap();
+    assert_eq!(w.file_count(), 0);
+    assert!(read_rows(w.path()).await.unwrap().is_empty());
+
+    w.append_snapshot_chunk(rows(0..6), &at, 5, false).await.unwrap();
+    let s = w.append_snapshot_chunk(rows(6..10), &at, 5, true).await.unwrap();
+    assert_eq!((s.rows_written, s.commits), (6, 2), "the second file fills up; the rest goes with the position");
+    assert!(w.snapshot_complete());
+    assert_eq!(w.committed_version(), Some(at.to_version().unwrap()));
+    let last = actions(w.path(), w.delta_version());
+    assert_eq!((count(&last, "add"), count(&last, "txn")), (1, 1));
+    let all = read_rows(w.path()).await.unwrap();
+    assert_eq!(all.len(), 10);
+    assert!(all.iter().all(|r| r[OP_COLUMN] == "r" && r[POSITION_COLUMN] == "mysql-bin.000001:777"));
+    assert_eq!(w.file_count(), 3);
+    // A finished snapshot refuses more snapshot rows.
+    let err = w.append_snapshot_chunk(rows(0..1), &at, 5, false).await.unwrap_err();
+    assert!(matches!(err, DeltaError::State { .. }), "{err}");
+    // Streaming continues after the snapshot position.
+    w.apply(&batch(vec![upd(item(2, "s", 2), item(2, "changed", 2))], 800)).await.unwrap();
+    assert_eq!(rows_by_id(w.path()).await[&2]["name"], "changed");
+    let reopened = TableWriter::open_or_create(&config, schema, APP).await.unwrap();
+    assert!(reopened.snapshot_complete());
+}
+
+#[tokio::test]
+async fn truncate_removes_every_file_and_the_feed_deletes_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = three_files(dir.path()).await;
+    let stats =
+        w.apply(&batch(vec![upd(item(1, "n1", 0), item(1, "x", 0)), RowChange::Truncate, ins(item(99, "after", 0))], 200)).await.unwrap();
+    assert_eq!((stats.files_removed, stats.rows_deleted), (3, 30));
+    let rows = rows_by_id(w.path()).await;
+    assert_eq!(rows.keys().copied().collect::<Vec<_>>(), [99]);
+    let feed = read_changes(w.path(), 4, None).await.unwrap();
+    assert_eq!(feed.len(), 2 + 30 + 1);
+    assert_eq!(brief(&feed[..2]), [change("update_preimage", 1, "n1"), change("update_postimage", 1, "x")]);
+    assert!(feed[2..32].iter().all(|r| r.change_type == "delete"));
+    assert!(feed[2..32].iter().any(|r| r.values["id"] == 1 && r.values["name"] == "x"));
+    assert_eq!(brief(&feed[32..]), [change("insert", 99, "after")]);
+}
+
+#[tokio::test]
+async fn tables_without_primary_key_are_append_only_changelogs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), &items_schema(false)).await;
+    assert_eq!(actions(w.path(), 0)["metaData"][0]["configuration"]["tributary.mode"], "changelog");
+    w.apply(&batch(vec![ins(item(1, "a", 1)), ins(item(1, "a", 1))], 100)).await.unwrap();
+    w.apply(&batch(vec![upd(item(1, "a", 1), item(1, "b", 2)), del(item(1, "b", 2))], 200)).await.unwrap();
+    for v in 1..=2 {
+        let a = actions(w.path(), v);
+        assert_eq!((count(&a, "add"), count(&a, "remove"), count(&a, "cdc")), (1, 0, 0));
+    }
+    let mut rows = read_rows(w.path()).await.unwrap();
+    rows.sort_by_key(|r| (r[SOURCE_VERSION_COLUMN].as_i64(), r[OP_COLUMN].as_str().map(str::to_string)));
+    let ops: Vec<(&str, &str)> = rows.iter().map(|r| (r[OP_COLUMN].as_str().unwrap(), r["name"].as_str().unwrap())).collect();
+    assert_eq!(ops, [("c", "a"), ("c", "a"), ("d", "b"), ("u", "b")]);
+    let feed = read_changes(w.path(), 2, None).await.unwrap();
+    assert!(feed.iter().all(|r| r.change_type == "insert"));
+    // TRUNCATE empties the changelog too.
+    w.apply(&batch(vec![RowChange::Truncate], 300)).await.unwrap();
+    assert!(read_rows(w.path()).await.unwrap().is_empty());
+    let feed = read_changes(w.path(), 3, None).await.unwrap();
+    assert_eq!(feed.len(), 4);
+    assert!(feed.iter().all(|r| r.change_type == "delete"));
+}
+
+#[tokio::test]
+async fn unchanged_values_keep_the_stored_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = three_files(dir.path()).await;
+    let after = vec![Value::Int(12), Value::Unchanged, Value::Int(9)];
+    let before = vec![Value::Int(12), Value::Unchanged, Value::Int(0)];
+    w.apply(&batch(vec![upd(before.clone(), after.clone())], 200)).await.unwrap();
+    let rows = rows_by_id(w.path()).await;
+    assert_eq!((rows[&12]["name"].clone(), rows[&12]["qty"].clone()), (json!("n12"), json!(9)));
+    let feed = read_changes(w.path(), 4, None).await.unwrap();
+    assert_eq!(brief(&feed), [change("update_preimage", 12, "n12"), change("update_postimage", 12, "n12")]);
+    // Within one batch too: the value set earlier in the batch is kept.
+    let b = batch(
+        vec![ins(item(500, "toast", 1)), upd(vec![Value::Int(500), Value::Unchanged, Value::Int(1)], vec![Value::Int(500), Value::Unchanged, Value::Int(2)])],
+        201,
+    );
+    w.apply(&b).await.unwrap();
+    assert_eq!(rows_by_id(w.path()).await[&500]["name"], "toast");
+}
+
+fn all_types_schema() -> Arc<TableSchema> {
+    let types = vec![
+        ("id", ColumnType::Int32),
+        ("b", ColumnType::Bool),
+        ("i8", ColumnType::Int8),
+        ("i16", ColumnType::Int16),
+        ("i64", ColumnType::Int64),
+        ("u64", ColumnType::UInt64),
+        ("f32", ColumnType::Float32),
+        ("f64", ColumnType::Float64),
+        ("dec", ColumnType::Decimal { precision: 12, scale: 3 }),
+        ("bigdec", ColumnType::Decimal { precision: 65, scale: 2 }),
+        ("d", ColumnType::Date),
+        ("t", ColumnType::Time { fsp: 6 }),
+        ("ts", ColumnType::Timestamp),
+        ("ntz", ColumnType::TimestampNtz),
+        ("txt", ColumnType::Text),
+        ("bin", ColumnType::Bytes),
+        ("js", ColumnType::Json),
+        ("arr", ColumnType::Array { element: Box::new(ColumnType::Int64) }),
+        ("tags", ColumnType::Array { element: Box::new(ColumnType::Text) }),
+    ];
+    Arc::new(TableSchema {
+        id: TableId::new("db", "all_types"),
+        columns: types.into_iter().map(|(n, t)| col(n, t)).collect(),
+        primary_key: vec![0],
+    })
+}
+
+#[tokio::test]
+async fn every_column_type_encodes_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = all_types_schema();
+    let mut w = open(dir.path(), &schema).await;
+    let a = actions(w.path(), 0);
+    let protocol = &a["protocol"][0];
+    assert_eq!((protocol["minReaderVersion"].clone(), protocol["minWriterVersion"].clone()), (json!(3), json!(7)));
+    assert_eq!(protocol["readerFeatures"], json!(["timestampNtz"]));
+    let mut wf: Vec<&str> = protocol["writerFeatures"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    wf.sort();
+    assert_eq!(wf, ["changeDataFeed", "timestampNtz"]);
+    let full = vec![
+        Value::Int(1),
+        Value::Bool(true),
+        Value::Int(-128),
+        Value::Int(32_767),
+        Value::Int(i64::MIN),
+        Value::UInt(u64::MAX),
+        Value::Float(1.5),
+        Value::Double(-2.25),
+        Value::Decimal { unscaled: -123_456, scale: 3 },
+        Value::Decimal { unscaled: 12_345_678_901_234_567_890_123_456_789i128, scale: 2 },
+        Value::Date(19_723),
+        Value::Time(-(25 * 3600 + 1) * 1_000_000 - 5),
+        Value::Timestamp(1_704_067_200_123_456),
+        Value::TimestampNtz(1_704_067_200_000_001),
+        Value::Text("héllo".into()),
+        Value::Bytes(vec![0, 255, 16]),
+        Value::Json(r#"{"a": [1, 2]}"#.into()),
+        Value::Array(vec![Value::Int(1), Value::Null, Value::Int(3)]),
+        Value::Array(vec![Value::Text("x".into())]),
+    ];
+    let mut nulls = vec![Value::Null; full.len()];
+    nulls[0] = Value::Int(2);
+    w.apply(&batch(vec![ins(full), ins(nulls)], 10)).await.unwrap();
+    let rows = read_rows(w.path()).await.unwrap();
+    let one = rows.iter().find(|r| r["id"] == 1).unwrap();
+    let expected = json!({
+        "id": 1, "b": true, "i8": -128, "i16": 32767, "i64": i64::MIN, "u64": "18446744073709551615",
+        "f32": 1.5, "f64": -2.25, "dec": "-123.456", "bigdec": "123456789012345678901234567.89",
+        "d": "2024-01-01", "t": "-25:00:01.000005", "ts": "2024-01-01T00:00:00.123456Z",
+        "ntz": "2024-01-01T00:00:00.000001", "txt": "héllo", "bin": "00ff10", "js": "{\"a\": [1, 2]}",
+        "arr": [1, null, 3], "tags": ["x"],
+    });
+    for (k, v) in expected.as_object().unwrap() {
+        assert_eq!(&one[k], v, "column {k}");
+    }
+    let two = rows.iter().find(|r| r["id"] == 2).unwrap();
+    assert!(expected.as_object().unwrap().keys().filter(|k| *k != "id").all(|k| two[k].is_null()));
+    // Stored values come back as values that re-encode: update through a rewrite.
+    w.apply(&batch(vec![upd(vec![Value::Int(1)], vec![Value::Int(1), Value::Bool(false)].into_iter().chain(std::iter::repeat(Value::Unchanged).take(17)).collect())], 11))
+        .await
+        .unwrap();
+    let rows = read_rows(w.path()).await.unwrap();
+    let one = rows.iter().find(|r| r["id"] == 1).unwrap();
+    assert_eq!(one["b"], false);
+    for (k, v) in expected.as_object().unwrap().iter().filter(|(k, _)| *k != "b") {
+        assert_eq!(&one[k], v, "column {k} after rewrite");
+    }
+}
+
+#[tokio::test]
+async fn values_that_do_not_fit_are_refused_naming_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), &items_schema(true)).await;
+    let err = w.apply(&batch(vec![ins(vec![Value::Int(1), Value::Text("a".into()), Value::Int(1 << 40)])], 10)).await.unwrap_err();
+    assert!(matches!(err, DeltaError::Encode { ref column, .. } if column == "qty"), "{err}");
+    let err = w.apply(&batch(vec![ins(vec![Value::Null, Value::Null, Value::Null])], 10)).await.unwrap_err();
+    assert!(matches!(err, DeltaError::Encode { ref column, .. } if column == "id"), "{err}");
+    assert_eq!(w.delta_version(), 0);
+}
+
+#[tokio::test]
+async fn checkpoints_are_written_every_n_commits_and_the_table_reopens_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let config = DeltaSinkConfig { checkpoint_interval: 3, ..cfg(dir.path()) };
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    for i in 1..=4 {
+        w.apply(&batch(vec![ins(item(i, "x", i))], 100 + i as u64)).await.unwrap();
+    }
+    let log = w.path().join("_delta_log");
+    assert!(log.join(format!("{:020}.checkpoint.parquet", 3)).exists());
+    assert!(!log.join(format!("{:020}.checkpoint.parquet", 2)).exists());
+    w.apply(&batch(vec![upd(item(2, "x", 2), item(2, "y", 2))], 200)).await.unwrap();
+    let w = TableWriter::open_or_create(&config, schema, APP).await.unwrap();
+    assert_eq!(w.committed_version(), Some(pos(200).to_version().unwrap()));
+    assert_eq!(w.committed_position(), Some(pos(200)));
+    assert_eq!(rows_by_id(w.path()).await.len(), 4);
+}
+
+#[tokio::test]
+async fn reopened_writer_prunes_files_by_their_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(three_files(dir.path()).await);
+    let mut w = open(dir.path(), &items_schema(true)).await;
+    assert_eq!(w.file_count(), 3);
+    let stats = w.apply(&batch(vec![del(item(29, "", 0)), upd(item(21, "n21", 0), item(21, "z", 0))], 300)).await.unwrap();
+    assert_eq!((stats.files_removed, stats.rows_copied), (1, 8));
+}
+
+#[tokio::test]
+async fn string_and_composite_keys_are_matched_and_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(TableSchema {
+        id: TableId::new("db", "composite"),
+        columns: vec![col("tenant", ColumnType::Text), col("n", ColumnType::UInt64), col("v", ColumnType::Text)],
+        primary_key: vec![0, 1],
+    });
+    let row = |t: &str, n: u64, v: &str| vec![Value::Text(t.into()), Value::UInt(n), Value::Text(v.into())];
+    let mut w = open(dir.path(), &schema).await;
+    w.apply(&batch(vec![ins(row("acme", 1, "a")), ins(row("acme", 2, "b"))], 1)).await.unwrap();
+    w.apply(&batch(vec![ins(row("zeta", 1, "c")), ins(row("zeta", u64::MAX, "d"))], 2)).await.unwrap();
+    drop(w);
+    let mut w = open(dir.path(), &schema).await;
+    let stats = w.apply(&batch(vec![upd(row("zeta", u64::MAX, "d"), row("zeta", u64::MAX, "e"))], 3)).await.unwrap();
+    assert_eq!((stats.files_removed, stats.rows_copied), (1, 1));
+    let rows = read_rows(w.path()).await.unwrap();
+    let e = rows.iter().find(|r| r["tenant"] == "zeta" && r["n"] == "18446744073709551615").unwrap();
+    assert_eq!(e["v"], "e");
+    assert_eq!(rows.len(), 4);
+}
+
+#[tokio::test]
+async fn list_tables_finds_every_table_under_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path(), &items_schema(true)).await;
+    open(dir.path(), &items_schema(false)).await;
+    let found = crate::list_tables(dir.path());
+    assert_eq!(found, [dir.path().join("shop/events"), dir.path().join("shop/items")]);
+}
+
+#[tokio::test]
+async fn reopening_with_a_different_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path(), &items_schema(true)).await;
+    let mut changed = (*items_schema(true)).clone();
+    changed.columns[2].data_type = ColumnType::Int64;
+    let err = TableWriter::open_or_create(&cfg(dir.path()), Arc::new(changed), APP).await.unwrap_err();
+    assert!(matches!(err, DeltaError::SchemaMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("qty"), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "writes sample tables to $TRIBUTARY_SAMPLE_DIR for manual inspection"]
+async fn write_sample_tables() {
+    let root = std::path::PathBuf::from(std::env::var("TRIBUTARY_SAMPLE_DIR").unwrap());
+    let mut w = open(&root, &items_schema(true)).await;
+    for f in 0..3 {
+        let rows = (1..=10).map(|i| ins(item(f * 10 + i, &format!("n{}", f * 10 + i), 0))).collect();
+        w.apply(&batch(rows, 100 + f as u64)).await.unwrap();
+    }
+    w.apply(&batch(vec![upd(item(15, "n15", 0), item(15, "fifteen", 5)), del(item(25, "", 0)), ins(item(31, "new", 1))], 200)).await.unwrap();
+    w.apply(&batch(vec![RowChange::Truncate, ins(item(99, "after", 0))], 300)).await.unwrap();
+    let mut e = open(&root, &items_schema(false)).await;
+    e.apply(&batch(vec![ins(item(1, "a", 1)), upd(item(1, "a", 1), item(1, "b", 2)), del(item(1, "b", 2))], 100)).await.unwrap();
+    let mut t = open(&root, &all_types_schema()).await;
+    let full = vec![
+        Value::Int(1), Value::Bool(true), Value::Int(-128), Value::Int(32_767), Value::Int(i64::MIN), Value::UInt(u64::MAX),
+        Value::Float(1.5), Value::Double(-2.25), Value::Decimal { unscaled: -123_456, scale: 3 },
+        Value::Decimal { unscaled: 12_345_678_901_234_567_890_123_456_789i128, scale: 2 }, Value::Date(19_723),
+        Value::Time(-(25 * 3600 + 1) * 1_000_000 - 5), Value::Timestamp(1_704_067_200_123_456),
+        Value::TimestampNtz(1_704_067_200_000_001), Value::Text("héllo".into()), Value::Bytes(vec![0, 255, 16]),
+        Value::Json(r#"{"a": [1, 2]}"#.into()), Value::Array(vec![Value::Int(1), Value::Null, Value::Int(3)]),
+        Value::Array(vec![Value::Text("x".into())]),
+    ];
+    let mut nulls = vec![Value::Null; full.len()];
+    nulls[0] = Value::Int(2);
+    t.apply(&batch(vec![ins(full.clone()), ins(nulls)], 10)).await.unwrap();
+    let mut after = full.clone();
+    after[1] = Value::Bool(false);
+    t.apply(&batch(vec![upd(full, after)], 11)).await.unwrap();
+}
+
+/// Rough throughput numbers (run in release: `cargo test --release -p tributary-delta -- --ignored --nocapture throughput`).
+mod throughput {
+    use super::*;
+    use std::time::Instant;
+
+    fn wide_schema() -> Arc<TableSchema> {
+        Arc::new(TableSchema {
+            id: TableId::new("bench", "orders"),
+            columns: vec![
+                Column { nullable: false, ..col("id", ColumnType::Int64) },
+                col("customer", ColumnType::Text),
+                col("qty", ColumnType::Int32),
+                col("price", ColumnType::Decimal { precision: 12, scale: 2 }),
+                col("created", ColumnType::Timestamp),
+                col("note", ColumnType::Text),
+            ],
+            primary_key: vec![0],
+        })
+    }
+
+    fn order(id: i64, v: i64) -> Vec<Value> {
+        vec![
+            Value::Int(id),
+            Value::Text(format!("customer-{}", id % 5000)),
+            Value::Int(v % 100),
+            Value::Decimal { unscaled: ((id * 37 + v) % 1_000_000) as i128, scale: 2 },
+            Value::Timestamp(1_700_000_000_000_000 + id * 1000),
+            Value::Text(format!("note {v} for order {id}")),
+        ]
+    }
+
+    /// A small deterministic generator (no extra dependency).
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "benchmark"]
+    async fn throughput_inserts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = open(dir.path(), &wide_schema()).await;
+        let (batches, per_batch) = (50, 20_000);
+        let data: Vec<TableBatch> = (0..batches)
+            .map(|b| batch((0..per_batch).map(|i| ins(order(b * per_batch + i, 0))).collect(), 1000 + b as u64))
+            .collect();
+        let started = Instant::now();
+        for b in &data {
+            w.apply(b).await.unwrap();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let rows = (batches * per_batch) as f64;
+        eprintln!("inserts: {rows} rows in {secs:.2}s = {:.0} rows/s ({per_batch} rows per commit)", rows / secs);
+    }
+
+    #[tokio::test]
+    #[ignore = "benchmark"]
+    async fn throughput_update_delete_mix_over_a_million_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = open(dir.path(), &wide_schema()).await;
+        let n: i64 = 1_000_000;
+        let started = Instant::now();
+        for chunk in 0..(n / 50_000) {
+            let rows: Vec<_> = (chunk * 50_000..(chunk + 1) * 50_000).map(|i| order(i, 0)).collect();
+            w.append_snapshot_chunk(rows, &pos(10), 1, false).await.unwrap();
+        }
+        w.append_snapshot_chunk(vec![], &pos(10), 1, true).await.unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("snapshot: {n} rows in {secs:.2}s = {:.0} rows/s, {} files", n as f64 / secs, w.file_count());
+
+        for per_batch in [5_000usize, 20_000, 50_000] {
+            let mut rng = Lcg(per_batch as u64);
+            let mut next_id = n + per_batch as i64 * 1000;
+            let rounds = 5;
+            let mut copied = 0;
+            let started = Instant::now();
+            for round in 0..rounds {
+                let mut changes = Vec::with_capacity(per_batch);
+                let mut seen = std::collections::HashSet::new();
+                while changes.len() < per_batch {
+                    let r = rng.next() % 10;
+                    let id = (rng.next() % n as u64) as i64;
+                    if !seen.insert(id) {
+                        continue;
+                    }
+                    changes.push(match r {
+                        0..=6 => upd(order(id, 0), order(id, round + 1)),
+                        7..=8 => del(order(id, 0)),
+                        _ => {
+                            next_id += 1;
+                            ins(order(next_id, 0))
+                        }
+                    });
+                }
+                let at = 100_000 + per_batch as u64 * 10 + round as u64;
+                let stats = w.apply(&batch(changes, at)).await.unwrap();
+                copied += stats.rows_copied;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            let total = (rounds as usize * per_batch) as f64;
+            eprintln!(
+                "update/delete mix: {per_batch} changes per commit: {:.0} changes/s ({:.2}s per commit, {} rows copied per commit, {} files)",
+                total / secs,
+                secs / rounds as f64,
+                copied / rounds as u64,
+                w.file_count()
+            );
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! [`TableWriter`]: the Delta table of one source table. It creates or opens
+//! the table, keeps the active data files with their primary-key bounds in
+//! memory, and turns every batch of whole source transactions into exactly one
+//! Delta commit that also stores the batch's source position (txn action +
+//! commit info). Snapshot rows arrive through
+//! [`TableWriter::append_snapshot_chunk`]; only the snapshot's last commit
+//! stores a position, so a half-copied table is recognisable after a crash.
+
+use crate::apply::{push_add, Plan, Planner};
+use crate::commit::{self, check_writable, CommitKind, CommitNote};
+use crate::config::DeltaSinkConfig;
+use crate::encode::{encode, Op, OutRow, RowMeta};
+use crate::files::{data_file_name, FileIndex, OpenFile};
+use crate::schema::{schema_difference, TableLayout, PROP_PRIMARY_KEY};
+use crate::DeltaError;
+use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
+use deltalake::DeltaTable;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tributary_core::{Row, RowChange, SourcePosition, TableSchema};
+
+/// One row change with the source transaction it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcedChange {
+    pub change: RowChange,
+    /// The commit position of the change's source transaction.
+    pub position: SourcePosition,
+    /// The source commit time, microseconds since the epoch (UTC).
+    pub commit_ts: i64,
+}
+
+/// The changes of one table from a run of whole source transactions, in
+/// source order; applied as one Delta commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableBatch {
+    pub changes: Vec<SourcedChange>,
+    /// The commit position of the batch's last source transaction (stored as
+    /// the table's position; may be later than any change, e.g. an idle table).
+    pub position: SourcePosition,
+}
+
+/// What one call wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitStats {
+    /// The table version after the call (the last commit it made).
+    pub delta_version: i64,
+    /// Rows written with new content: inserts, after-images, snapshot and changelog rows.
+    pub rows_written: u64,
+    /// Rows removed from the table (deletes, truncated rows).
+    pub rows_deleted: u64,
+    /// Unchanged rows copied while rewriting files (write amplification).
+    pub rows_copied: u64,
+    /// Bytes of data and change-data files written.
+    pub bytes_written: u64,
+    pub files_added: usize,
+    pub files_removed: usize,
+    /// Delta commits made (0 when a snapshot chunk only buffered rows).
+    pub commits: usize,
+    /// Time spent writing files and committing.
+    pub commit_duration: Duration,
+}
+
+impl CommitStats {
+    fn absorb(&mut self, other: CommitStats) {
+        self.delta_version = other.delta_version;
+        self.rows_written += other.rows_written;
+        self.rows_deleted += other.rows_deleted;
+        self.rows_copied += other.rows_copied;
+        self.bytes_written += other.bytes_written;
+        self.files_added += other.files_added;
+        self.files_removed += other.files_removed;
+        self.commits += other.commits;
+        self.commit_duration += other.commit_duration;
+    }
+}
+
+/// Largest file a rewrite writes: a big file (e.g. from the snapshot) is split
+/// into pieces of this size the first time one of its rows changes, so later
+/// changes rewrite only the pieces they touch, and pieces are written in parallel.
+const REWRITE_PIECE_ROWS: usize = 256 * 1024;
+
+/// Rows encoded per record batch when copying snapshot rows.
+const SNAPSHOT_ENCODE_ROWS: usize = 32 * 1024;
+
+/// Writes the Delta table of one source table.
+pub struct TableWriter {
+    cfg: DeltaSinkConfig,
+    layout: TableLayout,
+    path: PathBuf,
+    app_id: String,
+    table: DeltaTable,
+    index: FileIndex,
+    committed_version: Option<i64>,
+    committed_position: Option<SourcePosition>,
+    snapshot_complete: bool,
+    /// The kind of this app's last commit, when there is one.
+    last_kind: Option<CommitKind>,
+    /// The snapshot file being filled, not yet committed.
+    snapshot_file: Option<OpenFile>,
+    /// Set when the in-memory index may not match the log (a failed commit).
+    stale: bool,
+}
+
+impl std::fmt::Debug for TableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableWriter")
+            .field("path", &self.path)
+            .field("app_id", &self.app_id)
+            .field("delta_version", &self.delta_version())
+            .field("committed_version", &self.committed_version)
+            .field("files", &self.index.len())
+            .finish()
+    }
+}
+
+impl TableWriter {
+    /// Opens the table of `schema` under `cfg.root` (`<root>/<schema>/<table>`),
+    /// creating it when it does not exist, and reads back the position stored
+    /// for `app_id`.
+    pub async fn open_or_create(
+        cfg: &DeltaSinkConfig,
+        schema: Arc<TableSchema>,
+        app_id: &str,
+    ) -> Result<Self, DeltaError> {
+        cfg.validate()?;
+        let path = cfg.root.join(&schema.id.schema).join(&schema.id.name);
+        std::fs::create_dir_all(&path).map_err(|e| DeltaError::io(&path, "create directory", &path, e))?;
+        let layout = TableLayout::new(schema);
+        let table = crate::table::load_or_create(&path, &layout).await?;
+        let mut writer = TableWriter {
+            cfg: cfg.clone(),
+            layout,
+            path,
+            app_id: app_id.to_string(),
+            table,
+            index: FileIndex::default(),
+            committed_version: None,
+            committed_position: None,
+            snapshot_complete: false,
+            last_kind: None,
+            snapshot_file: None,
+            stale: false,
+        };
+        writer.check_table()?;
+        writer.load_state().await?;
+        tracing::debug!(table = %writer.path.display(), version = writer.delta_version(), files = writer.index.len(),
+            committed = ?writer.committed_version, "delta table opened");
+        Ok(writer)
+    }
+
+    /// The table's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The table's current Delta version.
+    pub fn delta_version(&self) -> i64 {
+        self.table.version().map_or(-1, |v| v as i64)
+    }
+
+    /// The txn version stored for this writer's app id (the committed source position as i64).
+    pub fn committed_version(&self) -> Option<i64> {
+        self.committed_version
+    }
+
+    /// The full source position of the last commit that stored a txn version.
+    pub fn committed_position(&self) -> Option<SourcePosition> {
+        self.committed_position.clone()
+    }
+
+    /// False while a snapshot copy has started but not finished (also after [`TableWriter::reset`]),
+    /// and for a table that never received data.
+    pub fn snapshot_complete(&self) -> bool {
+        self.snapshot_complete
+    }
+
+    /// Number of active data files.
+    pub fn file_count(&self) -> usize {
+        self.index.len()
+    }
+
+    fn check_table(&self) -> Result<(), DeltaError> {
+        let state = self.table.snapshot().map_err(|e| DeltaError::delta(&self.path, "load", e))?;
+        check_writable(state).map_err(|problem| DeltaError::Unsupported { table: self.path.clone(), problem })?;
+        if let Some(problem) = schema_difference(&self.layout.delta_fields(), &state.schema()) {
+            return Err(DeltaError::SchemaMismatch { table: self.path.clone(), problem });
+        }
+        let want = self.layout.tributary_properties().remove(PROP_PRIMARY_KEY);
+        if let (Some(have), Some(want)) = (state.metadata().configuration().get(PROP_PRIMARY_KEY), want) {
+            if *have != want {
+                return Err(DeltaError::SchemaMismatch {
+                    table: self.path.clone(),
+                    problem: format!("primary key is {have} on disk, {want} in the source"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the file index and the stored position from the loaded table state.
+    async fn load_state(&mut self) -> Result<(), DeltaError> {
+        let err = |e| DeltaError::delta(&self.path, "read table state", e);
+        self.index = crate::table::file_index(&self.table, &self.layout).map_err(err)?;
+        let state = self.table.snapshot().map_err(err)?;
+        let log_store = self.table.log_store();
+        self.committed_version = state.transaction_version(log_store.as_ref(), &self.app_id).await.map_err(err)?;
+        let latest = state.version() as i64;
+        let last = commit::find_note(log_store.as_ref(), latest, &self.app_id, |_| true).await.map_err(err)?;
+        self.last_kind = last.as_ref().map(|found| found.note.kind);
+        self.snapshot_complete = match self.last_kind {
+            Some(kind) => kind.completes_snapshot(),
+            None => self.committed_version.is_some(),
+        };
+        let with_txn = match last {
+            Some(found) if found.note.txn_version.is_some() => Some(found),
+            Some(found) => commit::find_note(log_store.as_ref(), found.version, &self.app_id, |n| n.txn_version.is_some())
+                .await
+                .map_err(err)?,
+            None => None,
+        };
+        self.committed_position = with_txn.and_then(|found| {
+            if found.note.txn_version == self.committed_version {
+                found.note.position()
+            } else {
+                tracing::warn!(table = %self.path.display(), note = ?found.note.txn_version, txn = ?self.committed_version,
+                    "commit info position does not match the txn version; position unknown");
+                None
+            }
+        });
+        self.stale = false;
+        Ok(())
+    }
+
+    /// Reloads the table from the log (after a failed commit or a concurrent writer).
+    async fn reload(&mut self) -> Result<(), DeltaError> {
+        self.table.update_state().await.map_err(|e| DeltaError::delta(&self.path, "reload", e))?;
+        self.check_table()?;
+        self.load_state().await
+    }
+
+    fn version_of(&self, position: &SourcePosition) -> Result<i64, DeltaError> {
+        position.to_version().map_err(|source| DeltaError::Position {
+            table: self.path.clone(),
+            position: position.to_string(),
+            source,
+        })
+    }
+
+    fn planner(&self) -> Planner<'_> {
+        Planner {
+            layout: &self.layout,
+            table_dir: &self.path,
+            index: &self.index,
+            piece_rows: self.cfg.target_file_rows.min(REWRITE_PIECE_ROWS),
+        }
+    }
+
+    /// Applies a batch of whole source transactions as one Delta commit, which
+    /// also stores `batch.position` (txn action `{app_id, position version}`
+    /// and the full position in the commit info). An empty batch only moves
+    /// the position. A position at or below the stored one is refused and
+    /// nothing is written.
+    pub async fn apply(&mut self, batch: &TableBatch) -> Result<CommitStats, DeltaError> {
+        let started = Instant::now();
+        if self.snapshot_file.is_some() {
+            return Err(DeltaError::State {
+                table: self.path.clone(),
+                problem: "a snapshot is in progress; finish it (last = true) before applying changes".into(),
+            });
+        }
+        if matches!(self.last_kind, Some(CommitKind::SnapshotChunk | CommitKind::Reset)) {
+            return Err(DeltaError::State {
+                table: self.path.clone(),
+                problem: "the table holds a partial snapshot copy (or was reset for one); copy the snapshot \
+                          (append_snapshot_chunk ... last = true) before applying changes"
+                    .into(),
+            });
+        }
+        let version = self.version_of(&batch.position)?;
+        if let Some(stored) = self.committed_version {
+            if version <= stored {
+                return Err(DeltaError::PositionBackwards { table: self.path.clone(), stored, offered: version });
+            }
+        }
+        if self.stale {
+            self.reload().await?;
+            if let Some(stored) = self.committed_version.filter(|&s| version <= s) {
+                return Err(DeltaError::PositionBackwards { table: self.path.clone(), stored, offered: version });
+            }
+        }
+        let plan = if self.layout.has_pk() {
+            self.planner().plan_upsert(batch)?
+        } else {
+            self.planner().plan_changelog(batch)?
+        };
+        if plan.missing_keys > 0 {
+            tracing::warn!(table = %self.path.display(), count = plan.missing_keys,
+                "updates / deletes of keys the table does not hold (updates were applied as inserts)");
+        }
+        let operation = if plan.rewrites {
+            DeltaOperation::StreamingUpdate { output_mode: OutputMode::Update, query_id: self.app_id.clone(), epoch_id: version }
+        } else {
+            DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None }
+        };
+        let note = CommitNote::new(&self.app_id, CommitKind::Batch, Some(&batch.position), Some(version));
+        let mut stats = self.commit_plan(plan, operation, note).await?;
+        self.committed_position = Some(batch.position.clone());
+        self.snapshot_complete = true;
+        stats.commit_duration = started.elapsed();
+        Ok(stats)
+    }
+
+    /// Commits a plan; on success updates the index and the stored position.
+    async fn commit_plan(
+        &mut self,
+        plan: Plan,
+        operation: DeltaOperation,
+        note: CommitNote,
+    ) -> Result<CommitStats, DeltaError> {
+        let before = self.delta_version();
+        let txn_version = note.txn_version;
+        let kind = note.kind;
+        let result = commit::commit(&mut self.table, plan.actions, operation, note, plan.metrics).await;
+        let version = match result {
+            Ok(v) => v,
+            Err(e) => {
+                self.stale = true;
+                for path in &plan.written {
+                    let _ = std::fs::remove_file(self.path.join(path));
+                }
+                return Err(DeltaError::delta(&self.path, "commit", e));
+            }
+        };
+        if version != before + 1 {
+            // Another writer committed in between: rebuild the index from the log.
+            tracing::info!(table = %self.path.display(), version, "table changed by another writer; reloading");
+            self.load_state().await?;
+        } else {
+            for path in &plan.removed {
+                self.index.files.remove(path);
+            }
+            self.index.files.extend(plan.added);
+        }
+        if let Some(v) = txn_version {
+            self.committed_version = Some(v);
+        }
+        self.snapshot_complete = kind.completes_snapshot();
+        self.last_kind = Some(kind);
+        if (version as u64) % self.cfg.checkpoint_interval == 0 && version > 0 {
+            if let Err(e) = commit::checkpoint_and_cleanup(&self.table).await {
+                tracing::warn!(table = %self.path.display(), version, error = %e, "checkpoint failed; will retry at the next interval");
+            }
+        }
+        Ok(CommitStats {
+            delta_version: version,
+            rows_written: plan.rows_written,
+            rows_deleted: plan.rows_deleted,
+            rows_copied: plan.rows_copied,
+            bytes_written: plan.metrics.bytes_written,
+            files_added: plan.metrics.files_added,
+            files_removed: plan.metrics.files_removed,
+            commits: 1,
+            commit_duration: Duration::ZERO,
+        })
+    }
+
+    /// Adds snapshot rows (op `r`). Rows are streamed into data files of
+    /// `target_file_rows`; each full file is committed on its own, without a
+    /// position. The call with `last = true` commits the rest together with
+    /// the position (txn), which marks the snapshot complete.
+    pub async fn append_snapshot_chunk(
+        &mut self,
+        rows: Vec<Row>,
+        position: &SourcePosition,
+        commit_ts: i64,
+        last: bool,
+    ) -> Result<CommitStats, DeltaError> {
+        let started = Instant::now();
+        if self.snapshot_complete && self.snapshot_file.is_none() && self.committed_version.is_some() {
+            return Err(DeltaError::State {
+                table: self.path.clone(),
+                problem: "the table already holds a complete snapshot; reset() it before copying again".into(),
+            });
+        }
+        let version = self.version_of(position)?;
+        if last {
+            if let Some(stored) = self.committed_version.filter(|&s| version < s) {
+                return Err(DeltaError::PositionBackwards { table: self.path.clone(), stored, offered: version });
+            }
+        }
+        if self.stale {
+            self.reload().await?;
+        }
+        self.snapshot_complete = false;
+        let meta = RowMeta {
+            op: Some(Op::Snapshot),
+            position: Some(Arc::from(position.to_string())),
+            source_version: Some(version),
+            commit_ts: Some(commit_ts),
+        };
+        let target = self.cfg.target_file_rows as i64;
+        let mut stats = CommitStats::default();
+        let mut offset = 0;
+        while offset < rows.len() {
+            if self.snapshot_file.is_none() {
+                let file = OpenFile::create(&self.path, data_file_name(), &self.layout, &self.layout.arrow)
+                    .map_err(|e| e.into_delta(&self.path))?;
+                self.snapshot_file = Some(file);
+            }
+            let file = self.snapshot_file.as_mut().expect("opened above");
+            let room = (target - file.rows()).max(1) as usize;
+            let take = room.min(rows.len() - offset).min(SNAPSHOT_ENCODE_ROWS);
+            let out: Vec<OutRow> =
+                rows[offset..offset + take].iter().map(|r| OutRow { values: Cow::Borrowed(r), meta: meta.clone() }).collect();
+            let refs: Vec<&OutRow> = out.iter().collect();
+            let batch = encode(&self.layout, &refs, None).map_err(|e| DeltaError::Encode {
+                table: self.path.clone(),
+                column: e.column,
+                problem: e.problem,
+            })?;
+            file.write(&batch, true).map_err(|e| e.into_delta(&self.path))?;
+            offset += take;
+            let full = file.rows() >= target;
+            if full && !(last && offset == rows.len()) {
+                stats.absorb(self.commit_snapshot_file(position, None).await?);
+            }
+        }
+        if last {
+            stats.absorb(self.commit_snapshot_file(position, Some(version)).await?);
+        }
+        if stats.commits == 0 {
+            stats.delta_version = self.delta_version();
+        }
+        stats.commit_duration = started.elapsed();
+        Ok(stats)
+    }
+
+    /// Commits the open snapshot file (if any); with `txn`, also the position.
+    async fn commit_snapshot_file(
+        &mut self,
+        position: &SourcePosition,
+        txn: Option<i64>,
+    ) -> Result<CommitStats, DeltaError> {
+        let mut plan = Plan::default();
+        if let Some(file) = self.snapshot_file.take() {
+            let rows = file.rows();
+            if rows > 0 {
+                let written = file.close().map_err(|e| e.into_delta(&self.path))?;
+                plan.written.push(written.rel_path.clone());
+                plan.rows_written = rows as u64;
+                plan.metrics.rows_written = rows as u64;
+                push_add(&mut plan, written);
+            } else {
+                file.discard();
+            }
+        }
+        let kind = if txn.is_some() { CommitKind::SnapshotDone } else { CommitKind::SnapshotChunk };
+        let note = CommitNote::new(&self.app_id, kind, Some(position), txn);
+        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let stats = self.commit_plan(plan, operation, note).await?;
+        if txn.is_some() {
+            self.committed_position = Some(position.clone());
+        }
+        Ok(stats)
+    }
+
+    /// Removes every data file in one commit (no position is stored), so a
+    /// snapshot can start over; drops snapshot rows not yet committed.
+    pub async fn reset(&mut self) -> Result<(), DeltaError> {
+        if let Some(file) = self.snapshot_file.take() {
+            file.discard();
+        }
+        if self.stale {
+            self.reload().await?;
+        }
+        let plan = self.planner().plan_remove_all();
+        let note = CommitNote::new(&self.app_id, CommitKind::Reset, self.committed_position.as_ref(), None);
+        let operation = DeltaOperation::Delete { predicate: None };
+        self.commit_plan(plan, operation, note).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! Errors of the MySQL / MariaDB source. Every message names the cause and
+//! what to change; [`Retryable::class`] says whether retrying can help.
+
+use tributary_core::{ErrorClass, Retryable};
+
+pub use crate::decoder::DecodeError;
+
+/// An error of the MySQL / MariaDB source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MySqlError {
+    #[error("cannot connect to MySQL at {address}: {reason}; check source.host / source.port and that the server is running")]
+    Connect { address: String, reason: String },
+    #[error("MySQL refused user '{user}' (wrong password or unknown user); check source.user and the password in TRIBUTARY_SOURCE_PASSWORD")]
+    AccessDenied { user: String },
+    #[error("server setting {name} is '{found}' but CDC needs '{expected}'; {fix}")]
+    Setting { name: String, found: String, expected: String, fix: String },
+    #[error("user '{user}' lacks the {privilege} privilege; run: GRANT {privilege} ON {on} TO '{user}'@'%'")]
+    MissingPrivilege { user: String, privilege: String, on: String },
+    #[error("table {table} does not exist on the source (matched by source.include); create it or change the filter")]
+    TableNotFound { table: String },
+    #[error("no source table matches source.include {include:?} (minus source.exclude); check the filters")]
+    NoTables { include: Vec<String> },
+    #[error("cannot map column {table}.{column} of type {source_type}: {reason}")]
+    UnsupportedType { table: String, column: String, source_type: String, reason: String },
+    #[error("config field {field}: {problem}")]
+    Config { field: String, problem: String },
+    #[error("{context}: {source}")]
+    Query {
+        context: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+    #[error("unexpected answer from the server while {context}: {detail}; check that the server version is supported, else report a bug")]
+    Protocol { context: String, detail: String },
+    #[error("snapshot of {table}: {problem}")]
+    Snapshot { table: String, problem: String },
+    #[error("the server cannot send the binlog from {position}: {reason}; if that file was purged, raise binlog_expire_logs_seconds (expire_logs_days on MariaDB) and take a new snapshot; if another replica uses the same id, change source.server_id")]
+    BinlogUnavailable { position: String, reason: String },
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl MySqlError {
+    /// Wraps a client error with what was being done.
+    pub fn query(context: impl Into<String>, source: mysql_async::Error) -> Self {
+        MySqlError::Query { context: context.into(), source }
+    }
+}
+
+impl Retryable for MySqlError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            MySqlError::Connect { .. } => ErrorClass::Transient,
+            MySqlError::Query { source, .. } => match source {
+                mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => ErrorClass::Transient,
+                _ => ErrorClass::NeedsOperator,
+            },
+            MySqlError::Decode(_) => ErrorClass::Fatal,
+            _ => ErrorClass::NeedsOperator,
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! A real PostgreSQL 15 (Debian's postgresql-15) with `wal_level=logical`
+//! and a replication role, on a free loopback port in a temp dir; stopped
+//! (fast shutdown) and removed on Drop. As root, the server runs as the
+//! `postgres` OS user, since PostgreSQL refuses to run as root.
+
+use crate::ports::free_loopback_port;
+use crate::process::ServiceProcess;
+use crate::TestKitError;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Superuser (`postgres`) password, for TCP connections (tests only, loopback only).
+pub const SUPERUSER_PASSWORD: &str = "postgres-pw";
+/// The role with `REPLICATION LOGIN` the test kit creates.
+pub const REPLICATION_USER: &str = "replicator";
+/// Its password.
+pub const REPLICATION_PASSWORD: &str = "replicator-pw";
+/// How long a server may take to accept connections.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Server settings a test can change.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    pub wal_level: String,
+    pub max_replication_slots: u32,
+    pub max_wal_senders: u32,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions { wal_level: "logical".into(), max_replication_slots: 20, max_wal_senders: 20 }
+    }
+}
+
+/// A running PostgreSQL. Superuser `postgres` / [`SUPERUSER_PASSWORD`] and
+/// [`REPLICATION_USER`] / [`REPLICATION_PASSWORD`] can log in over TCP.
+pub struct Postgres {
+    // Field order matters: the process stops before its directory is removed.
+    process: ServiceProcess,
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: PathBuf,
+}
+
+impl Postgres {
+    /// Starts a server with logical decoding on.
+    pub fn start() -> Result<Self, TestKitError> {
+        Self::start_with(PostgresOptions::default())
+    }
+
+    /// Starts a server with `options`.
+    pub fn start_with(options: PostgresOptions) -> Result<Self, TestKitError> {
+        let bin = postgres_bin_dir()?;
+        let owner = run_as()?;
+        let dir = tempfile::Builder::new()
+            .prefix("tributary-postgres-")
+            .tempdir()
+            .map_err(|source| TestKitError::Io { context: "create PostgreSQL temp dir".into(), source })?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+                .map_err(|source| TestKitError::Io { context: format!("chown {}", dir.path().display()), source })?;
+        }
+        initdb(&bin, dir.path(), owner)?;
+        let mut last_error = None;
+        for _attempt in 0..5 {
+            let port = free_loopback_port()
+                .map_err(|source| TestKitError::Io { context: "find a free port".into(), source })?;
+            let log = dir.path().join(format!("postgres-{port}.log"));
+            let mut cmd = Command::new(bin.join("postgres"));
+            cmd.arg("-D")
+                .arg(dir.path().join("data"))
+                .arg("-p")
+                .arg(port.to_string())
+                .args(["-c", "listen_addresses=127.0.0.1"])
+                .arg("-c")
+                .arg(format!("unix_socket_directories={}", dir.path().display()))
+                .arg("-c")
+                .arg(format!("wal_level={}", options.wal_level))
+                .arg("-c")
+                .arg(format!("max_replication_slots={}", options.max_replication_slots))
+                .arg("-c")
+                .arg(format!("max_wal_senders={}", options.max_wal_senders))
+                .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+                .args(["-c", "shared_buffers=64MB", "-c", "max_connections=200", "-c", "logging_collector=off"]);
+            if let Some((uid, gid)) = owner {
+                cmd.uid(uid).gid(gid);
+            }
+            let mut process = ServiceProcess::spawn("postgres", cmd, &log, dir.path())?;
+            match wait_ready(&mut process, &bin, dir.path(), port, &log) {
+                Ok(()) => {
+                    let server = Postgres { process, dir, port, bin };
+                    server.bootstrap()?;
+                    return Ok(server);
+                }
+                Err(e) => {
+                    drop(process);
+                    if !std::fs::read_to_string(&log).unwrap_or_default().contains("already in use") {
+                        return Err(e);
+                    }
+                    // Port taken between our probe and the bind: try another one.
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.expect("at least one attempt"))
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The directory holding the server's socket (and its data under `data/`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A libpq URL for `user` / `password` on `database` over TCP.
+    pub fn url(&self, user: &str, password: &str, database: &str) -> String {
+        format!("postgresql://{user}:{password}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// The URL of the replication role on `database`.
+    pub fn replication_url(&self, database: &str) -> String {
+        self.url(REPLICATION_USER, REPLICATION_PASSWORD, database)
+    }
+
+    /// Runs SQL as the superuser in database `postgres` (through the socket with `psql`).
+    pub fn exec(&self, sql: &str) -> Result<String, TestKitError> {
+        self.exec_in("postgres", sql)
+    }
+
+    /// Runs SQL as the superuser in `database`; returns unaligned, tab-separated rows.
+    pub fn exec_in(&self, database: &str, sql: &str) -> Result<String, TestKitError> {
+        let mut cmd = Command::new(self.bin.join("psql"));
+        cmd.arg("-h").arg(self.dir.path()).args(["-p", &self.port.to_string(), "-U", "postgres", "-d", database]);
+        self.psql(cmd, sql)
+    }
+
+    /// Runs SQL over TCP as `user` / `password` (e.g. the replication role);
+    /// `database` may be a connection string such as `dbname=x replication=database`.
+    pub fn exec_as(&self, user: &str, password: &str, database: &str, sql: &str) -> Result<String, TestKitError> {
+        let mut cmd = Command::new(self.bin.join("psql"));
+        let conninfo = if database.contains('=') { database.to_string() } else { format!("dbname={database}") };
+        cmd.arg(format!("host=127.0.0.1 port={} user={user} {conninfo}", self.port)).env("PGPASSWORD", password);
+        self.psql(cmd, sql)
+    }
+
+    /// A fresh database `test_<8 hex>`, dropped (with its replication slots) when the test passes.
+    pub fn create_database(&self) -> Result<PgDatabase<'_>, TestKitError> {
+        let name = crate::unique_name();
+        self.exec(&format!("CREATE DATABASE \"{name}\""))?;
+        // The replication role may create publications in its own test database.
+        self.exec(&format!("GRANT ALL ON DATABASE \"{name}\" TO {REPLICATION_USER}"))?;
+        self.exec_in(&name, &format!("GRANT ALL ON SCHEMA public TO {REPLICATION_USER}"))?;
+        Ok(PgDatabase { server: self, name })
+    }
+
+    fn psql(&self, mut cmd: Command, sql: &str) -> Result<String, TestKitError> {
+        let out = cmd
+            .args(["-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .map_err(|source| TestKitError::Io { context: "run psql".into(), source })?;
+        if !out.status.success() {
+            return Err(TestKitError::Start {
+                what: format!("SQL `{sql}`"),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    fn bootstrap(&self) -> Result<(), TestKitError> {
+        self.exec(&format!("CREATE ROLE {REPLICATION_USER} WITH LOGIN REPLICATION PASSWORD '{REPLICATION_PASSWORD}'"))?;
+        Ok(())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // Fast shutdown (SIGINT) first: SIGTERM alone, sent next by the
+        // process handle, would wait for open sessions to end.
+        let _ = Command::new("kill").args(["-INT", &self.process.pid().to_string()]).status();
+    }
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Postgres(127.0.0.1:{}, pid {})", self.port, self.process.pid())
+    }
+}
+
+/// A database on a test PostgreSQL; on Drop, when the test passed, its
+/// replication slots are dropped and the database with them; kept (name
+/// printed) when it failed.
+pub struct PgDatabase<'a> {
+    server: &'a Postgres,
+    name: String,
+}
+
+impl PgDatabase<'_> {
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs SQL as the superuser in this database.
+    pub fn exec(&self, sql: &str) -> Result<String, TestKitError> {
+        self.server.exec_in(&self.name, sql)
+    }
+
+    /// Runs SQL over TCP as the replication role in this database.
+    pub fn exec_as_replicator(&self, sql: &str) -> Result<String, TestKitError> {
+        self.server.exec_as(REPLICATION_USER, REPLICATION_PASSWORD, &self.name, sql)
+    }
+
+    /// A name for a slot or publication unique to this test (`test_<8 hex>`).
+    pub fn unique_name(&self) -> String {
+        crate::unique_name()
+    }
+}
+
+impl Drop for PgDatabase<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test failed: kept PostgreSQL database {} on 127.0.0.1:{}", self.name, self.server.port());
+            return;
+        }
+        let _ = self.server.exec(&format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '{}' AND NOT active",
+            self.name
+        ));
+        let _ = self.server.exec(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
+    }
+}
+
+/// Polls `SELECT 1` through the socket until it answers, failing early when the server exits.
+fn wait_ready(process: &mut ServiceProcess, bin: &Path, dir: &Path, port: u16, log: &Path) -> Result<(), TestKitError> {
+    let start = Instant::now();
+    while start.elapsed() < READY_TIMEOUT {
+        if !process.is_running() {
+            break;
+        }
+        if dir.join(format!(".s.PGSQL.{port}")).exists() {
+            let ok = Command::new(bin.join("psql"))
+                .arg("-h")
+                .arg(dir)
+                .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-X", "-A", "-t", "-c", "SELECT 1"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(TestKitError::NotReady {
+        service: format!("PostgreSQL on 127.0.0.1:{port}"),
+        seconds: start.elapsed().as_secs(),
+        log: crate::alertmanager::read_tail(log, 15),
+    })
+}
+
+/// The PostgreSQL 15 binaries: `$TRIBUTARY_PG_BIN`, else Debian's
+/// `/usr/lib/postgresql/15/bin` (or the newest installed version).
+fn postgres_bin_dir() -> Result<PathBuf, TestKitError> {
+    if let Some(dir) = std::env::var_os("TRIBUTARY_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let preferred = Path::new("/usr/lib/postgresql/15/bin");
+    if preferred.join("postgres").is_file() {
+        return Ok(preferred.to_path_buf());
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("postgres").is_file() && p.join("initdb").is_file())
+        .collect();
+    versions.sort();
+    versions.pop().ok_or_else(|| TestKitError::MissingBinary {
+        binary: "postgres / initdb".into(),
+        package: "postgresql-15".into(),
+    })
+}
+
+/// As root: the uid/gid of the `postgres` OS user to run the server as.
+fn run_as() -> Result<Option<(u32, u32)>, TestKitError> {
+    let euid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .map_err(|source| TestKitError::Io { context: "read /proc/self".into(), source })?;
+    if euid != 0 {
+        return Ok(None);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|source| TestKitError::Io { context: "read /etc/passwd".into(), source })?;
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && f[0] == "postgres")
+        .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+        .map(Some)
+        .ok_or_else(|| TestKitError::Start {
+            what: "PostgreSQL as root".into(),
+            detail: "PostgreSQL refuses to run as root and there is no `postgres` OS user; install postgresql-15 \
+                     (`make setup`) or run the tests as an unprivileged user"
+                .into(),
+        })
+}
+
+fn initdb(bin: &Path, dir: &Path, owner: Option<(u32, u32)>) -> Result<(), TestKitError> {
+    let pwfile = dir.join("pwfile");
+    std::fs::write(&pwfile, SUPERUSER_PASSWORD)
+        .map_err(|source| TestKitError::Io { context: "write the initdb password file".into(), source })?;
+    if let Some((uid, gid)) = owner {
+        let _ = std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid));
+    }
+    let mut cmd = Command::new(bin.join("initdb"));
+    cmd.arg("-D")
+        .arg(dir.join("data"))
+        .args(["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .arg("--no-sync")
+        .current_dir(dir);
+    if let Some((uid, gid)) = owner {
+        cmd.uid(uid).gid(gid);
+    }
+    let out = cmd.output().map_err(|source| TestKitError::Io { context: "run initdb".into(), source })?;
+    let _ = std::fs::remove_file(&pwfile);
+    if !out.status.success() {
+        return Err(TestKitError::Start {
+            what: "initdb".into(),
+            detail: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+                .trim()
+                .to_string(),
+        });
+    }
+    Ok(())
+}
