@@ -31,7 +31,7 @@ for _ in $(seq 1 300); do sql "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; do
 sql "SELECT 1" >/dev/null
 
 sql "CREATE USER 'cdc'@'127.0.0.1' IDENTIFIED BY 'cdc-demo'; GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'cdc'@'127.0.0.1';
-CREATE DATABASE shop;
+CREATE DATABASE shop; USE shop;
 CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(100), email VARCHAR(200), created_at DATETIME(6));
 CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, customer_id INT, amount DECIMAL(12,2), status ENUM('new','paid','shipped'), placed_at TIMESTAMP(3));
 INSERT INTO shop.customers SELECT seq, CONCAT('customer ', seq), CONCAT('c', seq, '@example.com'), NOW(6) FROM seq_1_to_1000;

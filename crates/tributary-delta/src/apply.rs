@@ -413,6 +413,9 @@ impl Planner<'_> {
             self.add_cdc_file(&mut plan, &rows, &types)?;
         }
         plan.metrics.rows_written = plan.rows_written;
+        if std::env::var("TRIBUTARY_PROFILE").is_ok() {
+            eprintln!("keyed {keyed:?} read {:?} replayed {:?} rewritten {:?} cdc {:?} files_read {files_read}", read - keyed, replayed - read, rewritten - replayed, started.elapsed() - rewritten);
+        }
         tracing::debug!(
             table = %table.display(), changes = batch.changes.len(), lookups = lookup.len(), files_read,
             rows_copied = plan.rows_copied, keyed = ?keyed, read = ?read - keyed, replayed = ?replayed - read,

@@ -305,7 +305,11 @@ impl TableWriter {
             DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None }
         };
         let note = CommitNote::new(&self.app_id, CommitKind::Batch, Some(&batch.position), Some(version));
+        let planned = started.elapsed();
         let mut stats = self.commit_plan(plan, operation, note).await?;
+        if std::env::var("TRIBUTARY_PROFILE").is_ok() {
+            eprintln!("planned {planned:?} committed {:?}", started.elapsed() - planned);
+        }
         self.committed_position = Some(batch.position.clone());
         self.snapshot_complete = true;
         stats.commit_duration = started.elapsed();

@@ -10,6 +10,7 @@ use mysql_common::binlog::events::Event;
 use tributary_core::{ChangeEvent, ColumnType, Gtid, MySqlPosition, TableSchema, Value};
 use tributary_mysql::binlog_file::{decode_binlog_file, read_binlog_file, BinlogFileReader};
 use tributary_mysql::decoder::{BinlogDecoder, DecodeError, TableMapResolver};
+use tributary_testkit::{require, MariaDb};
 
 /// Every file of the test-data directory; a file added there without a test here fails
 /// `every_test_file_is_covered`.
@@ -600,4 +601,95 @@ fn a_file_without_the_magic_bytes_is_refused() {
     assert!(matches!(err, DecodeError::NotABinlog { .. }), "{err:?}");
     let missing = read_binlog_file(&testdata_dir().join("no-such-file.000001")).unwrap_err();
     assert!(matches!(missing, DecodeError::Io { .. }) && missing.to_string().contains("no-such-file"), "{missing}");
+}
+
+/// The same values the snapshot reader is checked against (tests/live_mariadb.rs),
+/// written by a real MariaDB to a binlog file and decoded offline.
+#[test]
+fn a_mariadb_binlog_of_every_type_decodes_to_typed_values() {
+    let Some(server) = require("MariaDB", MariaDb::start()) else { return };
+    let db = server.create_database().unwrap();
+    db.exec(
+        "CREATE TABLE t (id INT PRIMARY KEY, ti TINYINT, tiu TINYINT UNSIGNED, mu MEDIUMINT UNSIGNED, \
+         iu INT UNSIGNED, biu BIGINT UNSIGNED, dec1 DECIMAL(10,2), dec3 DECIMAL(65,30), fl FLOAT, db DOUBLE, \
+         d DATE, dz DATE, dt6 DATETIME(6), ts3 TIMESTAMP(3) NULL, tm TIME, tm2 TIME(2), tmn TIME(2), y YEAR, \
+         vc VARCHAR(20), l1 VARCHAR(10) CHARACTER SET latin1, bn BINARY(4), e ENUM('s','l'), st SET('a','b','c'), \
+         j JSON, b1 BIT(1), b10 BIT(10), g GEOMETRY, n INT NULL)",
+    )
+    .unwrap();
+    db.exec(
+        "SET NAMES utf8mb4; SET time_zone = '+02:00'; SET sql_mode = ''; INSERT INTO t VALUES (1, -128, 255, \
+         16777215, 4294967295, 18446744073709551615, -12345678.91, 0.000000000000000000000000000001, 1.5, \
+         -2.5e-300, '2024-02-29', '0000-00-00', '2024-02-29 13:14:15.000001', '2024-02-29 15:14:15.123', \
+         '-838:59:59', '12:34:56.78', '-00:00:01.50', 2155, 'héllo 🦀', 'é€', 0x0102, 'l', 'a,c', \
+         '{\"k\": [1, 2]}', b'1', b'1010100101', ST_GeomFromText('POINT(1 2)'), NULL); \
+         UPDATE t SET vc = 'x', n = 5 WHERE id = 1; DELETE FROM t WHERE id = 1; FLUSH BINARY LOGS",
+    )
+    .unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(server.data_dir().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("mariadb-bin.")))
+        .filter(|p| p.extension().is_some_and(|x| x.to_string_lossy().chars().all(|c| c.is_ascii_digit())))
+        .collect();
+    files.sort();
+    files.pop(); // the file FLUSH BINARY LOGS opened, still being written
+    let mut events = Vec::new();
+    for file in &files {
+        let decoded = read_binlog_file(file).unwrap_or_else(|e| panic!("{e}"));
+        events.extend(decoded.into_iter().filter(|e| e.table_id().is_none_or(|id| id.schema == db.name())));
+    }
+    let rows: Vec<&ChangeEvent> = events.iter().filter(|e| e.table_id().is_some()).collect();
+    assert_eq!(shape(&rows.iter().map(|e| (*e).clone()).collect::<Vec<_>>()), "IUD");
+
+    let t = table(rows[0]);
+    assert_eq!(t.primary_key, [0]);
+    assert_eq!(names(t)[..4], ["id", "ti", "tiu", "mu"]);
+    let feb29 = 19_782i64;
+    let micros = |h: i64, m: i64, s: i64, us: i64| ((feb29 * 86_400 + h * 3600 + m * 60 + s) * 1_000_000) + us;
+    let mut wkb = vec![1u8, 1, 0, 0, 0];
+    wkb.extend(1f64.to_le_bytes());
+    wkb.extend(2f64.to_le_bytes());
+    let inserted = vec![
+        Value::Int(1),
+        Value::Int(-128),
+        Value::Int(255),
+        Value::Int(16_777_215),
+        Value::Int(4_294_967_295),
+        Value::UInt(u64::MAX),
+        Value::Decimal { unscaled: -1_234_567_891, scale: 2 },
+        text("0.000000000000000000000000000001"),
+        Value::Float(1.5),
+        Value::Double(-2.5e-300),
+        Value::Date(feb29 as i32),
+        Value::Null, // zero date
+        Value::TimestampNtz(micros(13, 14, 15, 1)),
+        Value::Timestamp(micros(13, 14, 15, 123_000)), // 15:14:15.123 at +02:00
+        text("-838:59:59"),
+        text("12:34:56.78"),
+        text("-00:00:01.50"),
+        Value::Int(2155),
+        text("héllo 🦀"),
+        text("é€"),
+        Value::Bytes(vec![1, 2, 0, 0]), // BINARY(4) padded as the server returns it
+        text("l"),
+        text("a,c"),
+        text("{\"k\": [1, 2]}"), // MariaDB's JSON is LONGTEXT
+        Value::Bool(true),
+        Value::Bytes(vec![0b10, 0b1010_0101]),
+        Value::Bytes(wkb),
+        Value::Null,
+    ];
+    assert_eq!(after(rows[0]), inserted);
+    let mut updated = inserted.clone();
+    updated[18] = text("x");
+    updated[27] = Value::Int(5);
+    assert_eq!(before(rows[1]), inserted);
+    assert_eq!(after(rows[1]), updated);
+    assert_eq!(before(rows[2]), updated);
+    // Three transactions, each with its own MariaDB GTID.
+    let begins: Vec<Option<Gtid>> =
+        events.iter().filter(|e| matches!(e, ChangeEvent::Begin { .. })).map(gtid).collect();
+    assert_eq!(begins.len(), 3);
+    assert!(begins.iter().all(|g| matches!(g, Some(Gtid::MariaDb { domain: 0, server_id: 1, .. }))), "{begins:?}");
 }

@@ -162,6 +162,7 @@ impl<R: SchemaResolver> BinlogDecoder<R> {
         self.in_tx
     }
 
+    /// The schema resolver, e.g. to change what it serves.
     pub fn resolver_mut(&mut self) -> &mut R {
         &mut self.resolver
     }

@@ -167,7 +167,8 @@ mod tests {
 
     /// One TIME(fsp) cell as the binlog stores it, read through `read_image`.
     fn time_cell(fsp: u8, bytes: &[u8]) -> MyValue {
-        let layout = [ColumnLayout { ty: BinlogType::MYSQL_TYPE_TIME2, meta: vec![fsp], unsigned: false, json_rank: None }];
+        let layout =
+            [ColumnLayout { ty: BinlogType::MYSQL_TYPE_TIME2, meta: vec![fsp], unsigned: false, json_rank: None }];
         let mut image = vec![0u8]; // null bitmap: not NULL
         image.extend_from_slice(bytes);
         let mut out = Vec::new();

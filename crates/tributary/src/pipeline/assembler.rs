@@ -52,11 +52,6 @@ impl TransactionAssembler {
             }),
         }
     }
-
-    /// True while a transaction is open (its events are not yet committable).
-    pub fn in_transaction(&self) -> bool {
-        self.open.is_some()
-    }
 }
 
 #[cfg(test)]
@@ -78,11 +73,11 @@ mod tests {
         assert_eq!(a.push(ChangeEvent::Begin { position: pos(10), commit_ts: 5 }).unwrap(), None);
         let insert = ChangeEvent::Insert { table: table(), position: pos(20), commit_ts: 5, after: vec![Value::Int(1)] };
         assert_eq!(a.push(insert).unwrap(), None);
-        assert!(a.in_transaction());
+        assert!(a.open.is_some());
         let txn = a.push(ChangeEvent::Commit { position: pos(30), commit_ts: 5 }).unwrap().unwrap();
         assert_eq!(txn.position, pos(30));
         assert_eq!(txn.changes.len(), 1);
-        assert!(!a.in_transaction());
+        assert!(a.open.is_none());
     }
 
     #[test]
