@@ -80,6 +80,5 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-clean-delta-tables:  ## remove test leftovers (per-run Delta table roots) older than OLDER_THAN_MIN minutes
-	@find "$${TMPDIR:-/tmp}/tributary-tests" -mindepth 1 -maxdepth 1 -mmin +$(OLDER_THAN_MIN) -print \
-	  -exec rm -rf {} + 2>/dev/null; true
+clean-delta-tables:  ## remove test leftovers (kept per-run Delta table roots) older than OLDER_THAN_MIN minutes
+	$(CARGO) run --locked -q -p tributary -- clean --older-than $(OLDER_THAN_MIN)m

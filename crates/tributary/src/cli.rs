@@ -66,4 +66,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Remove leftovers of test runs (kept Delta table dirs of failed tests) older than an age.
+    Clean {
+        /// Directory holding the per-run dirs (default: $TRIBUTARY_TEST_ROOT or <tmp>/tributary-tests).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Age, e.g. 30m, 1h, 2d.
+        #[arg(long, default_value = "1h")]
+        older_than: String,
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
