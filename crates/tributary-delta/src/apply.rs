@@ -3,10 +3,13 @@
 //!
 //! Tables with a primary key (upsert mirror): changes are replayed per key in
 //! source order against the stored rows they touch. Only data files whose key
-//! bounds can hold an updated / deleted key are read; a file that really holds
-//! one is replaced by a file without those rows plus their final after-images
-//! (Remove + Add); rows of new keys go to one new file (Add only, nothing
-//! rewritten). Whenever anything is removed or rewritten, a change-data file
+//! bounds can hold an updated / deleted key are read (in parallel); a file that
+//! really holds one is replaced (Remove + Add) by files without those rows plus
+//! their final after-images, split into pieces of at most `piece_rows` rows
+//! along the old row order so key ranges stay tight and later changes rewrite
+//! less. Rows of new keys go to new files (Add only, nothing rewritten).
+//! Inserts are trusted to carry new keys (the source enforces the key), so
+//! they never cause a read. Whenever anything is removed or rewritten, a change-data file
 //! holds exactly the batch's changes (`insert`, `update_preimage`,
 //! `update_postimage`, `delete`) so readers never see untouched rows as
 //! delete + insert.
@@ -17,7 +20,9 @@
 
 use crate::commit::{add_action, cdc_action, remove_action, CommitMetrics};
 use crate::encode::{decode_rows, encode, EncodeError, Op, OutRow, RowMeta};
-use crate::files::{cdc_file_name, data_file_name, read_file, write_file, FileEntry, FileError, FileIndex, WrittenFile};
+use crate::files::{
+    cdc_file_name, data_file_name, read_file, write_file, FileEntry, FileError, FileIndex, WrittenFile,
+};
 use crate::key::{key_of_row, Key, KeyLookup, KeyMap, KeyReader, KeySet};
 use crate::schema::TableLayout;
 use crate::writer::{SourcedChange, TableBatch};
@@ -27,6 +32,7 @@ use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use deltalake::kernel::Action;
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 use tributary_core::{ColumnType, RowChange, SourcePosition, Value};
@@ -53,7 +59,7 @@ pub(crate) struct Plan {
     pub rows_copied: u64,
     /// Deletes / updates of keys the table does not hold.
     pub missing_keys: u64,
-    /// Every file this plan wrote (to delete if the commit fails).
+    /// Every file this plan wrote (deleted again if the commit certainly failed).
     pub written: Vec<String>,
 }
 
@@ -83,7 +89,12 @@ impl<'b> MetaCache<'b> {
             self.last = Some((&sc.position, Arc::from(sc.position.to_string()), version));
         }
         let (_, text, version) = self.last.as_ref().expect("set above");
-        Ok(RowMeta { op: Some(op), position: Some(text.clone()), source_version: Some(*version), commit_ts: Some(sc.commit_ts) })
+        Ok(RowMeta {
+            op: Some(op),
+            position: Some(text.clone()),
+            source_version: Some(*version),
+            commit_ts: Some(sc.commit_ts),
+        })
     }
 }
 
@@ -100,15 +111,25 @@ struct Slot {
 struct Candidate {
     path: String,
     size: i64,
-    batch: RecordBatch,
+    rows: usize,
+    /// The file's rows, kept for the rewrite while within [`KEEP_ROWS`]; else read again then.
+    batch: Option<RecordBatch>,
     /// Rows whose key the batch touches (dropped from the replacement), with their keys.
     hits: Vec<(Key, usize)>,
+    /// Those rows decoded (moved into the replay arena).
+    stored: Vec<(Vec<Value>, RowMeta)>,
 }
 
-/// One data file to write: rows copied from a rewritten file, then encoded rows.
-struct WriteJob<'a, 'b> {
-    survivors: Option<RecordBatch>,
-    rows: Vec<&'a OutRow<'b>>,
+/// Rows of rewritten files held in memory between reading and rewriting them;
+/// files beyond this are read a second time when they are rewritten.
+const KEEP_ROWS: usize = if cfg!(test) { 15 } else { 2_000_000 };
+
+/// Data files to write.
+enum WriteJob<'a, 'b> {
+    /// One file: rows copied from a rewritten file (if any), then encoded rows.
+    Rows { survivors: Option<RecordBatch>, rows: Vec<&'a OutRow<'b>> },
+    /// A rewritten file not kept in memory: read it again, write its pieces.
+    Reread { path: &'a str, hits: &'a [(Key, usize)], finals: Vec<(usize, &'a OutRow<'b>)> },
 }
 
 /// Maps `f` over `items` on up to one thread per core, keeping the order.
@@ -187,6 +208,46 @@ impl Planner<'_> {
         plan.rewrites = true;
     }
 
+    /// Splits a rewritten file into pieces of at most `piece_rows` rows: the
+    /// rows of each range the batch did not touch, plus the final rows of the
+    /// keys whose stored row lay in that range (`finals`, sorted by that row).
+    fn pieces<'x, 'b>(
+        &self,
+        data: &RecordBatch,
+        hits: &[(Key, usize)],
+        finals: &[(usize, &'x OutRow<'b>)],
+    ) -> Result<Vec<(RecordBatch, Vec<&'x OutRow<'b>>)>, DeltaError> {
+        let n = data.num_rows();
+        let mut keep = vec![true; n];
+        for &(_, r) in hits {
+            keep[r] = false;
+        }
+        let piece_rows = self.piece_rows.max(1);
+        let mut out = Vec::new();
+        let mut next = 0;
+        for start in (0..n).step_by(piece_rows) {
+            let len = piece_rows.min(n - start);
+            let mask = BooleanArray::from(keep[start..start + len].to_vec());
+            let survivors = filter_record_batch(&data.slice(start, len), &mask)
+                .map_err(self.arrow_err("filter a rewritten file"))?;
+            let end = next + finals[next..].partition_point(|(r, _)| *r < start + len);
+            let rows: Vec<&OutRow> = finals[next..end].iter().map(|&(_, row)| row).collect();
+            next = end;
+            if survivors.num_rows() + rows.len() > 0 {
+                out.push((survivors, rows));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes one data file: copied rows, then encoded rows.
+    fn write_piece(&self, survivors: Option<RecordBatch>, rows: &[&OutRow<'_>]) -> Result<WrittenFile, DeltaError> {
+        let changed = encode(self.layout, rows, None).map_err(|e| self.encode_err(e))?;
+        let batches: Vec<RecordBatch> = survivors.into_iter().chain([changed]).collect();
+        write_file(self.table_dir, data_file_name(), self.layout, &self.layout.arrow, &batches, true)
+            .map_err(|e| self.file_err(e))
+    }
+
     /// Plans a batch for a table with a primary key.
     pub fn plan_upsert<'b>(&self, batch: &'b TableBatch) -> Result<Plan, DeltaError> {
         let started = Instant::now();
@@ -240,6 +301,8 @@ impl Planner<'_> {
             Vec::new()
         };
         let files_read = wanted.len();
+
+        let budget = std::sync::atomic::AtomicUsize::new(KEEP_ROWS);
         let scanned = par_map(wanted, |(path, entry)| -> Result<Candidate, DeltaError> {
             let data = self.read_data_file(path)?;
             let key_columns: Vec<_> = pk.iter().map(|&i| data.column(i).clone()).collect();
@@ -251,21 +314,23 @@ impl Planner<'_> {
                     hits.push((key, r));
                 }
             }
-            Ok(Candidate { path: path.clone(), size: entry.size, batch: data, hits })
+            let rows: Vec<usize> = hits.iter().map(|(_, r)| *r).collect();
+            let stored = decode_rows(self.layout, &data, &rows).map_err(|e| self.encode_err(e))?;
+            let n = data.num_rows();
+            let keep = !hits.is_empty()
+                && !full_scan
+                && budget.fetch_update(Relaxed, Relaxed, |left| left.checked_sub(n)).is_ok();
+            Ok(Candidate { path: path.clone(), size: entry.size, rows: n, batch: keep.then_some(data), hits, stored })
         });
-        let candidates = scanned.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let mut candidates = scanned.into_iter().collect::<Result<Vec<_>, _>>()?;
         let read = started.elapsed();
 
         // 3. Replay the changes in order, starting from the stored rows found.
         let mut arena: Vec<OutRow<'b>> = Vec::with_capacity(batch.changes.len() + lookup.len());
         let mut state: KeyMap<Slot> = KeyMap::default();
         state.reserve(batch.changes.len() + lookup.len());
-        for (f, cand) in candidates.iter().enumerate() {
-            if cand.hits.is_empty() {
-                continue;
-            }
-            let rows: Vec<usize> = cand.hits.iter().map(|(_, r)| *r).collect();
-            let decoded = decode_rows(self.layout, &cand.batch, &rows).map_err(|e| self.encode_err(e))?;
+        for (f, cand) in candidates.iter_mut().enumerate() {
+            let decoded = std::mem::take(&mut cand.stored);
             for ((key, r), (values, meta)) in cand.hits.iter().zip(decoded) {
                 let slot = state.entry(key.clone()).or_default();
                 if slot.origin.is_none() {
@@ -361,47 +426,43 @@ impl Planner<'_> {
             if full_scan {
                 continue;
             }
-            let n = cand.batch.num_rows();
-            let mut keep = vec![true; n];
-            for &(_, r) in &cand.hits {
-                keep[r] = false;
-            }
-            let mut finals = std::mem::take(&mut per_row[f]);
-            finals.sort_unstable();
-            let piece_rows = self.piece_rows.max(1);
-            let mut next_final = 0;
-            for start in (0..n.max(1)).step_by(piece_rows) {
-                let len = piece_rows.min(n - start.min(n));
-                let mask = BooleanArray::from(keep[start..start + len].to_vec());
-                let survivors = filter_record_batch(&cand.batch.slice(start, len), &mask)
-                    .map_err(self.arrow_err("filter a rewritten file"))?;
-                let end = next_final + finals[next_final..].partition_point(|(r, _)| *r < start + len);
-                let changed: Vec<&OutRow> = finals[next_final..end].iter().map(|&(_, i)| &arena[i]).collect();
-                next_final = end;
-                if survivors.num_rows() + changed.len() > 0 {
-                    plan.rows_copied += survivors.num_rows() as u64;
-                    plan.rows_written += changed.len() as u64;
-                    jobs.push(WriteJob { survivors: Some(survivors), rows: changed });
+            let mut finals: Vec<(usize, &OutRow)> =
+                std::mem::take(&mut per_row[f]).into_iter().map(|(r, i)| (r, &arena[i])).collect();
+            finals.sort_unstable_by_key(|(r, _)| *r);
+            plan.rows_copied += (cand.rows - cand.hits.len()) as u64;
+            plan.rows_written += finals.len() as u64;
+            match &cand.batch {
+                Some(data) => {
+                    for (survivors, rows) in self.pieces(data, &cand.hits, &finals)? {
+                        jobs.push(WriteJob::Rows { survivors: Some(survivors), rows });
+                    }
                 }
+                None => jobs.push(WriteJob::Reread { path: &cand.path, hits: &cand.hits, finals }),
             }
         }
         if !fresh.is_empty() {
             fresh.sort_unstable();
             plan.rows_written += fresh.len() as u64;
             for piece in fresh.chunks(self.piece_rows.max(1)) {
-                jobs.push(WriteJob { survivors: None, rows: piece.iter().map(|&i| &arena[i]).collect() });
+                jobs.push(WriteJob::Rows { survivors: None, rows: piece.iter().map(|&i| &arena[i]).collect() });
             }
         }
-        let written = par_map(jobs, |job| -> Result<WrittenFile, DeltaError> {
-            let changed = encode(self.layout, &job.rows, None).map_err(|e| self.encode_err(e))?;
-            let batches: Vec<RecordBatch> = job.survivors.into_iter().chain([changed]).collect();
-            write_file(self.table_dir, data_file_name(), self.layout, &self.layout.arrow, &batches, true)
-                .map_err(|e| self.file_err(e))
+        let written = par_map(jobs, |job| -> Result<Vec<WrittenFile>, DeltaError> {
+            match job {
+                WriteJob::Rows { survivors, rows } => Ok(vec![self.write_piece(survivors, &rows)?]),
+                WriteJob::Reread { path, hits, finals } => {
+                    let data = self.read_data_file(path)?;
+                    let pieces = self.pieces(&data, hits, &finals)?;
+                    drop(data);
+                    pieces.into_iter().map(|(survivors, rows)| self.write_piece(Some(survivors), &rows)).collect()
+                }
+            }
         });
-        for file in written {
-            let file = file?;
-            plan.written.push(file.rel_path.clone());
-            push_add(&mut plan, file);
+        for files in written {
+            for file in files? {
+                plan.written.push(file.rel_path.clone());
+                push_add(&mut plan, file);
+            }
         }
         plan.rows_deleted = cdc.iter().filter(|(_, t)| *t == DELETE).count() as u64;
         let rewritten = started.elapsed();
@@ -413,9 +474,6 @@ impl Planner<'_> {
             self.add_cdc_file(&mut plan, &rows, &types)?;
         }
         plan.metrics.rows_written = plan.rows_written;
-        if std::env::var("TRIBUTARY_PROFILE").is_ok() {
-            eprintln!("keyed {keyed:?} read {:?} replayed {:?} rewritten {:?} cdc {:?} files_read {files_read}", read - keyed, replayed - read, rewritten - replayed, started.elapsed() - rewritten);
-        }
         tracing::debug!(
             table = %table.display(), changes = batch.changes.len(), lookups = lookup.len(), files_read,
             rows_copied = plan.rows_copied, keyed = ?keyed, read = ?read - keyed, replayed = ?replayed - read,
@@ -448,7 +506,9 @@ impl Planner<'_> {
         let mut table_truncated = false;
         for sc in &batch.changes {
             let row = match &sc.change {
-                RowChange::Insert { after } => OutRow { values: resolve_unchanged(after, None), meta: metas.meta(table, sc, Op::Insert)? },
+                RowChange::Insert { after } => {
+                    OutRow { values: resolve_unchanged(after, None), meta: metas.meta(table, sc, Op::Insert)? }
+                }
                 RowChange::Update { before, after } => {
                     OutRow { values: resolve_unchanged(after, Some(before)), meta: metas.meta(table, sc, Op::Update)? }
                 }

@@ -95,7 +95,12 @@ pub async fn read_changes(
                             }
                         },
                     };
-                    out.push(ChangeRecord { commit_version: version, commit_timestamp: timestamp, change_type, values });
+                    out.push(ChangeRecord {
+                        commit_version: version,
+                        commit_timestamp: timestamp,
+                        change_type,
+                        values,
+                    });
                 }
             }
         }
@@ -112,7 +117,8 @@ pub async fn read_rows(table_path: &Path) -> Result<Vec<serde_json::Map<String, 
         let path = file.path().to_string();
         for batch in read_file(table_path, &path).map_err(|e| e.into_delta(table_path))? {
             out.extend(
-                batch_to_json(&batch).map_err(|problem| DeltaError::Corrupt { table: table_path.to_path_buf(), problem })?,
+                batch_to_json(&batch)
+                    .map_err(|problem| DeltaError::Corrupt { table: table_path.to_path_buf(), problem })?,
             );
         }
     }

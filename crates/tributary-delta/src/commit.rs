@@ -130,7 +130,8 @@ pub(crate) fn check_writable(state: &DeltaTableState) -> Result<(), String> {
         1..=4 => {}
         7 => {
             let features = protocol.writer_features().unwrap_or_default();
-            if let Some(f) = features.iter().map(|f| f.to_string()).find(|f| !HONOURED_WRITER_FEATURES.contains(&f.as_str()))
+            if let Some(f) =
+                features.iter().map(|f| f.to_string()).find(|f| !HONOURED_WRITER_FEATURES.contains(&f.as_str()))
             {
                 return Err(format!("writer feature {f} is not supported by Tributary"));
             }

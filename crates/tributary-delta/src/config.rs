@@ -39,10 +39,16 @@ impl DeltaSinkConfig {
             return Err(DeltaError::Config { field: "sink.delta.root", problem: "must not be empty".into() });
         }
         if self.checkpoint_interval == 0 {
-            return Err(DeltaError::Config { field: "sink.delta.checkpoint_interval", problem: "must be at least 1".into() });
+            return Err(DeltaError::Config {
+                field: "sink.delta.checkpoint_interval",
+                problem: "must be at least 1".into(),
+            });
         }
         if self.target_file_rows == 0 {
-            return Err(DeltaError::Config { field: "sink.delta.target_file_rows", problem: "must be at least 1".into() });
+            return Err(DeltaError::Config {
+                field: "sink.delta.target_file_rows",
+                problem: "must be at least 1".into(),
+            });
         }
         Ok(())
     }

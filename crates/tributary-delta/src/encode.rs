@@ -8,8 +8,8 @@
 use crate::schema::{arrow_type, decimal_as_text, TableLayout};
 use deltalake::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBufferBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
-    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListArray,
-    RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListArray, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use deltalake::arrow::buffer::{NullBuffer, OffsetBuffer};
 use deltalake::arrow::datatypes::{DataType as ArrowType, SchemaRef};
@@ -186,7 +186,8 @@ pub(crate) fn encode_column(ty: &ColumnType, cells: &[&Value]) -> Result<ArrayRe
         ColumnType::Int32 => ints!(Int32Builder, i32),
         ColumnType::Int64 => ints!(Int64Builder, i64),
         ColumnType::UInt64 => {
-            let mut b = Decimal128Builder::with_capacity(n).with_precision_and_scale(20, 0).map_err(|e| e.to_string())?;
+            let mut b =
+                Decimal128Builder::with_capacity(n).with_precision_and_scale(20, 0).map_err(|e| e.to_string())?;
             for v in cells {
                 match v {
                     Value::Null | Value::Unchanged => b.append_null(),
@@ -295,7 +296,8 @@ pub(crate) fn encode_column(ty: &ColumnType, cells: &[&Value]) -> Result<ArrayRe
             Arc::new(b.finish())
         }
         ColumnType::Text | ColumnType::Json => {
-            let bytes: usize = cells.iter().map(|v| if let Value::Text(s) | Value::Json(s) = v { s.len() } else { 0 }).sum();
+            let bytes: usize =
+                cells.iter().map(|v| if let Value::Text(s) | Value::Json(s) = v { s.len() } else { 0 }).sum();
             let mut b = StringBuilder::with_capacity(n, bytes);
             for v in cells {
                 match v {
@@ -334,7 +336,8 @@ pub(crate) fn encode_column(ty: &ColumnType, cells: &[&Value]) -> Result<ArrayRe
                     }
                     v => return Err(mismatch(ty, v)),
                 }
-                let len = i32::try_from(children.len()).map_err(|_| "array column exceeds 2^31 elements".to_string())?;
+                let len =
+                    i32::try_from(children.len()).map_err(|_| "array column exceeds 2^31 elements".to_string())?;
                 offsets.push(len);
             }
             let child = encode_column(element, &children)?;
@@ -506,7 +509,9 @@ pub(crate) fn decode_cell(array: &dyn Array, row: usize) -> Result<Value, String
         ArrowType::Timestamp(unit, tz) => {
             let raw = match unit {
                 TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row).saturating_mul(1_000_000),
-                TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(row).saturating_mul(1000),
+                TimeUnit::Millisecond => {
+                    array.as_primitive::<TimestampMillisecondType>().value(row).saturating_mul(1000)
+                }
                 TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row),
                 TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(row).div_euclid(1000),
             };
@@ -612,7 +617,13 @@ pub fn value_to_json(value: &Value) -> serde_json::Value {
 
 fn float_json(f: f64) -> serde_json::Value {
     serde_json::Number::from_f64(f).map(serde_json::Value::Number).unwrap_or_else(|| {
-        serde_json::Value::String(if f.is_nan() { "NaN".into() } else if f > 0.0 { "Infinity".into() } else { "-Infinity".into() })
+        serde_json::Value::String(if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        })
     })
 }
 

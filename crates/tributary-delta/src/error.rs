@@ -20,7 +20,7 @@ pub enum DeltaError {
     CommitConflict {
         table: PathBuf,
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
 
     /// The offered source position is at or below the one the table holds: the
@@ -47,7 +47,7 @@ pub enum DeltaError {
         table: PathBuf,
         context: &'static str,
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
 
     /// Reading or writing a file of the table failed.
@@ -104,13 +104,18 @@ impl DeltaError {
     /// Wraps a delta-rs error, singling out commit conflicts.
     pub(crate) fn delta(table: &std::path::Path, context: &'static str, source: DeltaTableError) -> Self {
         if is_conflict(&source) {
-            DeltaError::CommitConflict { table: table.to_path_buf(), source }
+            DeltaError::CommitConflict { table: table.to_path_buf(), source: Box::new(source) }
         } else {
-            DeltaError::Delta { table: table.to_path_buf(), context, source }
+            DeltaError::Delta { table: table.to_path_buf(), context, source: Box::new(source) }
         }
     }
 
-    pub(crate) fn io(table: &std::path::Path, context: &'static str, file: &std::path::Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        table: &std::path::Path,
+        context: &'static str,
+        file: &std::path::Path,
+        source: std::io::Error,
+    ) -> Self {
         DeltaError::Io { table: table.to_path_buf(), context, file: file.to_path_buf(), source }
     }
 
@@ -164,7 +169,7 @@ impl Retryable for DeltaError {
             | DeltaError::Unsupported { .. }
             | DeltaError::State { .. } => ErrorClass::NeedsOperator,
             DeltaError::Io { source, .. } => io_class(source.kind()),
-            DeltaError::Delta { source, .. } => match source {
+            DeltaError::Delta { source, .. } => match source.as_ref() {
                 DeltaTableError::ObjectStore { source: deltalake::ObjectStoreError::NotFound { .. }, .. } => {
                     ErrorClass::NeedsOperator
                 }

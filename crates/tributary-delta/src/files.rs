@@ -68,7 +68,12 @@ pub(crate) struct OpenFile {
 }
 
 impl OpenFile {
-    pub fn create(table_dir: &Path, rel_path: String, layout: &TableLayout, schema: &SchemaRef) -> Result<Self, FileError> {
+    pub fn create(
+        table_dir: &Path,
+        rel_path: String,
+        layout: &TableLayout,
+        schema: &SchemaRef,
+    ) -> Result<Self, FileError> {
         let abs_path = table_dir.join(&rel_path);
         if let Some(parent) = abs_path.parent() {
             std::fs::create_dir_all(parent).map_err(|source| FileError::Io {
@@ -144,7 +149,8 @@ pub(crate) fn write_file(
 /// Reads a whole parquet file of the table.
 pub(crate) fn read_file(table_dir: &Path, rel_path: &str) -> Result<Vec<RecordBatch>, FileError> {
     let abs_path = resolve(table_dir, rel_path);
-    let file = File::open(&abs_path).map_err(|source| FileError::Io { file: abs_path.clone(), context: "open", source })?;
+    let file =
+        File::open(&abs_path).map_err(|source| FileError::Io { file: abs_path.clone(), context: "open", source })?;
     let parquet = |source| FileError::Parquet { file: rel_path.to_string(), source };
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(parquet)?

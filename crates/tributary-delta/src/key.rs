@@ -182,9 +182,7 @@ pub(crate) fn part_of_value(value: &Value, ty: &ColumnType) -> KeyPart {
         (Value::Timestamp(us) | Value::TimestampNtz(us), _) => KeyPart::Int(*us),
         (Value::Text(s) | Value::Json(s), ColumnType::Bytes) => KeyPart::Bytes(s.as_bytes().to_vec()),
         (Value::Text(s) | Value::Json(s), _) => KeyPart::Str(s.clone()),
-        (Value::Bytes(b), ColumnType::Text | ColumnType::Json) => {
-            KeyPart::Str(String::from_utf8_lossy(b).into_owned())
-        }
+        (Value::Bytes(b), ColumnType::Text | ColumnType::Json) => KeyPart::Str(String::from_utf8_lossy(b).into_owned()),
         (Value::Bytes(b), _) => KeyPart::Bytes(b.clone()),
         (Value::Array(_), _) => KeyPart::Str(format!("{value:?}")),
     }

@@ -63,11 +63,8 @@ pub(crate) struct TableLayout {
 
 impl TableLayout {
     pub fn new(source: Arc<TableSchema>) -> Self {
-        let mut fields: Vec<Field> = source
-            .columns
-            .iter()
-            .map(|c| Field::new(c.name.clone(), arrow_type(&c.data_type), c.nullable))
-            .collect();
+        let mut fields: Vec<Field> =
+            source.columns.iter().map(|c| Field::new(c.name.clone(), arrow_type(&c.data_type), c.nullable)).collect();
         fields.extend(metadata_arrow_fields());
         let arrow = Arc::new(ArrowSchema::new(fields.clone()));
         fields.push(Field::new(CHANGE_TYPE_COLUMN, ArrowType::Utf8, true));
@@ -191,9 +188,7 @@ pub fn arrow_type(ty: &ColumnType) -> ArrowType {
         ColumnType::TimestampNtz => ArrowType::Timestamp(TimeUnit::Microsecond, None),
         ColumnType::Text | ColumnType::Json => ArrowType::Utf8,
         ColumnType::Bytes => ArrowType::Binary,
-        ColumnType::Array { element } => {
-            ArrowType::List(Arc::new(Field::new(LIST_ELEMENT, arrow_type(element), true)))
-        }
+        ColumnType::Array { element } => ArrowType::List(Arc::new(Field::new(LIST_ELEMENT, arrow_type(element), true))),
     }
 }
 

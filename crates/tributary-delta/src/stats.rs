@@ -15,6 +15,11 @@ use deltalake::arrow::compute;
 use deltalake::arrow::datatypes::*;
 use std::fmt::Write as _;
 
+/// 0001-01-01 and 9999-12-31 as days since the epoch, and microseconds per day.
+const MIN_DAY: i64 = -719_162;
+const MAX_DAY: i64 = 2_932_896;
+const DAY_MICROS: i64 = 86_400_000_000;
+
 /// Longest string prefix kept in JSON statistics (as Spark does).
 const STRING_PREFIX: usize = 32;
 
@@ -29,10 +34,25 @@ enum IntKind {
 enum Acc {
     /// No min/max for this column (boolean, binary, arrays).
     NoBounds,
-    Int { kind: IntKind, min: Option<i64>, max: Option<i64> },
-    Dec { scale: i8, min: Option<i128>, max: Option<i128> },
-    Float { min: Option<f64>, max: Option<f64>, unbounded: bool },
-    Str { min: Option<String>, max: Option<String> },
+    Int {
+        kind: IntKind,
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Dec {
+        scale: i8,
+        min: Option<i128>,
+        max: Option<i128>,
+    },
+    Float {
+        min: Option<f64>,
+        max: Option<f64>,
+        unbounded: bool,
+    },
+    Str {
+        min: Option<String>,
+        max: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -89,11 +109,8 @@ impl StatsBuilder {
         let mut json = String::with_capacity(64 + self.columns.len() * 48);
         let _ = write!(json, "{{\"numRecords\":{}", self.rows);
         let section = |json: &mut String, title: &str, pick: &dyn Fn(&ColumnStats) -> Option<String>| {
-            let entries: Vec<String> = self
-                .columns
-                .iter()
-                .filter_map(|c| pick(c).map(|v| format!("{}:{v}", json_string(&c.name))))
-                .collect();
+            let entries: Vec<String> =
+                self.columns.iter().filter_map(|c| pick(c).map(|v| format!("{}:{v}", json_string(&c.name)))).collect();
             if !entries.is_empty() {
                 let _ = write!(json, ",\"{title}\":{{{}}}", entries.join(","));
             }
@@ -151,7 +168,9 @@ fn update_acc(acc: &mut Acc, array: &dyn Array) {
                 DataType::Int32 => minmax(array.as_primitive::<Int32Type>()),
                 DataType::Int64 => minmax(array.as_primitive::<Int64Type>()),
                 DataType::Date32 => minmax(array.as_primitive::<Date32Type>()),
-                DataType::Timestamp(TimeUnit::Microsecond, _) => minmax(array.as_primitive::<TimestampMicrosecondType>()),
+                DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                    minmax(array.as_primitive::<TimestampMicrosecondType>())
+                }
                 _ => (None, None),
             };
             merge(min, max, lo, hi);
@@ -210,9 +229,15 @@ fn render(acc: &Acc, upper: bool) -> Option<String> {
             let v = if upper { (*max)? } else { (*min)? };
             Some(match kind {
                 IntKind::Number => v.to_string(),
+                // Years outside 0001..=9999 have no ISO-8601 form every reader parses: no bound.
+                IntKind::Date if !(MIN_DAY..=MAX_DAY).contains(&v) => return None,
+                IntKind::Timestamp { .. } if !(MIN_DAY * DAY_MICROS..(MAX_DAY + 1) * DAY_MICROS).contains(&v) => {
+                    return None
+                }
                 IntKind::Date => json_string(&date_text(v)),
                 IntKind::Timestamp { utc } => {
-                    let ms = if upper { v.div_euclid(1000) + (v.rem_euclid(1000) != 0) as i64 } else { v.div_euclid(1000) };
+                    let ms =
+                        if upper { v.div_euclid(1000) + (v.rem_euclid(1000) != 0) as i64 } else { v.div_euclid(1000) };
                     let text = timestamp_text(ms * 1000);
                     let text = &text[..text.len() - 3]; // milliseconds
                     json_string(&if *utc { format!("{text}Z") } else { text.to_string() })
@@ -270,14 +295,24 @@ mod tests {
             id: TableId::new("s", "t"),
             columns: cols
                 .iter()
-                .map(|(n, t)| Column { name: n.to_string(), data_type: t.clone(), nullable: true, source_type: String::new() })
+                .map(|(n, t)| Column {
+                    name: n.to_string(),
+                    data_type: t.clone(),
+                    nullable: true,
+                    source_type: String::new(),
+                })
                 .collect(),
             primary_key: vec![0],
         };
         let layout = TableLayout::new(Arc::new(schema));
         let long = "x".repeat(40);
         let rows = [
-            vec![Value::Int(5), Value::Text(long.clone()), Value::Timestamp(1_500), Value::Decimal { unscaled: -5, scale: 2 }],
+            vec![
+                Value::Int(5),
+                Value::Text(long.clone()),
+                Value::Timestamp(1_500),
+                Value::Decimal { unscaled: -5, scale: 2 },
+            ],
             vec![Value::Int(2), Value::Null, Value::Timestamp(2_500), Value::Decimal { unscaled: 12345, scale: 2 }],
         ];
         let meta = RowMeta { op: None, position: None, source_version: None, commit_ts: None };
@@ -296,8 +331,20 @@ mod tests {
         assert!(v["maxValues"]["name"].as_str().unwrap().ends_with('\u{10FFFF}'));
         assert_eq!(v["minValues"]["ts"], "1970-01-01T00:00:00.001Z");
         assert_eq!(v["maxValues"]["ts"], "1970-01-01T00:00:00.003Z");
-        assert_eq!(stats.json.contains("\"amount\":-0.05"), true, "{}", stats.json);
+        assert!(stats.json.contains("\"amount\":-0.05"), "{}", stats.json);
         assert_eq!(stats.key_bounds.min[0], Some(KeyPart::Int(2)));
         assert_eq!(stats.key_bounds.max[0], Some(KeyPart::Int(5)));
+    }
+
+    #[test]
+    fn dates_beyond_year_9999_get_no_bounds() {
+        assert_eq!(crate::encode::date_text(MIN_DAY), "0001-01-01");
+        assert_eq!(crate::encode::date_text(MAX_DAY), "9999-12-31");
+        let acc = Acc::Int { kind: IntKind::Date, min: Some(MIN_DAY - 1), max: Some(MAX_DAY) };
+        assert_eq!(render(&acc, false), None);
+        assert_eq!(render(&acc, true).as_deref(), Some("\"9999-12-31\""));
+        let ts =
+            Acc::Int { kind: IntKind::Timestamp { utc: true }, min: Some(0), max: Some((MAX_DAY + 1) * DAY_MICROS) };
+        assert_eq!(render(&ts, true), None);
     }
 }

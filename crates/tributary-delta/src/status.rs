@@ -53,5 +53,13 @@ pub async fn table_status(table_path: &Path, app_id: &str) -> Result<TableStatus
     let log_data = state.log_data();
     let files = log_data.num_files();
     let rows = log_data.iter().map(|f| f.num_records().map(|n| n as i64)).sum();
-    Ok(TableStatus { version, committed_version, committed_position, last_commit_ts_ms, snapshot_complete, files, rows })
+    Ok(TableStatus {
+        version,
+        committed_version,
+        committed_position,
+        last_commit_ts_ms,
+        snapshot_complete,
+        files,
+        rows,
+    })
 }

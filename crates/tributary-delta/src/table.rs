@@ -9,9 +9,11 @@ use crate::DeltaError;
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::Int64Type;
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{Action, Protocol};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
 use std::path::{Path, PathBuf};
+use tributary_core::ColumnType;
 
 /// Name of the transaction log folder.
 const DELTA_LOG: &str = "_delta_log";
@@ -46,7 +48,7 @@ pub fn list_tables(root: &Path) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
             let name = entry.file_name();
-            if is_dir && !name.to_string_lossy().starts_with(['.', '_']) {
+            if is_dir && !name.to_string_lossy().starts_with('.') {
                 pending.push(entry.path());
             }
         }
@@ -70,7 +72,11 @@ pub(crate) async fn load_or_create(path: &Path, layout: &TableLayout) -> Result<
         Err(e) => return Err(err("load")(e)),
     }
     let properties = layout.tributary_properties();
-    let created = CreateBuilder::new()
+    let mut create = CreateBuilder::new();
+    if let Some(protocol) = table_features_protocol(layout) {
+        create = create.with_actions([Action::Protocol(protocol)]);
+    }
+    let created = create
         .with_log_store(table.log_store())
         .with_table_name(layout.source.id.name.clone())
         .with_comment(format!("Tributary mirror of {}", layout.source.id))
@@ -96,6 +102,26 @@ pub(crate) async fn load_or_create(path: &Path, layout: &TableLayout) -> Result<
     }
 }
 
+/// The protocol of a table that needs table features (a `timestamp_ntz`
+/// column): reader 3 / writer 7 listing every feature the table uses.
+/// delta-rs lists `changeDataFeed` and `timestampNtz` by itself but not
+/// `invariants`, which Delta Spark requires once a column is NOT NULL (the
+/// primary key) and refuses to read the table without. `None` keeps the
+/// legacy reader 1 / writer 4 protocol.
+fn table_features_protocol(layout: &TableLayout) -> Option<Protocol> {
+    let needs_features = layout.source.columns.iter().any(|c| c.data_type == ColumnType::TimestampNtz);
+    if !needs_features {
+        return None;
+    }
+    let protocol = serde_json::json!({
+        "minReaderVersion": 3,
+        "minWriterVersion": 7,
+        "readerFeatures": ["timestampNtz"],
+        "writerFeatures": ["changeDataFeed", "invariants", "timestampNtz"],
+    });
+    Some(serde_json::from_value(protocol).expect("a valid reader 3 / writer 7 protocol"))
+}
+
 /// The active data files of the loaded state with their key bounds (from the
 /// statistics delta-rs parsed out of the Add actions).
 pub(crate) fn file_index(table: &DeltaTable, layout: &TableLayout) -> Result<FileIndex, DeltaTableError> {
@@ -109,8 +135,10 @@ pub(crate) fn file_index(table: &DeltaTable, layout: &TableLayout) -> Result<Fil
             return Err(DeltaTableError::Generic("add actions table lacks path / size_bytes".into()));
         };
         let key_name = |i: usize| layout.source.columns[i].name.clone();
-        let mins: Vec<Option<_>> = layout.pk.iter().map(|&i| batch.column_by_name(&format!("min.{}", key_name(i))).cloned()).collect();
-        let maxs: Vec<Option<_>> = layout.pk.iter().map(|&i| batch.column_by_name(&format!("max.{}", key_name(i))).cloned()).collect();
+        let mins: Vec<Option<_>> =
+            layout.pk.iter().map(|&i| batch.column_by_name(&format!("min.{}", key_name(i))).cloned()).collect();
+        let maxs: Vec<Option<_>> =
+            layout.pk.iter().map(|&i| batch.column_by_name(&format!("max.{}", key_name(i))).cloned()).collect();
         let min_cols: Vec<Option<KeyColumn>> = mins.iter().map(|c| c.as_ref().map(KeyColumn::new)).collect();
         let max_cols: Vec<Option<KeyColumn>> = maxs.iter().map(|c| c.as_ref().map(KeyColumn::new)).collect();
         for r in 0..batch.num_rows() {
@@ -120,10 +148,9 @@ pub(crate) fn file_index(table: &DeltaTable, layout: &TableLayout) -> Result<Fil
                 bounds.max[k] = max_cols[k].as_ref().map(|c| c.part(r)).filter(|p| !matches!(p, KeyPart::Null));
             }
             let rows = records.as_ref().and_then(|a| a.is_valid(r).then(|| a.value(r)));
-            index.files.insert(
-                crate::files::percent_decode(paths.value(r)),
-                FileEntry { size: sizes.value(r), rows, bounds },
-            );
+            index
+                .files
+                .insert(crate::files::percent_decode(paths.value(r)), FileEntry { size: sizes.value(r), rows, bounds });
         }
     }
     Ok(index)

@@ -126,6 +126,14 @@ impl TableWriter {
     ) -> Result<Self, DeltaError> {
         cfg.validate()?;
         let path = cfg.root.join(&schema.id.schema).join(&schema.id.name);
+        for part in [&schema.id.schema, &schema.id.name] {
+            if part.is_empty() || part == "." || part == ".." || part.contains(['/', '\\', '\0']) {
+                return Err(DeltaError::Unsupported {
+                    table: path,
+                    problem: format!("source name {part:?} cannot be a directory name"),
+                });
+            }
+        }
         std::fs::create_dir_all(&path).map_err(|e| DeltaError::io(&path, "create directory", &path, e))?;
         let layout = TableLayout::new(schema);
         let table = crate::table::load_or_create(&path, &layout).await?;
@@ -215,9 +223,11 @@ impl TableWriter {
         };
         let with_txn = match last {
             Some(found) if found.note.txn_version.is_some() => Some(found),
-            Some(found) => commit::find_note(log_store.as_ref(), found.version, &self.app_id, |n| n.txn_version.is_some())
-                .await
-                .map_err(err)?,
+            Some(found) => {
+                commit::find_note(log_store.as_ref(), found.version, &self.app_id, |n| n.txn_version.is_some())
+                    .await
+                    .map_err(err)?
+            }
             None => None,
         };
         self.committed_position = with_txn.and_then(|found| {
@@ -300,16 +310,16 @@ impl TableWriter {
                 "updates / deletes of keys the table does not hold (updates were applied as inserts)");
         }
         let operation = if plan.rewrites {
-            DeltaOperation::StreamingUpdate { output_mode: OutputMode::Update, query_id: self.app_id.clone(), epoch_id: version }
+            DeltaOperation::StreamingUpdate {
+                output_mode: OutputMode::Update,
+                query_id: self.app_id.clone(),
+                epoch_id: version,
+            }
         } else {
             DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None }
         };
         let note = CommitNote::new(&self.app_id, CommitKind::Batch, Some(&batch.position), Some(version));
-        let planned = started.elapsed();
         let mut stats = self.commit_plan(plan, operation, note).await?;
-        if std::env::var("TRIBUTARY_PROFILE").is_ok() {
-            eprintln!("planned {planned:?} committed {:?}", started.elapsed() - planned);
-        }
         self.committed_position = Some(batch.position.clone());
         self.snapshot_complete = true;
         stats.commit_duration = started.elapsed();
@@ -330,11 +340,21 @@ impl TableWriter {
         let version = match result {
             Ok(v) => v,
             Err(e) => {
-                self.stale = true;
-                for path in &plan.written {
-                    let _ = std::fs::remove_file(self.path.join(path));
+                let err = DeltaError::delta(&self.path, "commit", e);
+                if matches!(err, DeltaError::CommitConflict { .. }) {
+                    // Certainly not committed: the new files are garbage.
+                    for path in &plan.written {
+                        let _ = std::fs::remove_file(self.path.join(path));
+                    }
                 }
-                return Err(DeltaError::delta(&self.path, "commit", e));
+                // Other failures may come after the commit landed (e.g. reading the
+                // new state back): keep the files, and read the log again now so
+                // that committed_version() tells the caller what the table holds.
+                self.stale = true;
+                if let Err(reload) = self.reload().await {
+                    tracing::warn!(table = %self.path.display(), error = %reload, "reload after a failed commit failed");
+                }
+                return Err(err);
             }
         };
         if version != before + 1 {
@@ -352,7 +372,7 @@ impl TableWriter {
         }
         self.snapshot_complete = kind.completes_snapshot();
         self.last_kind = Some(kind);
-        if (version as u64) % self.cfg.checkpoint_interval == 0 && version > 0 {
+        if version > 0 && (version as u64).is_multiple_of(self.cfg.checkpoint_interval) {
             if let Err(e) = commit::checkpoint_and_cleanup(&self.table).await {
                 tracing::warn!(table = %self.path.display(), version, error = %e, "checkpoint failed; will retry at the next interval");
             }
@@ -416,8 +436,10 @@ impl TableWriter {
             let file = self.snapshot_file.as_mut().expect("opened above");
             let room = (target - file.rows()).max(1) as usize;
             let take = room.min(rows.len() - offset).min(SNAPSHOT_ENCODE_ROWS);
-            let out: Vec<OutRow> =
-                rows[offset..offset + take].iter().map(|r| OutRow { values: Cow::Borrowed(r), meta: meta.clone() }).collect();
+            let out: Vec<OutRow> = rows[offset..offset + take]
+                .iter()
+                .map(|r| OutRow { values: Cow::Borrowed(r), meta: meta.clone() })
+                .collect();
             let refs: Vec<&OutRow> = out.iter().collect();
             let batch = encode(&self.layout, &refs, None).map_err(|e| DeltaError::Encode {
                 table: self.path.clone(),

@@ -37,7 +37,7 @@ fn main() {
         let last = first + TXN_ROWS - 1;
         server
             .exec(&format!(
-                "INSERT INTO bench.t SELECT seq, seq % 1000, CONCAT('row-', seq), seq / 100, \
+                "USE bench; INSERT INTO bench.t SELECT seq, seq % 1000, CONCAT('row-', seq), seq / 100, \
                  '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_{first}_to_{last}"
             ))
             .unwrap();

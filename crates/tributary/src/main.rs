@@ -41,11 +41,12 @@ fn one_line(error: &anyhow::Error) -> String {
 }
 
 fn init_logging(cli: &cli::Cli) {
-    // Library crates below ours log every snapshot load at info; keep them at warn unless asked.
+    // The Delta kernel logs every snapshot load at info and a table that does not exist
+    // yet at error; their failures reach us as errors anyway. Quiet unless asked for.
     let mut directives = cli.log.clone();
-    for noisy in ["buoyant_kernel", "deltalake_core", "delta_kernel"] {
+    for (noisy, level) in [("buoyant_kernel", "off"), ("deltalake_core", "warn")] {
         if !directives.contains(noisy) {
-            directives.push_str(&format!(",{noisy}=warn"));
+            directives.push_str(&format!(",{noisy}={level}"));
         }
     }
     let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| "info".into());
