@@ -14,9 +14,10 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 SOCK="$DEMO_DIR/mysqld.sock"
 
 echo "demo: starting MariaDB on 127.0.0.1:$PORT (data in $DEMO_DIR)"
-mariadb-install-db --no-defaults --user="$(id -un)" --skip-test-db --datadir="$DEMO_DIR/data" >"$DEMO_DIR/install.log" 2>&1
+mkdir -p "$DEMO_DIR/tmp"
+mariadb-install-db --no-defaults --user="$(id -un)" --skip-test-db --datadir="$DEMO_DIR/data" --tmpdir="$DEMO_DIR/tmp" >"$DEMO_DIR/install.log" 2>&1
 mariadbd --no-defaults --user="$(id -un)" --datadir="$DEMO_DIR/data" --socket="$SOCK" --port="$PORT" \
-  --bind-address=127.0.0.1 --skip-name-resolve --server-id=1 --log-bin="$DEMO_DIR/data/mariadb-bin" \
+  --tmpdir="$DEMO_DIR/tmp" --bind-address=127.0.0.1 --skip-name-resolve --server-id=1 --log-bin="$DEMO_DIR/data/mariadb-bin" \
   --binlog-format=ROW --binlog-row-image=FULL >"$DEMO_DIR/server.log" 2>&1 &
 DB_PID=$!
 PIPE_PID=""

@@ -8,14 +8,45 @@ use std::sync::Arc;
 /// Timestamps are microseconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChangeEvent {
-    Begin { position: SourcePosition, commit_ts: i64 },
-    Insert { table: Arc<TableSchema>, position: SourcePosition, commit_ts: i64, after: Row },
-    Update { table: Arc<TableSchema>, position: SourcePosition, commit_ts: i64, before: Row, after: Row },
-    Delete { table: Arc<TableSchema>, position: SourcePosition, commit_ts: i64, before: Row },
-    Truncate { table: Arc<TableSchema>, position: SourcePosition, commit_ts: i64 },
+    Begin {
+        position: SourcePosition,
+        commit_ts: i64,
+    },
+    Insert {
+        table: Arc<TableSchema>,
+        position: SourcePosition,
+        commit_ts: i64,
+        after: Row,
+    },
+    Update {
+        table: Arc<TableSchema>,
+        position: SourcePosition,
+        commit_ts: i64,
+        before: Row,
+        after: Row,
+    },
+    Delete {
+        table: Arc<TableSchema>,
+        position: SourcePosition,
+        commit_ts: i64,
+        before: Row,
+    },
+    Truncate {
+        table: Arc<TableSchema>,
+        position: SourcePosition,
+        commit_ts: i64,
+    },
     /// The table's schema from this position on.
-    SchemaChange { table: Arc<TableSchema>, position: SourcePosition, commit_ts: i64, ddl: String },
-    Commit { position: SourcePosition, commit_ts: i64 },
+    SchemaChange {
+        table: Arc<TableSchema>,
+        position: SourcePosition,
+        commit_ts: i64,
+        ddl: String,
+    },
+    Commit {
+        position: SourcePosition,
+        commit_ts: i64,
+    },
 }
 
 impl ChangeEvent {

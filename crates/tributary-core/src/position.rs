@@ -42,7 +42,8 @@ impl MySqlPosition {
 
     /// The numeric suffix of the binlog file name (`mysql-bin.000042` → 42).
     pub fn file_index(&self) -> u64 {
-        let digits: String = self.file.rsplit('.').next().unwrap_or("").chars().filter(|c| c.is_ascii_digit()).collect();
+        let digits: String =
+            self.file.rsplit('.').next().unwrap_or("").chars().filter(|c| c.is_ascii_digit()).collect();
         digits.parse().unwrap_or(0)
     }
 

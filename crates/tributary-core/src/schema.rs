@@ -40,10 +40,15 @@ pub enum ColumnType {
     UInt64,
     Float32,
     Float64,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Date,
     /// Time of day / duration; stored as text `[-]HH:MM:SS[.ffffff]` with `fsp` digits.
-    Time { fsp: u8 },
+    Time {
+        fsp: u8,
+    },
     /// Instant, UTC (Delta `timestamp`).
     Timestamp,
     /// Wall clock without zone (Delta `timestamp_ntz`).
@@ -51,7 +56,9 @@ pub enum ColumnType {
     Text,
     Bytes,
     Json,
-    Array { element: Box<ColumnType> },
+    Array {
+        element: Box<ColumnType>,
+    },
 }
 
 /// One column of a table.

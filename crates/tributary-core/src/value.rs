@@ -17,7 +17,10 @@ pub enum Value {
     Float(f32),
     Double(f64),
     /// An exact decimal: `unscaled * 10^-scale`; precision is the column's.
-    Decimal { unscaled: i128, scale: u8 },
+    Decimal {
+        unscaled: i128,
+        scale: u8,
+    },
     /// Days since 1970-01-01.
     Date(i32),
     /// Time of day or duration, microseconds (MySQL TIME can be negative or > 24 h).

@@ -163,27 +163,43 @@ impl std::fmt::Debug for MariaDb {
     }
 }
 
+/// A private tmpdir: a starting mariadbd deletes the `#sql*` temp files it finds
+/// in its tmpdir, so servers sharing /tmp break each other's bootstrap.
+fn tmp_dir(dir: &Path) -> Result<PathBuf, TestKitError> {
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp)
+        .map_err(|source| TestKitError::Io { context: "create MariaDB tmpdir".into(), source })?;
+    Ok(tmp)
+}
+
 fn install(install_db: &Path, dir: &Path) -> Result<(), TestKitError> {
     let out = Command::new(install_db)
         .args(["--no-defaults", "--user=root", "--skip-test-db", "--auth-root-authentication-method=socket"])
         .arg(format!("--datadir={}", dir.join("data").display()))
+        .arg(format!("--tmpdir={}", tmp_dir(dir)?.display()))
         .output()
         .map_err(|source| TestKitError::Io { context: "run mariadb-install-db".into(), source })?;
     if !out.status.success() {
         return Err(TestKitError::Start {
             what: "mariadb-install-db".into(),
-            detail: String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_string(),
+            detail: last_lines(&String::from_utf8_lossy(&out.stderr), 5),
         });
     }
     Ok(())
 }
 
-fn spawn_server(mariadbd: &Path, dir: &Path, port: u16, options: &MariaDbOptions) -> Result<ServiceProcess, TestKitError> {
+fn spawn_server(
+    mariadbd: &Path,
+    dir: &Path,
+    port: u16,
+    options: &MariaDbOptions,
+) -> Result<ServiceProcess, TestKitError> {
     let mut cmd = Command::new(mariadbd);
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", dir.join("data").display()))
         .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
         .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+        .arg(format!("--tmpdir={}", tmp_dir(dir)?.display()))
         .arg(format!("--port={port}"))
         .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--server-id=1"])
         .args(["--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0"])
@@ -195,4 +211,9 @@ fn spawn_server(mariadbd: &Path, dir: &Path, port: u16, options: &MariaDbOptions
         cmd.arg(format!("--log-bin={}", dir.join("data").join("mariadb-bin").display()));
     }
     ServiceProcess::spawn("mariadbd", cmd, &dir.join("server.log"), dir)
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
 }

@@ -29,12 +29,8 @@ impl ServiceProcess {
         let io_err = |context: String| move |source| TestKitError::Io { context, source };
         let out = std::fs::File::create(log).map_err(io_err(format!("create {}", log.display())))?;
         let err = out.try_clone().map_err(io_err("dup log".into()))?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(io_err(format!("spawn {name}")))?;
+        let child =
+            command.stdin(Stdio::null()).stdout(out).stderr(err).spawn().map_err(io_err(format!("spawn {name}")))?;
         spawn_watchdog(child.id(), cleanup_dir);
         Ok(ServiceProcess { child, name: name.into() })
     }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::alltypes::{assert_same, create_table, server_rows, ROW_MAX, ROW_MIN, TYPES};
 use common::*;
 use serde_json::{json, Value as Json};
 use tributary_testkit::spark::Row;
@@ -144,71 +145,12 @@ fn a_10000_row_load_gives_a_change_feed_of_10000_rows_in_spark() {
     );
 }
 
-/// (column, DDL type, server expression rendering the expected value, Spark type of docs/types.md).
-/// The MariaDB rows of tests/types_mariadb.rs, read here through Spark.
-const TYPES: &[(&str, &str, &str, &str)] = &[
-    ("ti", "TINYINT", "ti", "tinyint"),
-    ("tiu", "TINYINT UNSIGNED", "tiu", "smallint"),
-    ("si", "SMALLINT", "si", "smallint"),
-    ("siu", "SMALLINT UNSIGNED", "siu", "int"),
-    ("mi", "MEDIUMINT", "mi", "int"),
-    ("miu", "MEDIUMINT UNSIGNED", "miu", "int"),
-    ("i", "INT", "i", "int"),
-    ("iu", "INT UNSIGNED", "iu", "bigint"),
-    ("bi", "BIGINT", "bi", "bigint"),
-    ("biu", "BIGINT UNSIGNED", "biu", "decimal(20,0)"),
-    ("dec1", "DECIMAL(10,2)", "dec1", "decimal(10,2)"),
-    ("dec2", "DECIMAL(38,10)", "dec2", "decimal(38,10)"),
-    ("dec3", "DECIMAL(65,30)", "dec3", "string"),
-    ("fl", "FLOAT", "fl", "float"),
-    ("db", "DOUBLE", "db", "double"),
-    ("d", "DATE", "d", "date"),
-    ("dt0", "DATETIME", "dt0", "timestamp_ntz"),
-    ("dt6", "DATETIME(6)", "dt6", "timestamp_ntz"),
-    ("ts0", "TIMESTAMP NULL", "ts0", "timestamp"),
-    ("ts3", "TIMESTAMP(3) NULL", "ts3", "timestamp"),
-    ("tm", "TIME", "tm", "string"),
-    ("tm2", "TIME(2)", "tm2", "string"),
-    ("y", "YEAR", "y", "smallint"),
-    ("c", "CHAR(5)", "c", "string"),
-    ("vc", "VARCHAR(20)", "vc", "string"),
-    ("tx", "TEXT", "tx", "string"),
-    ("bn", "BINARY(4)", "LOWER(HEX(bn))", "binary"),
-    ("vb", "VARBINARY(10)", "LOWER(HEX(vb))", "binary"),
-    ("bl", "BLOB", "LOWER(HEX(bl))", "binary"),
-    ("e", "ENUM('small','medium','large')", "e", "string"),
-    ("st", "SET('a','b','c')", "st", "string"),
-    ("j", "JSON", "j", "string"),
-    ("b1", "BIT(1)", "b1+0", "boolean"),
-    ("b10", "BIT(10)", "LOWER(LPAD(HEX(b10),4,'0'))", "binary"),
-    ("g", "GEOMETRY", "LOWER(HEX(ST_AsWKB(g)))", "binary"),
-];
-
-const ROW_MIN: &str = "(1, -128, 0, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0, \
-    -12345678.91, -1234567890123456789012345678.0123456789, -12345678901234567890123456789012345.123456789012345678901234567890, \
-    1.5, -2.5e-300, '1000-01-01', '1000-01-01 00:00:00', '9999-12-31 23:59:59.999999', '1970-01-01 00:00:01', \
-    '2038-01-19 03:14:07.999', '-838:59:59', '12:34:56.78', 1901, 'ab', 'héllo 🦀', 'text', 0x00ff10ab, 0x0102, \
-    0xdeadbeef, 'large', 'a,c', '{\"k\": [1, 2]}', b'1', b'1010100101', ST_GeomFromText('POINT(1 2)'))";
-const ROW_MAX: &str = "(2, 127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295, 9223372036854775807, \
-    18446744073709551615, 99999999.99, 9999999999999999999999999999.9999999999, 0.000000000000000000000000000001, \
-    -0.25, 1.7976931348623157e308, '9999-12-31', '2024-02-29 13:14:15', '2024-02-29 13:14:15.000001', \
-    '2024-02-29 13:14:15', '2024-02-29 13:14:15.123', '838:59:59', '-00:00:00.01', 2155, 'abcde', '', REPEAT('x', 300), \
-    0x00000000, X'', X'', 'small', '', '[]', b'0', b'0000000001', ST_GeomFromText('LINESTRING(0 0, 1 1.5)'))";
-
-/// `YYYY-MM-DD HH:MM:SS.ffffff` from the server's or Spark's rendering.
-fn datetime(text: &str) -> String {
-    let t = text.replace('T', " ").replace("+00:00", "");
-    let (main, frac) = t.split_once('.').unwrap_or((&t, ""));
-    format!("{main}.{frac:0<6}")
-}
-
 #[test]
 fn every_mariadb_type_reads_in_spark_with_the_documented_type_and_value() {
     let Some(server) = mariadb() else { return };
     let Some(spark) = spark() else { return };
     let db = server.create_database().unwrap();
-    let cols: Vec<String> = TYPES.iter().map(|(n, t, _, _)| format!("{n} {t}")).collect();
-    db.exec(&format!("CREATE TABLE alltypes (id INT PRIMARY KEY, {})", cols.join(", "))).unwrap();
+    create_table(&db);
     db.exec(&format!("INSERT INTO alltypes VALUES {ROW_MIN}, {ROW_MAX}")).unwrap();
     db.exec("INSERT INTO alltypes (id) VALUES (3)").unwrap();
     let dir = test_dir();
@@ -219,39 +161,17 @@ fn every_mariadb_type_reads_in_spark_with_the_documented_type_and_value() {
     assert!(pipeline.stop().success());
 
     let schema = spark.schema(&path).unwrap();
-    for (name, _, _, spark_type) in TYPES {
-        let field = schema.iter().find(|f| f.name == *name).unwrap_or_else(|| panic!("{name} in {schema:?}"));
-        assert_eq!(field.data_type, *spark_type, "Spark type of {name}");
+    for case in TYPES {
+        let field =
+            schema.iter().find(|f| f.name == case.name).unwrap_or_else(|| panic!("{} in {schema:?}", case.name));
+        assert_eq!(field.data_type, case.spark_type, "Spark type of {}", case.name);
     }
-    let exprs: Vec<&str> = TYPES.iter().map(|c| c.2).collect();
-    let sql =
-        format!("SET time_zone = '+00:00'; SELECT {} FROM `{}`.alltypes ORDER BY id", exprs.join(", "), db.name());
-    let expected: Vec<Vec<Option<String>>> = source_lines(&server, &sql)
-        .iter()
-        .map(|l| l.split('\t').map(|v| (v != "NULL").then(|| v.to_string())).collect())
-        .collect();
+    let expected = server_rows(&server, db.name());
     let rows = spark.rows(&path, &["id"]).unwrap();
     assert_eq!(rows.len(), expected.len());
     for (row, server_row) in rows.iter().zip(&expected) {
-        for ((name, ..), server_value) in TYPES.iter().zip(server_row) {
-            let got = &row[*name];
-            let Some(want) = server_value else {
-                assert!(got.is_null(), "row {} {name}: server NULL, Spark {got}", row["id"]);
-                continue;
-            };
-            let text = match got {
-                Json::Null => panic!("row {} {name}: server {want}, Spark null", row["id"]),
-                Json::Bool(b) => (if *b { "1" } else { "0" }).to_string(),
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let same = match *name {
-                "fl" | "db" => text.parse::<f64>().unwrap() == want.parse::<f64>().unwrap(),
-                "dt0" | "dt6" | "ts0" | "ts3" => datetime(&text) == datetime(want),
-                "j" => serde_json::from_str::<Json>(&text).unwrap() == serde_json::from_str::<Json>(want).unwrap(),
-                _ => text == *want,
-            };
-            assert!(same, "row {} column {name}: server {want:?}, Spark {text:?}", row["id"]);
+        for (case, want) in TYPES.iter().zip(server_row) {
+            assert_same("Spark", case.name, &row[case.name], want, &row["id"]);
         }
     }
 }

@@ -42,7 +42,9 @@ fn insert_update_delete_reach_the_mirror_and_the_change_feed_exactly() {
     let feed = change_feed(&python, &path, after_snapshot + 1);
     let changes: Vec<(String, i64, i64)> = feed
         .iter()
-        .map(|r| (r["_change_type"].as_str().unwrap().to_string(), r["id"].as_i64().unwrap(), r["qty"].as_i64().unwrap()))
+        .map(|r| {
+            (r["_change_type"].as_str().unwrap().to_string(), r["id"].as_i64().unwrap(), r["qty"].as_i64().unwrap())
+        })
         .collect();
     let mut sorted = changes.clone();
     sorted.sort();
@@ -78,7 +80,10 @@ fn one_transaction_mixing_insert_update_delete_keeps_order_and_final_state() {
     wait_committed(&mut pipeline, &path, master_version(&server));
     assert!(pipeline.stop().success());
     let rows = mirror_rows(&python, &path);
-    assert_eq!(rows, vec![row(&[("id", json!(1)), ("v", json!("eins"))]), row(&[("id", json!(2)), ("v", json!("dos"))])]);
+    assert_eq!(
+        rows,
+        vec![row(&[("id", json!(1)), ("v", json!("eins"))]), row(&[("id", json!(2)), ("v", json!("dos"))])]
+    );
     let feed = change_feed(&python, &path, 0);
     let versions: std::collections::BTreeSet<i64> = feed
         .iter()
@@ -141,7 +146,8 @@ fn nulls_a_28_kb_text_quotes_html_and_emoji_survive() {
     let Some(server) = mariadb() else { return };
     let Some(python) = python() else { return };
     let db = server.create_database().unwrap();
-    db.exec("CREATE TABLE texts (id INT PRIMARY KEY, body TEXT, note VARCHAR(100), n INT) CHARACTER SET utf8mb4").unwrap();
+    db.exec("CREATE TABLE texts (id INT PRIMARY KEY, body TEXT, note VARCHAR(100), n INT) CHARACTER SET utf8mb4")
+        .unwrap();
     let dir = test_dir();
     let config = write_config(dir.path(), &server, &format!("{}.texts", db.name()), "");
     let path = table_path(dir.path(), db.name(), "texts");

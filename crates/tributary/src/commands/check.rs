@@ -15,7 +15,11 @@ pub async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     schemas.sort_by(|a, b| a.id.cmp(&b.id));
     for schema in &schemas {
         let key: Vec<&str> = schema.primary_key.iter().map(|&i| schema.columns[i].name.as_str()).collect();
-        let mode = if key.is_empty() { "append-only changelog (no primary key)".to_string() } else { format!("primary key ({})", key.join(", ")) };
+        let mode = if key.is_empty() {
+            "append-only changelog (no primary key)".to_string()
+        } else {
+            format!("primary key ({})", key.join(", "))
+        };
         println!("table {}: {} columns, {mode}", schema.id, schema.columns.len());
     }
     println!("ok: {} table(s) ready for CDC", schemas.len());

@@ -46,10 +46,7 @@ impl TransactionAssembler {
                 txn.changes.push((table, change));
                 Ok(None)
             }
-            None => Err(AssemblyError::OutsideTransaction {
-                table: table.id.to_string(),
-                position: String::new(),
-            }),
+            None => Err(AssemblyError::OutsideTransaction { table: table.id.to_string(), position: String::new() }),
         }
     }
 }
@@ -71,7 +68,8 @@ mod tests {
     fn a_transaction_is_released_at_its_commit_with_the_commit_position() {
         let mut a = TransactionAssembler::default();
         assert_eq!(a.push(ChangeEvent::Begin { position: pos(10), commit_ts: 5 }).unwrap(), None);
-        let insert = ChangeEvent::Insert { table: table(), position: pos(20), commit_ts: 5, after: vec![Value::Int(1)] };
+        let insert =
+            ChangeEvent::Insert { table: table(), position: pos(20), commit_ts: 5, after: vec![Value::Int(1)] };
         assert_eq!(a.push(insert).unwrap(), None);
         assert!(a.open.is_some());
         let txn = a.push(ChangeEvent::Commit { position: pos(30), commit_ts: 5 }).unwrap().unwrap();

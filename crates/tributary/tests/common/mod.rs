@@ -3,6 +3,8 @@
 //! process, and the independent Delta reader (delta-rs Python bindings).
 #![allow(dead_code)]
 
+pub mod alltypes;
+
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -28,7 +30,10 @@ pub fn mariadb() -> Option<MariaDb> {
 pub fn python() -> Option<PathBuf> {
     let python = PathBuf::from(std::env::var("TRIBUTARY_PYTHON").unwrap_or_else(|_| "python3".into()));
     let ok = Command::new(&python).args(["-c", "import deltalake"]).output().map(|o| o.status.success());
-    require("the Python deltalake reader (run `make setup`)", if ok.unwrap_or(false) { Ok(python) } else { Err("import deltalake failed") })
+    require(
+        "the Python deltalake reader (run `make setup`)",
+        if ok.unwrap_or(false) { Ok(python) } else { Err("import deltalake failed") },
+    )
 }
 
 /// Writes a pipeline config into `dir` and returns its path.
@@ -86,7 +91,8 @@ impl Pipeline {
     /// SIGTERM, then the exit status (must come within 60 s).
     pub fn stop(mut self) -> std::process::ExitStatus {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        self.wait_exit(Duration::from_secs(60)).unwrap_or_else(|| panic!("no exit after SIGTERM; log:\n{}", self.log_text()))
+        self.wait_exit(Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("no exit after SIGTERM; log:\n{}", self.log_text()))
     }
 
     /// kill -9.
@@ -168,7 +174,11 @@ pub fn wait_committed(pipeline: &mut Pipeline, path: &Path, version: i64) {
             }
         }
         if start.elapsed() > CATCH_UP {
-            panic!("table {} did not reach version {version} in {CATCH_UP:?}; log:\n{}", path.display(), pipeline.log_text());
+            panic!(
+                "table {} did not reach version {version} in {CATCH_UP:?}; log:\n{}",
+                path.display(),
+                pipeline.log_text()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
