@@ -21,7 +21,7 @@ build:
 	$(CARGO) build --workspace --locked
 
 test: setup  ## the whole test suite: installs what is missing, then runs everything
-	$(CARGO) test --workspace --locked -- --test-threads=$(TEST_THREADS)
+	$(CARGO) test --workspace --locked --no-fail-fast -- --test-threads=$(TEST_THREADS)
 
 test-unit:
 	$(CARGO) test --workspace --locked --lib --bins

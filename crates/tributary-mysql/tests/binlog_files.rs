@@ -559,7 +559,10 @@ impl Scratch {
     fn new(name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> Self {
         let mut bytes = std::fs::read(path(name)).unwrap();
         edit(&mut bytes);
-        let dir = std::env::temp_dir().join(format!("tributary-binlog-{}-{name}", std::process::id()));
+        // One directory per copy: tests run in parallel and several edit the same file.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tributary-binlog-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join(name);
         std::fs::write(&file, bytes).unwrap();
