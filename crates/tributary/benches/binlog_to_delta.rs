@@ -86,7 +86,7 @@ fn report(name: &str, rows: u64, config: &Path, table: &Path, target: i64, binlo
 fn write_config(dir: &Path, server: &MariaDb) -> PathBuf {
     let text = format!(
         "[pipeline]\nname = \"{APP}\"\n[source.mysql]\nport = {}\nuser = \"cdc\"\npassword = \"cdc-pw\"\ninclude = [\"bench.t\"]\n\
-         [sink.delta]\nroot = \"{}\"\n",
+         [sink.delta]\nroot = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
         server.port(),
         dir.join("lake").display()
     );
