@@ -170,3 +170,24 @@ fn nulls_a_28_kb_text_quotes_html_and_emoji_survive() {
     assert_eq!(rows[1]["body"], json!(null));
     assert_eq!(rows[1]["note"].as_str().unwrap(), tricky);
 }
+
+#[test]
+fn snapshot_never_starts_at_the_current_position_without_copying_existing_rows() {
+    let Some(server) = mariadb() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1,1),(2,2)").unwrap();
+    let dir = test_dir();
+    let config = write_config(dir.path(), &server, &format!("{}.t", db.name()), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("include = [", "snapshot = \"never\"\ninclude = [");
+    std::fs::write(&config, text).unwrap();
+    let path = table_path(dir.path(), db.name(), "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    db.exec("INSERT INTO t VALUES (3,3); UPDATE t SET v = 20 WHERE id = 2").unwrap();
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    assert!(pipeline.stop().success());
+    // Row 2 was never copied, so its update has nothing to replace: it lands as the row's first image.
+    let rows = mirror_rows(&python, &path);
+    assert_eq!(rows, vec![row(&[("id", json!(2)), ("v", json!(20))]), row(&[("id", json!(3)), ("v", json!(3))])]);
+}
