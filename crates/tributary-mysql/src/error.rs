@@ -52,10 +52,10 @@ impl Retryable for MySqlError {
     fn class(&self) -> ErrorClass {
         match self {
             MySqlError::Connect { .. } => ErrorClass::Transient,
-            MySqlError::Query { source, .. } => match source {
-                mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => ErrorClass::Transient,
-                _ => ErrorClass::NeedsOperator,
-            },
+            MySqlError::Query { source: mysql_async::Error::Io(_) | mysql_async::Error::Driver(_), .. } => {
+                ErrorClass::Transient
+            }
+            MySqlError::Query { .. } => ErrorClass::NeedsOperator,
             MySqlError::Decode(_) => ErrorClass::Fatal,
             _ => ErrorClass::NeedsOperator,
         }

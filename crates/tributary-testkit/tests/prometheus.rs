@@ -28,6 +28,34 @@ fn promtool_accepts_the_repo_config_and_rules() {
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
+/// `promtool test rules` on the repo's rule unit tests: every alert fires
+/// (with its labels and annotations) when it should and stays quiet otherwise.
+#[test]
+fn the_repo_alert_rules_pass_their_promtool_unit_tests() {
+    let Some(promtool) = require("promtool", tributary_testkit::process::find_binary("promtool", "prometheus")) else {
+        return;
+    };
+    let tests = default_config().parent().unwrap().join("tests");
+    let mut files: Vec<_> = std::fs::read_dir(&tests)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("_test.yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} holds rule unit tests", tests.display());
+    let out = std::process::Command::new(promtool).args(["test", "rules"]).args(&files).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("SUCCESS"), "promtool test rules failed:\n{text}");
+    // Every rule of the repo has a severity, a summary and a runbook.
+    for rules in rule_files(&default_config()) {
+        let text = std::fs::read_to_string(&rules).unwrap();
+        let alerts = text.matches("- alert:").count();
+        for key in ["severity:", "summary:", "runbook_url:"] {
+            assert_eq!(text.matches(key).count(), alerts, "every alert of {} has {key}", rules.display());
+        }
+    }
+}
+
 #[test]
 fn prometheus_scrapes_itself_and_evaluates_the_repo_rules() {
     let options = fast(PrometheusOptions { tributary_target: Some(closed_target()), ..Default::default() });

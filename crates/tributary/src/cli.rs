@@ -66,6 +66,56 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Compare source tables with their Delta mirrors: row counts, per-row
+    /// checksums (chunk by chunk over the primary key), schema, lag.
+    #[command(after_help = "Exit codes: 0 every table passed; 1 validation failed (rows, schema or lag differ); \
+                      2 could not validate (bad config, source unreachable, mirror unreadable).")]
+    Validate {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Only this table (`database.table`; repeatable). Default: every table the config selects.
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Fail a table whose last commit is older than this many seconds.
+        #[arg(long)]
+        max_lag_secs: Option<u64>,
+        /// Source rows per chunk (default: source.snapshot_chunk_rows).
+        #[arg(long)]
+        chunk_rows: Option<u64>,
+    },
+    /// Create the reference schemas (customers, orders, products,
+    /// inventory_transactions) in a source database if missing, then run
+    /// `rate x duration` seeded inserts / updates / deletes at `rate` per second.
+    /// The same seed on the same starting tables gives the same statements.
+    /// Needs CREATE / INSERT / UPDATE / DELETE: the config's user, or --user / --password.
+    Generate {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Database to create the tables in (created if missing).
+        #[arg(long)]
+        database: String,
+        /// Statements per second.
+        #[arg(long, default_value_t = 10)]
+        rate: u64,
+        /// Seconds to run; rate x duration statements in all.
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// RNG seed: same seed, same statements.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Comma-separated subset of customers,orders,products,inventory_transactions.
+        #[arg(long = "schema", value_delimiter = ',')]
+        schemas: Vec<String>,
+        /// Source user with write rights (default: the config's user).
+        #[arg(long)]
+        user: Option<String>,
+        /// Password of that user (default: the config's password / TRIBUTARY_SOURCE_PASSWORD).
+        #[arg(long, env = "TRIBUTARY_GENERATE_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
     /// Remove leftovers of test runs (kept Delta table dirs of failed tests) older than an age.
     Clean {
         /// Directory holding the per-run dirs (default: $TRIBUTARY_TEST_ROOT or <tmp>/tributary-tests).

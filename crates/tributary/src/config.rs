@@ -22,6 +22,8 @@ pub struct PipelineConfig {
     pub source: SourceConfig,
     #[serde(default)]
     pub sink: SinkConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// `[pipeline]`: name and batching.
@@ -51,6 +53,40 @@ pub enum SourceConfig {
 pub struct SinkConfig {
     #[serde(default)]
     pub delta: DeltaSinkConfig,
+}
+
+/// Default address of `/metrics`, `/healthz` and `/readyz`: loopback only.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9187";
+
+/// `[metrics]`: where `tributary run` serves its endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port`; loopback by default, port 0 picks a free one.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: default_metrics_listen() }
+    }
+}
+
+impl MetricsConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!(
+                "metrics.listen: expected an IP address and port such as \"{DEFAULT_METRICS_LISTEN}\" (got {:?})",
+                self.listen
+            );
+        }
+        Ok(())
+    }
+}
+
+fn default_metrics_listen() -> String {
+    DEFAULT_METRICS_LISTEN.to_string()
 }
 
 fn default_batch_max_rows() -> usize {
@@ -96,6 +132,7 @@ impl PipelineConfig {
             SourceConfig::Mysql(m) => m.validate()?,
         }
         self.sink.delta.validate()?;
+        self.metrics.validate()?;
         Ok(())
     }
 
@@ -149,6 +186,18 @@ mod tests {
         let text = EXAMPLE.replace("\"shop\"", "\"shop floor\"");
         let err = PipelineConfig::parse(&text).unwrap_err().to_string();
         assert!(err.contains("pipeline.name"), "{err}");
+    }
+
+    #[test]
+    fn metrics_listen_on_loopback_by_default_and_a_bad_address_names_the_key() {
+        let c = PipelineConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(c.metrics.listen, "127.0.0.1:9187");
+        let text = format!("{EXAMPLE}\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+        assert_eq!(PipelineConfig::parse(&text).unwrap().metrics.listen, "127.0.0.1:0");
+        let err = PipelineConfig::parse(&format!("{EXAMPLE}\n[metrics]\nlisten = \"localhost\"\n")).unwrap_err();
+        assert!(err.to_string().contains("metrics.listen"), "{err}");
+        let err = PipelineConfig::parse(&format!("{EXAMPLE}\n[metrics]\nport = 1\n")).unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 mod cli;
 mod commands;
 mod config;
+mod generate;
+mod metrics;
 mod pipeline;
+mod validate;
 
 use clap::Parser;
 use std::process::ExitCode;

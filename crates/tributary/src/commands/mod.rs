@@ -3,8 +3,10 @@
 mod changes;
 mod check;
 mod clean;
+mod generate;
 mod run;
 mod status;
+mod validate;
 
 use crate::cli::Command;
 use std::process::ExitCode;
@@ -17,6 +19,22 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status { config, format } => status::status(&config, format).await,
         Command::Clean { root, older_than, dry_run } => {
             clean::clean(&root.unwrap_or_else(clean::default_root), &older_than, dry_run)
+        }
+        Command::Validate { config, tables, json, max_lag_secs, chunk_rows } => {
+            validate::validate(validate::ValidateArgs { config: &config, tables, json, max_lag_secs, chunk_rows }).await
+        }
+        Command::Generate { config, database, rate, duration_secs, seed, schemas, user, password } => {
+            generate::generate(generate::GenerateArgs {
+                config: &config,
+                database,
+                rate,
+                duration_secs,
+                seed,
+                schemas,
+                user,
+                password,
+            })
+            .await
         }
         Command::Changes { table, config, from_version, to_version, format } => {
             changes::changes(&config, &table, from_version, to_version, format).await

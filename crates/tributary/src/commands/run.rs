@@ -1,19 +1,24 @@
 //! `tributary run`: the pipeline, stopped cleanly by Ctrl-C or SIGTERM.
 
 use crate::config::PipelineConfig;
+use crate::metrics::{Metrics, PipelineState};
 use std::path::Path;
 use std::process::ExitCode;
 use tokio::sync::watch;
 
 pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(config_path)?;
+    let metrics = Metrics::new();
+    crate::metrics::server::serve(&config.metrics.listen, metrics.clone()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let on_stop = metrics.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("stop requested: committing the current batch");
+        on_stop.set_state(PipelineState::Stopping);
         let _ = stop_tx.send(true);
     });
-    crate::pipeline::runner::run(&config, stop_rx).await?;
+    crate::pipeline::runner::run(&config, stop_rx, &metrics).await?;
     Ok(ExitCode::SUCCESS)
 }
 

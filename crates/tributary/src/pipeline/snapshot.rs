@@ -2,6 +2,7 @@
 //! one consistent source position, chunk by chunk, with a progress bar.
 
 use super::writers::TableWriters;
+use crate::metrics::registry::ErrorKind;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Arc;
@@ -32,16 +33,29 @@ pub async fn copy_tables(
     let commit_ts = now_micros();
     for table in &tables {
         let total = reader.estimate_rows(table).await?;
+        let metrics = writers.metrics().clone();
+        metrics.snapshot_started(&table.id, total);
         let bar = progress_bar(&table.id.to_string(), total);
         let started = Instant::now();
-        let writer = writers.get_mut(&table.id).expect("a writer for every table");
         let mut rows_done = 0u64;
-        while let Some(rows) = reader.next_chunk(table).await.with_context(|| format!("snapshot of {}", table.id))? {
-            rows_done += rows.len() as u64;
+        loop {
+            let chunk = reader.next_chunk(table).await.inspect_err(|_| metrics.error(ErrorKind::snapshot));
+            let rows = chunk.with_context(|| format!("snapshot of {}", table.id))?;
+            let last = rows.is_none();
+            let rows = rows.unwrap_or_default();
+            let count = rows.len() as u64;
+            let commit_started = Instant::now();
+            let writer = writers.get_mut(&table.id).expect("a writer for every table");
+            let stats = writer.append_snapshot_chunk(rows, &position, commit_ts, last).await;
+            let stats = stats.inspect_err(|_| metrics.error(ErrorKind::sink))?;
+            writers.report_commit(&table.id, &stats, commit_started);
+            rows_done += count;
+            metrics.snapshot_rows(&table.id, count);
             bar.set_position(rows_done);
-            writer.append_snapshot_chunk(rows, &position, commit_ts, false).await?;
+            if last {
+                break;
+            }
         }
-        writer.append_snapshot_chunk(Vec::new(), &position, commit_ts, true).await?;
         bar.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(

@@ -2,12 +2,14 @@
 //! exactly-once rule: a change at or below a table's committed position is
 //! skipped for that table.
 
+use crate::metrics::registry::ErrorKind;
+use crate::metrics::Metrics;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tributary_core::{SourcePosition, TableId, TableSchema};
-use tributary_delta::{DeltaSinkConfig, TableBatch, TableWriter};
+use tributary_delta::{CommitStats, DeltaSinkConfig, TableBatch, TableWriter};
 
 /// What one flush wrote.
 #[derive(Debug, Default, Clone, Copy)]
@@ -21,11 +23,17 @@ pub struct FlushSummary {
 pub struct TableWriters {
     writers: BTreeMap<TableId, TableWriter>,
     last_commit: BTreeMap<TableId, Instant>,
+    metrics: Metrics,
 }
 
 impl TableWriters {
     /// Opens (or creates) the Delta table of every schema.
-    pub async fn open(config: &DeltaSinkConfig, schemas: &[Arc<TableSchema>], app_id: &str) -> anyhow::Result<Self> {
+    pub async fn open(
+        config: &DeltaSinkConfig,
+        schemas: &[Arc<TableSchema>],
+        app_id: &str,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
         let mut writers = BTreeMap::new();
         for schema in schemas {
             let writer = TableWriter::open_or_create(config, schema.clone(), app_id)
@@ -35,7 +43,29 @@ impl TableWriters {
         }
         let now = Instant::now();
         let last_commit = writers.keys().map(|id| (id.clone(), now)).collect();
-        Ok(TableWriters { writers, last_commit })
+        let writers = TableWriters { writers, last_commit, metrics };
+        writers.report_tables();
+        Ok(writers)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Exports every table's Delta version and committed position.
+    pub fn report_tables(&self) {
+        for (id, writer) in &self.writers {
+            self.metrics.table_state(id, writer.delta_version(), writer.committed_position().as_ref());
+        }
+    }
+
+    /// Exports what one commit of `id` wrote and how long it took.
+    pub fn report_commit(&self, id: &TableId, stats: &CommitStats, started: Instant) {
+        self.metrics.commit(started.elapsed().as_secs_f64());
+        self.metrics.table_written(id, stats.rows_written, stats.bytes_written);
+        if let Some(writer) = self.writers.get(id) {
+            self.metrics.table_state(id, writer.delta_version(), writer.committed_position().as_ref());
+        }
     }
 
     pub fn get_mut(&mut self, id: &TableId) -> Option<&mut TableWriter> {
@@ -70,7 +100,10 @@ impl TableWriters {
                     continue;
                 }
             }
-            let stats = writer.apply(&batch).await.with_context(|| format!("commit to Delta table of {id}"))?;
+            let started = Instant::now();
+            let stats = writer.apply(&batch).await.inspect_err(|_| self.metrics.error(ErrorKind::sink));
+            let stats = stats.with_context(|| format!("commit to Delta table of {id}"))?;
+            self.report_commit(&id, &stats, started);
             summary.tables_committed += 1;
             summary.rows_written += stats.rows_written as u64;
             self.last_commit.insert(id, Instant::now());
@@ -83,14 +116,19 @@ impl TableWriters {
     pub async fn advance_idle(&mut self, position: &SourcePosition, idle: Duration) -> anyhow::Result<usize> {
         let version = position.to_version()?;
         let mut advanced = 0;
-        for (id, writer) in self.writers.iter_mut() {
-            let fresh = self.last_commit.get(id).is_some_and(|t| t.elapsed() < idle);
+        let ids: Vec<TableId> = self.writers.keys().cloned().collect();
+        for id in ids {
+            let writer = self.writers.get_mut(&id).expect("a writer for every id");
+            let fresh = self.last_commit.get(&id).is_some_and(|t| t.elapsed() < idle);
             if fresh || writer.committed_version().is_some_and(|v| v >= version) {
                 continue;
             }
             let batch = TableBatch { changes: Vec::new(), position: position.clone() };
-            writer.apply(&batch).await.with_context(|| format!("position-only commit to {id}"))?;
-            self.last_commit.insert(id.clone(), Instant::now());
+            let started = Instant::now();
+            let stats = writer.apply(&batch).await.inspect_err(|_| self.metrics.error(ErrorKind::sink));
+            let stats = stats.with_context(|| format!("position-only commit to {id}"))?;
+            self.report_commit(&id, &stats, started);
+            self.last_commit.insert(id, Instant::now());
             advanced += 1;
         }
         Ok(advanced)

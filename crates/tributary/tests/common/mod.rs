@@ -56,6 +56,9 @@ include = ["{include}"]
 [sink.delta]
 root = "{root}"
 checkpoint_interval = 5
+
+[metrics]
+listen = "127.0.0.1:0"
 "#,
         port = server.port(),
         server_id = 1000 + (std::process::id() % 1000),

@@ -1,0 +1,174 @@
+//! `tributary validate`: every selected source table against its Delta mirror
+//! (row counts, per-row checksums chunk by chunk over the primary key, schema,
+//! lag). Exit 0 passed, 1 validation failed, 2 could not validate.
+
+use crate::config::PipelineConfig;
+use crate::validate::compare::{index_mirror, name_extra_keys, Comparator};
+use crate::validate::report::{render_table, Outcome, TableReport};
+use crate::validate::{schema_check, EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
+use anyhow::{bail, Context};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+use tributary_core::{TableId, TableSchema};
+use tributary_mysql::schema_loader::load_schema_map;
+use tributary_mysql::snapshot::SnapshotReader;
+
+/// What `tributary validate` was asked.
+pub struct ValidateArgs<'a> {
+    pub config: &'a Path,
+    pub tables: Vec<String>,
+    pub json: bool,
+    pub max_lag_secs: Option<u64>,
+    pub chunk_rows: Option<u64>,
+}
+
+pub async fn validate(args: ValidateArgs<'_>) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    match run(args).await {
+        Ok(passed) => Ok(ExitCode::from(if passed { EXIT_PASSED } else { EXIT_FAILED })),
+        Err(e) => {
+            let message = one_line(&e);
+            if json {
+                println!("{}", serde_json::json!({ "passed": false, "error": message }));
+            }
+            eprintln!("error: cannot validate: {message}");
+            Ok(ExitCode::from(EXIT_ERROR))
+        }
+    }
+}
+
+/// Validates and prints; true when every table passed (or was skipped).
+async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let config = PipelineConfig::load(args.config)?;
+    let mut source = config.mysql().clone();
+    if let Some(n) = args.chunk_rows {
+        if n == 0 {
+            bail!("--chunk-rows: must be at least 1");
+        }
+        source.snapshot_chunk_rows = n;
+    }
+    let schemas = load_schema_map(&source).await?;
+    let selected = select(&schemas, &args.tables)?;
+    let root = &config.sink.delta.root;
+    let now_ms = crate::pipeline::snapshot::now_micros() / 1000;
+
+    let mut reader = SnapshotReader::open(&source, selected.clone()).await?;
+    let mut reports = Vec::with_capacity(selected.len());
+    for schema in &selected {
+        let table_started = Instant::now();
+        let path = root.join(&schema.id.schema).join(&schema.id.name);
+        let mut report = TableReport::new(schema.clone());
+        report.max_lag_secs = args.max_lag_secs;
+        if !path.join("_delta_log").is_dir() {
+            report.problems.push(format!("no Delta mirror at {}", path.display()));
+            report.seconds = table_started.elapsed().as_secs_f64();
+            reports.push(report);
+            continue;
+        }
+        let status = tributary_delta::table_status(&path, &config.pipeline.name)
+            .await
+            .with_context(|| format!("reading the mirror of {}", schema.id))?;
+        report.lag_secs = status.last_commit_ts_ms.map(|t| (now_ms - t).max(0) as f64 / 1000.0);
+        if let Some(max) = args.max_lag_secs {
+            match report.lag_secs {
+                Some(lag) if lag > max as f64 => {
+                    report.problems.push(format!("lag {lag:.1} s exceeds --max-lag-secs {max}"))
+                }
+                Some(_) => {}
+                None => report.problems.push(format!("no commit by pipeline {} yet", config.pipeline.name)),
+            }
+        }
+        if !status.snapshot_complete {
+            report.notes.push("the mirror's snapshot copy has not finished".into());
+        }
+        let columns = tributary_delta::mirror_columns(&path)
+            .await
+            .with_context(|| format!("reading the mirror schema of {}", schema.id))?;
+        report.schema_report = Some(schema_check::check(schema, &columns));
+        if schema.has_primary_key() {
+            let index =
+                index_mirror(&path, schema).await.with_context(|| format!("reading the mirror of {}", schema.id))?;
+            report.delta_rows = Some(index.rows);
+            let mut comparator = Comparator::new(schema, index);
+            while let Some(chunk) = reader.next_chunk(schema).await? {
+                comparator.source_chunk(&chunk);
+            }
+            let (mut diffs, extra) = comparator.finish();
+            let named = name_extra_keys(&path, schema, &extra)
+                .await
+                .with_context(|| format!("reading the mirror of {}", schema.id))?;
+            Comparator::add_extra_keys(&mut diffs, named);
+            report.diffs = Some(diffs);
+        } else {
+            report.delta_rows = status.rows.map(|n| n as u64);
+            report.notes.push("no primary key: the mirror is an append-only changelog, rows not compared".into());
+        }
+        report.seconds = table_started.elapsed().as_secs_f64();
+        reports.push(report);
+    }
+    let _ = reader.finish().await;
+
+    let failed = reports.iter().filter(|r| r.outcome() == Outcome::Failed).count();
+    let passed = failed == 0;
+    if args.json {
+        let doc = serde_json::json!({
+            "passed": passed,
+            "tables": reports.iter().map(TableReport::to_json).collect::<Vec<_>>(),
+            "seconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", render_table(&reports));
+        let elapsed = started.elapsed().as_secs_f64();
+        if passed {
+            println!("\nvalidation passed: {} table(s) in {elapsed:.1} s", reports.len());
+        } else {
+            println!("\nvalidation FAILED: {failed} of {} table(s) differ (in {elapsed:.1} s)", reports.len());
+        }
+    }
+    Ok(passed)
+}
+
+/// The tables to validate: those named with `--table` (each must be selected
+/// by the config), else every table the config selects, sorted.
+fn select(
+    schemas: &std::collections::HashMap<TableId, Arc<TableSchema>>,
+    wanted: &[String],
+) -> anyhow::Result<Vec<Arc<TableSchema>>> {
+    let mut selected: Vec<Arc<TableSchema>> = if wanted.is_empty() {
+        schemas.values().cloned().collect()
+    } else {
+        let mut out = Vec::new();
+        for name in wanted {
+            let Some((db, table)) = name.split_once('.') else {
+                bail!("--table {name}: expected database.table");
+            };
+            match schemas.get(&TableId::new(db, table)) {
+                Some(s) => out.push(s.clone()),
+                None => bail!("--table {name}: no such table among those source.include / source.exclude select"),
+            }
+        }
+        out
+    };
+    if selected.is_empty() {
+        bail!("source.include selects no table on the source");
+    }
+    selected.sort_by(|a, b| a.id.cmp(&b.id));
+    selected.dedup_by(|a, b| a.id == b.id);
+    Ok(selected)
+}
+
+/// The error and its causes on one line, without repeating a cause already in its parent's message.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,8 @@
+//! What `tributary run` exports for Prometheus: the metric families
+//! (docs/metrics.md) and the HTTP server for `/metrics`, `/healthz`, `/readyz`.
+
+pub mod binlog;
+pub mod registry;
+pub mod server;
+
+pub use registry::{Metrics, PipelineState};

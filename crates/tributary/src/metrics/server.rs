@@ -1,0 +1,47 @@
+//! The HTTP endpoints of `tributary run`: `/metrics` (Prometheus text),
+//! `/healthz` (the process is up) and `/readyz` (200 once streaming).
+
+use super::{Metrics, PipelineState};
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// The content type of the Prometheus text format.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Binds `listen` now (so a taken port fails start-up with one line naming
+/// the address and the config key) and serves in the background.
+pub async fn serve(listen: &str, metrics: Metrics) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!("metrics.listen: cannot serve metrics on {listen}: {e}; set `listen` in the [metrics] section to a free address")
+    })?;
+    let address = listener.local_addr().context("metrics.listen: local address")?;
+    let app = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(metrics);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics server stopped");
+        }
+    });
+    tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+    Ok(address)
+}
+
+async fn metrics_text(State(metrics): State<Metrics>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode())
+}
+
+async fn ready(State(metrics): State<Metrics>) -> impl IntoResponse {
+    match metrics.state() {
+        PipelineState::Streaming => (StatusCode::OK, "ready: streaming\n".to_string()),
+        state => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", state.as_str())),
+    }
+}
