@@ -33,7 +33,7 @@ pub use encode::{value_to_json, Op};
 pub use error::DeltaError;
 pub use mirror::{expected_delta_type, for_each_row, mirror_columns, MirrorColumn};
 pub use status::{table_status, TableStatus};
-pub use table::list_tables;
+pub use table::{list_tables, TRIBUTARY_DIR};
 pub use writer::{CommitStats, SourcedChange, TableBatch, TableWriter};
 
 #[cfg(test)]

@@ -34,8 +34,13 @@ pub(crate) async fn open_existing(path: &Path) -> Result<DeltaTable, DeltaError>
     Ok(table)
 }
 
+/// The directory under `sink.delta.root` where Tributary keeps its own files
+/// (e.g. `validation.json` of `tributary validate`); never a table or a database.
+pub const TRIBUTARY_DIR: &str = "_tributary";
+
 /// Every Delta table below `root` (directories holding a `_delta_log`), sorted.
-/// Tributary puts them at `<root>/<schema>/<table>`; any depth is searched.
+/// Tributary puts them at `<root>/<schema>/<table>`; any depth is searched,
+/// except hidden directories and `<root>/_tributary` ([`TRIBUTARY_DIR`]).
 pub fn list_tables(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![root.to_path_buf()];
@@ -48,7 +53,9 @@ pub fn list_tables(root: &Path) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
             let name = entry.file_name();
-            if is_dir && !name.to_string_lossy().starts_with('.') {
+            let name = name.to_string_lossy();
+            let tributary_state = dir == root && name == TRIBUTARY_DIR;
+            if is_dir && !name.starts_with('.') && !tributary_state {
                 pending.push(entry.path());
             }
         }

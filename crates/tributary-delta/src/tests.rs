@@ -689,6 +689,18 @@ async fn list_tables_finds_every_table_under_the_root() {
 }
 
 #[tokio::test]
+async fn list_tables_skips_tributarys_own_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path(), &items_schema(true)).await;
+    // Tributary's state directory, even holding something that looks like a table.
+    let own = dir.path().join(crate::TRIBUTARY_DIR);
+    std::fs::create_dir_all(own.join("x/_delta_log")).unwrap();
+    std::fs::create_dir_all(own.join("_delta_log")).unwrap();
+    std::fs::write(own.join("validation.json"), "{}").unwrap();
+    assert_eq!(crate::list_tables(dir.path()), [dir.path().join("shop/items")]);
+}
+
+#[tokio::test]
 async fn reopening_with_a_different_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     open(dir.path(), &items_schema(true)).await;

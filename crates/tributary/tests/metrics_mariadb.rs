@@ -133,10 +133,14 @@ fn a_live_pipeline_exports_every_family_and_every_metric_the_rules_use() {
     let target = master_version(&server);
     wait_committed(&mut pipeline, &path, target);
     let (file_index, offset) = (target >> 32, target & 0xffff_ffff);
+    // A validation run, whose result the pipeline exports (tributary_validation_*, used by a rule).
+    let validated = tributary(&["validate", "--config", config.to_str().unwrap()]);
+    assert_eq!(validated.status.code(), Some(0), "{}", String::from_utf8_lossy(&validated.stdout));
     let scrape = scrape_until(&mut pipeline, &address, "the committed position and zero lag", |s| {
         value(s, "tributary_committed_position", &[("table", t), ("part", "offset")]) == Some(offset as f64)
             && value(s, "tributary_source_lag_seconds", &[]) == Some(0.0)
             && value(s, "tributary_mysql_binlog_files_retained", &[]).is_some_and(|v| v >= 1.0)
+            && value(s, "tributary_validation_passed", &[("table", t)]) == Some(1.0)
     });
     let v = |name: &str, labels: &[(&str, &str)]| {
         value(&scrape, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} missing in:\n{scrape}"))
@@ -160,6 +164,10 @@ fn a_live_pipeline_exports_every_family_and_every_metric_the_rules_use() {
     assert_eq!(v("tributary_pipeline_state", &[("state", "starting")]), 0.0);
     assert!(v("tributary_mysql_binlog_oldest_file_index", &[]) >= 1.0);
     assert!(v("tributary_mysql_binlog_oldest_file_index", &[]) <= file_index as f64);
+    for kind in ["missing", "extra", "different", "schema"] {
+        assert_eq!(v("tributary_validation_differences", &[("table", t), ("kind", kind)]), 0.0, "no {kind} difference");
+    }
+    assert!(v("tributary_validation_last_run_timestamp_seconds", &[]) > 0.0);
 
     let exported = series_names(&scrape);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

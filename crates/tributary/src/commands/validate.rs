@@ -3,6 +3,7 @@
 //! lag). Exit 0 passed, 1 validation failed, 2 could not validate.
 
 use crate::config::PipelineConfig;
+use crate::metrics::validation::{self, TableResult, ValidationFile};
 use crate::validate::compare::{index_mirror, name_extra_keys, Comparator};
 use crate::validate::report::{render_table, Outcome, TableReport};
 use crate::validate::{schema_check, EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
@@ -113,6 +114,10 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
 
     let failed = reports.iter().filter(|r| r.outcome() == Outcome::Failed).count();
     let passed = failed == 0;
+    let record = validation::file_path(root);
+    if let Err(e) = record_result(&record, &reports, passed) {
+        eprintln!("warning: cannot record the result for the pipeline's metrics in {}: {e}", record.display());
+    }
     if args.json {
         let doc = serde_json::json!({
             "passed": passed,
@@ -130,6 +135,53 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
         }
     }
     Ok(passed)
+}
+
+/// Writes `<root>/_tributary/validation.json`, which the running pipeline
+/// exports on /metrics: the tables of this run, plus those of the previous
+/// result this run did not validate (a `--table` run replaces only its tables).
+fn record_result(path: &Path, reports: &[TableReport], passed: bool) -> anyhow::Result<()> {
+    let timestamp = crate::pipeline::snapshot::now_micros() as f64 / 1e6;
+    let mut tables: Vec<TableResult> = reports
+        .iter()
+        .map(|r| {
+            let d = r.diffs.as_ref();
+            let schema_problems = r
+                .schema_report
+                .as_ref()
+                .map(|s| s.missing_columns.len() + s.extra_columns.len() + s.type_changes.len())
+                .unwrap_or(0);
+            let outcome = r.outcome();
+            TableResult {
+                table: r.schema.id.to_string(),
+                passed: outcome != Outcome::Failed,
+                status: format!("{outcome:?}").to_lowercase(),
+                source_rows: d.map(|d| d.source_rows),
+                delta_rows: r.delta_rows,
+                missing: d.map(|d| d.missing_in_delta.count).unwrap_or(0),
+                extra: d.map(|d| d.extra_in_delta.count).unwrap_or(0),
+                different: d.map(|d| d.different.count).unwrap_or(0),
+                schema_problems: schema_problems as u64,
+                problems: r.problems.len() as u64,
+                lag_secs: r.lag_secs,
+                timestamp,
+            }
+        })
+        .collect();
+    // An unreadable previous result is simply replaced.
+    if let Ok(Some(previous)) = ValidationFile::read(path) {
+        let previous = previous.tables.into_iter().filter(|old| !tables.iter().any(|t| t.table == old.table));
+        tables.extend(previous.collect::<Vec<_>>());
+    }
+    tables.sort_by(|a, b| a.table.cmp(&b.table));
+    let file = ValidationFile {
+        timestamp,
+        outcome: if passed { "passed" } else { "failed" }.into(),
+        exit_code: if passed { EXIT_PASSED } else { EXIT_FAILED },
+        tables,
+    };
+    file.write(path)?;
+    Ok(())
 }
 
 /// The tables to validate: those named with `--table` (each must be selected

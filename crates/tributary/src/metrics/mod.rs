@@ -4,5 +4,6 @@
 pub mod binlog;
 pub mod registry;
 pub mod server;
+pub mod validation;
 
 pub use registry::{Metrics, PipelineState};

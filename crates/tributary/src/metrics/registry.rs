@@ -2,12 +2,14 @@
 //! handle (`Metrics`) that the runner, the writers and the snapshot update.
 //! Names and labels are documented in docs/metrics.md.
 
+use super::validation::ValidationSource;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use tributary_core::{SourcePosition, TableId};
@@ -92,6 +94,22 @@ struct PositionLabels {
     part: Part,
 }
 
+/// Kinds of `tributary_validation_differences{kind}`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum DifferenceKind {
+    missing,
+    extra,
+    different,
+    schema,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DifferenceLabels {
+    table: String,
+    kind: DifferenceKind,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: PipelineState,
@@ -130,6 +148,12 @@ struct Inner {
     state: Family<StateLabels, Gauge>,
     current_state: Mutex<PipelineState>,
     lag: Mutex<Lag>,
+    validation_passed: Family<TableLabels, Gauge>,
+    validation_differences: Family<DifferenceLabels, Gauge>,
+    validation_last_run: Gauge<f64, AtomicU64>,
+    validation: ValidationSource,
+    /// Held while derived values are refreshed and encoded, so concurrent scrapes never see half a refresh.
+    scrape: Mutex<()>,
 }
 
 /// The pipeline's metrics; clones share the same values.
@@ -203,6 +227,24 @@ impl Metrics {
         );
         let state = Family::<StateLabels, Gauge>::default();
         registry.register("pipeline_state", "1 for the pipeline's current state, 0 for the others", state.clone());
+        let validation_passed = Family::<TableLabels, Gauge>::default();
+        registry.register(
+            "validation_passed",
+            "1 when the table passed the last `tributary validate`, 0 when it failed",
+            validation_passed.clone(),
+        );
+        let validation_differences = Family::<DifferenceLabels, Gauge>::default();
+        registry.register(
+            "validation_differences",
+            "Differences the last `tributary validate` found: rows missing in / extra in / different in Delta, schema problems",
+            validation_differences.clone(),
+        );
+        let validation_last_run = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "validation_last_run_timestamp_seconds",
+            "When the last `tributary validate` of this pipeline's tables finished; 0 when none ran",
+            validation_last_run.clone(),
+        );
         for kind in ErrorKind::ALL {
             let _ = errors.get_or_create(&ErrorLabels { kind });
         }
@@ -223,6 +265,11 @@ impl Metrics {
             state,
             current_state: Mutex::new(PipelineState::Starting),
             lag: Mutex::new(Lag::default()),
+            validation_passed,
+            validation_differences,
+            validation_last_run,
+            validation: ValidationSource::default(),
+            scrape: Mutex::new(()),
         }));
         metrics.set_state(PipelineState::Starting);
         metrics
@@ -314,13 +361,43 @@ impl Metrics {
         self.0.binlog_oldest.set(oldest_index as i64);
     }
 
+    /// Export the `tributary validate` result recorded at `path` (read at every scrape).
+    pub fn export_validation(&self, path: PathBuf) {
+        self.0.validation.set_path(path);
+    }
+
     /// The text exposition of every family, derived values refreshed first.
     pub fn encode(&self) -> String {
+        let _scrape = self.0.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.refresh_lag(now_micros());
+        self.refresh_validation();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.0.registry)
             .expect("writing to a String never fails");
         text
+    }
+
+    fn refresh_validation(&self) {
+        let inner = &self.0;
+        inner.validation_passed.clear();
+        inner.validation_differences.clear();
+        let Some(file) = inner.validation.current() else {
+            inner.validation_last_run.set(0.0);
+            return;
+        };
+        inner.validation_last_run.set(file.timestamp);
+        for t in &file.tables {
+            inner.validation_passed.get_or_create(&TableLabels { table: t.table.clone() }).set(i64::from(t.passed));
+            for (kind, n) in [
+                (DifferenceKind::missing, t.missing),
+                (DifferenceKind::extra, t.extra),
+                (DifferenceKind::different, t.different),
+                (DifferenceKind::schema, t.schema_problems),
+            ] {
+                let labels = DifferenceLabels { table: t.table.clone(), kind };
+                inner.validation_differences.get_or_create(&labels).set(n as i64);
+            }
+        }
     }
 
     fn refresh_lag(&self, now: i64) {
@@ -367,6 +444,54 @@ mod tests {
         assert_eq!(value(&text, r#"tributary_pipeline_state{state="streaming"}"#), 0.0);
         assert_eq!(value(&text, r#"tributary_errors_total{kind="sink"}"#), 0.0);
         assert_eq!(value(&text, "tributary_source_lag_seconds"), 0.0);
+        assert_eq!(value(&text, "tributary_validation_last_run_timestamp_seconds"), 0.0);
+        assert!(!text.contains("tributary_validation_passed{"), "no validation result, no per-table series");
+    }
+
+    #[test]
+    fn the_validation_result_is_read_at_scrape_time() {
+        use super::super::validation::{file_path, TableResult, ValidationFile};
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_path(dir.path());
+        let m = Metrics::new();
+        m.export_validation(path.clone());
+        assert!(!m.encode().contains("tributary_validation_passed{"), "no file yet");
+        let table = |name: &str, passed: bool, missing: u64, different: u64| TableResult {
+            table: name.into(),
+            passed,
+            status: if passed { "passed" } else { "failed" }.into(),
+            source_rows: Some(10),
+            delta_rows: Some(10 - missing),
+            missing,
+            extra: 0,
+            different,
+            schema_problems: 0,
+            problems: 0,
+            lag_secs: None,
+            timestamp: 1_700_000_000.0,
+        };
+        let file = ValidationFile {
+            timestamp: 1_700_000_000.0,
+            outcome: "failed".into(),
+            exit_code: 1,
+            tables: vec![table("shop.a", false, 1, 2), table("shop.b", true, 0, 0)],
+        };
+        file.write(&path).unwrap();
+        let text = m.encode();
+        assert_eq!(value(&text, r#"tributary_validation_passed{table="shop.a"}"#), 0.0);
+        assert_eq!(value(&text, r#"tributary_validation_passed{table="shop.b"}"#), 1.0);
+        assert_eq!(value(&text, r#"tributary_validation_differences{table="shop.a",kind="missing"}"#), 1.0);
+        assert_eq!(value(&text, r#"tributary_validation_differences{table="shop.a",kind="different"}"#), 2.0);
+        assert_eq!(value(&text, r#"tributary_validation_differences{table="shop.a",kind="schema"}"#), 0.0);
+        assert_eq!(value(&text, "tributary_validation_last_run_timestamp_seconds"), 1_700_000_000.0);
+        // A table no longer in the result disappears; a removed file clears everything.
+        ValidationFile { tables: vec![table("shop.b", true, 0, 0)], ..file }.write(&path).unwrap();
+        let text = m.encode();
+        assert!(!text.contains(r#"table="shop.a""#), "{text}");
+        std::fs::remove_file(&path).unwrap();
+        let text = m.encode();
+        assert!(!text.contains("tributary_validation_passed{"), "{text}");
+        assert_eq!(value(&text, "tributary_validation_last_run_timestamp_seconds"), 0.0);
     }
 
     #[test]

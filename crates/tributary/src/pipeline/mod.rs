@@ -3,6 +3,7 @@
 
 pub mod assembler;
 pub mod batch;
+pub mod failpoint;
 pub mod runner;
 pub mod snapshot;
 pub mod writers;

@@ -86,7 +86,10 @@ pub async fn run(
             },
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
-        if batch.is_due() {
+        if batch.is_due() && super::failpoint::sink_stalled() {
+            // Test failpoint: keep reading, commit nothing (and do not spin on the past deadline).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else if batch.is_due() {
             flush(&mut batch, &mut writers).await?;
             metrics.source_applied(read_commit_ts);
             flushed_position = Some(read_position.clone());

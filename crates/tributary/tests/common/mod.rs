@@ -77,12 +77,18 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn start(config: &Path) -> Pipeline {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Like [`Pipeline::start`], with extra environment variables (e.g. a test failpoint).
+    pub fn start_with_env(config: &Path, env: &[(&str, &Path)]) -> Pipeline {
         let log = config.with_file_name(format!("pipeline-{}.log", uuid_like()));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
             .args(["run", "--config"])
             .arg(config)
             .env("TRIBUTARY_LOG", "info,tributary=trace")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

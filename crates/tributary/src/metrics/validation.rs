@@ -1,0 +1,178 @@
+//! The last `tributary validate` result, as the running pipeline exports it.
+//!
+//! `tributary validate` writes `<sink.delta.root>/_tributary/validation.json`
+//! (temp file + rename, so a reader never sees half a file); `/metrics` reads
+//! it at scrape time — parsed again only when its modification time or size
+//! changed — and exports `tributary_validation_passed{table}`,
+//! `tributary_validation_differences{table,kind}` and
+//! `tributary_validation_last_run_timestamp_seconds`. A missing file exports
+//! no per-table series (and a last-run timestamp of 0); a malformed one is
+//! logged once (a warning) and exported like a missing one.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// The file name under `<sink.delta.root>/_tributary/`.
+pub const FILE_NAME: &str = "validation.json";
+
+/// Where `tributary validate` records its result for the pipeline whose Delta root is `root`.
+pub fn file_path(root: &Path) -> PathBuf {
+    root.join(tributary_delta::TRIBUTARY_DIR).join(FILE_NAME)
+}
+
+/// The content of `validation.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationFile {
+    /// When the run that wrote the file finished (seconds since the epoch).
+    pub timestamp: f64,
+    /// `passed` (exit 0) or `failed` (exit 1); a run that could not validate (exit 2) writes nothing.
+    pub outcome: String,
+    pub exit_code: u8,
+    /// Every table validated, by this run or (when it was limited with `--table`) an earlier one.
+    pub tables: Vec<TableResult>,
+}
+
+/// One table's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableResult {
+    /// `<database>.<table>`.
+    pub table: String,
+    /// False when the table failed (rows, schema, lag or no mirror); true when passed or skipped.
+    pub passed: bool,
+    /// `passed`, `failed` or `skipped` (no primary key: not compared row by row).
+    pub status: String,
+    pub source_rows: Option<u64>,
+    pub delta_rows: Option<u64>,
+    pub missing: u64,
+    pub extra: u64,
+    pub different: u64,
+    /// Missing and extra columns plus type changes.
+    pub schema_problems: u64,
+    /// Other failures (no mirror, lag over the threshold).
+    pub problems: u64,
+    pub lag_secs: Option<f64>,
+    /// When this table was validated (seconds since the epoch).
+    pub timestamp: f64,
+}
+
+impl ValidationFile {
+    /// Writes the file atomically: a temp file in the same directory, synced, then renamed over.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let result = (|| {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(text.as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Reads the file; `Ok(None)` when there is none.
+    pub fn read(path: &Path) -> anyhow::Result<Option<ValidationFile>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The file a pipeline exports, and its last parse keyed by modification time and size.
+#[derive(Default)]
+pub struct ValidationSource {
+    path: Mutex<Option<PathBuf>>,
+    cache: Mutex<Option<(SystemTime, u64, Option<ValidationFile>)>>,
+}
+
+impl ValidationSource {
+    pub fn set_path(&self, path: PathBuf) {
+        *self.path.lock().unwrap() = Some(path);
+        *self.cache.lock().unwrap() = None;
+    }
+
+    /// The current result: `None` when there is no path, no file or a malformed file.
+    pub fn current(&self) -> Option<ValidationFile> {
+        let path = self.path.lock().unwrap().clone()?;
+        let meta = std::fs::metadata(&path).ok()?;
+        let key = (meta.modified().ok()?, meta.len());
+        let mut cache = self.cache.lock().unwrap();
+        if let Some((modified, len, parsed)) = cache.as_ref() {
+            if (*modified, *len) == key {
+                return parsed.clone();
+            }
+        }
+        let parsed = match ValidationFile::read(&path) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring a malformed validation result");
+                None
+            }
+        };
+        *cache = Some((key.0, key.1, parsed.clone()));
+        parsed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ValidationFile {
+        ValidationFile {
+            timestamp: 1_700_000_000.5,
+            outcome: "failed".into(),
+            exit_code: 1,
+            tables: vec![TableResult {
+                table: "shop.items".into(),
+                passed: false,
+                status: "failed".into(),
+                source_rows: Some(10),
+                delta_rows: Some(9),
+                missing: 1,
+                extra: 0,
+                different: 2,
+                schema_problems: 0,
+                problems: 0,
+                lag_secs: Some(1.5),
+                timestamp: 1_700_000_000.5,
+            }],
+        }
+    }
+
+    #[test]
+    fn written_atomically_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_path(dir.path());
+        sample().write(&path).unwrap();
+        assert_eq!(ValidationFile::read(&path).unwrap(), Some(sample()));
+        let names: Vec<_> =
+            std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [FILE_NAME], "no temp file left behind");
+    }
+
+    #[test]
+    fn missing_and_malformed_files_are_not_exported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_path(dir.path());
+        let source = ValidationSource::default();
+        assert_eq!(source.current(), None, "no path");
+        source.set_path(path.clone());
+        assert_eq!(source.current(), None, "no file");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "{ not json").unwrap();
+        assert_eq!(source.current(), None, "malformed");
+        sample().write(&path).unwrap();
+        assert_eq!(source.current(), Some(sample()));
+    }
+}
