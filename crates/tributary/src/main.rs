@@ -12,6 +12,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = cli::Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -26,6 +27,20 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc gives threads that allocate their own malloc arenas (up to 8 per
+/// core), and memory freed by the encode / rewrite threads stays in them:
+/// two arenas keep the update/delete benchmark at 275 MB peak RSS instead of
+/// 311-323 MB, at the same throughput. `MALLOC_ARENA_MAX` set by the user wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only tunes the allocator; called before any thread starts.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
 }
