@@ -18,19 +18,24 @@ use tributary_core::ColumnType;
 /// Name of the transaction log folder.
 const DELTA_LOG: &str = "_delta_log";
 
-/// Opens an existing table at `path` (latest version) for reading.
-pub(crate) async fn open_existing(path: &Path) -> Result<DeltaTable, DeltaError> {
-    if !path.join(DELTA_LOG).is_dir() {
-        return Err(DeltaError::delta(path, "open", DeltaTableError::NotATable(format!("no {DELTA_LOG} folder"))));
-    }
+/// A handle on the table location `path`, its log not read yet.
+fn unloaded(path: &Path) -> Result<DeltaTable, DeltaError> {
     let err = |context| move |e| DeltaError::delta(path, context, e);
     let text = path.to_str().ok_or_else(|| DeltaError::Unsupported {
         table: path.to_path_buf(),
         problem: "the table path is not valid UTF-8".into(),
     })?;
     let url = deltalake::ensure_table_uri(text).map_err(err("resolve table location"))?;
-    let mut table = DeltaTableBuilder::from_url(url).map_err(err("open"))?.build().map_err(err("open"))?;
-    table.load().await.map_err(err("load"))?;
+    DeltaTableBuilder::from_url(url).map_err(err("open"))?.build().map_err(err("open"))
+}
+
+/// Opens an existing table at `path` (latest version) for reading.
+pub(crate) async fn open_existing(path: &Path) -> Result<DeltaTable, DeltaError> {
+    if !path.join(DELTA_LOG).is_dir() {
+        return Err(DeltaError::delta(path, "open", DeltaTableError::NotATable(format!("no {DELTA_LOG} folder"))));
+    }
+    let mut table = unloaded(path)?;
+    table.load().await.map_err(|e| DeltaError::delta(path, "load", e))?;
     Ok(table)
 }
 
@@ -67,12 +72,7 @@ pub fn list_tables(root: &Path) -> Vec<PathBuf> {
 /// Loads the table at `path`, creating it for `layout` when there is none.
 pub(crate) async fn load_or_create(path: &Path, layout: &TableLayout) -> Result<DeltaTable, DeltaError> {
     let err = |context| move |e| DeltaError::delta(path, context, e);
-    let text = path.to_str().ok_or_else(|| DeltaError::Unsupported {
-        table: path.to_path_buf(),
-        problem: "the table path is not valid UTF-8".into(),
-    })?;
-    let url = deltalake::ensure_table_uri(text).map_err(err("resolve table location"))?;
-    let mut table = DeltaTableBuilder::from_url(url).map_err(err("open"))?.build().map_err(err("open"))?;
+    let mut table = unloaded(path)?;
     match table.load().await {
         Ok(()) => return Ok(table),
         Err(DeltaTableError::NotATable(_)) => {}

@@ -63,8 +63,9 @@ impl Drop for ServiceProcess {
     }
 }
 
-/// Kills `pid` and removes `dir` once the current process is gone.
-fn spawn_watchdog(pid: u32, dir: &Path) {
+/// Kills `pid` and removes `dir` once the current process is gone (also what
+/// cleans up after the shared Spark verifier, a static that is never dropped).
+pub(crate) fn spawn_watchdog(pid: u32, dir: &Path) {
     let me = std::process::id();
     let script = format!(
         "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -9 {pid} 2>/dev/null; sleep 1; rm -rf '{}'",

@@ -4,7 +4,7 @@
 //! since a JVM start costs seconds. JSON lines over stdin/stdout; Spark's logs go
 //! to a file whose tail is in every error once the process has died.
 
-use crate::process::find_binary;
+use crate::process::{find_binary, spawn_watchdog};
 use crate::TestKitError;
 use serde_json::{json, Value as Json};
 use std::io::{BufRead, BufReader, Write};
@@ -410,21 +410,4 @@ fn rows(result: Json) -> Result<Vec<Row>, TestKitError> {
 
 fn tail(path: &Path, n: usize) -> String {
     crate::alertmanager::read_tail(path, n)
-}
-
-/// Kills `pid` and removes `dir` once the test process is gone (the JVM exits
-/// by itself when its parent's pipe closes). The shared verifier is a static,
-/// never dropped: this is what cleans up after it.
-fn spawn_watchdog(pid: u32, dir: &Path) {
-    let me = std::process::id();
-    let script = format!(
-        "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -9 {pid} 2>/dev/null; sleep 2; rm -rf '{}'",
-        dir.display()
-    );
-    let _ = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
 }

@@ -5,35 +5,10 @@
 
 mod common;
 
+use common::http::{scrape, value};
 use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// `GET /metrics` on `address` (HTTP/1.1, bounded by 10 s): the body.
-fn scrape(address: &str) -> String {
-    use std::io::{Read, Write};
-    let timeout = Some(Duration::from_secs(10));
-    let mut stream = std::net::TcpStream::connect(address).unwrap_or_else(|e| panic!("connect {address}: {e}"));
-    stream.set_read_timeout(timeout).unwrap();
-    stream.set_write_timeout(timeout).unwrap();
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_string()
-}
-
-/// The value of the series `name` whose labels include `labels`.
-fn value(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    scrape.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, number) = line.rsplit_once(' ')?;
-        let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
-        let matches =
-            series_name == name && labels.iter().all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\"")));
-        matches.then(|| number.parse().ok()).flatten()
-    })
-}
 
 fn validate(config: &std::path::Path) -> i32 {
     let out = tributary(&["validate", "--config", config.to_str().unwrap()]);

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod alltypes;
+pub mod http;
 
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
