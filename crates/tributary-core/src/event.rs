@@ -47,6 +47,14 @@ pub enum ChangeEvent {
         position: SourcePosition,
         commit_ts: i64,
     },
+    /// Outside any transaction: everything before `position` has been sent,
+    /// so once the sink holds it all, the source may be acknowledged up to
+    /// here. `commit_ts` is when the heartbeat was written (PostgreSQL logical
+    /// heartbeat messages).
+    Heartbeat {
+        position: SourcePosition,
+        commit_ts: i64,
+    },
 }
 
 impl ChangeEvent {
@@ -59,7 +67,8 @@ impl ChangeEvent {
             | ChangeEvent::Delete { position, .. }
             | ChangeEvent::Truncate { position, .. }
             | ChangeEvent::SchemaChange { position, .. }
-            | ChangeEvent::Commit { position, .. } => position,
+            | ChangeEvent::Commit { position, .. }
+            | ChangeEvent::Heartbeat { position, .. } => position,
         }
     }
 
@@ -71,7 +80,7 @@ impl ChangeEvent {
             | ChangeEvent::Delete { table, .. }
             | ChangeEvent::Truncate { table, .. }
             | ChangeEvent::SchemaChange { table, .. } => Some(&table.id),
-            ChangeEvent::Begin { .. } | ChangeEvent::Commit { .. } => None,
+            ChangeEvent::Begin { .. } | ChangeEvent::Commit { .. } | ChangeEvent::Heartbeat { .. } => None,
         }
     }
 }

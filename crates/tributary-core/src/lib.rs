@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod event;
+pub mod filter;
 pub mod position;
 pub mod schema;
 pub mod secret;
@@ -14,6 +15,7 @@ pub mod value;
 
 pub use error::{ErrorClass, Retryable};
 pub use event::{ChangeEvent, RowChange, Transaction};
+pub use filter::{FilterError, TableFilter};
 pub use position::{Gtid, Lsn, MySqlPosition, SourcePosition};
 pub use schema::{Column, ColumnType, TableId, TableSchema};
 pub use secret::Secret;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use tributary_core::Secret;
 
 use crate::error::MySqlError;
-use crate::filter::TableFilter;
+use tributary_core::TableFilter;
 
 /// Default server host: the local machine over TCP.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
@@ -156,7 +156,8 @@ impl MySqlSourceConfig {
 
     /// The include / exclude matcher; fails on a malformed pattern.
     pub fn table_filter(&self) -> Result<TableFilter, MySqlError> {
-        TableFilter::new(&self.include, &self.exclude)
+        TableFilter::new(&self.include, &self.exclude, &crate::SYSTEM_SCHEMAS)
+            .map_err(|e| MySqlError::Config { field: e.field, problem: e.problem })
     }
 }
 

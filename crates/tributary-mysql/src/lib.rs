@@ -10,7 +10,6 @@ pub mod binlog_file;
 pub mod config;
 pub mod decoder;
 pub mod error;
-pub mod filter;
 pub mod preflight;
 pub mod schema_loader;
 pub mod snapshot;
@@ -18,4 +17,7 @@ pub mod stream;
 pub mod type_map;
 
 pub use config::MySqlSourceConfig;
+
+/// Schemas of the server itself, never captured whatever the patterns say.
+pub const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
 pub use error::MySqlError;

@@ -13,9 +13,10 @@ use tributary_core::{Column, TableId, TableSchema};
 use crate::config::MySqlSourceConfig;
 use crate::decoder::{DecodeError, SchemaResolver};
 use crate::error::MySqlError;
-use crate::filter::{TableFilter, SYSTEM_SCHEMAS};
 use crate::preflight::{connect, row_text};
 use crate::type_map::map_column;
+use crate::SYSTEM_SCHEMAS;
+use tributary_core::TableFilter;
 
 /// `` `db`.`table` `` with backticks doubled inside names.
 pub fn quote_table(table: &TableId) -> String {
@@ -188,7 +189,7 @@ mod tests {
     fn resolver() -> LiveSchemaResolver {
         let schema =
             build_schema(TableId::new("shop", "orders"), vec![column("id"), column("qty")], &["id".into()]).unwrap();
-        let filter = TableFilter::new(&["shop.*".into()], &["shop.skip".into()]).unwrap();
+        let filter = TableFilter::new(&["shop.*".into()], &["shop.skip".into()], &SYSTEM_SCHEMAS).unwrap();
         LiveSchemaResolver::new([Arc::new(schema)], filter)
     }
 

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use std::path::Path;
 use tributary_delta::DeltaSinkConfig;
 use tributary_mysql::MySqlSourceConfig;
+use tributary_postgres::PostgresSourceConfig;
 
 /// Default rows per micro-batch.
 pub const DEFAULT_BATCH_MAX_ROWS: usize = 100_000;
@@ -45,6 +46,7 @@ pub struct PipelineSection {
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
 pub enum SourceConfig {
     Mysql(MySqlSourceConfig),
+    Postgres(PostgresSourceConfig),
 }
 
 /// `[sink.delta]`.
@@ -111,6 +113,7 @@ impl PipelineConfig {
         let mut config: PipelineConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!(one_line(&e.to_string())))?;
         config.source = match config.source {
             SourceConfig::Mysql(m) => SourceConfig::Mysql(m.with_env_overrides()),
+            SourceConfig::Postgres(p) => SourceConfig::Postgres(p.with_env_overrides()),
         };
         config.validate()?;
         Ok(config)
@@ -130,16 +133,21 @@ impl PipelineConfig {
         }
         match &self.source {
             SourceConfig::Mysql(m) => m.validate()?,
+            SourceConfig::Postgres(p) => p.validate()?,
         }
         self.sink.delta.validate()?;
         self.metrics.validate()?;
         Ok(())
     }
 
-    /// The MySQL source config.
-    pub fn mysql(&self) -> &MySqlSourceConfig {
+    /// The MySQL source config; `command` names what needs it, for the error
+    /// given for another source.
+    pub fn mysql(&self, command: &str) -> anyhow::Result<&MySqlSourceConfig> {
         match &self.source {
-            SourceConfig::Mysql(m) => m,
+            SourceConfig::Mysql(m) => Ok(m),
+            SourceConfig::Postgres(_) => {
+                bail!("`tributary {command}` supports MySQL / MariaDB sources only; this config has [source.postgres]")
+            }
         }
     }
 }
@@ -198,6 +206,25 @@ mod tests {
         assert!(err.to_string().contains("metrics.listen"), "{err}");
         let err = PipelineConfig::parse(&format!("{EXAMPLE}\n[metrics]\nport = 1\n")).unwrap_err();
         assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn a_postgres_source_parses_and_its_slot_name_is_checked() {
+        let text = r#"
+            [pipeline]
+            name = "shop"
+            [source.postgres]
+            user = "cdc"
+            database = "shop"
+            slot = "shop_slot"
+            include = ["public.*"]
+        "#;
+        let c = PipelineConfig::parse(text).unwrap();
+        let SourceConfig::Postgres(p) = &c.source else { panic!("postgres source") };
+        assert_eq!((p.slot.as_str(), p.publication.as_str(), p.port), ("shop_slot", "tributary", 5432));
+        let err = PipelineConfig::parse(&text.replace("shop_slot", "Shop-Slot")).unwrap_err().to_string();
+        assert!(err.contains("source.slot"), "{err}");
+        assert!(c.mysql("validate").unwrap_err().to_string().contains("MySQL"));
     }
 
     #[test]

@@ -1,18 +1,28 @@
 //! `tributary check`: the source preflight, plus the type mapping of every selected table.
 
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, SourceConfig};
 use std::path::Path;
 use std::process::ExitCode;
-use tributary_mysql::{preflight, schema_loader};
+use std::sync::Arc;
+use tributary_core::TableSchema;
 
 pub async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(config_path)?;
-    let source = config.mysql();
-    let report = preflight::preflight(source).await?;
-    println!("source: {report:?}");
-    let resolver = schema_loader::LiveSchemaResolver::load(source).await?;
-    let mut schemas: Vec<_> = resolver.tables().values().cloned().collect();
-    schemas.sort_by(|a, b| a.id.cmp(&b.id));
+    let schemas: Vec<Arc<TableSchema>> = match &config.source {
+        SourceConfig::Mysql(source) => {
+            let report = tributary_mysql::preflight::preflight(source).await?;
+            println!("source: {report:?}");
+            let resolver = tributary_mysql::schema_loader::LiveSchemaResolver::load(source).await?;
+            let mut schemas: Vec<_> = resolver.tables().values().cloned().collect();
+            schemas.sort_by(|a, b| a.id.cmp(&b.id));
+            schemas
+        }
+        SourceConfig::Postgres(source) => {
+            let checked = tributary_postgres::preflight::preflight(source).await?;
+            println!("source: {:?}", checked.report);
+            checked.tables.iter().map(|t| t.schema.clone()).collect()
+        }
+    };
     for schema in &schemas {
         let key: Vec<&str> = schema.primary_key.iter().map(|&i| schema.columns[i].name.as_str()).collect();
         let mode = if key.is_empty() {

@@ -46,7 +46,7 @@ pub async fn generate(args: GenerateArgs<'_>) -> anyhow::Result<ExitCode> {
     if schemas.is_empty() {
         schemas = RefSchema::ALL.to_vec();
     }
-    let mut source = config.mysql().clone();
+    let mut source = config.mysql("generate")?.clone();
     if let Some(user) = args.user {
         source.user = user;
     }

@@ -44,7 +44,7 @@ pub async fn validate(args: ValidateArgs<'_>) -> anyhow::Result<ExitCode> {
 async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
     let started = Instant::now();
     let config = PipelineConfig::load(args.config)?;
-    let mut source = config.mysql().clone();
+    let mut source = config.mysql("validate")?.clone();
     if let Some(n) = args.chunk_rows {
         if n == 0 {
             bail!("--chunk-rows: must be at least 1");

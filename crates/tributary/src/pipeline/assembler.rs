@@ -17,6 +17,11 @@ pub enum AssemblyError {
 }
 
 impl TransactionAssembler {
+    /// True between a `Begin` and its `Commit`.
+    pub fn in_transaction(&self) -> bool {
+        self.open.is_some()
+    }
+
     /// Feeds one event; returns a transaction when `event` completes one.
     pub fn push(&mut self, event: ChangeEvent) -> Result<Option<Transaction>, AssemblyError> {
         let (table, change): (Arc<TableSchema>, RowChange) = match event {
@@ -39,7 +44,7 @@ impl TransactionAssembler {
             ChangeEvent::Update { table, before, after, .. } => (table, RowChange::Update { before, after }),
             ChangeEvent::Delete { table, before, .. } => (table, RowChange::Delete { before }),
             ChangeEvent::Truncate { table, .. } => (table, RowChange::Truncate),
-            ChangeEvent::SchemaChange { .. } => return Ok(None),
+            ChangeEvent::SchemaChange { .. } | ChangeEvent::Heartbeat { .. } => return Ok(None),
         };
         match self.open.as_mut() {
             Some(txn) => {

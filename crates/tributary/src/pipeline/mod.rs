@@ -4,6 +4,8 @@
 pub mod assembler;
 pub mod batch;
 pub mod failpoint;
+pub mod mysql_source;
+pub mod postgres_source;
 pub mod runner;
 pub mod snapshot;
 pub mod writers;

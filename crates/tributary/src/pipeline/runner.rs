@@ -1,19 +1,35 @@
-//! `tributary run`: preflight, snapshot of new tables, then the streaming loop
-//! that commits whole transactions in micro-batches until Ctrl-C / SIGTERM.
+//! `tributary run`: the source starts (preflight, snapshot of new tables,
+//! reader task), then the streaming loop commits whole transactions in
+//! micro-batches until Ctrl-C / SIGTERM, and confirms to the source only
+//! what is durable in Delta.
 
 use super::assembler::TransactionAssembler;
 use super::batch::MicroBatch;
 use super::writers::TableWriters;
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, SourceConfig};
 use crate::metrics::registry::{ErrorKind, Op};
 use crate::metrics::{Metrics, PipelineState};
-use anyhow::{bail, Context};
-use std::sync::Arc;
+use anyhow::bail;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use tributary_core::{ChangeEvent, SourcePosition, TableId, TableSchema};
-use tributary_mysql::stream::BinlogSource;
-use tributary_mysql::{preflight, schema_loader, MySqlError};
+use tokio::task::JoinHandle;
+use tributary_core::{ChangeEvent, SourcePosition, TableId};
+use tributary_postgres::stream::Acknowledger;
+
+/// What a source reader task sends: events in source order, or why it stopped.
+pub type EventMessage = anyhow::Result<Vec<ChangeEvent>>;
+
+/// A started source: the Delta writers (every table holds a position), the
+/// events read from `from` on, and the tasks to stop at the end.
+pub struct Started {
+    pub writers: TableWriters,
+    pub events: mpsc::Receiver<EventMessage>,
+    pub tasks: Vec<JoinHandle<()>>,
+    pub from: SourcePosition,
+    /// Where durable progress is confirmed to the source (PostgreSQL slots);
+    /// `None` when the source keeps no state for us (MySQL binlog).
+    pub acknowledger: Option<Acknowledger>,
+}
 
 /// Runs the pipeline until `shutdown` turns true; then commits the complete
 /// transactions already read and returns.
@@ -22,33 +38,11 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
-    let source = config.mysql();
-    let report = preflight::preflight(source).await?;
-    tracing::info!(?report, "source preflight passed");
-    let resolver = schema_loader::LiveSchemaResolver::load(source).await?;
-    let mut schemas: Vec<Arc<TableSchema>> = resolver.tables().values().cloned().collect();
-    schemas.sort_by(|a, b| a.id.cmp(&b.id));
-    let app_id = &config.pipeline.name;
-    let mut writers = TableWriters::open(&config.sink.delta, &schemas, app_id, metrics.clone()).await?;
-
-    let fresh: Vec<Arc<TableSchema>> = schemas
-        .iter()
-        .filter(|s| writers.get_mut(&s.id).is_some_and(|w| w.committed_position().is_none()))
-        .cloned()
-        .collect();
-    if !fresh.is_empty() {
-        metrics.set_state(PipelineState::Snapshot);
-        start_tables(config, &mut writers, fresh).await?;
-        writers.report_tables();
-    }
-    let from = writers.resume_position().context("every table holds a position after its snapshot")?;
-    let SourcePosition::MySql(from) = from else { bail!("the Delta tables hold a non-MySQL position") };
-    tracing::info!(position = %SourcePosition::MySql(from.clone()), "streaming from the lowest committed position");
-
-    let binlog = BinlogSource::start(source, resolver, from.clone()).await?;
-    let (events_tx, mut events_rx) = mpsc::channel(64);
-    let reader = tokio::spawn(read_binlog(binlog, events_tx, metrics.clone()));
-    let sampler = crate::metrics::binlog::spawn_sampler(source.clone(), metrics.clone());
+    let started = match &config.source {
+        SourceConfig::Mysql(_) => super::mysql_source::start(config, metrics).await?,
+        SourceConfig::Postgres(_) => super::postgres_source::start(config, metrics).await?,
+    };
+    let Started { mut writers, events: mut events_rx, tasks, from, acknowledger } = started;
     if metrics.state() != PipelineState::Stopping {
         metrics.set_state(PipelineState::Streaming);
     }
@@ -58,7 +52,7 @@ pub async fn run(
         MicroBatch::new(config.pipeline.batch_max_rows, Duration::from_millis(config.pipeline.batch_max_wait_ms));
     let idle_after = Duration::from_secs(config.pipeline.idle_commit_secs);
     let mut flushed_position: Option<SourcePosition> = None;
-    let mut read_position = SourcePosition::MySql(from);
+    let mut read_position = from;
     let mut read_commit_ts = 0i64;
     let mut last_idle_check = Instant::now();
     loop {
@@ -68,6 +62,16 @@ pub async fn run(
             message = events_rx.recv() => match message {
                 Some(Ok(events)) => {
                     for event in events {
+                        if let ChangeEvent::Heartbeat { position, commit_ts } = &event {
+                            // Everything before it has been read; once that is all in
+                            // Delta, the source may forget it and the lag is zero.
+                            metrics.source_read(*commit_ts);
+                            if !assembler.in_transaction() && batch.is_empty() {
+                                metrics.source_applied(*commit_ts);
+                                confirm(&acknowledger, position);
+                            }
+                            continue;
+                        }
                         if let Some(txn) = assembler.push(event)? {
                             read_position = txn.position.clone();
                             read_commit_ts = read_commit_ts.max(txn.commit_ts);
@@ -75,13 +79,10 @@ pub async fn run(
                         }
                     }
                 }
-                Some(Err(e)) => {
-                    metrics.error(ErrorKind::source);
-                    return Err(e).context("binlog stream");
-                }
+                Some(Err(e)) => return Err(e),
                 None => {
                     metrics.error(ErrorKind::source);
-                    bail!("the binlog stream ended unexpectedly");
+                    bail!("the source stream ended unexpectedly");
                 }
             },
             _ = tokio::time::sleep_until(wake.into()) => {}
@@ -92,6 +93,7 @@ pub async fn run(
         } else if batch.is_due() {
             flush(&mut batch, &mut writers).await?;
             metrics.source_applied(read_commit_ts);
+            confirm(&acknowledger, &read_position);
             flushed_position = Some(read_position.clone());
         }
         if last_idle_check.elapsed() >= idle_after.min(Duration::from_secs(60)) {
@@ -102,35 +104,14 @@ pub async fn run(
         }
     }
     metrics.set_state(PipelineState::Stopping);
-    reader.abort();
-    sampler.abort();
     if !batch.is_empty() {
         flush(&mut batch, &mut writers).await?;
+        confirm(&acknowledger, &read_position);
+    }
+    for task in tasks {
+        task.abort();
     }
     tracing::info!(position = %read_position, "stopped after committing the last complete transactions");
-    Ok(())
-}
-
-/// Snapshots new tables, or (snapshot = "never") starts them at the server's current position.
-async fn start_tables(
-    config: &PipelineConfig,
-    writers: &mut TableWriters,
-    tables: Vec<Arc<TableSchema>>,
-) -> anyhow::Result<()> {
-    let source = config.mysql();
-    match source.snapshot {
-        tributary_mysql::config::SnapshotMode::Initial => {
-            super::snapshot::copy_tables(source, writers, tables).await?;
-        }
-        tributary_mysql::config::SnapshotMode::Never => {
-            let position = SourcePosition::MySql(tributary_mysql::stream::current_server_position(source).await?);
-            for table in tables {
-                let writer = writers.get_mut(&table.id).expect("a writer for every table");
-                let batch = tributary_delta::TableBatch { changes: Vec::new(), position: position.clone() };
-                writer.apply(&batch).await?;
-            }
-        }
-    }
     Ok(())
 }
 
@@ -148,32 +129,16 @@ async fn flush(batch: &mut MicroBatch, writers: &mut TableWriters) -> anyhow::Re
     Ok(())
 }
 
-/// Reads the binlog in its own task so a slow commit never drops a half-read event.
-async fn read_binlog(
-    mut binlog: BinlogSource,
-    events: mpsc::Sender<Result<Vec<ChangeEvent>, MySqlError>>,
-    metrics: Metrics,
-) {
-    loop {
-        let next = binlog.next().await;
-        if let Ok(Some(batch)) = &next {
-            count_events(&metrics, batch);
-        }
-        let stop = !matches!(next, Ok(Some(_)));
-        let message = match next {
-            Ok(Some(batch)) => Ok(batch),
-            Ok(None) => return,
-            Err(e) => Err(e),
-        };
-        if events.send(message).await.is_err() || stop {
-            return;
-        }
+/// Tells the source that everything up to `position` is durable in Delta.
+fn confirm(acknowledger: &Option<Acknowledger>, position: &SourcePosition) {
+    if let (Some(ack), SourcePosition::Postgres { lsn }) = (acknowledger, position) {
+        ack.confirm(*lsn);
     }
 }
 
 /// Counts row events per table and operation, and tells the lag gauge what was
 /// read; runs of one table and operation are counted once (this is the hot path).
-fn count_events(metrics: &Metrics, events: &[ChangeEvent]) {
+pub fn count_events(metrics: &Metrics, events: &[ChangeEvent]) {
     let mut run: Option<(&TableId, Op, u64)> = None;
     let (mut first_ts, mut last_ts) = (0i64, 0i64);
     for event in events {

@@ -1,37 +1,67 @@
 //! The initial snapshot: every table that holds no position yet is copied at
-//! one consistent source position, chunk by chunk, with a progress bar.
+//! one consistent source position, chunk by chunk, with a progress bar. The
+//! sources provide the reading ([`SnapshotSource`]); this module the writing.
 
 use super::writers::TableWriters;
 use crate::metrics::registry::ErrorKind;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
-use tributary_core::{SourcePosition, TableSchema};
-use tributary_mysql::snapshot::SnapshotReader;
-use tributary_mysql::MySqlSourceConfig;
+use tributary_core::{Row, SourcePosition, TableSchema};
 
-/// Copies `tables` into their Delta tables at one consistent position; the
-/// last commit of each table stores that position, so streaming hands over
-/// with no gap and no duplicate. A table left half-copied by a crash is
-/// emptied first and copied again.
-pub async fn copy_tables(
-    source: &MySqlSourceConfig,
-    writers: &mut TableWriters,
-    tables: Vec<Arc<TableSchema>>,
-) -> anyhow::Result<SourcePosition> {
-    for table in &tables {
+/// Reads tables as of one consistent source position.
+pub trait SnapshotSource {
+    /// A row estimate for the progress bar.
+    fn estimate_rows(&mut self, table: &TableSchema) -> impl Future<Output = anyhow::Result<u64>> + Send;
+    /// The next chunk of `table` in key order; `None` at the end.
+    fn next_chunk(&mut self, table: &TableSchema) -> impl Future<Output = anyhow::Result<Option<Vec<Row>>>> + Send;
+}
+
+impl SnapshotSource for tributary_mysql::snapshot::SnapshotReader {
+    async fn estimate_rows(&mut self, table: &TableSchema) -> anyhow::Result<u64> {
+        Ok(tributary_mysql::snapshot::SnapshotReader::estimate_rows(self, table).await?)
+    }
+    async fn next_chunk(&mut self, table: &TableSchema) -> anyhow::Result<Option<Vec<Row>>> {
+        Ok(tributary_mysql::snapshot::SnapshotReader::next_chunk(self, table).await?)
+    }
+}
+
+impl SnapshotSource for tributary_postgres::snapshot::SnapshotReader {
+    async fn estimate_rows(&mut self, table: &TableSchema) -> anyhow::Result<u64> {
+        Ok(tributary_postgres::snapshot::SnapshotReader::estimate_rows(self, table).await?)
+    }
+    async fn next_chunk(&mut self, table: &TableSchema) -> anyhow::Result<Option<Vec<Row>>> {
+        Ok(tributary_postgres::snapshot::SnapshotReader::next_chunk(self, table).await?)
+    }
+}
+
+/// Empties the tables an earlier, unfinished snapshot left half-copied.
+pub async fn reset_half_copied(writers: &mut TableWriters, tables: &[Arc<TableSchema>]) -> anyhow::Result<()> {
+    for table in tables {
         let writer = writers.get_mut(&table.id).expect("a writer for every table");
         if writer.delta_version() > 0 {
-            tracing::warn!(table = %table.id, "an earlier snapshot did not finish; emptying the table and copying again");
+            tracing::warn!(table = %table.id, "the table holds rows without a streaming position; emptying it and copying again");
             writer.reset().await.with_context(|| format!("empty half-copied table {}", table.id))?;
         }
     }
-    let mut reader = SnapshotReader::open(source, tables.clone()).await.context("open the consistent snapshot")?;
-    let position = SourcePosition::MySql(reader.position());
+    Ok(())
+}
+
+/// Copies `tables` from `reader`, which reads as of `position`, into their
+/// Delta tables; the last commit of each table stores that position, so
+/// streaming hands over with no gap and no duplicate. Call
+/// [`reset_half_copied`] first.
+pub async fn copy_tables(
+    reader: &mut impl SnapshotSource,
+    position: SourcePosition,
+    writers: &mut TableWriters,
+    tables: &[Arc<TableSchema>],
+) -> anyhow::Result<()> {
     tracing::info!(%position, tables = tables.len(), "snapshot started");
     let commit_ts = now_micros();
-    for table in &tables {
+    for table in tables {
         let total = reader.estimate_rows(table).await?;
         let metrics = writers.metrics().clone();
         metrics.snapshot_started(&table.id, total);
@@ -66,8 +96,7 @@ pub async fn copy_tables(
             "snapshot of table done"
         );
     }
-    reader.finish().await.context("end the snapshot transaction")?;
-    Ok(position)
+    Ok(())
 }
 
 fn progress_bar(table: &str, total: u64) -> ProgressBar {

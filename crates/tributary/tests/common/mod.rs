@@ -5,6 +5,7 @@
 
 pub mod alltypes;
 pub mod http;
+pub mod pg;
 
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};

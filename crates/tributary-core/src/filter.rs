@@ -1,13 +1,17 @@
-//! Which tables a source captures: `db.table` include / exclude patterns with
-//! `*` (any run of characters) and `?` (one character) wildcards, matched
-//! case-sensitively. The server's own schemas are never captured.
+//! Which tables a source captures: `db.table` (MySQL) or `schema.table`
+//! (PostgreSQL) include / exclude patterns with `*` (any run of characters)
+//! and `?` (one character) wildcards, matched case-sensitively. The server's
+//! own schemas, which each source names, are never captured.
 
-use tributary_core::TableId;
+use crate::TableId;
 
-use crate::error::MySqlError;
-
-/// Schemas of the server itself, never captured whatever the patterns say.
-pub const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+/// A malformed pattern: the config field (`source.include` / `source.exclude`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config field {field}: {problem}")]
+pub struct FilterError {
+    pub field: String,
+    pub problem: String,
+}
 
 /// One `db.table` pattern, split at its first dot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +21,8 @@ struct Pattern {
 }
 
 impl Pattern {
-    fn parse(text: &str, field: &str) -> Result<Self, MySqlError> {
-        let bad = |problem: &str| MySqlError::Config {
+    fn parse(text: &str, field: &str) -> Result<Self, FilterError> {
+        let bad = |problem: &str| FilterError {
             field: format!("source.{field}"),
             problem: format!("pattern {text:?} {problem}; write `db.table`, e.g. \"shop.*\" or \"*.orders\""),
         };
@@ -63,31 +67,42 @@ fn glob_match(pattern: &[char], text: &str) -> bool {
     pattern[p..].iter().all(|&c| c == '*')
 }
 
-/// True for the server's own schemas (compared case-insensitively).
-pub fn is_system_schema(schema: &str) -> bool {
-    SYSTEM_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(schema))
-}
-
 /// The include / exclude matcher of a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableFilter {
     include: Vec<Pattern>,
     exclude: Vec<Pattern>,
     include_text: Vec<String>,
+    system_schemas: &'static [&'static str],
 }
 
 impl TableFilter {
-    /// Parses the patterns; the error names the config field of a malformed one.
-    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, MySqlError> {
+    /// Parses the patterns; the error names the config field of a malformed
+    /// one. Tables in `system_schemas` (compared case-insensitively) never match.
+    pub fn new(
+        include: &[String],
+        exclude: &[String],
+        system_schemas: &'static [&'static str],
+    ) -> Result<Self, FilterError> {
         let include_patterns = include.iter().map(|p| Pattern::parse(p, "include")).collect::<Result<_, _>>()?;
         let exclude_patterns = exclude.iter().map(|p| Pattern::parse(p, "exclude")).collect::<Result<_, _>>()?;
-        Ok(TableFilter { include: include_patterns, exclude: exclude_patterns, include_text: include.to_vec() })
+        Ok(TableFilter {
+            include: include_patterns,
+            exclude: exclude_patterns,
+            include_text: include.to_vec(),
+            system_schemas,
+        })
+    }
+
+    /// True for the server's own schemas (compared case-insensitively).
+    pub fn is_system_schema(&self, schema: &str) -> bool {
+        self.system_schemas.iter().any(|s| s.eq_ignore_ascii_case(schema))
     }
 
     /// True when `table` is captured: matched by an include pattern, by no
     /// exclude pattern, and not in a system schema.
     pub fn matches(&self, table: &TableId) -> bool {
-        !is_system_schema(&table.schema)
+        !self.is_system_schema(&table.schema)
             && self.include.iter().any(|p| p.matches(table))
             && !self.exclude.iter().any(|p| p.matches(table))
     }
@@ -102,9 +117,11 @@ impl TableFilter {
 mod tests {
     use super::*;
 
+    const SYSTEM: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+
     fn filter(include: &[&str], exclude: &[&str]) -> TableFilter {
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        TableFilter::new(&s(include), &s(exclude)).unwrap()
+        TableFilter::new(&s(include), &s(exclude), &SYSTEM).unwrap()
     }
 
     fn t(schema: &str, name: &str) -> TableId {
@@ -161,9 +178,9 @@ mod tests {
 
     #[test]
     fn malformed_patterns_name_their_field() {
-        let err = TableFilter::new(&["nodot".to_string()], &[]).unwrap_err().to_string();
+        let err = TableFilter::new(&["nodot".to_string()], &[], &SYSTEM).unwrap_err().to_string();
         assert!(err.contains("source.include") && err.contains("nodot"), "{err}");
-        let err = TableFilter::new(&["a.b".to_string()], &[".x".to_string()]).unwrap_err().to_string();
+        let err = TableFilter::new(&["a.b".to_string()], &[".x".to_string()], &SYSTEM).unwrap_err().to_string();
         assert!(err.contains("source.exclude"), "{err}");
     }
 }

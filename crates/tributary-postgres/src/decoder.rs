@@ -1,0 +1,168 @@
+//! Turns pg_walstream's decoded pgoutput messages into Tributary change
+//! events: rows typed by the table schema, unchanged TOAST values marked
+//! [`Value::Unchanged`], transaction boundaries carrying LSNs.
+
+use crate::error::PostgresError;
+use crate::text_value::parse_text;
+use pg_walstream::{ColumnValue, EventType, RowData};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tributary_core::{ChangeEvent, Lsn, Row, SourcePosition, TableId, TableSchema, Value};
+
+/// Prefix of the logical messages the pipeline writes as heartbeats.
+pub const HEARTBEAT_PREFIX: &str = "tributary-heartbeat";
+
+/// Decodes the events of one replication stream.
+#[derive(Debug)]
+pub struct PgOutputDecoder {
+    by_name: HashMap<TableId, Arc<TableSchema>>,
+    by_oid: HashMap<u32, Arc<TableSchema>>,
+    commit_ts: i64,
+}
+
+impl PgOutputDecoder {
+    /// A decoder for the selected `tables`; events of other tables are skipped.
+    pub fn new(tables: impl IntoIterator<Item = Arc<TableSchema>>) -> Self {
+        PgOutputDecoder {
+            by_name: tables.into_iter().map(|t| (t.id.clone(), t)).collect(),
+            by_oid: HashMap::new(),
+            commit_ts: 0,
+        }
+    }
+
+    /// Appends the events `event` stands for to `out`.
+    pub fn decode(
+        &mut self,
+        event: pg_walstream::ChangeEvent,
+        out: &mut Vec<ChangeEvent>,
+    ) -> Result<(), PostgresError> {
+        let lsn = event.lsn.value();
+        let position = SourcePosition::Postgres { lsn: Lsn(lsn) };
+        match event.event_type {
+            EventType::Begin { final_lsn, commit_timestamp, .. } => {
+                self.commit_ts = commit_timestamp.timestamp_micros();
+                out.push(ChangeEvent::Begin {
+                    position: SourcePosition::Postgres { lsn: Lsn(final_lsn.value()) },
+                    commit_ts: self.commit_ts,
+                });
+            }
+            EventType::Commit { end_lsn, commit_timestamp, .. } => {
+                // The end of the commit record: streaming restarts after it.
+                out.push(ChangeEvent::Commit {
+                    position: SourcePosition::Postgres { lsn: Lsn(end_lsn.value()) },
+                    commit_ts: commit_timestamp.timestamp_micros(),
+                });
+            }
+            EventType::Insert { schema, table, relation_oid, data } => {
+                if let Some(t) = self.table(relation_oid, &schema, &table) {
+                    let after = self.row(&t, &data, lsn)?;
+                    out.push(ChangeEvent::Insert { table: t, position, commit_ts: self.commit_ts, after });
+                }
+            }
+            EventType::Update { schema, table, relation_oid, old_data, new_data, .. } => {
+                if let Some(t) = self.table(relation_oid, &schema, &table) {
+                    let after = self.row(&t, &new_data, lsn)?;
+                    // Without an old image (key unchanged under REPLICA IDENTITY DEFAULT),
+                    // the new row carries the key.
+                    let before = match &old_data {
+                        Some(old) => self.row(&t, old, lsn)?,
+                        None => after.clone(),
+                    };
+                    out.push(ChangeEvent::Update { table: t, position, commit_ts: self.commit_ts, before, after });
+                }
+            }
+            EventType::Delete { schema, table, relation_oid, old_data, .. } => {
+                if let Some(t) = self.table(relation_oid, &schema, &table) {
+                    let before = self.row(&t, &old_data, lsn)?;
+                    out.push(ChangeEvent::Delete { table: t, position, commit_ts: self.commit_ts, before });
+                }
+            }
+            EventType::Truncate { tables, .. } => {
+                for name in tables {
+                    let id = name.split_once('.').map(|(s, t)| TableId::new(s, t));
+                    if let Some(t) = id.and_then(|id| self.by_name.get(&id).cloned()) {
+                        out.push(ChangeEvent::Truncate {
+                            table: t,
+                            position: position.clone(),
+                            commit_ts: self.commit_ts,
+                        });
+                    }
+                }
+            }
+            EventType::Relation { relation_id, namespace, relation_name, columns, .. } => {
+                let id = TableId::new(&*namespace, &*relation_name);
+                if let Some(t) = self.by_name.get(&id).cloned() {
+                    let names: Vec<&str> = columns.iter().map(|c| &*c.name).collect();
+                    let known: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+                    if names != known {
+                        return Err(PostgresError::Decode {
+                            table: id.to_string(),
+                            lsn: Lsn(lsn).to_string(),
+                            problem: format!(
+                                "the table's columns changed to ({}) from ({}); schema changes are not applied yet: restart to reload the schema after the DDL",
+                                names.join(", "),
+                                known.join(", ")
+                            ),
+                        });
+                    }
+                    self.by_oid.insert(relation_id, t);
+                }
+            }
+            EventType::Message { prefix, content, .. } if &*prefix == HEARTBEAT_PREFIX => {
+                let written: i64 = std::str::from_utf8(&content).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+                out.push(ChangeEvent::Heartbeat { position, commit_ts: written });
+            }
+            EventType::StreamStart { .. } | EventType::StreamAbort { .. } | EventType::StreamCommit { .. } => {
+                return Err(PostgresError::Replication(
+                    "the server streams an in-progress transaction, but streaming was not requested".into(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The schema of a selected table, by relation OID (names on first sight).
+    fn table(&mut self, oid: u32, schema: &str, table: &str) -> Option<Arc<TableSchema>> {
+        if let Some(t) = self.by_oid.get(&oid) {
+            return Some(t.clone());
+        }
+        let t = self.by_name.get(&TableId::new(schema, table))?.clone();
+        self.by_oid.insert(oid, t.clone());
+        Some(t)
+    }
+
+    /// A row in schema column order; columns the message left out (unchanged
+    /// TOAST values) become [`Value::Unchanged`].
+    fn row(&self, table: &TableSchema, data: &RowData, lsn: u64) -> Result<Row, PostgresError> {
+        let mut row: Row = Vec::with_capacity(table.columns.len());
+        let mut sent = data.iter().peekable();
+        for column in &table.columns {
+            // pgoutput sends columns in table order; a skipped one is unchanged.
+            let value = match sent.peek() {
+                Some((name, _)) if &***name == column.name.as_str() => sent.next().map(|(_, v)| v),
+                _ => data.get(&column.name),
+            };
+            row.push(match value {
+                None => Value::Unchanged,
+                Some(ColumnValue::Null) => Value::Null,
+                Some(ColumnValue::Text(bytes)) => {
+                    let text =
+                        std::str::from_utf8(bytes).map_err(|_| decode_error(table, lsn, &column.name, "not UTF-8"))?;
+                    parse_text(&column.data_type, text)
+                        .map_err(|e| decode_error(table, lsn, &column.name, &e.to_string()))?
+                }
+                Some(ColumnValue::Binary(bytes)) => Value::Bytes(bytes.to_vec()),
+            });
+        }
+        Ok(row)
+    }
+}
+
+fn decode_error(table: &TableSchema, lsn: u64, column: &str, problem: &str) -> PostgresError {
+    PostgresError::Decode {
+        table: table.id.to_string(),
+        lsn: Lsn(lsn).to_string(),
+        problem: format!("column {column}: {problem}"),
+    }
+}

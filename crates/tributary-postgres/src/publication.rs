@@ -1,0 +1,60 @@
+//! The publication the slot streams through: created for the selected tables
+//! when missing, extended when a selected table is not in it yet.
+
+use crate::connect::{qualified, quote_ident};
+use crate::error::{one_line, PostgresError};
+use std::collections::HashSet;
+use tokio_postgres::Client;
+use tributary_core::TableId;
+
+/// Makes `publication` publish inserts, updates, deletes and truncates of every table in `tables`.
+pub async fn ensure_publication(client: &Client, publication: &str, tables: &[TableId]) -> Result<(), PostgresError> {
+    let error = |problem: String| PostgresError::Publication { publication: publication.to_string(), problem };
+    let list = tables.iter().map(qualified).collect::<Vec<_>>().join(", ");
+    let existing = client
+        .query_opt(
+            "SELECT puballtables, pubinsert AND pubupdate AND pubdelete AND pubtruncate FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| PostgresError::query("read pg_publication", e))?;
+    let Some(row) = existing else {
+        let sql = format!("CREATE PUBLICATION {} FOR TABLE {list}", quote_ident(publication));
+        client.batch_execute(&sql).await.map_err(|e| {
+            error(format!("cannot create it ({}); ask a table owner or superuser to run: {sql}", one_line(&e)))
+        })?;
+        tracing::info!(publication, tables = tables.len(), "publication created");
+        return Ok(());
+    };
+    let (all_tables, all_ops): (bool, bool) = (row.get(0), row.get(1));
+    if !all_ops {
+        return Err(error(format!(
+            "does not publish every operation; run: ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate')",
+            quote_ident(publication)
+        )));
+    }
+    if all_tables {
+        return Ok(());
+    }
+    let published: HashSet<TableId> = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| PostgresError::query("read pg_publication_tables", e))?
+        .into_iter()
+        .map(|r| TableId::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    let missing: Vec<&TableId> = tables.iter().filter(|t| !published.contains(t)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let add = missing.iter().map(|t| qualified(t)).collect::<Vec<_>>().join(", ");
+    let sql = format!("ALTER PUBLICATION {} ADD TABLE {add}", quote_ident(publication));
+    client.batch_execute(&sql).await.map_err(|e| {
+        error(format!("cannot add {add} ({}); ask a table owner or superuser to run: {sql}", one_line(&e)))
+    })?;
+    tracing::info!(publication, added = missing.len(), "tables added to the publication");
+    Ok(())
+}

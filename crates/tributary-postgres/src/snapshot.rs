@@ -1,0 +1,146 @@
+//! The initial copy: reads tables inside the slot's exported snapshot (a
+//! REPEATABLE READ transaction), in primary-key order, one keyset chunk at a
+//! time; tables without a key are read through a cursor. Values are read in
+//! their text form and typed by the same parser as the stream, so a row
+//! looks the same whether it came from the copy or from the WAL.
+
+use crate::config::PostgresSourceConfig;
+use crate::connect::{connect, qualified, quote_ident};
+use crate::error::PostgresError;
+use crate::stream::ExportedSnapshot;
+use crate::text_value::parse_text;
+use std::collections::HashMap;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Client;
+use tributary_core::{Lsn, Row, TableId, TableSchema, Value};
+
+/// Reads tables as of one exported snapshot.
+pub struct SnapshotReader {
+    client: Client,
+    lsn: Lsn,
+    chunk_rows: u64,
+    /// Per table: the text of the key columns of the last row read, or
+    /// `Some(None)` once the table is exhausted.
+    progress: HashMap<TableId, Progress>,
+}
+
+#[derive(Debug, Clone)]
+enum Progress {
+    After(Vec<String>),
+    CursorOpen,
+    Done,
+}
+
+impl SnapshotReader {
+    /// Opens a transaction that sees exactly what `snapshot` saw.
+    pub async fn open(cfg: &PostgresSourceConfig, snapshot: &ExportedSnapshot) -> Result<Self, PostgresError> {
+        let client = connect(cfg).await?;
+        let sql = format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+            snapshot.name.replace('\'', "''")
+        );
+        client.batch_execute(&sql).await.map_err(|e| PostgresError::query("import the slot's exported snapshot", e))?;
+        Ok(SnapshotReader { client, lsn: snapshot.lsn, chunk_rows: cfg.snapshot_chunk_rows, progress: HashMap::new() })
+    }
+
+    /// The LSN the snapshot is consistent at: streaming continues after it.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// The planner's row estimate, for the progress bar.
+    pub async fn estimate_rows(&mut self, table: &TableSchema) -> Result<u64, PostgresError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::text::regclass",
+                &[&qualified(&table.id)],
+            )
+            .await
+            .map_err(|e| PostgresError::query(format!("estimate the rows of {}", table.id), e))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    /// The next chunk of `table`, or `None` when it has been read to the end.
+    pub async fn next_chunk(&mut self, table: &TableSchema) -> Result<Option<Vec<Row>>, PostgresError> {
+        let state = self.progress.get(&table.id).cloned();
+        if matches!(state, Some(Progress::Done)) {
+            return Ok(None);
+        }
+        let select =
+            table.columns.iter().map(|c| format!("{}::text", quote_ident(&c.name))).collect::<Vec<_>>().join(", ");
+        let snapshot_error = |e: tokio_postgres::Error| PostgresError::Snapshot {
+            table: table.id.to_string(),
+            problem: crate::error::one_line(&e),
+        };
+        let rows = if table.has_primary_key() {
+            let key: Vec<String> = table.primary_key.iter().map(|&i| quote_ident(&table.columns[i].name)).collect();
+            let mut sql = format!("SELECT {select} FROM {}", qualified(&table.id));
+            let last = match &state {
+                Some(Progress::After(last)) => last.clone(),
+                _ => Vec::new(),
+            };
+            if !last.is_empty() {
+                let params: Vec<String> = table
+                    .primary_key
+                    .iter()
+                    .enumerate()
+                    .map(|(n, &i)| format!("${}::text::{}", n + 1, table.columns[i].source_type))
+                    .collect();
+                sql.push_str(&format!(" WHERE ({}) > ({})", key.join(", "), params.join(", ")));
+            }
+            sql.push_str(&format!(" ORDER BY {} LIMIT {}", key.join(", "), self.chunk_rows));
+            let params: Vec<&(dyn ToSql + Sync)> = last.iter().map(|s| s as &(dyn ToSql + Sync)).collect();
+            self.client.query(&sql, &params).await.map_err(snapshot_error)?
+        } else {
+            let cursor = cursor_name(&table.id);
+            if state.is_none() {
+                let sql =
+                    format!("DECLARE {cursor} NO SCROLL CURSOR FOR SELECT {select} FROM {}", qualified(&table.id));
+                self.client.batch_execute(&sql).await.map_err(snapshot_error)?;
+            }
+            self.client.query(&format!("FETCH {} FROM {cursor}", self.chunk_rows), &[]).await.map_err(snapshot_error)?
+        };
+        if rows.is_empty() {
+            self.progress.insert(table.id.clone(), Progress::Done);
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut values: Row = Vec::with_capacity(table.columns.len());
+            for (i, column) in table.columns.iter().enumerate() {
+                let text: Option<&str> = row.get(i);
+                values.push(match text {
+                    None => Value::Null,
+                    Some(text) => parse_text(&column.data_type, text).map_err(|e| PostgresError::Snapshot {
+                        table: table.id.to_string(),
+                        problem: format!("column {}: {e}", column.name),
+                    })?,
+                });
+            }
+            out.push(values);
+        }
+        let next = if table.has_primary_key() {
+            let last = rows.last().expect("not empty");
+            Progress::After(table.primary_key.iter().map(|&i| last.get::<_, String>(i)).collect())
+        } else {
+            Progress::CursorOpen
+        };
+        let exhausted = (rows.len() as u64) < self.chunk_rows;
+        self.progress.insert(table.id.clone(), if exhausted { Progress::Done } else { next });
+        Ok(Some(out))
+    }
+
+    /// Ends the snapshot transaction.
+    pub async fn finish(self) -> Result<(), PostgresError> {
+        self.client.batch_execute("COMMIT").await.map_err(|e| PostgresError::query("end the snapshot transaction", e))
+    }
+}
+
+fn cursor_name(table: &TableId) -> String {
+    let sanitized: String = format!("{}_{}", table.schema, table.name)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    quote_ident(&format!("tributary_{sanitized}"))
+}

@@ -1,0 +1,103 @@
+//! Starting a MySQL / MariaDB pipeline: preflight, schemas, Delta writers,
+//! the snapshot of new tables, then the binlog reader task.
+
+use super::runner::{EventMessage, Started};
+use super::snapshot;
+use super::writers::TableWriters;
+use crate::config::PipelineConfig;
+use crate::metrics::registry::ErrorKind;
+use crate::metrics::{Metrics, PipelineState};
+use anyhow::{bail, Context};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tributary_core::{SourcePosition, TableSchema};
+use tributary_mysql::config::SnapshotMode;
+use tributary_mysql::snapshot::SnapshotReader;
+use tributary_mysql::stream::BinlogSource;
+use tributary_mysql::{preflight, schema_loader, MySqlSourceConfig};
+
+/// Prepares the tables and starts reading the binlog from the lowest committed position.
+pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result<Started> {
+    let source = config.mysql("run")?;
+    let report = preflight::preflight(source).await?;
+    tracing::info!(?report, "source preflight passed");
+    let resolver = schema_loader::LiveSchemaResolver::load(source).await?;
+    let mut schemas: Vec<Arc<TableSchema>> = resolver.tables().values().cloned().collect();
+    schemas.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut writers = TableWriters::open(&config.sink.delta, &schemas, &config.pipeline.name, metrics.clone()).await?;
+
+    let fresh: Vec<Arc<TableSchema>> = schemas
+        .iter()
+        .filter(|s| writers.get_mut(&s.id).is_some_and(|w| w.committed_position().is_none()))
+        .cloned()
+        .collect();
+    if !fresh.is_empty() {
+        metrics.set_state(PipelineState::Snapshot);
+        start_tables(source, &mut writers, &fresh).await?;
+        writers.report_tables();
+    }
+    let from = writers.resume_position().context("every table holds a position after its snapshot")?;
+    let SourcePosition::MySql(from) = from else { bail!("the Delta tables hold a non-MySQL position") };
+    tracing::info!(position = %SourcePosition::MySql(from.clone()), "streaming from the lowest committed position");
+
+    let binlog = BinlogSource::start(source, resolver, from.clone()).await?;
+    let (events_tx, events_rx) = mpsc::channel(64);
+    let reader = tokio::spawn(read_binlog(binlog, events_tx, metrics.clone()));
+    let sampler = crate::metrics::binlog::spawn_sampler(source.clone(), metrics.clone());
+    Ok(Started {
+        writers,
+        events: events_rx,
+        tasks: vec![reader, sampler],
+        from: SourcePosition::MySql(from),
+        acknowledger: None,
+    })
+}
+
+/// Snapshots new tables, or (snapshot = "never") starts them at the server's current position.
+async fn start_tables(
+    source: &MySqlSourceConfig,
+    writers: &mut TableWriters,
+    tables: &[Arc<TableSchema>],
+) -> anyhow::Result<()> {
+    match source.snapshot {
+        SnapshotMode::Initial => {
+            snapshot::reset_half_copied(writers, tables).await?;
+            let mut reader =
+                SnapshotReader::open(source, tables.to_vec()).await.context("open the consistent snapshot")?;
+            let position = SourcePosition::MySql(reader.position());
+            snapshot::copy_tables(&mut reader, position, writers, tables).await?;
+            reader.finish().await.context("end the snapshot transaction")?;
+        }
+        SnapshotMode::Never => {
+            let position = SourcePosition::MySql(tributary_mysql::stream::current_server_position(source).await?);
+            for table in tables {
+                let writer = writers.get_mut(&table.id).expect("a writer for every table");
+                let batch = tributary_delta::TableBatch { changes: Vec::new(), position: position.clone() };
+                writer.apply(&batch).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the binlog in its own task so a slow commit never drops a half-read event.
+async fn read_binlog(mut binlog: BinlogSource, events: mpsc::Sender<EventMessage>, metrics: Metrics) {
+    loop {
+        let next = binlog.next().await;
+        if let Ok(Some(batch)) = &next {
+            super::runner::count_events(&metrics, batch);
+        }
+        let message = match next {
+            Ok(Some(batch)) => Ok(batch),
+            Ok(None) => return,
+            Err(e) => {
+                metrics.error(ErrorKind::source);
+                Err(anyhow::Error::new(e).context("binlog stream"))
+            }
+        };
+        let stop = message.is_err();
+        if events.send(message).await.is_err() || stop {
+            return;
+        }
+    }
+}

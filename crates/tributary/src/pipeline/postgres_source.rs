@@ -1,0 +1,178 @@
+//! Starting a PostgreSQL pipeline: preflight, publication, replication slot
+//! (created with an exported snapshot), Delta writers, the snapshot of new
+//! tables, then the pgoutput reader task and the heartbeat writer.
+//!
+//! A failed first start drops the slot it created, so nothing is left
+//! behind. A slot that is gone while the Delta tables hold positions means
+//! the WAL in between may be lost: every table is copied again.
+
+use super::runner::{count_events, EventMessage, Started};
+use super::snapshot;
+use super::writers::TableWriters;
+use crate::config::PipelineConfig;
+use crate::metrics::registry::ErrorKind;
+use crate::metrics::{Metrics, PipelineState};
+use anyhow::{bail, Context};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tributary_core::{SourcePosition, TableSchema};
+use tributary_postgres::config::SnapshotMode;
+use tributary_postgres::preflight::preflight;
+use tributary_postgres::publication::ensure_publication;
+use tributary_postgres::snapshot::SnapshotReader;
+use tributary_postgres::stream::{drop_slot, write_heartbeat, ReplicationStream, SlotSession, WalStream};
+use tributary_postgres::PostgresSourceConfig;
+
+/// Prepares the tables and starts streaming from the lowest committed LSN.
+pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result<Started> {
+    let crate::config::SourceConfig::Postgres(source) = &config.source else { bail!("not a PostgreSQL source") };
+    let checked = preflight(source).await?;
+    tracing::info!(report = ?checked.report, "source preflight passed");
+    let client = checked.client;
+    let schemas: Vec<Arc<TableSchema>> = checked.tables.iter().map(|t| t.schema.clone()).collect();
+    let ids: Vec<_> = schemas.iter().map(|s| s.id.clone()).collect();
+    ensure_publication(&client, &source.publication, &ids).await?;
+    let mut writers = TableWriters::open(&config.sink.delta, &schemas, &config.pipeline.name, metrics.clone()).await?;
+    for schema in &schemas {
+        let position = writers.get_mut(&schema.id).and_then(|w| w.committed_position());
+        if let Some(other @ SourcePosition::MySql(_)) = position {
+            bail!("Delta table of {} holds a MySQL position ({other}); it belongs to another pipeline", schema.id);
+        }
+    }
+
+    let session = SlotSession::open(source, &client, &source.slot, false).await?;
+    let created = session.exported().cloned();
+    let fresh: Vec<Arc<TableSchema>> = match &created {
+        // A new slot: everything it has not seen must come from its snapshot.
+        Some(_) => {
+            let holding: Vec<String> = schemas
+                .iter()
+                .filter(|s| writers.get_mut(&s.id).is_some_and(|w| w.committed_position().is_some()))
+                .map(|s| s.id.to_string())
+                .collect();
+            if !holding.is_empty() {
+                tracing::warn!(slot = %source.slot, tables = ?holding, "the replication slot was missing while Delta tables hold positions: changes in between may be lost, so every table is copied again");
+            }
+            schemas.clone()
+        }
+        None => schemas
+            .iter()
+            .filter(|s| writers.get_mut(&s.id).is_some_and(|w| w.committed_position().is_none()))
+            .cloned()
+            .collect(),
+    };
+    let session = if fresh.is_empty() {
+        session
+    } else {
+        metrics.set_state(PipelineState::Snapshot);
+        let result = start_tables(source, &client, &mut writers, &fresh, session, created.is_some()).await;
+        match result {
+            Ok(session) => session,
+            Err(e) => {
+                if created.is_some() {
+                    // Nothing is durable yet that needs this slot: leave nothing behind.
+                    if let Err(drop_error) = drop_slot(&client, &source.slot).await {
+                        tracing::warn!(error = %drop_error, "could not drop the slot of the failed start");
+                    }
+                }
+                return Err(e);
+            }
+        }
+    };
+    writers.report_tables();
+    let from = writers.resume_position().context("every table holds a position after its snapshot")?;
+    let SourcePosition::Postgres { lsn: from_lsn } = from else {
+        bail!("the Delta tables hold a non-PostgreSQL position")
+    };
+    let stream = session.start(from_lsn, schemas).await?;
+    let acknowledger = stream.acknowledger();
+    let (events_tx, events_rx) = mpsc::channel(64);
+    let reader = tokio::spawn(read_wal(stream, events_tx, metrics.clone()));
+    let heartbeat = spawn_heartbeat(source.clone(), client, metrics.clone());
+    Ok(Started { writers, events: events_rx, tasks: vec![reader, heartbeat], from, acknowledger: Some(acknowledger) })
+}
+
+/// Copies `tables` through the slot's exported snapshot (a new slot), or
+/// through a temporary slot's (tables added to an existing pipeline). With
+/// snapshot = "never" they start empty at the snapshot's LSN.
+async fn start_tables(
+    source: &PostgresSourceConfig,
+    client: &tributary_postgres::SqlClient,
+    writers: &mut TableWriters,
+    tables: &[Arc<TableSchema>],
+    session: SlotSession,
+    slot_is_new: bool,
+) -> anyhow::Result<SlotSession> {
+    // Tables added later are read through a temporary slot's snapshot; changes
+    // the main slot sends for them up to that LSN are skipped by position.
+    let temporary = if slot_is_new {
+        None
+    } else {
+        let name = format!("{}_snap_{}", source.slot, std::process::id());
+        Some(SlotSession::open(source, client, &name, true).await?)
+    };
+    let exported = match &temporary {
+        Some(t) => t.exported(),
+        None => session.exported(),
+    }
+    .cloned()
+    .context("a new slot exports a snapshot")?;
+    let position = SourcePosition::Postgres { lsn: exported.lsn };
+    snapshot::reset_half_copied(writers, tables).await?;
+    match source.snapshot {
+        SnapshotMode::Initial => {
+            let mut reader = SnapshotReader::open(source, &exported).await.context("open the exported snapshot")?;
+            snapshot::copy_tables(&mut reader, position, writers, tables).await?;
+            reader.finish().await.context("end the snapshot transaction")?;
+        }
+        SnapshotMode::Never => {
+            for table in tables {
+                let writer = writers.get_mut(&table.id).expect("a writer for every table");
+                writer.apply(&tributary_delta::TableBatch { changes: Vec::new(), position: position.clone() }).await?;
+            }
+        }
+    }
+    drop(temporary);
+    Ok(session)
+}
+
+/// Reads the replication stream in its own task so a slow commit never stalls keepalives.
+async fn read_wal(mut stream: WalStream, events: mpsc::Sender<EventMessage>, metrics: Metrics) {
+    loop {
+        let message = match stream.next_events().await {
+            Ok(batch) => {
+                count_events(&metrics, &batch);
+                Ok(batch)
+            }
+            Err(e) => {
+                metrics.error(ErrorKind::source);
+                Err(anyhow::Error::new(e))
+            }
+        };
+        let stop = message.is_err();
+        if events.send(message).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// Writes a heartbeat message every `heartbeat_secs`: when it comes back
+/// through the stream with nothing in flight, the slot is confirmed up to it.
+fn spawn_heartbeat(
+    source: PostgresSourceConfig,
+    client: tributary_postgres::SqlClient,
+    metrics: Metrics,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(source.heartbeat_secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = write_heartbeat(&client, super::snapshot::now_micros()).await {
+                metrics.error(ErrorKind::source);
+                tracing::warn!(error = %e, "cannot write a heartbeat message (pg_logical_emit_message)");
+            }
+        }
+    })
+}
