@@ -194,3 +194,16 @@ pub async fn drop_slot(client: &Client, slot: &str) -> Result<(), PostgresError>
         .map_err(|e| PostgresError::query(format!("drop replication slot {slot}"), e))?;
     Ok(())
 }
+
+/// Bytes of WAL the server keeps for `slot` (current WAL LSN − restart_lsn);
+/// `None` when the slot does not exist.
+pub async fn slot_retained_wal(client: &Client, slot: &str) -> Result<Option<u64>, PostgresError> {
+    let row = client
+        .query_opt(
+            "SELECT GREATEST(pg_current_wal_lsn() - restart_lsn, 0)::bigint FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(|e| PostgresError::query("read the slot's retained WAL", e))?;
+    Ok(row.map(|r| r.get::<_, Option<i64>>(0).unwrap_or(0) as u64))
+}

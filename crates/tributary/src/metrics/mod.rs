@@ -4,6 +4,7 @@
 pub mod binlog;
 pub mod registry;
 pub mod server;
+pub mod slot;
 pub mod validation;
 
 pub use registry::{Metrics, PipelineState};

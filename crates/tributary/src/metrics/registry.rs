@@ -75,6 +75,8 @@ impl ErrorKind {
 enum Part {
     file_index,
     offset,
+    /// PostgreSQL: the LSN as a number.
+    lsn,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -145,6 +147,7 @@ struct Inner {
     errors: Family<ErrorLabels, Counter>,
     binlog_files: Gauge,
     binlog_oldest: Gauge,
+    slot_retained_wal: Gauge,
     state: Family<StateLabels, Gauge>,
     current_state: Mutex<PipelineState>,
     lag: Mutex<Lag>,
@@ -200,7 +203,7 @@ impl Metrics {
         let committed_position = Family::<PositionLabels, Gauge>::default();
         registry.register(
             "committed_position",
-            "Source position the Delta table holds: binlog file index and offset",
+            "Source position the Delta table holds: binlog file index and offset (MySQL), or LSN (PostgreSQL)",
             committed_position.clone(),
         );
         let snapshot_rows = Family::<TableLabels, Counter>::default();
@@ -224,6 +227,13 @@ impl Metrics {
             "mysql_binlog_oldest_file_index",
             "Index (numeric suffix) of the oldest binary log file the source server still holds, sampled every minute",
             binlog_oldest.clone(),
+        );
+        let slot_retained_wal = Gauge::default();
+        registry.register_with_unit(
+            "postgres_slot_retained_wal",
+            "WAL the source server keeps for the replication slot (current WAL LSN minus the slot's restart_lsn)",
+            prometheus_client::registry::Unit::Bytes,
+            slot_retained_wal.clone(),
         );
         let state = Family::<StateLabels, Gauge>::default();
         registry.register("pipeline_state", "1 for the pipeline's current state, 0 for the others", state.clone());
@@ -262,6 +272,7 @@ impl Metrics {
             errors,
             binlog_files,
             binlog_oldest,
+            slot_retained_wal,
             state,
             current_state: Mutex::new(PipelineState::Starting),
             lag: Mutex::new(Lag::default()),
@@ -331,11 +342,18 @@ impl Metrics {
         // Make the per-table counters visible (at 0) before the first commit.
         let _ = self.0.rows_written.get_or_create(&labels);
         let _ = self.0.bytes_written.get_or_create(&labels);
-        if let Some(position) = position.and_then(SourcePosition::as_mysql) {
-            for (part, value) in [(Part::file_index, position.file_index()), (Part::offset, position.offset)] {
-                let labels = PositionLabels { table: name.clone(), part };
-                self.0.committed_position.get_or_create(&labels).set(value as i64);
+        match position {
+            Some(SourcePosition::MySql(position)) => {
+                for (part, value) in [(Part::file_index, position.file_index()), (Part::offset, position.offset)] {
+                    let labels = PositionLabels { table: name.clone(), part };
+                    self.0.committed_position.get_or_create(&labels).set(value as i64);
+                }
             }
+            Some(SourcePosition::Postgres { lsn }) => {
+                let labels = PositionLabels { table: name, part: Part::lsn };
+                self.0.committed_position.get_or_create(&labels).set(lsn.0 as i64);
+            }
+            None => {}
         }
     }
 
@@ -353,6 +371,11 @@ impl Metrics {
 
     pub fn error(&self, kind: ErrorKind) {
         self.0.errors.get_or_create(&ErrorLabels { kind }).inc();
+    }
+
+    /// Bytes of WAL the server retains for the PostgreSQL replication slot.
+    pub fn slot_retained_wal(&self, bytes: u64) {
+        self.0.slot_retained_wal.set(bytes as i64);
     }
 
     /// What `SHOW BINARY LOGS` lists: the number of files and the oldest file's index.

@@ -42,7 +42,10 @@ pub async fn run(
         SourceConfig::Mysql(_) => super::mysql_source::start(config, metrics).await?,
         SourceConfig::Postgres(_) => super::postgres_source::start(config, metrics).await?,
     };
-    let Started { mut writers, events: mut events_rx, tasks, from, acknowledger } = started;
+    let Started { mut writers, events: mut events_rx, mut tasks, from, acknowledger } = started;
+    if let SourceConfig::Postgres(source) = &config.source {
+        tasks.push(crate::metrics::slot::spawn_sampler(source.clone(), metrics.clone()));
+    }
     if metrics.state() != PipelineState::Stopping {
         metrics.set_state(PipelineState::Streaming);
     }
