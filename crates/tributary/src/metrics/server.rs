@@ -45,3 +45,33 @@ async fn ready(State(metrics): State<Metrics>) -> impl IntoResponse {
         state => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", state.as_str())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Status line and body of `GET path` over a plain HTTP/1.0 request.
+    async fn get(address: SocketAddr, path: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+    }
+
+    #[tokio::test]
+    async fn readyz_is_503_until_streaming_and_again_while_stopping() {
+        let metrics = Metrics::new();
+        let address = serve("127.0.0.1:0", metrics.clone()).await.unwrap();
+        assert_eq!(get(address, "/readyz").await, (503, "not ready: starting\n".to_string()));
+        metrics.set_state(PipelineState::Snapshot);
+        assert_eq!(get(address, "/readyz").await, (503, "not ready: snapshot\n".to_string()));
+        metrics.set_state(PipelineState::Streaming);
+        assert_eq!(get(address, "/readyz").await, (200, "ready: streaming\n".to_string()));
+        metrics.set_state(PipelineState::Stopping);
+        assert_eq!(get(address, "/readyz").await.0, 503);
+        assert_eq!(get(address, "/healthz").await, (200, "ok\n".to_string()));
+    }
+}
