@@ -142,7 +142,7 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
 /// result this run did not validate (a `--table` run replaces only its tables).
 fn record_result(path: &Path, reports: &[TableReport], passed: bool) -> anyhow::Result<()> {
     let timestamp = crate::pipeline::snapshot::now_micros() as f64 / 1e6;
-    let mut tables: Vec<TableResult> = reports
+    let tables: Vec<TableResult> = reports
         .iter()
         .map(|r| {
             let d = r.diffs.as_ref();
@@ -169,11 +169,7 @@ fn record_result(path: &Path, reports: &[TableReport], passed: bool) -> anyhow::
         })
         .collect();
     // An unreadable previous result is simply replaced.
-    if let Ok(Some(previous)) = ValidationFile::read(path) {
-        let previous = previous.tables.into_iter().filter(|old| !tables.iter().any(|t| t.table == old.table));
-        tables.extend(previous.collect::<Vec<_>>());
-    }
-    tables.sort_by(|a, b| a.table.cmp(&b.table));
+    let tables = validation::merge_tables(tables, ValidationFile::read(path).ok().flatten());
     let file = ValidationFile {
         timestamp,
         outcome: if passed { "passed" } else { "failed" }.into(),

@@ -124,6 +124,18 @@ impl ValidationSource {
     }
 }
 
+/// This run's `current` tables plus the tables of `previous` this run did not
+/// validate (a `--table` run replaces only its own tables), sorted by name.
+pub fn merge_tables(mut current: Vec<TableResult>, previous: Option<ValidationFile>) -> Vec<TableResult> {
+    if let Some(previous) = previous {
+        let kept: Vec<TableResult> =
+            previous.tables.into_iter().filter(|old| !current.iter().any(|t| t.table == old.table)).collect();
+        current.extend(kept);
+    }
+    current.sort_by(|a, b| a.table.cmp(&b.table));
+    current
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +160,22 @@ mod tests {
                 timestamp: 1_700_000_000.5,
             }],
         }
+    }
+
+    #[test]
+    fn a_table_run_replaces_only_its_tables_and_keeps_the_others() {
+        let item = |table: &str, passed: bool| TableResult {
+            table: table.into(),
+            passed,
+            status: if passed { "passed" } else { "failed" }.into(),
+            ..sample().tables[0].clone()
+        };
+        let previous =
+            ValidationFile { tables: vec![item("shop.items", false), item("shop.orders", false)], ..sample() };
+        let merged = merge_tables(vec![item("shop.items", true), item("shop.a", true)], Some(previous));
+        let got: Vec<(&str, bool)> = merged.iter().map(|t| (t.table.as_str(), t.passed)).collect();
+        assert_eq!(got, [("shop.a", true), ("shop.items", true), ("shop.orders", false)]);
+        assert_eq!(merge_tables(vec![item("b.x", true)], None).len(), 1);
     }
 
     #[test]
