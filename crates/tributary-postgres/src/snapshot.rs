@@ -74,8 +74,12 @@ impl SnapshotReader {
             problem: crate::error::one_line(&e),
         };
         let rows = if table.has_primary_key() {
-            let key: Vec<String> = table.primary_key.iter().map(|&i| quote_ident(&table.columns[i].name)).collect();
-            let mut sql = format!("SELECT {select} FROM {}", qualified(&table.id));
+            // Qualified key columns: a bare name in ORDER BY would mean the
+            // output column of that name, i.e. the `::text` form, ordering
+            // "10" before "9" while the WHERE compares typed values.
+            let key: Vec<String> =
+                table.primary_key.iter().map(|&i| format!("src.{}", quote_ident(&table.columns[i].name))).collect();
+            let mut sql = format!("SELECT {select} FROM {} AS src", qualified(&table.id));
             let last = match &state {
                 Some(Progress::After(last)) => last.clone(),
                 _ => Vec::new(),

@@ -101,3 +101,31 @@ pub fn slot_count(db: &PgDatabase<'_>) -> usize {
     let text = db.exec(&format!("SELECT count(*) FROM pg_replication_slots WHERE database = '{}'", db.name())).unwrap();
     text.trim().parse().unwrap()
 }
+
+/// Source rows of `query` as psql prints them (`-A -t`), one tab-separated line each.
+pub fn pg_lines(db: &PgDatabase<'_>, query: &str) -> Vec<String> {
+    sql(db, query).lines().map(str::to_string).collect()
+}
+
+/// Rewrites the `include` list of a config written by [`write_pg_config`].
+pub fn set_include(config: &Path, include: &[&str]) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let start = text.find("include = [").expect("an include line");
+    let end = start + text[start..].find('\n').unwrap();
+    let list = include.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+    let text = format!("{}include = [{list}]{}", &text[..start], &text[end..]);
+    std::fs::write(config, text).unwrap();
+}
+
+/// Waits until the database has exactly `n` replication slots (temporary ones end with their session).
+pub fn wait_slot_count(db: &PgDatabase<'_>, n: usize) {
+    let start = Instant::now();
+    loop {
+        let count = slot_count(db);
+        if count == n {
+            return;
+        }
+        assert!(start.elapsed() < CATCH_UP, "{count} replication slots, expected {n}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
