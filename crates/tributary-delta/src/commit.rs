@@ -46,12 +46,15 @@ pub(crate) enum CommitKind {
     SnapshotDone,
     /// All files removed so a snapshot can start over.
     Reset,
+    /// The table's schema followed the source's (metadata, maybe rewritten
+    /// files); no txn, the position says where in the source it happened.
+    SchemaChange,
 }
 
 impl CommitKind {
     /// True when the table holds a complete copy after a commit of this kind.
     pub fn completes_snapshot(self) -> bool {
-        matches!(self, CommitKind::Batch | CommitKind::SnapshotDone)
+        matches!(self, CommitKind::Batch | CommitKind::SnapshotDone | CommitKind::SchemaChange)
     }
 }
 
@@ -66,12 +69,15 @@ pub(crate) struct CommitNote {
     /// The txn version written with this commit, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txn_version: Option<i64>,
+    /// What a schema-change commit changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_changes: Vec<crate::evolve::ColumnChange>,
 }
 
 impl CommitNote {
     pub fn new(app_id: &str, kind: CommitKind, position: Option<&SourcePosition>, txn_version: Option<i64>) -> Self {
         let position = position.map(|p| serde_json::from_str(&p.to_json()).expect("positions are JSON"));
-        CommitNote { app_id: app_id.to_string(), kind, position, txn_version }
+        CommitNote { app_id: app_id.to_string(), kind, position, txn_version, schema_changes: Vec::new() }
     }
 
     pub fn position(&self) -> Option<SourcePosition> {
@@ -189,6 +195,15 @@ pub(crate) fn remove_action(path: &str, size: i64) -> Action {
         base_row_id: None,
         default_row_commit_version: None,
     })
+}
+
+/// A Remove action for a file rewritten without changing its rows (a widened type).
+pub(crate) fn remove_action_no_data_change(path: &str, size: i64) -> Action {
+    let mut action = remove_action(path, size);
+    if let Action::Remove(remove) = &mut action {
+        remove.data_change = false;
+    }
+    action
 }
 
 /// An AddCDCFile action for a change-data file.

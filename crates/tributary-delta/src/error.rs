@@ -82,6 +82,14 @@ pub enum DeltaError {
     #[error("delta table {}: column {column}: {problem}", table.display())]
     Encode { table: PathBuf, column: String, problem: String },
 
+    /// The source's schema changed in a way the table cannot follow.
+    #[error("delta table {}: {source}", table.display())]
+    SchemaChange {
+        table: PathBuf,
+        #[source]
+        source: crate::evolve::SchemaChangeError,
+    },
+
     /// The table on disk does not have the schema the source table maps to.
     #[error("delta table {}: schema differs from the source table: {problem}; schema evolution is not supported yet, move the table away to re-create it", table.display())]
     SchemaMismatch { table: PathBuf, problem: String },
@@ -166,6 +174,7 @@ impl Retryable for DeltaError {
             DeltaError::Config { .. }
             | DeltaError::Position { .. }
             | DeltaError::SchemaMismatch { .. }
+            | DeltaError::SchemaChange { .. }
             | DeltaError::Unsupported { .. }
             | DeltaError::State { .. } => ErrorClass::NeedsOperator,
             DeltaError::Io { source, .. } => io_class(source.kind()),

@@ -42,6 +42,13 @@ pub const PROP_SOURCE_TABLE: &str = "tributary.source.table";
 pub const PROP_PRIMARY_KEY: &str = "tributary.primaryKey";
 /// Table property saying whether the table mirrors rows (`upsert`) or logs changes (`changelog`).
 pub const PROP_MODE: &str = "tributary.mode";
+/// Table property holding the table's schema with Tributary's column types
+/// (JSON of [`TableSchema`]): the schema in force at the committed position,
+/// from which decoding resumes after a restart.
+pub const PROP_SCHEMA: &str = "tributary.schema";
+/// Table property: how many leading columns the source fills (the rest are
+/// columns the source dropped, kept with NULLs).
+pub const PROP_SOURCE_COLUMNS: &str = "tributary.sourceColumns";
 
 /// The widest decimal Delta (and Spark) can store.
 pub const MAX_DECIMAL_PRECISION: u8 = 38;
@@ -59,10 +66,19 @@ pub(crate) struct TableLayout {
     pub cdc_arrow: SchemaRef,
     /// Indexes of the primary-key columns, in key order.
     pub pk: Vec<usize>,
+    /// How many leading columns the source fills; the others are columns the
+    /// source dropped, kept with NULLs (see [`crate::evolve`]).
+    pub source_columns: usize,
 }
 
 impl TableLayout {
     pub fn new(source: Arc<TableSchema>) -> Self {
+        let n = source.columns.len();
+        Self::with_source_columns(source, n)
+    }
+
+    /// The layout of a table whose first `source_columns` columns the source fills.
+    pub fn with_source_columns(source: Arc<TableSchema>, source_columns: usize) -> Self {
         let mut fields: Vec<Field> =
             source.columns.iter().map(|c| Field::new(c.name.clone(), arrow_type(&c.data_type), c.nullable)).collect();
         fields.extend(metadata_arrow_fields());
@@ -70,7 +86,7 @@ impl TableLayout {
         fields.push(Field::new(CHANGE_TYPE_COLUMN, ArrowType::Utf8, true));
         let cdc_arrow = Arc::new(ArrowSchema::new(fields));
         let pk = source.primary_key.clone();
-        TableLayout { source, arrow, cdc_arrow, pk }
+        TableLayout { source, arrow, cdc_arrow, pk, source_columns }
     }
 
     /// Number of source columns (metadata columns follow them).
@@ -101,6 +117,8 @@ impl TableLayout {
         props.insert(PROP_SOURCE_TABLE.to_string(), self.source.id.to_string());
         props.insert(PROP_PRIMARY_KEY.to_string(), serde_json::to_string(&pk).expect("strings serialize"));
         props.insert(PROP_MODE.to_string(), if self.has_pk() { "upsert" } else { "changelog" }.to_string());
+        props.insert(PROP_SCHEMA.to_string(), serde_json::to_string(&*self.source).expect("schemas serialize"));
+        props.insert(PROP_SOURCE_COLUMNS.to_string(), self.source_columns.to_string());
         // Readers (and delta-rs, which feeds our in-memory key index) use stats of
         // the first N columns only; make sure every key column is among them.
         if let Some(&last_key) = self.pk.iter().max() {

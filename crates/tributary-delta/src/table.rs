@@ -9,8 +9,9 @@ use crate::DeltaError;
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::Int64Type;
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::kernel::{Action, Protocol};
+use deltalake::kernel::{Action, Metadata, MetadataExt as _, Protocol, StructType};
 use deltalake::operations::create::CreateBuilder;
+use deltalake::table::state::DeltaTableState;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
 use std::path::{Path, PathBuf};
 use tributary_core::ColumnType;
@@ -161,4 +162,24 @@ pub(crate) fn file_index(table: &DeltaTable, layout: &TableLayout) -> Result<Fil
         }
     }
     Ok(index)
+}
+
+/// The table's Metadata action for `layout`: its schema and Tributary's
+/// schema properties; id, name, creation time and other properties kept.
+pub(crate) fn metadata_for(state: &DeltaTableState, layout: &TableLayout) -> Result<Metadata, DeltaTableError> {
+    let schema = StructType::try_new(layout.delta_fields())?;
+    let mut metadata = state.metadata().clone().with_schema(&schema)?;
+    for (key, value) in layout.tributary_properties() {
+        metadata = metadata.add_config_key(key, value)?;
+    }
+    Ok(metadata)
+}
+
+/// The protocol `layout` needs when the table's current one lacks it (a
+/// `timestamp_ntz` column added to a reader 1 / writer 4 table).
+pub(crate) fn protocol_upgrade(state: &DeltaTableState, layout: &TableLayout) -> Option<Protocol> {
+    let wanted = table_features_protocol(layout)?;
+    let current = state.protocol();
+    let has_ntz = current.reader_features().is_some_and(|f| f.iter().any(|x| x.as_ref() == "timestampNtz"));
+    (!has_ntz).then_some(wanted)
 }

@@ -701,14 +701,15 @@ async fn list_tables_skips_tributarys_own_directory() {
 }
 
 #[tokio::test]
-async fn reopening_with_a_different_schema_is_refused() {
+async fn reopening_with_a_different_source_schema_keeps_the_tables_own() {
+    // The stored schema is the one in force at the committed position; the
+    // source's newer schema arrives through the stream as a schema change.
     let dir = tempfile::tempdir().unwrap();
     open(dir.path(), &items_schema(true)).await;
     let mut changed = (*items_schema(true)).clone();
     changed.columns[2].data_type = ColumnType::Int64;
-    let err = TableWriter::open_or_create(&cfg(dir.path()), Arc::new(changed), APP).await.unwrap_err();
-    assert!(matches!(err, DeltaError::SchemaMismatch { .. }), "{err}");
-    assert!(err.to_string().contains("qty"), "{err}");
+    let w = TableWriter::open_or_create(&cfg(dir.path()), Arc::new(changed), APP).await.unwrap();
+    assert_eq!(*w.source_schema(), *items_schema(true));
 }
 
 #[tokio::test]
@@ -1035,4 +1036,67 @@ mod throughput {
             );
         }
     }
+}
+
+/// `items` after `ALTER TABLE items DROP name, MODIFY qty BIGINT, ADD price DECIMAL(10,2)`.
+fn evolved_schema() -> Arc<TableSchema> {
+    let mut schema = (*items_schema(true)).clone();
+    schema.columns.remove(1);
+    schema.columns[1] = Column { source_type: "bigint".into(), ..col("qty", ColumnType::Int64) };
+    schema.columns.push(Column {
+        source_type: "decimal(10,2)".into(),
+        ..col("price", ColumnType::Decimal { precision: 10, scale: 2 })
+    });
+    Arc::new(schema)
+}
+
+#[tokio::test]
+async fn schema_changes_add_keep_dropped_widen_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let mut w = open(dir.path(), &schema).await;
+    w.apply(&batch(vec![ins(item(1, "a", 1)), ins(item(2, "b", 2))], 100)).await.unwrap();
+
+    let evolved = evolved_schema();
+    let changes = w.change_schema(&evolved, &pos(200)).await.unwrap();
+    let kinds: Vec<&str> = changes.iter().map(|c| c.kind()).collect();
+    assert_eq!(kinds, ["widen_type", "add_column", "drop_column"], "{changes:?}");
+    assert_eq!(*w.source_schema(), *evolved);
+    // A replay of the same change (at or below the stored position) does nothing.
+    assert!(w.change_schema(&evolved, &pos(100)).await.unwrap().is_empty());
+
+    let big = 5_000_000_000i64;
+    let row = |id: i64, qty: i64, cents: i128| {
+        vec![Value::Int(id), Value::Int(qty), Value::Decimal { unscaled: cents, scale: 2 }]
+    };
+    w.apply(&batch(vec![ins(row(3, big, 1250)), upd(row(1, 1, 0), row(1, big + 1, 99))], 300)).await.unwrap();
+
+    let rows = rows_by_id(&w.path().to_path_buf()).await;
+    assert_eq!(rows[&1]["qty"], json!(big + 1));
+    assert_eq!(rows[&1]["name"], J::Null, "a dropped column is NULL in row versions after the drop: {rows:?}");
+    assert_eq!(rows[&2]["qty"], json!(2));
+    assert_eq!(rows[&2]["price"], J::Null);
+    assert_eq!(rows[&3]["name"], J::Null);
+    assert_eq!(rows[&3]["price"], json!("12.50"));
+
+    // Reopened with the source's original schema, the table keeps its own.
+    drop(w);
+    let w = open(dir.path(), &schema).await;
+    assert_eq!(*w.source_schema(), *evolved);
+    assert_eq!(w.committed_position(), Some(pos(300)));
+}
+
+#[tokio::test]
+async fn an_incompatible_change_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let mut w = open(dir.path(), &schema).await;
+    w.apply(&batch(vec![ins(item(1, "a", 1))], 100)).await.unwrap();
+    let version = w.delta_version();
+    let mut changed = (*schema).clone();
+    changed.columns[1] = Column { source_type: "int".into(), ..col("name", ColumnType::Int32) };
+    let err = w.change_schema(&changed, &pos(200)).await.unwrap_err();
+    assert!(matches!(err, DeltaError::SchemaChange { .. }), "{err}");
+    assert!(err.to_string().contains("name"), "{err}");
+    assert_eq!(w.delta_version(), version);
 }

@@ -10,8 +10,9 @@ use crate::apply::{push_add, Plan, Planner};
 use crate::commit::{self, check_writable, CommitKind, CommitNote};
 use crate::config::DeltaSinkConfig;
 use crate::encode::{encode, Op, OutRow, RowMeta};
+use crate::evolve::ColumnChange;
 use crate::files::{data_file_name, FileIndex, OpenFile};
-use crate::schema::{schema_difference, TableLayout, PROP_PRIMARY_KEY};
+use crate::schema::{schema_difference, TableLayout, PROP_PRIMARY_KEY, PROP_SCHEMA, PROP_SOURCE_COLUMNS};
 use crate::DeltaError;
 use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
 use deltalake::DeltaTable;
@@ -19,7 +20,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tributary_core::{Row, RowChange, SourcePosition, TableSchema};
+use tributary_core::{Row, RowChange, SourcePosition, TableSchema, Value};
 
 /// One row change with the source transaction it belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +138,9 @@ impl TableWriter {
         std::fs::create_dir_all(&path).map_err(|e| DeltaError::io(&path, "create directory", &path, e))?;
         let layout = TableLayout::new(schema);
         let table = crate::table::load_or_create(&path, &layout).await?;
+        // The schema stored with the table is the one in force at its committed
+        // position: decoding resumes with it, whatever the source says now.
+        let layout = stored_layout(&table).unwrap_or(layout);
         let mut writer = TableWriter {
             cfg: cfg.clone(),
             layout,
@@ -156,6 +160,19 @@ impl TableWriter {
         tracing::debug!(table = %writer.path.display(), version = writer.delta_version(), files = writer.index.len(),
             committed = ?writer.committed_version, "delta table opened");
         Ok(writer)
+    }
+
+    /// The source's schema as the table last followed it (the columns the
+    /// source fills, without the kept dropped ones): what the source's rows
+    /// must look like from the committed position on.
+    pub fn source_schema(&self) -> Arc<TableSchema> {
+        let sink = &self.layout.source;
+        if self.layout.source_columns == sink.columns.len() {
+            return sink.clone();
+        }
+        let mut schema = (**sink).clone();
+        schema.columns.truncate(self.layout.source_columns);
+        Arc::new(schema)
     }
 
     /// The table's directory.
@@ -300,6 +317,13 @@ impl TableWriter {
                 return Err(DeltaError::PositionBackwards { table: self.path.clone(), stored, offered: version });
             }
         }
+        let padded;
+        let batch = if self.layout.source_columns < self.layout.n_source() {
+            padded = pad_batch(batch, self.layout.n_source());
+            &padded
+        } else {
+            batch
+        };
         let plan = if self.layout.has_pk() {
             self.planner().plan_upsert(batch)?
         } else {
@@ -396,7 +420,7 @@ impl TableWriter {
     /// the position (txn), which marks the snapshot complete.
     pub async fn append_snapshot_chunk(
         &mut self,
-        rows: Vec<Row>,
+        mut rows: Vec<Row>,
         position: &SourcePosition,
         commit_ts: i64,
         last: bool,
@@ -418,6 +442,9 @@ impl TableWriter {
             self.reload().await?;
         }
         self.snapshot_complete = false;
+        for row in rows.iter_mut() {
+            row.resize(self.layout.n_source(), Value::Null);
+        }
         let meta = RowMeta {
             op: Some(Op::Snapshot),
             position: Some(Arc::from(position.to_string())),
@@ -492,6 +519,74 @@ impl TableWriter {
         Ok(stats)
     }
 
+    /// Follows a source schema change that took effect in the source
+    /// transaction committed at `position`: one commit with the new schema
+    /// (and, for a widened type, every data file rewritten with it, marked as
+    /// no data change). Returns what changed; nothing when the schema is the
+    /// same or the table already holds `position` (a replay after a restart).
+    /// A change Delta cannot follow is [`DeltaError::SchemaChange`] and
+    /// writes nothing.
+    pub async fn change_schema(
+        &mut self,
+        source: &TableSchema,
+        position: &SourcePosition,
+    ) -> Result<Vec<ColumnChange>, DeltaError> {
+        let version = self.version_of(position)?;
+        if self.committed_version.is_some_and(|stored| version <= stored) {
+            return Ok(Vec::new());
+        }
+        if self.stale {
+            self.reload().await?;
+        }
+        let planned = crate::evolve::plan(&self.layout.source, self.layout.source_columns, source)
+            .map_err(|e| DeltaError::SchemaChange { table: self.path.clone(), source: e })?;
+        let Some(planned) = planned else { return Ok(Vec::new()) };
+        let layout = TableLayout::with_source_columns(Arc::new(planned.sink), planned.source_columns);
+        let mut plan = Plan::default();
+        if planned.rewrite {
+            // Spark 3.5 reads a file only with its own physical types: rewrite
+            // every data file with the widened types (no data change).
+            let paths: Vec<(String, i64)> = self.index.files.iter().map(|(p, e)| (p.clone(), e.size)).collect();
+            for (path, size) in paths {
+                let batches = crate::files::read_file(&self.path, &path).map_err(|e| e.into_delta(&self.path))?;
+                let batches = batches
+                    .iter()
+                    .map(|b| crate::encode::conform(b, &layout.arrow))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| DeltaError::arrow(&self.path, "cast a data file to the widened schema", e))?;
+                let written =
+                    crate::files::write_file(&self.path, data_file_name(), &layout, &layout.arrow, &batches, true)
+                        .map_err(|e| e.into_delta(&self.path))?;
+                plan.written.push(written.rel_path.clone());
+                push_add(&mut plan, written);
+                if let Some(deltalake::kernel::Action::Add(add)) = plan.actions.last_mut() {
+                    add.data_change = false;
+                }
+                plan.actions.push(commit::remove_action_no_data_change(&path, size));
+                plan.removed.push(path);
+                plan.metrics.files_removed += 1;
+            }
+        }
+        let state = self.table.snapshot().map_err(|e| DeltaError::delta(&self.path, "load", e))?;
+        let metadata =
+            crate::table::metadata_for(state, &layout).map_err(|e| DeltaError::delta(&self.path, "new metadata", e))?;
+        plan.actions.push(deltalake::kernel::Action::Metadata(metadata));
+        if let Some(protocol) = crate::table::protocol_upgrade(state, &layout) {
+            plan.actions.push(deltalake::kernel::Action::Protocol(protocol));
+        }
+        let mut note = CommitNote::new(&self.app_id, CommitKind::SchemaChange, Some(position), None);
+        note.schema_changes = planned.changes.clone();
+        let fields: Vec<_> = layout
+            .delta_fields()
+            .into_iter()
+            .filter(|f| planned.changes.iter().any(|c| c.column() == f.name()))
+            .collect();
+        let operation = DeltaOperation::AddColumn { fields };
+        self.commit_plan(plan, operation, note).await?;
+        self.layout = layout;
+        Ok(planned.changes)
+    }
+
     /// Removes every data file in one commit (no position is stored), so a
     /// snapshot can start over; drops snapshot rows not yet committed.
     pub async fn reset(&mut self) -> Result<(), DeltaError> {
@@ -507,4 +602,38 @@ impl TableWriter {
         self.commit_plan(plan, operation, note).await?;
         Ok(())
     }
+}
+
+/// The layout stored with the table (its schema property), if it has one.
+fn stored_layout(table: &DeltaTable) -> Option<TableLayout> {
+    let state = table.snapshot().ok()?;
+    let config = state.metadata().configuration();
+    let schema: TableSchema = serde_json::from_str(config.get(PROP_SCHEMA)?).ok()?;
+    let source_columns = config.get(PROP_SOURCE_COLUMNS).and_then(|n| n.parse().ok()).unwrap_or(schema.columns.len());
+    Some(TableLayout::with_source_columns(Arc::new(schema), source_columns))
+}
+
+/// `batch` with every row padded with NULLs to `width` columns (the kept
+/// columns the source dropped).
+fn pad_batch(batch: &TableBatch, width: usize) -> TableBatch {
+    let pad = |row: &Row| {
+        let mut row = row.clone();
+        row.resize(width, Value::Null);
+        row
+    };
+    let changes = batch
+        .changes
+        .iter()
+        .map(|c| SourcedChange {
+            change: match &c.change {
+                RowChange::Insert { after } => RowChange::Insert { after: pad(after) },
+                RowChange::Update { before, after } => RowChange::Update { before: pad(before), after: pad(after) },
+                RowChange::Delete { before } => RowChange::Delete { before: pad(before) },
+                RowChange::Truncate => RowChange::Truncate,
+            },
+            position: c.position.clone(),
+            commit_ts: c.commit_ts,
+        })
+        .collect();
+    TableBatch { changes, position: batch.position.clone() }
 }

@@ -1,0 +1,307 @@
+//! Which source schema changes a mirrored table follows, and how: the plan
+//! from the table's current schema to the one a source reports.
+//!
+//! The table's schema (the *sink* schema) is the source's columns in source
+//! order, followed by columns the source dropped, which are kept (nullable,
+//! NULL from their drop on) so history stays readable without column mapping.
+//! Rules (docs/schema-evolution.md):
+//! - a new column is added, nullable (older rows read NULL);
+//! - a dropped column is kept as a trailing nullable column;
+//! - a type whose Delta type is unchanged (VARCHAR(50) → TEXT) only updates
+//!   the mapping; a safe widening (INT → BIGINT, FLOAT → DOUBLE, DECIMAL with
+//!   no fewer integer or fraction digits) rewrites the data files with the new
+//!   type (Spark 3.5 cannot read an INT file as BIGINT);
+//! - NOT NULL → NULL relaxes the column; NULL → NOT NULL keeps it nullable;
+//! - anything else (VARCHAR → INT, a changed primary key) is refused for
+//!   that table with [`SchemaChangeError`].
+
+use crate::schema::{delta_type, MAX_DECIMAL_PRECISION};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use tributary_core::{Column, ColumnType, TableSchema};
+
+/// One column-level change, for logs, metrics and `tributary status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum ColumnChange {
+    /// A new source column; older rows read NULL.
+    Added { column: String, source_type: String },
+    /// The source dropped the column; kept in Delta, NULL from now on.
+    Dropped { column: String },
+    /// The type widened; the data files were rewritten with the new type.
+    Widened { column: String, from: String, to: String },
+    /// The source type changed, the Delta type did not (e.g. VARCHAR(50) → VARCHAR(200)).
+    Retyped { column: String, from: String, to: String },
+    /// NOT NULL was dropped.
+    Relaxed { column: String },
+    /// A column dropped earlier came back.
+    Restored { column: String },
+}
+
+impl ColumnChange {
+    /// The column the change is about.
+    pub fn column(&self) -> &str {
+        match self {
+            ColumnChange::Added { column, .. }
+            | ColumnChange::Dropped { column }
+            | ColumnChange::Widened { column, .. }
+            | ColumnChange::Retyped { column, .. }
+            | ColumnChange::Relaxed { column }
+            | ColumnChange::Restored { column } => column,
+        }
+    }
+
+    /// The metric label of the change.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ColumnChange::Added { .. } => "add_column",
+            ColumnChange::Dropped { .. } => "drop_column",
+            ColumnChange::Widened { .. } => "widen_type",
+            ColumnChange::Retyped { .. } => "change_type",
+            ColumnChange::Relaxed { .. } => "drop_not_null",
+            ColumnChange::Restored { .. } => "add_column",
+        }
+    }
+}
+
+impl fmt::Display for ColumnChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ColumnChange::Added { column, source_type } => write!(f, "add column {column} {source_type}"),
+            ColumnChange::Dropped { column } => write!(f, "drop column {column} (kept, NULL from now on)"),
+            ColumnChange::Widened { column, from, to } => write!(f, "widen {column} {from} -> {to}"),
+            ColumnChange::Retyped { column, from, to } => write!(f, "change {column} {from} -> {to}"),
+            ColumnChange::Relaxed { column } => write!(f, "drop NOT NULL on {column}"),
+            ColumnChange::Restored { column } => write!(f, "add column {column} again"),
+        }
+    }
+}
+
+/// A change Delta cannot follow; the table stops, the others keep flowing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaChangeError {
+    #[error("column {column} changed type from {from} to {to}, which the Delta table cannot follow without losing data; options: re-snapshot the table (stop the pipeline, move its Delta table directory aside, start: it is copied again with the new type), or exclude the table with source.exclude")]
+    Incompatible { column: String, from: String, to: String },
+    #[error("the primary key changed from ({from}) to ({to}); options: re-snapshot the table (stop the pipeline, move its Delta table directory aside, start), or exclude the table with source.exclude")]
+    KeyChanged { from: String, to: String },
+}
+
+/// The new sink schema and what changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaPlan {
+    /// The table's new schema: source columns, then kept dropped columns.
+    pub sink: TableSchema,
+    /// How many leading columns of `sink` the source fills.
+    pub source_columns: usize,
+    pub changes: Vec<ColumnChange>,
+    /// True when data files must be rewritten (a type widened).
+    pub rewrite: bool,
+}
+
+/// Plans the move from `sink` (whose first `source_columns` columns are the
+/// source's) to the source schema `source`; `None` when nothing changes.
+pub fn plan(
+    sink: &TableSchema,
+    source_columns: usize,
+    source: &TableSchema,
+) -> Result<Option<SchemaPlan>, SchemaChangeError> {
+    let key_names = |s: &TableSchema| s.primary_key.iter().map(|&i| s.columns[i].name.clone()).collect::<Vec<_>>();
+    let (old_key, new_key) = (key_names(sink), key_names(source));
+    if old_key != new_key {
+        return Err(SchemaChangeError::KeyChanged { from: old_key.join(", "), to: new_key.join(", ") });
+    }
+    let mut changes = Vec::new();
+    let mut rewrite = false;
+    let mut columns: Vec<Column> = Vec::with_capacity(source.columns.len());
+    for new in &source.columns {
+        let Some(index) = sink.column_index(&new.name) else {
+            changes.push(ColumnChange::Added { column: new.name.clone(), source_type: new.source_type.clone() });
+            columns.push(Column { nullable: true, ..new.clone() });
+            continue;
+        };
+        let old = &sink.columns[index];
+        if index >= source_columns {
+            changes.push(ColumnChange::Restored { column: new.name.clone() });
+        }
+        let mut column = new.clone();
+        // Delta cannot make an existing column NOT NULL; it can relax one.
+        column.nullable = old.nullable || new.nullable;
+        if !old.nullable && new.nullable {
+            changes.push(ColumnChange::Relaxed { column: new.name.clone() });
+        }
+        if old.data_type != new.data_type {
+            let (from, to) = (old.source_type.clone(), new.source_type.clone());
+            if delta_type(&old.data_type) == delta_type(&new.data_type) {
+                changes.push(ColumnChange::Retyped { column: new.name.clone(), from, to });
+            } else if widens(&old.data_type, &new.data_type) {
+                rewrite = true;
+                changes.push(ColumnChange::Widened { column: new.name.clone(), from, to });
+            } else {
+                return Err(SchemaChangeError::Incompatible { column: new.name.clone(), from, to });
+            }
+        } else if old.source_type != new.source_type {
+            changes.push(ColumnChange::Retyped {
+                column: new.name.clone(),
+                from: old.source_type.clone(),
+                to: new.source_type.clone(),
+            });
+        }
+        columns.push(column);
+    }
+    let mut kept = Vec::new();
+    for (index, old) in sink.columns.iter().enumerate() {
+        if source.column_index(&old.name).is_none() {
+            if index < source_columns {
+                changes.push(ColumnChange::Dropped { column: old.name.clone() });
+            }
+            kept.push(Column { nullable: true, ..old.clone() });
+        }
+    }
+    let order_changed = columns.iter().zip(&sink.columns).any(|(a, b)| a.name != b.name);
+    if changes.is_empty() && !order_changed {
+        return Ok(None);
+    }
+    let source_count = columns.len();
+    columns.extend(kept);
+    let primary_key =
+        new_key.iter().map(|k| columns.iter().position(|c| &c.name == k).expect("key columns exist")).collect();
+    Ok(Some(SchemaPlan {
+        sink: TableSchema { id: sink.id.clone(), columns, primary_key },
+        source_columns: source_count,
+        changes,
+        rewrite,
+    }))
+}
+
+/// True when every value of `from` is exactly representable in `to` and the
+/// Delta type differs (so the files need rewriting).
+fn widens(from: &ColumnType, to: &ColumnType) -> bool {
+    use ColumnType::*;
+    let rank = |t: &ColumnType| match t {
+        Int8 => Some(1),
+        Int16 => Some(2),
+        Int32 => Some(3),
+        Int64 => Some(4),
+        _ => None,
+    };
+    match (from, to) {
+        (a, b) if rank(a).is_some() && rank(b).is_some() => rank(a) < rank(b),
+        (Int8 | Int16 | Int32 | Int64, Decimal { precision, scale }) => {
+            let digits = match from {
+                Int8 => 3,
+                Int16 => 5,
+                Int32 => 10,
+                _ => 19,
+            };
+            precision.saturating_sub(*scale) >= digits && *precision <= MAX_DECIMAL_PRECISION
+        }
+        (Float32, Float64) => true,
+        (Decimal { precision: p1, scale: s1 }, Decimal { precision: p2, scale: s2 }) => {
+            s2 >= s1 && p2.saturating_sub(*s2) >= p1.saturating_sub(*s1) && *p2 <= MAX_DECIMAL_PRECISION
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_core::TableId;
+
+    fn col(name: &str, data_type: ColumnType, nullable: bool, source_type: &str) -> Column {
+        Column { name: name.into(), data_type, nullable, source_type: source_type.into() }
+    }
+
+    fn table(columns: Vec<Column>) -> TableSchema {
+        TableSchema { id: TableId::new("db", "t"), columns, primary_key: vec![0] }
+    }
+
+    fn base() -> TableSchema {
+        table(vec![
+            col("id", ColumnType::Int32, false, "int"),
+            col("name", ColumnType::Text, true, "varchar(50)"),
+            col("qty", ColumnType::Int32, true, "int"),
+        ])
+    }
+
+    #[test]
+    fn the_same_schema_is_no_change() {
+        assert_eq!(plan(&base(), 3, &base()).unwrap(), None);
+    }
+
+    #[test]
+    fn an_added_column_is_nullable_and_a_dropped_one_is_kept_at_the_end() {
+        let mut source = base();
+        source.columns.remove(1);
+        source.columns.push(col("price", ColumnType::Decimal { precision: 10, scale: 2 }, false, "decimal(10,2)"));
+        let p = plan(&base(), 3, &source).unwrap().unwrap();
+        let names: Vec<&str> = p.sink.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "qty", "price", "name"]);
+        assert_eq!(p.source_columns, 3);
+        assert!(p.sink.columns[2].nullable && p.sink.columns[3].nullable);
+        assert!(!p.rewrite);
+        assert_eq!(
+            p.changes,
+            [
+                ColumnChange::Added { column: "price".into(), source_type: "decimal(10,2)".into() },
+                ColumnChange::Dropped { column: "name".into() },
+            ]
+        );
+        // The kept column is not dropped twice, and comes back when re-added.
+        assert_eq!(plan(&p.sink, 3, &source).unwrap(), None);
+        let mut again = source.clone();
+        again.columns.push(col("name", ColumnType::Text, true, "text"));
+        let q = plan(&p.sink, 3, &again).unwrap().unwrap();
+        assert_eq!(q.source_columns, 4);
+        assert!(q.changes.contains(&ColumnChange::Restored { column: "name".into() }));
+    }
+
+    #[test]
+    fn widenings_rewrite_and_same_delta_types_do_not() {
+        let mut source = base();
+        source.columns[2] = col("qty", ColumnType::Int64, true, "bigint");
+        source.columns[1] = col("name", ColumnType::Text, true, "varchar(200)");
+        let p = plan(&base(), 3, &source).unwrap().unwrap();
+        assert!(p.rewrite);
+        assert!(p.changes.contains(&ColumnChange::Widened {
+            column: "qty".into(),
+            from: "int".into(),
+            to: "bigint".into()
+        }));
+        assert!(p.changes.contains(&ColumnChange::Retyped {
+            column: "name".into(),
+            from: "varchar(50)".into(),
+            to: "varchar(200)".into()
+        }));
+        assert!(widens(&ColumnType::Float32, &ColumnType::Float64));
+        let d = |p, s| ColumnType::Decimal { precision: p, scale: s };
+        assert!(widens(&d(10, 2), &d(12, 2)) && widens(&d(10, 2), &d(12, 4)) && !widens(&d(10, 2), &d(10, 4)));
+        assert!(widens(&ColumnType::Int32, &d(12, 2)) && !widens(&ColumnType::Int32, &d(10, 2)));
+        assert!(!widens(&ColumnType::Int64, &ColumnType::Int32));
+    }
+
+    #[test]
+    fn an_incompatible_type_names_the_column_and_both_types() {
+        let mut source = base();
+        source.columns[1] = col("name", ColumnType::Int32, true, "int");
+        let err = plan(&base(), 3, &source).unwrap_err().to_string();
+        assert!(
+            err.contains("name") && err.contains("varchar(50)") && err.contains("int") && err.contains("re-snapshot"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_changed_key_is_refused_and_not_null_is_relaxed_not_added() {
+        let mut source = base();
+        source.primary_key = vec![1];
+        assert!(matches!(plan(&base(), 3, &source), Err(SchemaChangeError::KeyChanged { .. })));
+        let mut source = base();
+        source.columns[1].nullable = false;
+        assert_eq!(plan(&base(), 3, &source).unwrap(), None, "NULL -> NOT NULL keeps the Delta column nullable");
+        let mut source = base();
+        source.columns[0].nullable = true;
+        let p = plan(&base(), 3, &source).unwrap().unwrap();
+        assert_eq!(p.changes, [ColumnChange::Relaxed { column: "id".into() }]);
+    }
+}
