@@ -102,4 +102,14 @@ pub struct Transaction {
     pub commit_ts: i64,
     /// `(table schema, change)` in source order.
     pub changes: Vec<(Arc<TableSchema>, RowChange)>,
+    /// Schema changes in this transaction: `(index into changes, new schema)`;
+    /// the new schema holds for the table's changes from that index on.
+    pub schema_changes: Vec<(usize, Arc<TableSchema>)>,
+}
+
+impl Transaction {
+    /// An empty transaction committed at `position`.
+    pub fn new(position: SourcePosition, commit_ts: i64) -> Self {
+        Transaction { position, commit_ts, changes: Vec::new(), schema_changes: Vec::new() }
+    }
 }

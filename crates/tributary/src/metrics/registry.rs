@@ -63,10 +63,12 @@ pub enum ErrorKind {
     sink,
     /// The initial snapshot failed.
     snapshot,
+    /// A source schema change the Delta table cannot follow stopped a table.
+    schema,
 }
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 3] = [ErrorKind::source, ErrorKind::sink, ErrorKind::snapshot];
+    const ALL: [ErrorKind; 4] = [ErrorKind::source, ErrorKind::sink, ErrorKind::snapshot, ErrorKind::schema];
 }
 
 /// Parts of `tributary_committed_position{part}`.
@@ -118,6 +120,12 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SchemaChangeLabels {
+    table: String,
+    change: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     kind: ErrorKind,
 }
@@ -148,6 +156,8 @@ struct Inner {
     binlog_files: Gauge,
     binlog_oldest: Gauge,
     slot_retained_wal: Gauge,
+    schema_changes: Family<SchemaChangeLabels, Counter>,
+    table_stopped: Family<TableLabels, Gauge>,
     state: Family<StateLabels, Gauge>,
     current_state: Mutex<PipelineState>,
     lag: Mutex<Lag>,
@@ -235,6 +245,18 @@ impl Metrics {
             prometheus_client::registry::Unit::Bytes,
             slot_retained_wal.clone(),
         );
+        let schema_changes = Family::<SchemaChangeLabels, Counter>::default();
+        registry.register(
+            "schema_changes",
+            "Source schema changes the Delta table followed, per table and kind of change",
+            schema_changes.clone(),
+        );
+        let table_stopped = Family::<TableLabels, Gauge>::default();
+        registry.register(
+            "table_stopped",
+            "1 while the table is stopped by a schema change its Delta table cannot follow",
+            table_stopped.clone(),
+        );
         let state = Family::<StateLabels, Gauge>::default();
         registry.register("pipeline_state", "1 for the pipeline's current state, 0 for the others", state.clone());
         let validation_passed = Family::<TableLabels, Gauge>::default();
@@ -273,6 +295,8 @@ impl Metrics {
             binlog_files,
             binlog_oldest,
             slot_retained_wal,
+            schema_changes,
+            table_stopped,
             state,
             current_state: Mutex::new(PipelineState::Starting),
             lag: Mutex::new(Lag::default()),
@@ -340,6 +364,7 @@ impl Metrics {
         let labels = TableLabels { table: name.clone() };
         self.0.table_version.get_or_create(&labels).set(version);
         // Make the per-table counters visible (at 0) before the first commit.
+        let _ = self.0.table_stopped.get_or_create(&labels);
         let _ = self.0.rows_written.get_or_create(&labels);
         let _ = self.0.bytes_written.get_or_create(&labels);
         match position {
@@ -371,6 +396,17 @@ impl Metrics {
 
     pub fn error(&self, kind: ErrorKind) {
         self.0.errors.get_or_create(&ErrorLabels { kind }).inc();
+    }
+
+    /// The Delta table of `table` followed a source schema change of kind `change`.
+    pub fn schema_change(&self, table: &TableId, change: &str) {
+        let labels = SchemaChangeLabels { table: table.to_string(), change: change.to_string() };
+        self.0.schema_changes.get_or_create(&labels).inc();
+    }
+
+    /// `table` stopped (or runs again).
+    pub fn table_stopped(&self, table: &TableId, stopped: bool) {
+        self.0.table_stopped.get_or_create(&TableLabels { table: table.to_string() }).set(stopped as i64);
     }
 
     /// Bytes of WAL the server retains for the PostgreSQL replication slot.

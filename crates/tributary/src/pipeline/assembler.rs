@@ -28,7 +28,7 @@ impl TransactionAssembler {
             ChangeEvent::Begin { position, commit_ts } => {
                 // A Begin without Commit means the server rolled back or we resumed mid-way:
                 // drop what was open (it was never committed upstream).
-                self.open = Some(Transaction { position, commit_ts, changes: Vec::new() });
+                self.open = Some(Transaction::new(position, commit_ts));
                 return Ok(None);
             }
             ChangeEvent::Commit { position, commit_ts } => {
@@ -44,7 +44,22 @@ impl TransactionAssembler {
             ChangeEvent::Update { table, before, after, .. } => (table, RowChange::Update { before, after }),
             ChangeEvent::Delete { table, before, .. } => (table, RowChange::Delete { before }),
             ChangeEvent::Truncate { table, .. } => (table, RowChange::Truncate),
-            ChangeEvent::SchemaChange { .. } | ChangeEvent::Heartbeat { .. } => return Ok(None),
+            ChangeEvent::SchemaChange { table, position, commit_ts, .. } => {
+                return Ok(match self.open.as_mut() {
+                    // Inside a transaction (PostgreSQL): for the table's rows from here on.
+                    Some(txn) => {
+                        txn.schema_changes.push((txn.changes.len(), table));
+                        None
+                    }
+                    // A DDL statement is its own transaction (MySQL).
+                    None => {
+                        let mut txn = Transaction::new(position, commit_ts);
+                        txn.schema_changes.push((0, table));
+                        Some(txn)
+                    }
+                });
+            }
+            ChangeEvent::Heartbeat { .. } => return Ok(None),
         };
         match self.open.as_mut() {
             Some(txn) => {
@@ -92,6 +107,22 @@ mod tests {
         a.push(ChangeEvent::Begin { position: pos(40), commit_ts: 6 }).unwrap();
         let txn = a.push(ChangeEvent::Commit { position: pos(50), commit_ts: 6 }).unwrap().unwrap();
         assert!(txn.changes.is_empty());
+    }
+
+    #[test]
+    fn schema_changes_mark_where_they_take_effect() {
+        let mut a = TransactionAssembler::default();
+        let ddl = ChangeEvent::SchemaChange { table: table(), position: pos(5), commit_ts: 1, ddl: "ALTER".into() };
+        let txn = a.push(ddl.clone()).unwrap().expect("a DDL outside a transaction is one");
+        assert_eq!((txn.position, txn.schema_changes.len(), txn.changes.len()), (pos(5), 1, 0));
+        a.push(ChangeEvent::Begin { position: pos(10), commit_ts: 5 }).unwrap();
+        let insert = ChangeEvent::Insert { table: table(), position: pos(20), commit_ts: 5, after: vec![] };
+        a.push(insert.clone()).unwrap();
+        assert_eq!(a.push(ddl).unwrap(), None);
+        a.push(insert).unwrap();
+        let txn = a.push(ChangeEvent::Commit { position: pos(30), commit_ts: 5 }).unwrap().unwrap();
+        assert_eq!(txn.schema_changes.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+        assert_eq!(txn.changes.len(), 2);
     }
 
     #[test]

@@ -78,7 +78,9 @@ mod tests {
                 (schema, RowChange::Insert { after: vec![Value::Int(offset as i64)] })
             })
             .collect();
-        Transaction { position: SourcePosition::MySql(MySqlPosition::new("b.000001", offset)), commit_ts: 0, changes }
+        let mut txn = Transaction::new(SourcePosition::MySql(MySqlPosition::new("b.000001", offset)), 0);
+        txn.changes = changes;
+        txn
     }
 
     #[test]

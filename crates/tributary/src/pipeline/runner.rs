@@ -71,11 +71,21 @@ pub async fn run(
                             metrics.source_read(*commit_ts);
                             if !assembler.in_transaction() && batch.is_empty() {
                                 metrics.source_applied(*commit_ts);
-                                confirm(&acknowledger, position);
+                                confirm(&acknowledger, &writers.confirmable(position));
                             }
                             continue;
                         }
-                        if let Some(txn) = assembler.push(event)? {
+                        if let Some(mut txn) = assembler.push(event)? {
+                            if !txn.schema_changes.is_empty() {
+                                // A schema change lands in order: what came before it first.
+                                if !batch.is_empty() {
+                                    flush(&mut batch, &mut writers).await?;
+                                    metrics.source_applied(read_commit_ts);
+                                    confirm(&acknowledger, &writers.confirmable(&read_position));
+                                    flushed_position = Some(read_position.clone());
+                                }
+                                txn = writers.apply_schema_changes(txn).await?;
+                            }
                             read_position = txn.position.clone();
                             read_commit_ts = read_commit_ts.max(txn.commit_ts);
                             batch.push(txn);
@@ -96,7 +106,7 @@ pub async fn run(
         } else if batch.is_due() {
             flush(&mut batch, &mut writers).await?;
             metrics.source_applied(read_commit_ts);
-            confirm(&acknowledger, &read_position);
+            confirm(&acknowledger, &writers.confirmable(&read_position));
             flushed_position = Some(read_position.clone());
         }
         if last_idle_check.elapsed() >= idle_after.min(Duration::from_secs(60)) {
@@ -109,7 +119,7 @@ pub async fn run(
     metrics.set_state(PipelineState::Stopping);
     if !batch.is_empty() {
         flush(&mut batch, &mut writers).await?;
-        confirm(&acknowledger, &read_position);
+        confirm(&acknowledger, &writers.confirmable(&read_position));
     }
     for task in tasks {
         task.abort();

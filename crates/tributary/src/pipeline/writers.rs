@@ -1,6 +1,8 @@
 //! The Delta table writers of a pipeline, one per source table, and the
 //! exactly-once rule: a change at or below a table's committed position is
-//! skipped for that table.
+//! skipped for that table. Source schema changes are applied here, in order
+//! with the data; a table whose change Delta cannot follow is stopped (its
+//! changes are not committed, its position stays) while the others flow.
 
 use crate::metrics::registry::ErrorKind;
 use crate::metrics::Metrics;
@@ -8,8 +10,8 @@ use anyhow::Context;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tributary_core::{SourcePosition, TableId, TableSchema};
-use tributary_delta::{CommitStats, DeltaSinkConfig, TableBatch, TableWriter};
+use tributary_core::{Row, RowChange, SourcePosition, TableId, TableSchema, Transaction, Value};
+use tributary_delta::{CommitStats, DeltaError, DeltaSinkConfig, TableBatch, TableWriter};
 
 /// What one flush wrote.
 #[derive(Debug, Default, Clone, Copy)]
@@ -23,7 +25,11 @@ pub struct FlushSummary {
 pub struct TableWriters {
     writers: BTreeMap<TableId, TableWriter>,
     last_commit: BTreeMap<TableId, Instant>,
+    /// Tables stopped by a schema change Delta cannot follow, with the reason.
+    stopped: BTreeMap<TableId, String>,
     metrics: Metrics,
+    config: DeltaSinkConfig,
+    app_id: String,
 }
 
 impl TableWriters {
@@ -43,7 +49,14 @@ impl TableWriters {
         }
         let now = Instant::now();
         let last_commit = writers.keys().map(|id| (id.clone(), now)).collect();
-        let writers = TableWriters { writers, last_commit, metrics };
+        let writers = TableWriters {
+            writers,
+            last_commit,
+            stopped: BTreeMap::new(),
+            metrics,
+            config: config.clone(),
+            app_id: app_id.to_string(),
+        };
         writers.report_tables();
         Ok(writers)
     }
@@ -68,6 +81,83 @@ impl TableWriters {
         }
     }
 
+    /// The source schema each table's Delta table follows (the schema in
+    /// force at its committed position): what decoding resumes with.
+    pub fn source_schemas(&self) -> Vec<Arc<TableSchema>> {
+        self.writers.values().map(TableWriter::source_schema).collect()
+    }
+
+    /// The position the source may be told is durable, given that
+    /// everything up to `read` was flushed: never past a stopped table's
+    /// own position, whose changes are still to be committed.
+    pub fn confirmable(&self, read: &SourcePosition) -> SourcePosition {
+        let mut lowest = read.clone();
+        for id in self.stopped.keys() {
+            if let Some(pos) = self.writers.get(id).and_then(TableWriter::committed_position) {
+                if pos.partial_cmp(&lowest) == Some(std::cmp::Ordering::Less) {
+                    lowest = pos;
+                }
+            }
+        }
+        lowest
+    }
+
+    /// Applies the schema changes of `txn` (before its rows are batched):
+    /// each table's Delta table follows its new schema, a new table gets a
+    /// Delta table starting at `txn`'s position, and a change Delta cannot
+    /// follow stops that table. Rows of the transaction that precede their
+    /// table's change are re-shaped to the new schema (by column name).
+    pub async fn apply_schema_changes(&mut self, mut txn: Transaction) -> anyhow::Result<Transaction> {
+        for (_, schema) in &txn.schema_changes {
+            let id = &schema.id;
+            if self.stopped.contains_key(id) {
+                continue;
+            }
+            let Some(writer) = self.writers.get_mut(id) else {
+                self.add_table(schema.clone(), &txn.position).await?;
+                continue;
+            };
+            match writer.change_schema(schema, &txn.position).await {
+                Ok(changes) => {
+                    for change in &changes {
+                        tracing::info!(table = %id, %change, position = %txn.position, delta_version = writer.delta_version(), "schema change applied");
+                        self.metrics.schema_change(id, change.kind());
+                    }
+                    self.report_tables();
+                }
+                Err(e @ DeltaError::SchemaChange { .. }) => {
+                    tracing::error!(table = %id, position = %txn.position, error = %e, "table stopped: its changes are not committed until it is re-snapshotted; the other tables keep flowing");
+                    self.metrics.error(ErrorKind::schema);
+                    self.metrics.table_stopped(id, true);
+                    self.stopped.insert(id.clone(), e.to_string());
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("schema change of {id}"))),
+            }
+        }
+        reshape_rows_before_schema_changes(&mut txn);
+        Ok(txn)
+    }
+
+    /// Creates the Delta table of a table the source just created; it starts
+    /// empty at `position` (no snapshot: it has no rows before its creation).
+    async fn add_table(&mut self, schema: Arc<TableSchema>, position: &SourcePosition) -> anyhow::Result<()> {
+        let id = schema.id.clone();
+        let mut writer = TableWriter::open_or_create(&self.config, schema, &self.app_id)
+            .await
+            .with_context(|| format!("create Delta table for new source table {id}"))?;
+        if writer.committed_position().is_none() {
+            let started = Instant::now();
+            let stats = writer.apply(&TableBatch { changes: Vec::new(), position: position.clone() }).await?;
+            self.report_commit(&id, &stats, started);
+        }
+        tracing::info!(table = %id, %position, "new source table: Delta table created, streaming from its creation");
+        self.metrics.schema_change(&id, "create_table");
+        self.writers.insert(id.clone(), writer);
+        self.last_commit.insert(id, Instant::now());
+        self.report_tables();
+        Ok(())
+    }
+
     pub fn get_mut(&mut self, id: &TableId) -> Option<&mut TableWriter> {
         self.writers.get_mut(id)
     }
@@ -89,6 +179,9 @@ impl TableWriters {
     pub async fn flush(&mut self, batches: BTreeMap<TableId, TableBatch>) -> anyhow::Result<FlushSummary> {
         let mut summary = FlushSummary::default();
         for (id, mut batch) in batches {
+            if self.stopped.contains_key(&id) {
+                continue;
+            }
             let Some(writer) = self.writers.get_mut(&id) else { continue };
             let committed = writer.committed_version();
             let before = batch.changes.len();
@@ -119,7 +212,7 @@ impl TableWriters {
         let ids: Vec<TableId> = self.writers.keys().cloned().collect();
         for id in ids {
             let writer = self.writers.get_mut(&id).expect("a writer for every id");
-            let fresh = self.last_commit.get(&id).is_some_and(|t| t.elapsed() < idle);
+            let fresh = self.last_commit.get(&id).is_some_and(|t| t.elapsed() < idle) || self.stopped.contains_key(&id);
             if fresh || writer.committed_version().is_some_and(|v| v >= version) {
                 continue;
             }
@@ -132,5 +225,40 @@ impl TableWriters {
             advanced += 1;
         }
         Ok(advanced)
+    }
+}
+
+/// Re-shapes the rows of `txn` that precede a schema change of their table
+/// (a PostgreSQL transaction that changed rows, then the table) to the
+/// table's last schema in the transaction: columns matched by name, NULL for
+/// columns the row did not have.
+fn reshape_rows_before_schema_changes(txn: &mut Transaction) {
+    let mut last: BTreeMap<TableId, (usize, Arc<TableSchema>)> = BTreeMap::new();
+    for (index, schema) in &txn.schema_changes {
+        last.insert(schema.id.clone(), (*index, schema.clone()));
+    }
+    for (position, (old, change)) in txn.changes.iter_mut().enumerate() {
+        let Some((index, schema)) = last.get(&old.id) else { continue };
+        if position >= *index || old.columns == schema.columns {
+            continue;
+        }
+        let map = |row: &mut Row| {
+            let reshaped: Row = schema
+                .columns
+                .iter()
+                .map(|c| old.column_index(&c.name).and_then(|i| row.get(i).cloned()).unwrap_or(Value::Null))
+                .collect();
+            *row = reshaped;
+        };
+        match change {
+            RowChange::Insert { after } => map(after),
+            RowChange::Update { before, after } => {
+                map(before);
+                map(after);
+            }
+            RowChange::Delete { before } => map(before),
+            RowChange::Truncate => {}
+        }
+        *old = schema.clone();
     }
 }
