@@ -4,10 +4,11 @@
 
 use crate::error::PostgresError;
 use crate::text_value::parse_text;
-use pg_walstream::{ColumnValue, EventType, RowData};
+use crate::type_map::{map_type, PgType};
+use pg_walstream::{ColumnValue, EventType, RelationColumn, RowData};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tributary_core::{ChangeEvent, Lsn, Row, SourcePosition, TableId, TableSchema, Value};
+use tributary_core::{ChangeEvent, Column, Lsn, Row, SourcePosition, TableId, TableSchema, Value};
 
 /// Prefix of the logical messages the pipeline writes as heartbeats.
 pub const HEARTBEAT_PREFIX: &str = "tributary-heartbeat";
@@ -17,6 +18,8 @@ pub const HEARTBEAT_PREFIX: &str = "tributary-heartbeat";
 pub struct PgOutputDecoder {
     by_name: HashMap<TableId, Arc<TableSchema>>,
     by_oid: HashMap<u32, Arc<TableSchema>>,
+    /// Catalog types by `(type oid, typmod)`, filled by [`PgOutputDecoder::add_type`].
+    types: HashMap<(u32, i32), PgType>,
     commit_ts: i64,
 }
 
@@ -26,6 +29,7 @@ impl PgOutputDecoder {
         PgOutputDecoder {
             by_name: tables.into_iter().map(|t| (t.id.clone(), t)).collect(),
             by_oid: HashMap::new(),
+            types: HashMap::new(),
             commit_ts: 0,
         }
     }
@@ -91,21 +95,25 @@ impl PgOutputDecoder {
             }
             EventType::Relation { relation_id, namespace, relation_name, columns, .. } => {
                 let id = TableId::new(&*namespace, &*relation_name);
-                if let Some(t) = self.by_name.get(&id).cloned() {
-                    let names: Vec<&str> = columns.iter().map(|c| &*c.name).collect();
-                    let known: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
-                    if names != known {
-                        return Err(PostgresError::Decode {
-                            table: id.to_string(),
-                            lsn: Lsn(lsn).to_string(),
-                            problem: format!(
-                                "the table's columns changed to ({}) from ({}); schema changes are not applied yet: restart to reload the schema after the DDL",
-                                names.join(", "),
-                                known.join(", ")
-                            ),
+                let current = self.by_oid.get(&relation_id).or_else(|| self.by_name.get(&id)).cloned();
+                if let Some(current) = current {
+                    let described = self.schema_of(&current, &columns, lsn)?;
+                    let table = if described.columns == current.columns {
+                        current
+                    } else {
+                        // The columns the table has from this message on.
+                        let names = described.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+                        let table = Arc::new(described);
+                        out.push(ChangeEvent::SchemaChange {
+                            table: table.clone(),
+                            position,
+                            commit_ts: self.commit_ts,
+                            ddl: format!("relation {} now has columns ({names})", table.id),
                         });
-                    }
-                    self.by_oid.insert(relation_id, t);
+                        self.by_name.insert(table.id.clone(), table.clone());
+                        table
+                    };
+                    self.by_oid.insert(relation_id, table);
                 }
             }
             EventType::Message { prefix, content, .. } if &*prefix == HEARTBEAT_PREFIX => {
@@ -120,6 +128,55 @@ impl PgOutputDecoder {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The `(type oid, typmod)` pairs of `columns` whose catalog type is not known yet.
+    pub fn missing_types(&self, columns: &[RelationColumn]) -> Vec<(u32, i32)> {
+        let mut missing: Vec<(u32, i32)> =
+            columns.iter().map(|c| (c.type_id, c.type_modifier)).filter(|key| !self.types.contains_key(key)).collect();
+        missing.dedup();
+        missing
+    }
+
+    /// Records what the catalog says about a type (see [`PgOutputDecoder::missing_types`]).
+    pub fn add_type(&mut self, oid: u32, typmod: i32, pg_type: PgType) {
+        self.types.insert((oid, typmod), pg_type);
+    }
+
+    /// The schema a relation message describes for `current`'s table: its
+    /// columns in order with mapped types; nullability of known columns kept
+    /// (new ones nullable), the primary key kept by name.
+    fn schema_of(
+        &self,
+        current: &TableSchema,
+        columns: &[RelationColumn],
+        lsn: u64,
+    ) -> Result<TableSchema, PostgresError> {
+        let decode_error = |problem: String| PostgresError::Decode {
+            table: current.id.to_string(),
+            lsn: Lsn(lsn).to_string(),
+            problem,
+        };
+        let mut out = Vec::with_capacity(columns.len());
+        for c in columns {
+            let pg_type = self.types.get(&(c.type_id, c.type_modifier)).ok_or_else(|| {
+                decode_error(format!("column {}: type oid {} was not looked up in the catalog", c.name, c.type_id))
+            })?;
+            let data_type = map_type(pg_type).map_err(|e| decode_error(format!("column {}: {e}", c.name)))?;
+            let nullable = current.column_index(&c.name).map(|i| current.columns[i].nullable).unwrap_or(true);
+            out.push(Column { name: c.name.to_string(), data_type, nullable, source_type: pg_type.display.clone() });
+        }
+        let mut primary_key = Vec::with_capacity(current.primary_key.len());
+        for &k in &current.primary_key {
+            let name = &current.columns[k].name;
+            match out.iter().position(|c| &c.name == name) {
+                Some(i) => primary_key.push(i),
+                None => {
+                    return Err(decode_error(format!("primary key column {name} was dropped; re-snapshot the table")))
+                }
+            }
+        }
+        Ok(TableSchema { id: current.id.clone(), columns: out, primary_key })
     }
 
     /// The schema of a selected table, by relation OID (names on first sight).

@@ -1,6 +1,7 @@
 //! Reads the schema of the selected tables from the catalog: columns in
-//! attnum order with their mapped types, the primary key (or the replica
-//! identity index), and each table's REPLICA IDENTITY setting.
+//! attnum order with their mapped types, the key (the replica identity index
+//! under REPLICA IDENTITY USING INDEX, else the primary key), and each
+//! table's REPLICA IDENTITY setting.
 
 use crate::error::PostgresError;
 use crate::type_map::{map_type, PgType};
@@ -38,27 +39,46 @@ impl ReplicaIdentity {
 pub struct SourceTable {
     pub schema: Arc<TableSchema>,
     pub replica_identity: ReplicaIdentity,
-    /// True when the key of `schema` is the primary key (false: replica identity index or none).
+    /// True when the key of `schema` is the primary key (false: a replica identity index other than it, or none).
     pub has_primary_key: bool,
 }
 
+/// Columns with their types. A domain is resolved to its base type through
+/// any chain of domains (`domains`), for the column and for an array's element;
+/// the typmod is the innermost domain's (`numeric(10,2)` of `CREATE DOMAIN price
+/// AS numeric(10,2)`), else the column's. Column 11 is the element's typmod.
+/// Generated columns are left out: pgoutput does not publish them (PostgreSQL
+/// before 18), so the stream could only ever write them as null.
 const COLUMNS_SQL: &str = "
+WITH RECURSIVE domains(oid, base, typmod) AS (
+    SELECT oid, typbasetype, typtypmod FROM pg_type WHERE typtype = 'd'
+  UNION ALL
+    SELECT d.oid, t.typbasetype, CASE WHEN t.typtypmod <> -1 THEN t.typtypmod ELSE d.typmod END
+    FROM domains d JOIN pg_type t ON t.oid = d.base AND t.typtype = 'd'
+),
+resolved AS (
+    SELECT d.oid, d.base, d.typmod FROM domains d JOIN pg_type t ON t.oid = d.base AND t.typtype <> 'd'
+)
 SELECT n.nspname::text, c.relname::text, c.relreplident::text, a.attname::text, a.attnotnull,
        format_type(a.atttypid, a.atttypmod),
-       bt.typname::text, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
-       bt.typcategory::text, et.typname::text, et.typcategory::text
+       bt.typname::text, COALESCE(rd.typmod, a.atttypmod),
+       bt.typcategory::text, et.typname::text, et.typcategory::text,
+       COALESCE(re.typmod, rd.typmod, a.atttypmod)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-JOIN pg_type t ON t.oid = a.atttypid
-JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+LEFT JOIN resolved rd ON rd.oid = a.atttypid
+JOIN pg_type bt ON bt.oid = COALESCE(rd.base, a.atttypid)
+LEFT JOIN resolved re ON re.oid = bt.typelem AND bt.typcategory = 'A'
+LEFT JOIN pg_type et ON et.oid = COALESCE(re.base, bt.typelem) AND bt.typcategory = 'A'
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
 ORDER BY n.nspname, c.relname, a.attnum";
 
+/// Columns of each table's primary key and of its replica identity index (one
+/// index may be both), in index order.
 const KEYS_SQL: &str = "
-SELECT n.nspname::text, c.relname::text, a.attname::text, i.indisprimary
+SELECT n.nspname::text, c.relname::text, a.attname::text, i.indisprimary, i.indisreplident
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -66,7 +86,7 @@ CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
 WHERE (i.indisprimary OR i.indisreplident) AND c.relkind IN ('r', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
-ORDER BY n.nspname, c.relname, i.indisprimary DESC, k.ord";
+ORDER BY n.nspname, c.relname, i.indexrelid, k.ord";
 
 /// Loads every table `filter` selects, sorted by table id.
 pub async fn load_tables(client: &Client, filter: &TableFilter) -> Result<Vec<SourceTable>, PostgresError> {
@@ -85,7 +105,7 @@ pub async fn load_tables(client: &Client, filter: &TableFilter) -> Result<Vec<So
         let element = row.get::<_, Option<String>>(9).map(|element_name| {
             Box::new(PgType {
                 name: element_name.clone(),
-                typmod: row.get(7),
+                typmod: row.get(11),
                 category: first_char(row.get::<_, Option<String>>(10).as_deref()),
                 element: None,
                 display: element_name,
@@ -109,28 +129,54 @@ pub async fn load_tables(client: &Client, filter: &TableFilter) -> Result<Vec<So
         tables.entry(id).or_insert_with(|| Building { columns: Vec::new(), identity }).columns.push(column);
     }
 
-    // Key columns: the primary key, else the replica identity index (rows sorted primary first).
+    // Key columns: the replica identity index under REPLICA IDENTITY USING INDEX
+    // (PostgreSQL sends only its columns for a delete, or for an update that
+    // changes them), else the primary key.
     let key_rows = client.query(KEYS_SQL, &[]).await.map_err(|e| PostgresError::query("read table keys", e))?;
-    let mut keys: BTreeMap<TableId, (bool, Vec<String>)> = BTreeMap::new();
+    #[derive(Default)]
+    struct Keys {
+        primary: Vec<String>,
+        identity: Vec<String>,
+    }
+    let mut keys: BTreeMap<TableId, Keys> = BTreeMap::new();
     for row in key_rows {
         let id = TableId::new(row.get::<_, String>(0), row.get::<_, String>(1));
         if !tables.contains_key(&id) {
             continue;
         }
-        let primary: bool = row.get(3);
-        let entry = keys.entry(id).or_insert_with(|| (primary, Vec::new()));
-        if entry.0 == primary {
-            entry.1.push(row.get(2));
+        let entry = keys.entry(id).or_default();
+        let column: String = row.get(2);
+        if row.get::<_, bool>(4) {
+            entry.identity.push(column.clone());
+        }
+        if row.get::<_, bool>(3) {
+            entry.primary.push(column);
         }
     }
 
     let mut out = Vec::with_capacity(tables.len());
     for (id, building) in tables {
-        let (has_primary_key, key_names) = keys.remove(&id).unwrap_or_default();
-        let primary_key = key_names
-            .iter()
-            .map(|k| building.columns.iter().position(|c| &c.name == k).expect("key columns are table columns"))
-            .collect();
+        let keys = keys.remove(&id).unwrap_or_default();
+        let key_names = match building.identity {
+            ReplicaIdentity::Index if !keys.identity.is_empty() => keys.identity,
+            _ => keys.primary.clone(),
+        };
+        let has_primary_key = !key_names.is_empty() && key_names == keys.primary;
+        let mut primary_key = Vec::with_capacity(key_names.len());
+        for k in &key_names {
+            // The only key column not among the loaded columns is a generated one.
+            let Some(position) = building.columns.iter().position(|c| &c.name == k) else {
+                return Err(PostgresError::ReplicaIdentity {
+                    table: id.to_string(),
+                    problem: format!(
+                        "key column {k} is a generated column, which PostgreSQL's logical replication does not \
+                         publish; give the table a key without generated columns (or REPLICA IDENTITY USING INDEX \
+                         on such a unique index), or exclude it with source.exclude"
+                    ),
+                });
+            };
+            primary_key.push(position);
+        }
         let schema = TableSchema { id, columns: building.columns, primary_key };
         out.push(SourceTable { schema: Arc::new(schema), replica_identity: building.identity, has_primary_key });
     }
@@ -139,4 +185,38 @@ pub async fn load_tables(client: &Client, filter: &TableFilter) -> Result<Vec<So
 
 fn first_char(text: Option<&str>) -> char {
     text.and_then(|t| t.chars().next()).unwrap_or('X')
+}
+
+const TYPE_SQL: &str = "
+SELECT format_type(t.oid, $2::int4), bt.typname::text,
+       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE $2::int4 END,
+       bt.typcategory::text, et.typname::text, et.typcategory::text
+FROM pg_type t
+JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+WHERE t.oid = $1::text::oid";
+
+/// The catalog's description of type `oid` with `typmod` (as a relation
+/// message names a column's type), domains resolved to their base type.
+pub async fn lookup_type(client: &Client, oid: u32, typmod: i32) -> Result<PgType, PostgresError> {
+    let row = client
+        .query_one(TYPE_SQL, &[&(oid as i64).to_string(), &typmod])
+        .await
+        .map_err(|e| PostgresError::query(format!("look up type oid {oid}"), e))?;
+    let element = row.get::<_, Option<String>>(4).map(|name| {
+        Box::new(PgType {
+            name: name.clone(),
+            typmod: row.get(2),
+            category: first_char(row.get::<_, Option<String>>(5).as_deref()),
+            element: None,
+            display: name,
+        })
+    });
+    Ok(PgType {
+        name: row.get(1),
+        typmod: row.get(2),
+        category: first_char(row.get::<_, Option<String>>(3).as_deref()),
+        element,
+        display: row.get(0),
+    })
 }

@@ -115,8 +115,15 @@ impl SlotSession {
         self.exported.as_ref()
     }
 
-    /// Starts streaming after `from` (the end of the last durable transaction).
-    pub async fn start(mut self, from: Lsn, tables: Vec<Arc<TableSchema>>) -> Result<WalStream, PostgresError> {
+    /// Starts streaming after `from` (the end of the last durable
+    /// transaction), decoding with `tables` (the schemas in force at `from`);
+    /// `catalog` is an SQL session for looking up the types of changed columns.
+    pub async fn start(
+        mut self,
+        from: Lsn,
+        tables: Vec<Arc<TableSchema>>,
+        catalog: Client,
+    ) -> Result<WalStream, PostgresError> {
         self.stream.start(Some(from.0)).await.map_err(|e| PostgresError::Slot {
             slot: self.slot.clone(),
             problem: format!("cannot start streaming from {from}: {}", one_line(&e)),
@@ -129,6 +136,7 @@ impl SlotSession {
             decoder: PgOutputDecoder::new(tables),
             feedback,
             cancel: CancellationToken::new(),
+            catalog,
         })
     }
 }
@@ -139,6 +147,7 @@ pub struct WalStream {
     decoder: PgOutputDecoder,
     feedback: Arc<SharedLsnFeedback>,
     cancel: CancellationToken,
+    catalog: Client,
 }
 
 impl ReplicationStream for WalStream {
@@ -151,6 +160,12 @@ impl ReplicationStream for WalStream {
                     one_line(&e)
                 ))
             })?;
+            if let pg_walstream::EventType::Relation { columns, .. } = &event.event_type {
+                for (oid, typmod) in self.decoder.missing_types(columns) {
+                    let pg_type = crate::schema_loader::lookup_type(&self.catalog, oid, typmod).await?;
+                    self.decoder.add_type(oid, typmod, pg_type);
+                }
+            }
             self.decoder.decode(event, &mut out)?;
         }
         if matches!(out.last(), Some(ChangeEvent::Commit { .. } | ChangeEvent::Heartbeat { .. })) {

@@ -85,7 +85,10 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let SourcePosition::Postgres { lsn: from_lsn } = from else {
         bail!("the Delta tables hold a non-PostgreSQL position")
     };
-    let stream = session.start(from_lsn, schemas).await?;
+    // Decoding resumes with the schemas the Delta tables hold; relation
+    // messages tell what changed since.
+    let catalog = tributary_postgres::connect::connect(source).await?;
+    let stream = session.start(from_lsn, writers.source_schemas(), catalog).await?;
     let acknowledger = stream.acknowledger();
     let (events_tx, events_rx) = mpsc::channel(64);
     let reader = tokio::spawn(read_wal(stream, events_tx, metrics.clone()));
