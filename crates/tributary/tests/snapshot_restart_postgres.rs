@@ -146,3 +146,59 @@ fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
     assert_eq!(inserted.len(), 240, "no insert twice");
     assert_eq!(slot_count(&db), 1, "one slot across the restarts");
 }
+
+#[test]
+fn kill_9_during_the_initial_snapshot_then_restart_ends_equal_to_the_source() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(
+        &db,
+        "CREATE TABLE big (id BIGINT PRIMARY KEY, v BIGINT, w VARCHAR(40)); \
+         INSERT INTO big SELECT i, i * 7, 'w' || i FROM generate_series(1, 60000) AS i; ANALYZE big",
+    );
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.big", "snapshot_chunk_rows = 2000");
+    // One Delta commit per 2,000 copied rows, so that a kill finds a half-copied table.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("checkpoint_interval = 5", "checkpoint_interval = 5\ntarget_file_rows = 2000"),
+    )
+    .unwrap();
+    let path = table_path(dir.path(), "public", "big");
+    let mut pipeline = Pipeline::start(&config);
+    // Kill once some chunks are in Delta but the copy has not finished.
+    let started = Instant::now();
+    loop {
+        let versions = std::fs::read_dir(path.join("_delta_log"))
+            .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count())
+            .unwrap_or(0);
+        if versions >= 4 {
+            break;
+        }
+        assert!(started.elapsed() < CATCH_UP, "no snapshot chunks; log:\n{}", pipeline.log_text());
+        pipeline.assert_running();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed_log = pipeline.log_text();
+    pipeline.kill9();
+    assert!(!killed_log.contains("snapshot of table done"), "the snapshot finished before the kill");
+    // Changes while it is down, after the slot's consistent point.
+    sql(&db, "UPDATE big SET v = -v WHERE id % 7 = 0; DELETE FROM big WHERE id % 11 = 0; INSERT INTO big VALUES (70000, 1, 'late')");
+    let mut pipeline = Pipeline::start(&config);
+    let lsn = change(&db, "UPDATE big SET w = 'after restart' WHERE id = 1");
+    wait_past(&mut pipeline, &path, lsn);
+    let log = pipeline.log_text();
+    assert!(log.contains("holds rows without a streaming position"), "the half copy was not reset; log:\n{log}");
+    assert!(
+        log.contains(&format!("{}_snap_", db.name())),
+        "copied again through a temporary slot's snapshot; log:\n{log}"
+    );
+    assert!(pipeline.stop().success());
+    let source = source_checksums(&db);
+    let mirror = mirror_checksums(&python, &path);
+    assert_eq!(source.len(), mirror.len(), "row count");
+    assert!(source == mirror, "per-row checksums differ: {}", first_difference(&source, &mirror));
+    wait_slot_count(&db, 1);
+}

@@ -474,3 +474,121 @@ fn a_table_created_under_the_include_pattern_while_stopped_is_picked_up_on_resta
     assert_eq!(count(&feed, "delete"), 1, "{feed:?}");
     assert_eq!(slot_count(&db), 1);
 }
+
+#[test]
+fn a_primary_key_change_moves_the_row_with_its_unchanged_toast_value() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    for (table, identity) in [("key_default", "DEFAULT"), ("key_full", "FULL")] {
+        sql(
+            &db,
+            &format!(
+                "CREATE TABLE {table} (id INT PRIMARY KEY, big TEXT, n INT); \
+                 ALTER TABLE {table} ALTER COLUMN big SET STORAGE EXTERNAL; \
+                 ALTER TABLE {table} REPLICA IDENTITY {identity}; \
+                 INSERT INTO {table} VALUES (1, {BIG_TOAST}, 1), (2, 'small', 2);"
+            ),
+        );
+    }
+    let big = sql(&db, &format!("SELECT {BIG_TOAST}")).trim().to_string();
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.key_*", "");
+    let paths = [table_path(dir.path(), "public", "key_default"), table_path(dir.path(), "public", "key_full")];
+    let mut pipeline = Pipeline::start(&config);
+    for path in &paths {
+        wait_committed(&mut pipeline, path, 1);
+    }
+    let after_snapshot: Vec<i64> = paths.iter().map(|p| delta_version(&python, p)).collect();
+    // The new key's row carries the TOAST value as "unchanged"; the old key's row is gone.
+    let lsn = change(
+        &db,
+        "UPDATE key_default SET id = 10 WHERE id = 1; UPDATE key_full SET id = 10 WHERE id = 1; \
+         UPDATE key_default SET id = 20, n = 22 WHERE id = 2; UPDATE key_full SET id = 20, n = 22 WHERE id = 2;",
+    );
+    for path in &paths {
+        wait_past(&mut pipeline, path, lsn);
+    }
+    assert!(pipeline.stop().success());
+    for (path, from) in paths.iter().zip(after_snapshot) {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let rows = mirror_rows(&python, path);
+        let ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(ids, [10, 20], "{name}");
+        assert!(rows[0]["big"] == json!(big), "{name}: the moved row lost its TOAST value: {:?}", rows[0]["big"]);
+        assert_eq!(rows[0]["n"], json!(1), "{name}");
+        assert_eq!(rows[1]["big"], json!("small"), "{name}");
+        assert_eq!(rows[1]["n"], json!(22), "{name}");
+        // Every image of the moved rows carries its full values.
+        let feed = change_feed(&python, path, from + 1);
+        assert!(!feed.is_empty(), "{name}");
+        for image in &feed {
+            let want = if image["n"] == json!(1) { json!(big) } else { json!("small") };
+            assert!(
+                image["big"] == want,
+                "{name}: {} of id {} lacks its value: {:?}",
+                image["_change_type"],
+                image["id"],
+                image["big"].as_str().map(|s| s.len())
+            );
+        }
+    }
+}
+
+#[test]
+fn a_dropped_slot_is_recreated_and_every_table_copied_again_to_equal_the_source() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1,1),(2,2),(3,3)");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.t", "");
+    let path = table_path(dir.path(), "public", "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+    let lsn = change(&db, "INSERT INTO t VALUES (4,4)");
+    wait_past(&mut pipeline, &path, lsn);
+    assert!(pipeline.stop().success());
+    // The slot is gone (dropped by an operator, or invalidated): the WAL in between is lost to us.
+    db.exec(&format!("SELECT pg_drop_replication_slot('{}')", db.name())).unwrap();
+    sql(&db, "UPDATE t SET v = 20 WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (5,5)");
+    let mut pipeline = Pipeline::start(&config);
+    let lsn = change(&db, "UPDATE t SET v = 40 WHERE id = 4");
+    wait_past(&mut pipeline, &path, lsn);
+    assert!(pipeline.stop().success());
+    let mirror: Vec<String> = mirror_rows(&python, &path).iter().map(|r| format!("{}\t{}", r["id"], r["v"])).collect();
+    assert_eq!(mirror, pg_lines(&db, "SELECT id, v FROM t ORDER BY id"));
+    assert_eq!(mirror, ["1\t1", "2\t20", "4\t40", "5\t5"]);
+    assert_eq!(slot_count(&db), 1);
+}
+
+#[test]
+#[ignore = "bug in schema_loader.rs (not this file's owner): generated columns are loaded, but pgoutput never sends them, so the first Relation message reads as a dropped column and the mirror NULLs it"]
+fn tables_with_generated_and_dropped_columns_stream() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(
+        &db,
+        "CREATE TABLE g (id INT PRIMARY KEY, gone INT, a INT, doubled INT GENERATED ALWAYS AS (a * 2) STORED); \
+         ALTER TABLE g DROP COLUMN gone; INSERT INTO g (id, a) VALUES (1, 1)",
+    );
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.g", "");
+    let path = table_path(dir.path(), "public", "g");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+    let lsn = change(&db, "INSERT INTO g (id, a) VALUES (2, 5); UPDATE g SET a = 7 WHERE id = 1");
+    wait_past(&mut pipeline, &path, lsn);
+    assert!(pipeline.stop().success());
+    let rows = mirror_rows(&python, &path);
+    let got: Vec<(i64, i64)> = rows.iter().map(|r| (r["id"].as_i64().unwrap(), r["a"].as_i64().unwrap())).collect();
+    assert_eq!(got, [(1, 7), (2, 5)], "{rows:?}");
+    assert!(rows.iter().all(|r| !r.contains_key("gone")), "{rows:?}");
+    // A generated column is either left out or holds the value the source computed.
+    for r in &rows {
+        if let Some(doubled) = r.get("doubled") {
+            assert_eq!(doubled.as_i64(), Some(r["a"].as_i64().unwrap() * 2), "{rows:?}");
+        }
+    }
+}
