@@ -43,13 +43,13 @@ pub struct SourceTable {
     pub has_primary_key: bool,
 }
 
-/// Columns with their types. A domain is resolved to its base type through
-/// any chain of domains (`domains`), for the column and for an array's element;
-/// the typmod is the innermost domain's (`numeric(10,2)` of `CREATE DOMAIN price
-/// AS numeric(10,2)`), else the column's. Column 11 is the element's typmod.
-/// Generated columns are left out: pgoutput does not publish them (PostgreSQL
-/// before 18), so the stream could only ever write them as null.
-const COLUMNS_SQL: &str = "
+/// `domains` and `resolved`: every domain with its base type through any
+/// chain of domains, and the typmod of the innermost domain (`numeric(10,2)` of
+/// `CREATE DOMAIN price AS numeric(10,2)`). Shared by [`COLUMNS_SQL`] and
+/// [`TYPE_SQL`] so that the snapshot's schema and a relation message's agree.
+macro_rules! domains_cte {
+    () => {
+        "
 WITH RECURSIVE domains(oid, base, typmod) AS (
     SELECT oid, typbasetype, typtypmod FROM pg_type WHERE typtype = 'd'
   UNION ALL
@@ -59,7 +59,18 @@ WITH RECURSIVE domains(oid, base, typmod) AS (
 resolved AS (
     SELECT d.oid, d.base, d.typmod FROM domains d JOIN pg_type t ON t.oid = d.base AND t.typtype <> 'd'
 )
-SELECT n.nspname::text, c.relname::text, c.relreplident::text, a.attname::text, a.attnotnull,
+"
+    };
+}
+
+/// Columns with their types: columns 5-11 are read by [`pg_type_at`]. A domain
+/// is resolved to its base type, for the column and for an array's element;
+/// the typmod is the innermost domain's, else the column's. Generated columns
+/// are left out: pgoutput does not publish them (PostgreSQL before 18), so the
+/// stream could only ever write them as null.
+const COLUMNS_SQL: &str = concat!(
+    domains_cte!(),
+    "SELECT n.nspname::text, c.relname::text, c.relreplident::text, a.attname::text, a.attnotnull,
        format_type(a.atttypid, a.atttypmod),
        bt.typname::text, COALESCE(rd.typmod, a.atttypmod),
        bt.typcategory::text, et.typname::text, et.typcategory::text,
@@ -73,7 +84,8 @@ LEFT JOIN resolved re ON re.oid = bt.typelem AND bt.typcategory = 'A'
 LEFT JOIN pg_type et ON et.oid = COALESCE(re.base, bt.typelem) AND bt.typcategory = 'A'
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
-ORDER BY n.nspname, c.relname, a.attnum";
+ORDER BY n.nspname, c.relname, a.attnum"
+);
 
 /// Columns of each table's primary key and of its replica identity index (one
 /// index may be both), in index order.
@@ -102,22 +114,7 @@ pub async fn load_tables(client: &Client, filter: &TableFilter) -> Result<Vec<So
             continue;
         }
         let name: String = row.get(3);
-        let element = row.get::<_, Option<String>>(9).map(|element_name| {
-            Box::new(PgType {
-                name: element_name.clone(),
-                typmod: row.get(11),
-                category: first_char(row.get::<_, Option<String>>(10).as_deref()),
-                element: None,
-                display: element_name,
-            })
-        });
-        let pg_type = PgType {
-            name: row.get(6),
-            typmod: row.get(7),
-            category: first_char(row.get::<_, Option<String>>(8).as_deref()),
-            element,
-            display: row.get(5),
-        };
+        let pg_type = pg_type_at(&row, 5);
         let data_type = map_type(&pg_type).map_err(|e| PostgresError::UnsupportedType {
             table: id.to_string(),
             column: name.clone(),
@@ -187,36 +184,50 @@ fn first_char(text: Option<&str>) -> char {
     text.and_then(|t| t.chars().next()).unwrap_or('X')
 }
 
-const TYPE_SQL: &str = "
-SELECT format_type(t.oid, $2::int4), bt.typname::text,
-       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE $2::int4 END,
-       bt.typcategory::text, et.typname::text, et.typcategory::text
+/// One type by oid (`$1`, as text) and typmod (`$2`), as a relation message
+/// names a column's: columns 0-6 in the layout of [`pg_type_at`].
+const TYPE_SQL: &str = concat!(
+    domains_cte!(),
+    "
+SELECT format_type(t.oid, $2::int4), bt.typname::text, COALESCE(rd.typmod, $2::int4),
+       bt.typcategory::text, et.typname::text, et.typcategory::text,
+       COALESCE(re.typmod, rd.typmod, $2::int4)
 FROM pg_type t
-JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
-WHERE t.oid = $1::text::oid";
+LEFT JOIN resolved rd ON rd.oid = t.oid
+JOIN pg_type bt ON bt.oid = COALESCE(rd.base, t.oid)
+LEFT JOIN resolved re ON re.oid = bt.typelem AND bt.typcategory = 'A'
+LEFT JOIN pg_type et ON et.oid = COALESCE(re.base, bt.typelem) AND bt.typcategory = 'A'
+WHERE t.oid = $1::text::oid"
+);
 
 /// The catalog's description of type `oid` with `typmod` (as a relation
-/// message names a column's type), domains resolved to their base type.
+/// message names a column's type), domains resolved exactly as [`load_tables`] does.
 pub async fn lookup_type(client: &Client, oid: u32, typmod: i32) -> Result<PgType, PostgresError> {
     let row = client
         .query_one(TYPE_SQL, &[&(oid as i64).to_string(), &typmod])
         .await
         .map_err(|e| PostgresError::query(format!("look up type oid {oid}"), e))?;
-    let element = row.get::<_, Option<String>>(4).map(|name| {
+    Ok(pg_type_at(&row, 0))
+}
+
+/// A type from seven columns starting at `first`: `format_type`, the base
+/// type's name, typmod and category, the array element's name and category
+/// (null when not an array) and the element's typmod.
+fn pg_type_at(row: &tokio_postgres::Row, first: usize) -> PgType {
+    let element = row.get::<_, Option<String>>(first + 4).map(|name| {
         Box::new(PgType {
             name: name.clone(),
-            typmod: row.get(2),
-            category: first_char(row.get::<_, Option<String>>(5).as_deref()),
+            typmod: row.get(first + 6),
+            category: first_char(row.get::<_, Option<String>>(first + 5).as_deref()),
             element: None,
             display: name,
         })
     });
-    Ok(PgType {
-        name: row.get(1),
-        typmod: row.get(2),
-        category: first_char(row.get::<_, Option<String>>(3).as_deref()),
+    PgType {
+        name: row.get(first + 1),
+        typmod: row.get(first + 2),
+        category: first_char(row.get::<_, Option<String>>(first + 3).as_deref()),
         element,
-        display: row.get(0),
-    })
+        display: row.get(first),
+    }
 }
