@@ -29,8 +29,12 @@ pub async fn connect(cfg: &PostgresSourceConfig) -> Result<Client, PostgresError
 /// Names the cause of a failed connection: credentials, database, or reachability.
 fn connect_error(cfg: &PostgresSourceConfig, e: &tokio_postgres::Error) -> PostgresError {
     match e.code() {
-        Some(code) if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
-            PostgresError::AccessDenied { user: cfg.user.clone() }
+        // PostgreSQL answers a wrong password and an unknown role alike (28P01).
+        Some(code) if *code == SqlState::INVALID_PASSWORD => PostgresError::AccessDenied { user: cfg.user.clone() },
+        // 28000: pg_hba.conf has no entry for this host / user / database, or the role cannot log in.
+        Some(code) if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+            let reason = e.as_db_error().map_or_else(|| one_line(e), |db| db.message().to_string());
+            PostgresError::LoginRefused { user: cfg.user.clone(), reason }
         }
         Some(code) if *code == SqlState::INVALID_CATALOG_NAME => {
             PostgresError::NoDatabase { database: cfg.database.clone() }

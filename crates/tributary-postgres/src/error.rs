@@ -9,8 +9,10 @@ use tributary_core::{ErrorClass, Retryable};
 pub enum PostgresError {
     #[error("cannot connect to PostgreSQL at {address}: {reason}; check source.host / source.port and that the server is running")]
     Connect { address: String, reason: String },
-    #[error("PostgreSQL refused user '{user}' (wrong password or unknown user); check source.user and the password in TRIBUTARY_SOURCE_PASSWORD")]
+    #[error("PostgreSQL refused user '{user}' (wrong password or unknown user); check source.user and the password (TRIBUTARY_SOURCE_PASSWORD, or source.password in the config file)")]
     AccessDenied { user: String },
+    #[error("PostgreSQL refused the login of user '{user}': {reason}; allow it in the server's pg_hba.conf, or give the role LOGIN (ALTER ROLE {user} WITH LOGIN)")]
+    LoginRefused { user: String, reason: String },
     #[error("PostgreSQL database '{database}' does not exist; check source.database")]
     NoDatabase { database: String },
     #[error("server setting {name} is '{found}' but CDC needs '{expected}'; {fix}")]

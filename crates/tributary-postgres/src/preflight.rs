@@ -62,6 +62,22 @@ pub async fn preflight(cfg: &PostgresSourceConfig) -> Result<Preflight, Postgres
             ),
         });
     }
+    // At 0 or below, real / double precision values are printed rounded to 6 / 15
+    // digits (1.7976931348623157e308 as 1.79769313486232e+308, which reads back as
+    // infinity): the walsender and the snapshot session both print with this setting.
+    let float_digits = show(&client, "extra_float_digits").await?;
+    if float_digits.trim().parse::<i32>().map_or(true, |d| d < 1) {
+        return Err(PostgresError::Setting {
+            name: "extra_float_digits".into(),
+            found: float_digits,
+            expected: "1 or more (the default)".into(),
+            fix: format!(
+                "run ALTER ROLE {} SET extra_float_digits = 1, or remove the setting that lowers it \
+                 (below 1, PostgreSQL prints real and double precision values rounded)",
+                cfg.user
+            ),
+        });
+    }
     let role = client
         .query_one("SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user", &[])
         .await

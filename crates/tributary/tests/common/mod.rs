@@ -6,6 +6,7 @@
 pub mod alltypes;
 pub mod http;
 pub mod pg;
+pub mod pg_types;
 
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
