@@ -563,7 +563,6 @@ fn a_dropped_slot_is_recreated_and_every_table_copied_again_to_equal_the_source(
 }
 
 #[test]
-#[ignore = "bug in schema_loader.rs (not this file's owner): generated columns are loaded, but pgoutput never sends them, so the first Relation message reads as a dropped column and the mirror NULLs it"]
 fn tables_with_generated_and_dropped_columns_stream() {
     let Some(server) = postgres() else { return };
     let Some(python) = python() else { return };
@@ -585,10 +584,6 @@ fn tables_with_generated_and_dropped_columns_stream() {
     let got: Vec<(i64, i64)> = rows.iter().map(|r| (r["id"].as_i64().unwrap(), r["a"].as_i64().unwrap())).collect();
     assert_eq!(got, [(1, 7), (2, 5)], "{rows:?}");
     assert!(rows.iter().all(|r| !r.contains_key("gone")), "{rows:?}");
-    // A generated column is either left out or holds the value the source computed.
-    for r in &rows {
-        if let Some(doubled) = r.get("doubled") {
-            assert_eq!(doubled.as_i64(), Some(r["a"].as_i64().unwrap() * 2), "{rows:?}");
-        }
-    }
+    // pgoutput never sends generated columns (before PostgreSQL 18): they are not mirrored.
+    assert!(rows.iter().all(|r| !r.contains_key("doubled")), "{rows:?}");
 }
