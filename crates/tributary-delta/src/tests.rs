@@ -1058,12 +1058,15 @@ async fn schema_changes_add_keep_dropped_widen_and_survive_a_reopen() {
     w.apply(&batch(vec![ins(item(1, "a", 1)), ins(item(2, "b", 2))], 100)).await.unwrap();
 
     let evolved = evolved_schema();
-    let changes = w.change_schema(&evolved, &pos(200)).await.unwrap();
+    let changes = w
+        .change_schema(&evolved, &pos(200), &[("price".into(), Value::Decimal { unscaled: 100, scale: 2 })])
+        .await
+        .unwrap();
     let kinds: Vec<&str> = changes.iter().map(|c| c.kind()).collect();
     assert_eq!(kinds, ["widen_type", "add_column", "drop_column"], "{changes:?}");
     assert_eq!(*w.source_schema(), *evolved);
     // A replay of the same change (at or below the stored position) does nothing.
-    assert!(w.change_schema(&evolved, &pos(100)).await.unwrap().is_empty());
+    assert!(w.change_schema(&evolved, &pos(100), &[]).await.unwrap().is_empty());
 
     let big = 5_000_000_000i64;
     let row = |id: i64, qty: i64, cents: i128| {
@@ -1075,7 +1078,7 @@ async fn schema_changes_add_keep_dropped_widen_and_survive_a_reopen() {
     assert_eq!(rows[&1]["qty"], json!(big + 1));
     assert_eq!(rows[&1]["name"], J::Null, "a dropped column is NULL in row versions after the drop: {rows:?}");
     assert_eq!(rows[&2]["qty"], json!(2));
-    assert_eq!(rows[&2]["price"], J::Null);
+    assert_eq!(rows[&2]["price"], json!("1.00"), "rows from before the column read its default");
     assert_eq!(rows[&3]["name"], J::Null);
     assert_eq!(rows[&3]["price"], json!("12.50"));
 
@@ -1095,7 +1098,7 @@ async fn an_incompatible_change_is_refused_and_writes_nothing() {
     let version = w.delta_version();
     let mut changed = (*schema).clone();
     changed.columns[1] = Column { source_type: "int".into(), ..col("name", ColumnType::Int32) };
-    let err = w.change_schema(&changed, &pos(200)).await.unwrap_err();
+    let err = w.change_schema(&changed, &pos(200), &[]).await.unwrap_err();
     assert!(matches!(err, DeltaError::SchemaChange { .. }), "{err}");
     assert!(err.to_string().contains("name"), "{err}");
     assert_eq!(w.delta_version(), version);

@@ -526,10 +526,15 @@ impl TableWriter {
     /// same or the table already holds `position` (a replay after a restart).
     /// A change Delta cannot follow is [`DeltaError::SchemaChange`] and
     /// writes nothing.
+    ///
+    /// `existing` gives, for added columns, the value the source shows for
+    /// rows that existed before the column (PostgreSQL / MySQL `ADD COLUMN
+    /// ... DEFAULT`): the data files are rewritten with it (no data change).
     pub async fn change_schema(
         &mut self,
         source: &TableSchema,
         position: &SourcePosition,
+        existing: &[(String, Value)],
     ) -> Result<Vec<ColumnChange>, DeltaError> {
         let version = self.version_of(position)?;
         if self.committed_version.is_some_and(|stored| version <= stored) {
@@ -543,7 +548,16 @@ impl TableWriter {
         let Some(planned) = planned else { return Ok(Vec::new()) };
         let layout = TableLayout::with_source_columns(Arc::new(planned.sink), planned.source_columns);
         let mut plan = Plan::default();
-        if planned.rewrite {
+        // Only columns this change adds get the existing rows' value.
+        let fills: Vec<(usize, &Value)> = existing
+            .iter()
+            .filter(|(name, value)| {
+                !value.is_null()
+                    && planned.changes.iter().any(|c| matches!(c, ColumnChange::Added { column, .. } if column == name))
+            })
+            .filter_map(|(name, value)| layout.source.column_index(name).map(|i| (i, value)))
+            .collect();
+        if planned.rewrite || !fills.is_empty() {
             // Spark 3.5 reads a file only with its own physical types: rewrite
             // every data file with the widened types (no data change).
             let paths: Vec<(String, i64)> = self.index.files.iter().map(|(p, e)| (p.clone(), e.size)).collect();
@@ -554,6 +568,11 @@ impl TableWriter {
                     .map(|b| crate::encode::conform(b, &layout.arrow))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| DeltaError::arrow(&self.path, "cast a data file to the widened schema", e))?;
+                let batches = fill_columns(&layout, batches, &fills).map_err(|problem| DeltaError::Encode {
+                    table: self.path.clone(),
+                    column: "(added column)".into(),
+                    problem,
+                })?;
                 let written =
                     crate::files::write_file(&self.path, data_file_name(), &layout, &layout.arrow, &batches, true)
                         .map_err(|e| e.into_delta(&self.path))?;
@@ -576,12 +595,14 @@ impl TableWriter {
         }
         let mut note = CommitNote::new(&self.app_id, CommitKind::SchemaChange, Some(position), None);
         note.schema_changes = planned.changes.clone();
-        let fields: Vec<_> = layout
-            .delta_fields()
-            .into_iter()
-            .filter(|f| planned.changes.iter().any(|c| c.column() == f.name()))
-            .collect();
-        let operation = DeltaOperation::AddColumn { fields };
+        // Recorded as a metadata update ("UPDATE TABLE METADATA"); the note in
+        // the commit info lists the column changes.
+        let operation = DeltaOperation::UpdateTableMetadata {
+            metadata_update: deltalake::operations::update_table_metadata::TableMetadataUpdate {
+                name: None,
+                description: None,
+            },
+        };
         self.commit_plan(plan, operation, note).await?;
         self.layout = layout;
         Ok(planned.changes)
@@ -636,4 +657,26 @@ fn pad_batch(batch: &TableBatch, width: usize) -> TableBatch {
         })
         .collect();
     TableBatch { changes, position: batch.position.clone() }
+}
+
+/// `batches` with the columns of `fills` set to their value in every row.
+fn fill_columns(
+    layout: &TableLayout,
+    batches: Vec<deltalake::arrow::array::RecordBatch>,
+    fills: &[(usize, &Value)],
+) -> Result<Vec<deltalake::arrow::array::RecordBatch>, String> {
+    if fills.is_empty() {
+        return Ok(batches);
+    }
+    batches
+        .into_iter()
+        .map(|batch| {
+            let mut columns = batch.columns().to_vec();
+            for &(index, value) in fills {
+                let cells = vec![value; batch.num_rows()];
+                columns[index] = crate::encode::encode_column(&layout.source.columns[index].data_type, &cells)?;
+            }
+            deltalake::arrow::array::RecordBatch::try_new(layout.arrow.clone(), columns).map_err(|e| e.to_string())
+        })
+        .collect()
 }

@@ -231,3 +231,49 @@ fn pg_type_at(row: &tokio_postgres::Row, first: usize) -> PgType {
         display: row.get(first),
     }
 }
+
+/// For columns `names` of `table` (just added by a schema change), the value
+/// the source shows for rows that existed before them: a constant default
+/// (`ADD COLUMN ... DEFAULT 5`, which PostgreSQL records as the older rows'
+/// "missing value"). A column without a default, or whose default calls a
+/// function (`now()`, `nextval(...)`: PostgreSQL rewrote the table with
+/// per-row values that logical decoding never sees), is left out: its older
+/// rows read NULL (docs/schema-evolution.md).
+pub async fn existing_row_values(
+    client: &Client,
+    table: &TableSchema,
+    names: &[String],
+) -> Result<Vec<(String, tributary_core::Value)>, PostgresError> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, pg_get_expr(d.adbin, d.adrelid)
+             FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid = $1::text::regclass AND a.attgenerated = '' AND a.attname = ANY($2)",
+            &[&crate::connect::qualified(&table.id), &names],
+        )
+        .await
+        .map_err(|e| PostgresError::query(format!("read the defaults of {}", table.id), e))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let name: String = row.get(0);
+        let Some(expression) = row.get::<_, Option<String>>(1) else { continue };
+        let Some(column) = table.column_index(&name).map(|i| &table.columns[i]) else { continue };
+        if expression.contains('(') {
+            continue;
+        }
+        let text: Option<String> = client
+            .query_one(&format!("SELECT ({expression})::text"), &[])
+            .await
+            .map_err(|e| PostgresError::query(format!("evaluate the default of {}.{name}", table.id), e))?
+            .get(0);
+        if let Some(text) = text {
+            let value = crate::text_value::parse_text(&column.data_type, &text).map_err(|e| PostgresError::Decode {
+                table: table.id.to_string(),
+                lsn: "-".into(),
+                problem: format!("default of column {name}: {e}"),
+            })?;
+            out.push((name, value));
+        }
+    }
+    Ok(out)
+}

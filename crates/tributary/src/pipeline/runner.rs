@@ -84,7 +84,8 @@ pub async fn run(
                                     confirm(&acknowledger, &writers.confirmable(&read_position));
                                     flushed_position = Some(read_position.clone());
                                 }
-                                txn = writers.apply_schema_changes(txn).await?;
+                                let existing = existing_row_values(config, &writers, &txn).await?;
+                                txn = writers.apply_schema_changes(txn, &existing).await?;
                             }
                             read_position = txn.position.clone();
                             read_commit_ts = read_commit_ts.max(txn.commit_ts);
@@ -140,6 +141,28 @@ async fn flush(batch: &mut MicroBatch, writers: &mut TableWriters) -> anyhow::Re
         "batch committed"
     );
     Ok(())
+}
+
+/// For columns the schema changes of `txn` add: the values the source shows
+/// for rows that existed before them (PostgreSQL defaults stored as "missing
+/// values"; MySQL: none yet, older rows read NULL).
+async fn existing_row_values(
+    config: &PipelineConfig,
+    writers: &TableWriters,
+    txn: &tributary_core::Transaction,
+) -> anyhow::Result<std::collections::BTreeMap<TableId, Vec<(String, tributary_core::Value)>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let added = writers.added_columns(txn);
+    let SourceConfig::Postgres(source) = &config.source else { return Ok(out) };
+    if added.is_empty() {
+        return Ok(out);
+    }
+    let client = tributary_postgres::connect::connect(source).await?;
+    for (schema, names) in added {
+        let values = tributary_postgres::schema_loader::existing_row_values(&client, &schema, &names).await?;
+        out.insert(schema.id.clone(), values);
+    }
+    Ok(out)
 }
 
 /// Tells the source that everything up to `position` is durable in Delta.

@@ -87,6 +87,26 @@ impl TableWriters {
         self.writers.values().map(TableWriter::source_schema).collect()
     }
 
+    /// For each schema change of `txn`: the table and the names of the
+    /// columns it adds to what the table's Delta table follows.
+    pub fn added_columns(&self, txn: &Transaction) -> Vec<(Arc<TableSchema>, Vec<String>)> {
+        let mut out = Vec::new();
+        for (_, schema) in &txn.schema_changes {
+            let Some(writer) = self.writers.get(&schema.id) else { continue };
+            let current = writer.source_schema();
+            let added: Vec<String> = schema
+                .columns
+                .iter()
+                .filter(|c| current.column_index(&c.name).is_none())
+                .map(|c| c.name.clone())
+                .collect();
+            if !added.is_empty() {
+                out.push((schema.clone(), added));
+            }
+        }
+        out
+    }
+
     /// The position the source may be told is durable, given that
     /// everything up to `read` was flushed: never past a stopped table's
     /// own position, whose changes are still to be committed.
@@ -107,7 +127,14 @@ impl TableWriters {
     /// Delta table starting at `txn`'s position, and a change Delta cannot
     /// follow stops that table. Rows of the transaction that precede their
     /// table's change are re-shaped to the new schema (by column name).
-    pub async fn apply_schema_changes(&mut self, mut txn: Transaction) -> anyhow::Result<Transaction> {
+    ///
+    /// `existing` holds, per table, the values older rows show for columns
+    /// the change adds (defaults), see [`TableWriter::change_schema`].
+    pub async fn apply_schema_changes(
+        &mut self,
+        mut txn: Transaction,
+        existing: &BTreeMap<TableId, Vec<(String, Value)>>,
+    ) -> anyhow::Result<Transaction> {
         for (_, schema) in &txn.schema_changes {
             let id = &schema.id;
             if self.stopped.contains_key(id) {
@@ -117,7 +144,8 @@ impl TableWriters {
                 self.add_table(schema.clone(), &txn.position).await?;
                 continue;
             };
-            match writer.change_schema(schema, &txn.position).await {
+            let fills = existing.get(id).map(Vec::as_slice).unwrap_or_default();
+            match writer.change_schema(schema, &txn.position, fills).await {
                 Ok(changes) => {
                     for change in &changes {
                         tracing::info!(table = %id, %change, position = %txn.position, delta_version = writer.delta_version(), "schema change applied");

@@ -1,0 +1,221 @@
+//! Schema changes on a real PostgreSQL flow into the Delta tables without
+//! stopping the pipeline (docs/schema-evolution.md): the mirror equals the
+//! source after each scenario, read with the independent reader and Spark.
+
+mod common;
+
+use common::pg::*;
+use common::*;
+use serde_json::Value as Json;
+use tributary_testkit::{require, SparkVerifier};
+
+fn spark() -> Option<&'static SparkVerifier> {
+    require("disk space", tributary_testkit::ensure_space_for_heavy_tests("the Spark schema tests"))?;
+    require("Spark verifier (pyspark + Delta jars; `make setup`)", SparkVerifier::shared())
+}
+
+/// Mirror rows as `col=value` lines for `columns`, sorted by id (NULL as `null`).
+fn mirror_lines(python: &std::path::Path, path: &std::path::Path, columns: &[&str]) -> Vec<String> {
+    mirror_rows(python, path)
+        .iter()
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| match r.get(*c) {
+                    Some(Json::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => "<missing>".into(),
+                })
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect()
+}
+
+/// The source rows of `columns` in the same form (psql prints NULL as empty; we ask for 'null').
+fn source_lines(db: &tributary_testkit::postgres::PgDatabase<'_>, table: &str, columns: &[&str]) -> Vec<String> {
+    let select = columns.iter().map(|c| format!("COALESCE({c}::text, 'null')")).collect::<Vec<_>>().join(", ");
+    pg_lines(db, &format!("SELECT {select} FROM {table} ORDER BY id"))
+}
+
+#[test]
+fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id INT PRIMARY KEY, qty INT, name VARCHAR(50), note TEXT); INSERT INTO t VALUES (1, 1, 'a', 'n1'), (2, 2, 'b', 'n2')");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.t", "");
+    let path = table_path(dir.path(), "public", "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+
+    // ADD COLUMN with a default while inserts continue: older rows read the default.
+    change(&db, "INSERT INTO t VALUES (3, 3, 'c', 'n3')");
+    change(&db, "ALTER TABLE t ADD COLUMN flag INT NOT NULL DEFAULT 5, ADD COLUMN extra TEXT");
+    change(&db, "INSERT INTO t (id, qty, name, note, flag, extra) VALUES (4, 4, 'd', 'n4', 7, 'x')");
+    // DROP COLUMN: kept in Delta, NULL from then on.
+    change(&db, "ALTER TABLE t DROP COLUMN note");
+    change(&db, "INSERT INTO t (id, qty, name) VALUES (5, 5, 'e')");
+    // INT -> BIGINT, then a value above 2^31; VARCHAR(50) -> VARCHAR(200) with 150 characters.
+    change(&db, "ALTER TABLE t ALTER COLUMN qty TYPE BIGINT, ALTER COLUMN name TYPE VARCHAR(200)");
+    let lsn = change(&db, &format!("INSERT INTO t (id, qty, name) VALUES (6, 3000000000, '{}')", "y".repeat(150)));
+    wait_past(&mut pipeline, &path, lsn);
+    assert!(pipeline.stop().success());
+    let log = pipeline_log(dir.path());
+    assert!(log.contains("schema change applied"), "{log}");
+
+    let columns = ["id", "qty", "name", "flag", "extra"];
+    assert_eq!(mirror_lines(&python, &path, &columns), source_lines(&db, "t", &columns));
+    let notes = mirror_lines(&python, &path, &["id", "note"]);
+    assert_eq!(notes, ["1\tn1", "2\tn2", "3\tn3", "4\tn4", "5\tnull", "6\tnull"], "dropped column kept");
+
+    let Some(spark) = spark() else { return };
+    let schema = spark.schema(&path).unwrap();
+    let types: Vec<(String, String)> = schema.iter().map(|f| (f.name.clone(), f.data_type.clone())).collect();
+    assert!(types.contains(&("qty".into(), "bigint".into())), "{types:?}");
+    assert!(types.contains(&("flag".into(), "int".into())), "{types:?}");
+    let rows = spark.rows(&path, &["id"]).unwrap();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(rows[5]["qty"].as_i64(), Some(3_000_000_000));
+    assert_eq!(rows[0]["flag"].as_i64(), Some(5));
+    // After a type widening, Spark 3.5 + Delta 3.x read the change feed from
+    // the widening commit on (docs/schema-evolution.md explains the range before).
+    let widened = commit_with(&path, "widened");
+    let feed = spark.cdf(&path, widened, None, &["_commit_version", "id"]).unwrap();
+    let inserts: Vec<i64> =
+        feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(inserts, [6], "{feed:?}");
+    assert_eq!(feed[0]["qty"].as_i64(), Some(3_000_000_000));
+}
+
+#[test]
+fn several_changes_in_one_transaction_and_a_sequence_of_five() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id INT PRIMARY KEY, a INT); INSERT INTO t VALUES (1, 1)");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.t", "");
+    let path = table_path(dir.path(), "public", "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+    change(
+        &db,
+        "BEGIN; INSERT INTO t VALUES (2, 2); ALTER TABLE t ADD COLUMN b TEXT; INSERT INTO t VALUES (3, 3, 'three'); \
+         ALTER TABLE t ADD COLUMN c INT; UPDATE t SET c = 30 WHERE id = 3; INSERT INTO t VALUES (4, 4, 'four', 40); COMMIT",
+    );
+    for (i, ddl) in [
+        "ALTER TABLE t ADD COLUMN d NUMERIC(10,2)",
+        "ALTER TABLE t ALTER COLUMN d TYPE NUMERIC(14,2)",
+        "ALTER TABLE t DROP COLUMN b",
+        "ALTER TABLE t ADD COLUMN e BOOLEAN DEFAULT true",
+        "ALTER TABLE t ALTER COLUMN a TYPE BIGINT",
+    ]
+    .iter()
+    .enumerate()
+    {
+        change(&db, ddl);
+        change(&db, &format!("INSERT INTO t (id, a) VALUES ({}, {})", 10 + i, 100 + i));
+    }
+    let lsn = change(&db, "UPDATE t SET d = 12.5 WHERE id = 14");
+    wait_past(&mut pipeline, &path, lsn);
+    assert!(pipeline.stop().success());
+    let columns = ["id", "a", "c", "d", "e"];
+    assert_eq!(mirror_lines(&python, &path, &columns), source_lines(&db, "t", &columns));
+}
+
+#[test]
+fn an_incompatible_change_stops_only_that_table_naming_column_and_types() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE bad (id INT PRIMARY KEY, code TEXT); CREATE TABLE good (id INT PRIMARY KEY, v INT)");
+    sql(&db, "INSERT INTO bad VALUES (1, '10'); INSERT INTO good VALUES (1, 1)");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.*", "");
+    let (bad, good) = (table_path(dir.path(), "public", "bad"), table_path(dir.path(), "public", "good"));
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &good, 1);
+    change(&db, "ALTER TABLE bad ALTER COLUMN code TYPE INT USING code::int");
+    change(&db, "INSERT INTO bad VALUES (2, 20)");
+    let lsn = change(&db, "INSERT INTO good VALUES (2, 2)");
+    wait_past(&mut pipeline, &good, lsn);
+    pipeline.assert_running();
+    let log = pipeline.log_text();
+    let line =
+        log.lines().find(|l| l.contains("table stopped")).unwrap_or_else(|| panic!("no stop in the log:\n{log}"));
+    assert!(
+        line.contains("code") && line.contains("text") && line.contains("integer") && line.contains("re-snapshot"),
+        "{line}"
+    );
+    assert!(pipeline.stop().success());
+    assert_eq!(mirror_lines(&python, &good, &["id", "v"]), ["1\t1", "2\t2"]);
+    assert_eq!(mirror_lines(&python, &bad, &["id", "code"]), ["1\t10"], "nothing after the change");
+}
+
+#[test]
+fn a_restart_from_before_several_changes_decodes_each_row_with_its_schema() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id INT PRIMARY KEY, a INT); INSERT INTO t VALUES (1, 1)");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.t", "");
+    let path = table_path(dir.path(), "public", "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+    assert!(pipeline.stop().success());
+    // While the pipeline is down: rows under three schemas.
+    sql(&db, "INSERT INTO t VALUES (2, 2)");
+    sql(&db, "ALTER TABLE t ADD COLUMN b TEXT");
+    sql(&db, "INSERT INTO t VALUES (3, 3, 'three')");
+    sql(&db, "ALTER TABLE t DROP COLUMN a");
+    sql(&db, "INSERT INTO t VALUES (4, 'four')");
+    let mut pipeline = Pipeline::start(&config);
+    let lsn = change(&db, "INSERT INTO t VALUES (5, 'five')");
+    wait_past(&mut pipeline, &path, lsn);
+    assert!(pipeline.stop().success());
+    assert_eq!(
+        mirror_lines(&python, &path, &["id", "a", "b"]),
+        ["1\t1\tnull", "2\t2\tnull", "3\t3\tthree", "4\tnull\tfour", "5\tnull\tfive"]
+    );
+    assert_eq!(mirror_lines(&python, &path, &["id", "b"]), source_lines(&db, "t", &["id", "b"]));
+
+    // Added and dropped columns: Spark reads the whole change feed at once.
+    let Some(spark) = spark() else { return };
+    let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
+    let inserts: Vec<(i64, Json)> = feed
+        .iter()
+        .filter(|r| r["_change_type"] == "insert")
+        .map(|r| (r["id"].as_i64().unwrap(), r["b"].clone()))
+        .collect();
+    let expected = [(1, Json::Null), (2, Json::Null), (3, "three".into()), (4, "four".into()), (5, "five".into())];
+    assert_eq!(inserts, expected, "the snapshot row, then each insert under its schema: {feed:?}");
+}
+
+/// The version of the first commit whose Tributary note lists a change of `kind`.
+fn commit_with(table: &std::path::Path, kind: &str) -> i64 {
+    let needle = format!("\"change\":\"{kind}\"");
+    let mut version = 0;
+    loop {
+        let file = table.join(format!("_delta_log/{version:020}.json"));
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|_| panic!("no commit with a {kind} change"));
+        if text.contains(&needle) {
+            return version;
+        }
+        version += 1;
+    }
+}
+
+/// The text of every pipeline log under `dir`.
+fn pipeline_log(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("pipeline-") {
+            text.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
+    text
+}
