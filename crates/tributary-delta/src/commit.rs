@@ -287,6 +287,26 @@ pub(crate) async fn checkpoint_and_cleanup(table: &DeltaTable) -> Result<(), Del
     Ok(())
 }
 
+/// Every schema-change commit of `app_id` at or below `latest`, oldest first
+/// (looking at most [`MAX_INFO_SCAN`] commits back).
+pub(crate) async fn schema_change_notes(
+    log_store: &dyn LogStore,
+    latest: i64,
+    app_id: &str,
+) -> Result<Vec<FoundNote>, DeltaTableError> {
+    let mut found = Vec::new();
+    let mut below = latest;
+    while let Some(note) = find_note(log_store, below, app_id, |n| n.kind == CommitKind::SchemaChange).await? {
+        below = note.version - 1;
+        found.push(note);
+        if below < 0 || latest - below > MAX_INFO_SCAN {
+            break;
+        }
+    }
+    found.reverse();
+    Ok(found)
+}
+
 /// The newest commit at or below `latest` whose commit info carries a
 /// Tributary note of `app_id` (looking at most [`MAX_INFO_SCAN`] commits back).
 pub(crate) async fn find_note(

@@ -1,7 +1,8 @@
 //! The status of a table as an operator sees it: version, stored position,
 //! time of the last commit, snapshot state, file count.
 
-use crate::commit::{find_note, CommitNote};
+use crate::commit::{find_note, schema_change_notes, CommitNote};
+use crate::evolve::ColumnChange;
 use crate::table::open_existing;
 use crate::DeltaError;
 use serde::Serialize;
@@ -25,6 +26,17 @@ pub struct TableStatus {
     pub files: usize,
     /// Rows in the active data files, when every file has statistics.
     pub rows: Option<i64>,
+    /// The source schema changes the table followed, oldest first.
+    pub schema_changes: Vec<SchemaChangeRecord>,
+}
+
+/// One schema-change commit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaChangeRecord {
+    pub delta_version: i64,
+    /// Where in the source the change took effect (the commit of its transaction).
+    pub position: Option<SourcePosition>,
+    pub changes: Vec<ColumnChange>,
 }
 
 /// Reads the status of the table at `table_path` for `app_id`.
@@ -50,6 +62,16 @@ pub async fn table_status(table_path: &Path, app_id: &str) -> Result<TableStatus
     };
     let committed_position =
         with_txn.filter(|f| f.note.txn_version == committed_version).and_then(|f| f.note.position());
+    let schema_changes = schema_change_notes(log_store.as_ref(), version, app_id)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(|f| SchemaChangeRecord {
+            delta_version: f.version,
+            position: f.note.position(),
+            changes: f.note.schema_changes,
+        })
+        .collect();
     let log_data = state.log_data();
     let files = log_data.num_files();
     let rows = log_data.iter().map(|f| f.num_records().map(|n| n as i64)).sum();
@@ -61,5 +83,6 @@ pub async fn table_status(table_path: &Path, app_id: &str) -> Result<TableStatus
         snapshot_complete,
         files,
         rows,
+        schema_changes,
     })
 }

@@ -1,4 +1,5 @@
-//! `tributary status`: per table, the Delta version, committed source position and lag.
+//! `tributary status`: per table, the Delta version, committed source
+//! position, time since the last commit, and the schema changes it followed.
 
 use crate::cli::OutputFormat;
 use crate::config::PipelineConfig;
@@ -20,6 +21,11 @@ pub async fn status(config_path: &Path, format: OutputFormat) -> anyhow::Result<
             "committed_version": status.committed_version,
             "position": status.committed_position.as_ref().map(|p| p.to_string()),
             "seconds_since_last_commit": lag_s,
+            "schema_changes": status.schema_changes.iter().map(|c| serde_json::json!({
+                "delta_version": c.delta_version,
+                "position": c.position.as_ref().map(|p| p.to_string()),
+                "changes": c.changes.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         }));
     }
     match format {
@@ -34,6 +40,20 @@ pub async fn status(config_path: &Path, format: OutputFormat) -> anyhow::Result<
                     r["position"].as_str().unwrap_or("-"),
                     r["seconds_since_last_commit"].as_f64().map(|s| format!("{s:.1}s ago")).unwrap_or("-".into())
                 );
+                for change in r["schema_changes"].as_array().into_iter().flatten() {
+                    println!(
+                        "    schema change at Delta version {} (source {}): {}",
+                        change["delta_version"],
+                        change["position"].as_str().unwrap_or("-"),
+                        change["changes"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                }
             }
             if rows.is_empty() {
                 println!("(no Delta tables under {})", root.display());
