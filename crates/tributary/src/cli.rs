@@ -44,7 +44,7 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Per table: Delta version, committed source position, lag.
+    /// Per table: Delta version, committed source position, lag, schema changes followed.
     Status {
         #[arg(short, long)]
         config: PathBuf,

@@ -67,6 +67,26 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
 
     let columns = ["id", "qty", "name", "flag", "extra"];
     assert_eq!(mirror_lines(&python, &path, &columns), source_lines(&db, "t", &columns));
+    let status = tributary(&["status", "--config", config.to_str().unwrap(), "--format", "json"]);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let status: Json = serde_json::from_slice(&status.stdout).unwrap();
+    let listed: Vec<String> = status[0]["schema_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["changes"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "add column flag integer",
+            "add column extra text",
+            "drop column note (kept, NULL from now on)",
+            "widen qty integer -> bigint",
+            "change name character varying(50) -> character varying(200)"
+        ],
+        "{status}"
+    );
     let notes = mirror_lines(&python, &path, &["id", "note"]);
     assert_eq!(notes, ["1\tn1", "2\tn2", "3\tn3", "4\tn4", "5\tnull", "6\tnull"], "dropped column kept");
 
