@@ -79,9 +79,8 @@ pub async fn run(
                             if !txn.schema_changes.is_empty() {
                                 // A schema change lands in order: what came before it first.
                                 if !batch.is_empty() {
-                                    flush(&mut batch, &mut writers).await?;
-                                    metrics.source_applied(read_commit_ts);
-                                    confirm(&acknowledger, &writers.confirmable(&read_position));
+                                    let read = (&read_position, read_commit_ts);
+                                    commit(&mut batch, &mut writers, metrics, &acknowledger, read).await?;
                                     flushed_position = Some(read_position.clone());
                                 }
                                 let existing = existing_row_values(config, &writers, &txn).await?;
@@ -105,9 +104,7 @@ pub async fn run(
             // Test failpoint: keep reading, commit nothing (and do not spin on the past deadline).
             tokio::time::sleep(Duration::from_millis(100)).await;
         } else if batch.is_due() {
-            flush(&mut batch, &mut writers).await?;
-            metrics.source_applied(read_commit_ts);
-            confirm(&acknowledger, &writers.confirmable(&read_position));
+            commit(&mut batch, &mut writers, metrics, &acknowledger, (&read_position, read_commit_ts)).await?;
             flushed_position = Some(read_position.clone());
         }
         if last_idle_check.elapsed() >= idle_after.min(Duration::from_secs(60)) {
@@ -119,13 +116,28 @@ pub async fn run(
     }
     metrics.set_state(PipelineState::Stopping);
     if !batch.is_empty() {
-        flush(&mut batch, &mut writers).await?;
-        confirm(&acknowledger, &writers.confirmable(&read_position));
+        commit(&mut batch, &mut writers, metrics, &acknowledger, (&read_position, read_commit_ts)).await?;
     }
     for task in tasks {
         task.abort();
     }
     tracing::info!(position = %read_position, "stopped after committing the last complete transactions");
+    Ok(())
+}
+
+/// Commits the batch, then reports it: the lag gauge learns what is applied
+/// and the source is told what is durable (`read`: the position and commit
+/// time of the batch's last transaction).
+async fn commit(
+    batch: &mut MicroBatch,
+    writers: &mut TableWriters,
+    metrics: &Metrics,
+    acknowledger: &Option<Acknowledger>,
+    read: (&SourcePosition, i64),
+) -> anyhow::Result<()> {
+    flush(batch, writers).await?;
+    metrics.source_applied(read.1);
+    confirm(acknowledger, &writers.confirmable(read.0));
     Ok(())
 }
 
