@@ -26,11 +26,28 @@ use tributary_core::{ChangeEvent, Lsn, TableSchema};
 
 /// What the pipeline needs of a logical replication connection.
 pub trait ReplicationStream: Send {
-    /// The next events, in source order (one pgoutput message may give several).
+    /// The next events, in source order (one pgoutput message may give
+    /// several); empty once [`StopHandle::stop`] was called.
     fn next_events(&mut self) -> impl Future<Output = Result<Vec<ChangeEvent>, PostgresError>> + Send;
 
     /// The handle through which durable progress is confirmed to the server.
     fn acknowledger(&self) -> Acknowledger;
+
+    /// The handle that ends [`ReplicationStream::next_events`] from another task.
+    fn stop_handle(&self) -> StopHandle;
+
+    /// Sends the server a last status update (what was confirmed) and closes the stream.
+    fn finish(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Ends a stream's reading from another task (see [`ReplicationStream::stop_handle`]).
+#[derive(Debug, Clone)]
+pub struct StopHandle(CancellationToken);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.cancel();
+    }
 }
 
 /// Confirms to the server, as the slot's flush position, what the sink holds durably.
@@ -154,12 +171,16 @@ impl ReplicationStream for WalStream {
     async fn next_events(&mut self) -> Result<Vec<ChangeEvent>, PostgresError> {
         let mut out = Vec::new();
         while out.is_empty() {
-            let event = self.stream.next_event(&self.cancel).await.map_err(|e| {
-                PostgresError::Replication(format!(
-                    "{}; the pipeline resumes from the last commit on restart",
-                    one_line(&e)
-                ))
-            })?;
+            let event = match self.stream.next_event(&self.cancel).await {
+                Ok(event) => event,
+                Err(_) if self.cancel.is_cancelled() => return Ok(Vec::new()),
+                Err(e) => {
+                    return Err(PostgresError::Replication(format!(
+                        "{}; the pipeline resumes from the last commit on restart",
+                        one_line(&e)
+                    )))
+                }
+            };
             if let pg_walstream::EventType::Relation { columns, .. } = &event.event_type {
                 for (oid, typmod) in self.decoder.missing_types(columns) {
                     let pg_type = crate::schema_loader::lookup_type(&self.catalog, oid, typmod).await?;
@@ -178,6 +199,17 @@ impl ReplicationStream for WalStream {
 
     fn acknowledger(&self) -> Acknowledger {
         Acknowledger(self.feedback.clone())
+    }
+
+    fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.cancel.clone())
+    }
+
+    async fn finish(mut self) {
+        if let Err(e) = self.stream.send_feedback().await {
+            tracing::debug!(error = %one_line(&e), "last status update not sent");
+        }
+        let _ = self.stream.stop().await;
     }
 }
 

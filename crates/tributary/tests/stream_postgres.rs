@@ -31,6 +31,14 @@ fn insert_update_delete_reach_the_mirror_and_the_change_feed_exactly() {
     let lsn = change(&db, "DELETE FROM items WHERE id = 3");
     wait_past(&mut pipeline, &path, lsn);
     assert!(pipeline.stop().success());
+    // A clean stop tells the server what is durable: the slot is confirmed past the last change.
+    let confirmed = db
+        .exec(&format!(
+            "SELECT confirmed_flush_lsn - '0/0'::pg_lsn FROM pg_replication_slots WHERE slot_name = '{}'",
+            db.name()
+        ))
+        .unwrap();
+    assert!(confirmed.trim().parse::<f64>().unwrap() as i64 > lsn, "confirmed {confirmed} <= {lsn}");
 
     let rows = mirror_rows(&python, &path);
     assert_eq!(

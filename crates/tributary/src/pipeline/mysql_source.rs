@@ -48,6 +48,7 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
         writers,
         events: events_rx,
         tasks: vec![reader, sampler],
+        reader: None,
         from: SourcePosition::MySql(from),
         acknowledger: None,
     })

@@ -91,9 +91,17 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let stream = session.start(from_lsn, writers.source_schemas(), catalog).await?;
     let acknowledger = stream.acknowledger();
     let (events_tx, events_rx) = mpsc::channel(64);
+    let stop_reader = stream.stop_handle();
     let reader = tokio::spawn(read_wal(stream, events_tx, metrics.clone()));
     let heartbeat = spawn_heartbeat(source.clone(), client, metrics.clone());
-    Ok(Started { writers, events: events_rx, tasks: vec![reader, heartbeat], from, acknowledger: Some(acknowledger) })
+    Ok(Started {
+        writers,
+        events: events_rx,
+        tasks: vec![heartbeat],
+        reader: Some((stop_reader, reader)),
+        from,
+        acknowledger: Some(acknowledger),
+    })
 }
 
 /// Copies `tables` through the slot's exported snapshot (a new slot), or
@@ -144,6 +152,11 @@ async fn start_tables(
 async fn read_wal(mut stream: WalStream, events: mpsc::Sender<EventMessage>, metrics: Metrics) {
     loop {
         let message = match stream.next_events().await {
+            Ok(batch) if batch.is_empty() => {
+                // Stopped: the runner has confirmed its last commit; tell the server.
+                stream.finish().await;
+                return;
+            }
             Ok(batch) => {
                 count_events(&metrics, &batch);
                 Ok(batch)

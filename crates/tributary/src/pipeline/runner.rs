@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tributary_core::{ChangeEvent, SourcePosition, TableId};
-use tributary_postgres::stream::Acknowledger;
+use tributary_postgres::stream::{Acknowledger, StopHandle};
 
 /// What a source reader task sends: events in source order, or why it stopped.
 pub type EventMessage = anyhow::Result<Vec<ChangeEvent>>;
@@ -25,6 +25,9 @@ pub struct Started {
     pub writers: TableWriters,
     pub events: mpsc::Receiver<EventMessage>,
     pub tasks: Vec<JoinHandle<()>>,
+    /// The reader task, when it can stop on its own (after telling the source
+    /// what was confirmed last); otherwise the reader is among `tasks`.
+    pub reader: Option<(StopHandle, JoinHandle<()>)>,
     pub from: SourcePosition,
     /// Where durable progress is confirmed to the source (PostgreSQL slots);
     /// `None` when the source keeps no state for us (MySQL binlog).
@@ -42,7 +45,7 @@ pub async fn run(
         SourceConfig::Mysql(_) => super::mysql_source::start(config, metrics).await?,
         SourceConfig::Postgres(_) => super::postgres_source::start(config, metrics).await?,
     };
-    let Started { mut writers, events: mut events_rx, mut tasks, from, acknowledger } = started;
+    let Started { mut writers, events: mut events_rx, mut tasks, reader, from, acknowledger } = started;
     if let SourceConfig::Postgres(source) = &config.source {
         tasks.push(crate::metrics::slot::spawn_sampler(source.clone(), metrics.clone()));
     }
@@ -117,6 +120,12 @@ pub async fn run(
     metrics.set_state(PipelineState::Stopping);
     if !batch.is_empty() {
         commit(&mut batch, &mut writers, metrics, &acknowledger, (&read_position, read_commit_ts)).await?;
+    }
+    if let Some((stop, reader)) = reader {
+        stop.stop();
+        if tokio::time::timeout(Duration::from_secs(5), reader).await.is_err() {
+            tracing::warn!("the source reader did not stop within 5 s");
+        }
     }
     for task in tasks {
         task.abort();
