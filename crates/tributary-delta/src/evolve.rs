@@ -137,6 +137,12 @@ pub fn plan(
                 rewrite = true;
                 changes.push(ColumnChange::Widened { column: new.name.clone(), from, to });
             } else {
+                // Same source spelling (e.g. a redefined domain): name the mapped types too.
+                let (from, to) = if from == to {
+                    (format!("{from} ({:?})", old.data_type), format!("{to} ({:?})", new.data_type))
+                } else {
+                    (from, to)
+                };
                 return Err(SchemaChangeError::Incompatible { column: new.name.clone(), from, to });
             }
         } else if old.source_type != new.source_type {

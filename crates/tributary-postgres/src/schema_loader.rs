@@ -262,7 +262,7 @@ pub async fn existing_row_values(
             continue;
         }
         let text: Option<String> = client
-            .query_one(&format!("SELECT ({expression})::text"), &[])
+            .query_one(&format!("SELECT concat(({expression}))"), &[])
             .await
             .map_err(|e| PostgresError::query(format!("evaluate the default of {}.{name}", table.id), e))?
             .get(0);

@@ -3,6 +3,10 @@
 //! time; tables without a key are read through a cursor. Values are read in
 //! their text form and typed by the same parser as the stream, so a row
 //! looks the same whether it came from the copy or from the WAL.
+//!
+//! `tributary validate` reads the same way from a fresh REPEATABLE READ READ
+//! ONLY transaction of its own ([`SnapshotReader::open_fresh`]): one
+//! consistent view of the source, without a replication slot.
 
 use crate::config::PostgresSourceConfig;
 use crate::connect::{connect, qualified, quote_ident};
@@ -14,10 +18,19 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 use tributary_core::{Lsn, Row, TableId, TableSchema, Value};
 
-/// Reads tables as of one exported snapshot.
+/// Session settings of a fresh transaction ([`SnapshotReader::open_fresh`]):
+/// those the preflight requires of the pipeline's sessions, so a role's
+/// other defaults cannot change how dates and floats print. Nothing else is
+/// set: text-mirrored values (e.g. `interval`) print as in the pipeline's
+/// sessions, with the role's defaults.
+const TEXT_FORM_SETTINGS: &str = "SET LOCAL DateStyle = 'ISO, MDY'; SET LOCAL extra_float_digits = 1";
+
+/// Reads tables as of one consistent snapshot: the slot's exported snapshot
+/// ([`SnapshotReader::open`]) or a fresh transaction ([`SnapshotReader::open_fresh`]).
 pub struct SnapshotReader {
     client: Client,
-    lsn: Lsn,
+    /// The exported snapshot's LSN; `None` for a fresh transaction.
+    lsn: Option<Lsn>,
     chunk_rows: u64,
     /// Per table: the text of the key columns of the last row read, or
     /// `Some(None)` once the table is exhausted.
@@ -40,12 +53,36 @@ impl SnapshotReader {
             snapshot.name.replace('\'', "''")
         );
         client.batch_execute(&sql).await.map_err(|e| PostgresError::query("import the slot's exported snapshot", e))?;
-        Ok(SnapshotReader { client, lsn: snapshot.lsn, chunk_rows: cfg.snapshot_chunk_rows, progress: HashMap::new() })
+        Ok(SnapshotReader {
+            client,
+            lsn: Some(snapshot.lsn),
+            chunk_rows: cfg.snapshot_chunk_rows,
+            progress: HashMap::new(),
+        })
+    }
+
+    /// Opens a fresh REPEATABLE READ READ ONLY transaction, without an
+    /// exported snapshot or a replication slot: every read through this reader
+    /// (and through [`SnapshotReader::client`]) sees the source as of the
+    /// transaction's first query. Dates print in ISO form and floats exactly,
+    /// whatever the role's settings (the preflight's requirements).
+    pub async fn open_fresh(cfg: &PostgresSourceConfig) -> Result<Self, PostgresError> {
+        let client = connect(cfg).await?;
+        let sql = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {TEXT_FORM_SETTINGS}");
+        client.batch_execute(&sql).await.map_err(|e| PostgresError::query("begin a read-only transaction", e))?;
+        Ok(SnapshotReader { client, lsn: None, chunk_rows: cfg.snapshot_chunk_rows, progress: HashMap::new() })
     }
 
     /// The LSN the snapshot is consistent at: streaming continues after it.
+    /// A fresh transaction ([`SnapshotReader::open_fresh`]) has none: `Lsn(0)`.
     pub fn lsn(&self) -> Lsn {
-        self.lsn
+        self.lsn.unwrap_or(Lsn(0))
+    }
+
+    /// The session of the snapshot transaction, e.g. to read the catalog as
+    /// of the same snapshot ([`crate::schema_loader::load_tables`]).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The planner's row estimate, for the progress bar.
@@ -68,14 +105,22 @@ impl SnapshotReader {
             return Ok(None);
         }
         let select =
-            table.columns.iter().map(|c| format!("{}::text", quote_ident(&c.name))).collect::<Vec<_>>().join(", ");
+            // concat() prints with the type's output function, as pgoutput does;
+            // a ::text cast would differ (char(n) loses its padding, inet gains
+            // a /32). num_nulls: a composite of NULLs is not itself NULL.
+            table
+                .columns
+                .iter()
+                .map(|c| format!("CASE WHEN num_nulls({0}) = 0 THEN concat({0}) END", quote_ident(&c.name)))
+                .collect::<Vec<_>>()
+                .join(", ");
         let snapshot_error = |e: tokio_postgres::Error| PostgresError::Snapshot {
             table: table.id.to_string(),
             problem: crate::error::one_line(&e),
         };
         let rows = if table.has_primary_key() {
             // Qualified key columns: a bare name in ORDER BY would mean the
-            // output column of that name, i.e. the `::text` form, ordering
+            // output column of that name, i.e. the text form, ordering
             // "10" before "9" while the WHERE compares typed values.
             let key: Vec<String> =
                 table.primary_key.iter().map(|&i| format!("src.{}", quote_ident(&table.columns[i].name))).collect();
