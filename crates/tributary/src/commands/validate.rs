@@ -1,20 +1,21 @@
 //! `tributary validate`: every selected source table against its Delta mirror
 //! (row counts, per-row checksums chunk by chunk over the primary key, schema,
-//! lag). Exit 0 passed, 1 validation failed, 2 could not validate.
+//! lag), for MySQL / MariaDB and PostgreSQL sources alike. Exit 0 passed, 1
+//! validation failed, 2 could not validate.
 
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, SourceConfig};
 use crate::metrics::validation::{self, TableResult, ValidationFile};
+use crate::pipeline::snapshot::SnapshotSource;
 use crate::validate::compare::{index_mirror, name_extra_keys, Comparator};
 use crate::validate::report::{render_table, Outcome, TableReport};
 use crate::validate::{schema_check, EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
 use anyhow::{bail, Context};
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
-use tributary_core::{TableId, TableSchema};
-use tributary_mysql::schema_loader::load_schema_map;
-use tributary_mysql::snapshot::SnapshotReader;
+use tributary_core::{Row, TableId, TableSchema};
 
 /// What `tributary validate` was asked.
 pub struct ValidateArgs<'a> {
@@ -44,19 +45,13 @@ pub async fn validate(args: ValidateArgs<'_>) -> anyhow::Result<ExitCode> {
 async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
     let started = Instant::now();
     let config = PipelineConfig::load(args.config)?;
-    let mut source = config.mysql("validate")?.clone();
-    if let Some(n) = args.chunk_rows {
-        if n == 0 {
-            bail!("--chunk-rows: must be at least 1");
-        }
-        source.snapshot_chunk_rows = n;
+    if args.chunk_rows == Some(0) {
+        bail!("--chunk-rows: must be at least 1");
     }
-    let schemas = load_schema_map(&source).await?;
-    let selected = select(&schemas, &args.tables)?;
+    let (selected, mut reader) = SourceReader::open(&config.source, args.chunk_rows, &args.tables).await?;
     let root = &config.sink.delta.root;
     let now_ms = crate::pipeline::snapshot::now_micros() / 1000;
 
-    let mut reader = SnapshotReader::open(&source, selected.clone()).await?;
     let mut reports = Vec::with_capacity(selected.len());
     for schema in &selected {
         let table_started = Instant::now();
@@ -85,10 +80,12 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
         if !status.snapshot_complete {
             report.notes.push("the mirror's snapshot copy has not finished".into());
         }
-        let columns = tributary_delta::mirror_columns(&path)
+        let mirror_schema = tributary_delta::mirror::mirror_schema(&path)
             .await
             .with_context(|| format!("reading the mirror schema of {}", schema.id))?;
-        report.schema_report = Some(schema_check::check(schema, &columns));
+        let schema_report = schema_check::check(schema, &mirror_schema);
+        report.notes.extend(schema_report.notes());
+        report.schema_report = Some(schema_report);
         if schema.has_primary_key() {
             let index =
                 index_mirror(&path, schema).await.with_context(|| format!("reading the mirror of {}", schema.id))?;
@@ -110,7 +107,7 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
         report.seconds = table_started.elapsed().as_secs_f64();
         reports.push(report);
     }
-    let _ = reader.finish().await;
+    reader.finish().await;
 
     let failed = reports.iter().filter(|r| r.outcome() == Outcome::Failed).count();
     let passed = failed == 0;
@@ -135,6 +132,64 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
         }
     }
     Ok(passed)
+}
+
+/// The source side: one consistent read of the selected tables, in
+/// primary-key-ordered chunks, through the readers of the pipeline's snapshot
+/// ([`SnapshotSource`]), so each source's values are typed as its pipeline types them.
+enum SourceReader {
+    /// A consistent-snapshot transaction (the schemas are read just before it).
+    Mysql(tributary_mysql::snapshot::SnapshotReader),
+    /// A fresh REPEATABLE READ READ ONLY transaction (no slot, no exported
+    /// snapshot); the schemas are read inside it, as of the same snapshot.
+    Postgres(tributary_postgres::snapshot::SnapshotReader),
+}
+
+impl SourceReader {
+    /// Reads the schemas of the tables to validate ([`select`]) and opens the reader,
+    /// `chunk_rows` rows a chunk (default: `source.snapshot_chunk_rows`).
+    async fn open(
+        source: &SourceConfig,
+        chunk_rows: Option<u64>,
+        tables: &[String],
+    ) -> anyhow::Result<(Vec<Arc<TableSchema>>, SourceReader)> {
+        match source {
+            SourceConfig::Mysql(source) => {
+                let mut source = source.clone();
+                source.snapshot_chunk_rows = chunk_rows.unwrap_or(source.snapshot_chunk_rows);
+                let schemas = tributary_mysql::schema_loader::load_schema_map(&source).await?;
+                let selected = select(&schemas, tables, "database.table")?;
+                let reader = tributary_mysql::snapshot::SnapshotReader::open(&source, selected.clone()).await?;
+                Ok((selected, SourceReader::Mysql(reader)))
+            }
+            SourceConfig::Postgres(source) => {
+                let mut source = source.clone();
+                source.snapshot_chunk_rows = chunk_rows.unwrap_or(source.snapshot_chunk_rows);
+                let filter = source.table_filter()?;
+                let reader = tributary_postgres::snapshot::SnapshotReader::open_fresh(&source).await?;
+                let loaded = tributary_postgres::schema_loader::load_tables(reader.client(), &filter).await?;
+                let schemas = loaded.into_iter().map(|t| (t.schema.id.clone(), t.schema)).collect();
+                let selected = select(&schemas, tables, "schema.table")?;
+                Ok((selected, SourceReader::Postgres(reader)))
+            }
+        }
+    }
+
+    /// The next chunk of `table` in key order; `None` at the end.
+    async fn next_chunk(&mut self, table: &TableSchema) -> anyhow::Result<Option<Vec<Row>>> {
+        match self {
+            SourceReader::Mysql(reader) => SnapshotSource::next_chunk(reader, table).await,
+            SourceReader::Postgres(reader) => SnapshotSource::next_chunk(reader, table).await,
+        }
+    }
+
+    /// Ends the read transaction (it changed nothing: a failure to end it does not matter).
+    async fn finish(self) {
+        let _ = match self {
+            SourceReader::Mysql(reader) => reader.finish().await.map_err(anyhow::Error::from),
+            SourceReader::Postgres(reader) => reader.finish().await.map_err(anyhow::Error::from),
+        };
+    }
 }
 
 /// Writes `<root>/_tributary/validation.json`, which the running pipeline
@@ -181,10 +236,12 @@ fn record_result(path: &Path, reports: &[TableReport], passed: bool) -> anyhow::
 }
 
 /// The tables to validate: those named with `--table` (each must be selected
-/// by the config), else every table the config selects, sorted.
+/// by the config; `form` says how a name reads, e.g. `database.table`), else
+/// every table the config selects, sorted.
 fn select(
-    schemas: &std::collections::HashMap<TableId, Arc<TableSchema>>,
+    schemas: &HashMap<TableId, Arc<TableSchema>>,
     wanted: &[String],
+    form: &str,
 ) -> anyhow::Result<Vec<Arc<TableSchema>>> {
     let mut selected: Vec<Arc<TableSchema>> = if wanted.is_empty() {
         schemas.values().cloned().collect()
@@ -192,7 +249,7 @@ fn select(
         let mut out = Vec::new();
         for name in wanted {
             let Some((db, table)) = name.split_once('.') else {
-                bail!("--table {name}: expected database.table");
+                bail!("--table {name}: expected {form}");
             };
             match schemas.get(&TableId::new(db, table)) {
                 Some(s) => out.push(s.clone()),
