@@ -1074,7 +1074,7 @@ async fn schema_changes_add_keep_dropped_widen_and_survive_a_reopen() {
     };
     w.apply(&batch(vec![ins(row(3, big, 1250)), upd(row(1, 1, 0), row(1, big + 1, 99))], 300)).await.unwrap();
 
-    let rows = rows_by_id(&w.path().to_path_buf()).await;
+    let rows = rows_by_id(w.path()).await;
     assert_eq!(rows[&1]["qty"], json!(big + 1));
     assert_eq!(rows[&1]["name"], J::Null, "a dropped column is NULL in row versions after the drop: {rows:?}");
     assert_eq!(rows[&2]["qty"], json!(2));

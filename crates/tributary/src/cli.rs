@@ -53,7 +53,7 @@ pub enum Command {
     },
     /// Print a table's Delta change feed between two versions.
     Changes {
-        /// Source table as `database.table`.
+        /// Source table as `database.table` (PostgreSQL: `schema.table`).
         table: String,
         #[arg(short, long)]
         config: PathBuf,
@@ -73,7 +73,7 @@ pub enum Command {
     Validate {
         #[arg(short, long)]
         config: PathBuf,
-        /// Only this table (`database.table`; repeatable). Default: every table the config selects.
+        /// Only this table (`database.table`, PostgreSQL `schema.table`; repeatable). Default: every table the config selects.
         #[arg(long = "table")]
         tables: Vec<String>,
         /// Print the result as JSON.
