@@ -70,8 +70,9 @@ infra-down:  ## stop what infra-up started
 demo: setup  ## local MariaDB + sample schema + a stream of changes -> ./delta-tables
 	bash scripts/demo.sh
 
-bench: setup  ## rows/s, MB/s and peak RSS, binlog -> Delta (release build)
+bench: setup  ## rows/s, MB/s and peak RSS, binlog -> Delta and pgoutput -> Delta (release build)
 	$(CARGO) bench --locked -p tributary --bench binlog_to_delta
+	$(CARGO) bench --locked -p tributary --bench pg_to_delta
 
 fmt:
 	$(CARGO) fmt --all
