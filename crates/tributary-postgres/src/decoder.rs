@@ -8,7 +8,7 @@ use crate::type_map::{map_type, PgType};
 use pg_walstream::{ColumnValue, EventType, RelationColumn, RowData};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tributary_core::{ChangeEvent, Column, Lsn, Row, SourcePosition, TableId, TableSchema, Value};
+use tributary_core::{ChangeEvent, Column, Lsn, Row, SourcePosition, TableFilter, TableId, TableSchema, Value};
 
 /// Prefix of the logical messages the pipeline writes as heartbeats.
 pub const HEARTBEAT_PREFIX: &str = "tributary-heartbeat";
@@ -21,6 +21,8 @@ pub struct PgOutputDecoder {
     /// Catalog types by `(type oid, typmod)`, filled by [`PgOutputDecoder::add_type`].
     types: HashMap<(u32, i32), PgType>,
     commit_ts: i64,
+    /// Which unknown tables to follow when the stream shows them.
+    new_tables: Option<TableFilter>,
 }
 
 impl PgOutputDecoder {
@@ -31,7 +33,16 @@ impl PgOutputDecoder {
             by_oid: HashMap::new(),
             types: HashMap::new(),
             commit_ts: 0,
+            new_tables: None,
         }
+    }
+
+    /// Also follows tables the stream shows that `filter` selects but that
+    /// were not known at the start (created later; published through a
+    /// `FOR ALL TABLES` / `FOR TABLES IN SCHEMA` publication).
+    pub fn with_new_tables(mut self, filter: TableFilter) -> Self {
+        self.new_tables = Some(filter);
+        self
     }
 
     /// Appends the events `event` stands for to `out`.
@@ -95,7 +106,27 @@ impl PgOutputDecoder {
             }
             EventType::Relation { relation_id, namespace, relation_name, columns, .. } => {
                 let id = TableId::new(&*namespace, &*relation_name);
-                let current = self.by_oid.get(&relation_id).or_else(|| self.by_name.get(&id)).cloned();
+                let mut current = self.by_oid.get(&relation_id).or_else(|| self.by_name.get(&id)).cloned();
+                if current.is_none() && self.new_tables.as_ref().is_some_and(|f| f.matches(&id)) {
+                    // A table created after the start: no columns known yet, keyed by
+                    // its replica identity (the primary key under DEFAULT).
+                    let key: Vec<usize> =
+                        columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
+                    let full = key.len() == columns.len() && columns.len() > 1;
+                    let empty = TableSchema { id: id.clone(), columns: Vec::new(), primary_key: Vec::new() };
+                    let mut schema = self.schema_of(&empty, &columns, lsn)?;
+                    // Under REPLICA IDENTITY FULL every column is flagged: no usable key.
+                    schema.primary_key = if full { Vec::new() } else { key };
+                    let table = Arc::new(schema);
+                    out.push(ChangeEvent::SchemaChange {
+                        table: table.clone(),
+                        position: position.clone(),
+                        commit_ts: self.commit_ts,
+                        ddl: format!("new table {id}"),
+                    });
+                    self.by_name.insert(id.clone(), table.clone());
+                    current = Some(table);
+                }
                 if let Some(current) = current {
                     let described = self.schema_of(&current, &columns, lsn)?;
                     let table = if described.columns == current.columns {

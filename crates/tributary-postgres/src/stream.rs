@@ -135,10 +135,14 @@ impl SlotSession {
     /// Starts streaming after `from` (the end of the last durable
     /// transaction), decoding with `tables` (the schemas in force at `from`);
     /// `catalog` is an SQL session for looking up the types of changed columns.
+    ///
+    /// `new_tables` selects tables the stream shows that were created after
+    /// the start (possible with a `FOR ALL TABLES` publication).
     pub async fn start(
         mut self,
         from: Lsn,
         tables: Vec<Arc<TableSchema>>,
+        new_tables: tributary_core::TableFilter,
         catalog: Client,
     ) -> Result<WalStream, PostgresError> {
         self.stream.start(Some(from.0)).await.map_err(|e| PostgresError::Slot {
@@ -150,7 +154,7 @@ impl SlotSession {
         feedback.update_applied_lsn(from.0);
         Ok(WalStream {
             stream: self.stream,
-            decoder: PgOutputDecoder::new(tables),
+            decoder: PgOutputDecoder::new(tables).with_new_tables(new_tables),
             feedback,
             cancel: CancellationToken::new(),
             catalog,

@@ -239,3 +239,29 @@ fn pipeline_log(dir: &std::path::Path) -> String {
     }
     text
 }
+
+#[test]
+fn a_table_created_while_streaming_gets_a_delta_table_with_all_its_rows() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)");
+    // New tables reach the stream only through a publication of all tables (needs a superuser).
+    db.exec(&format!("CREATE PUBLICATION {} FOR ALL TABLES", db.name())).unwrap();
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.*", "");
+    let path = table_path(dir.path(), "public", "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+    // Created and filled in one transaction, then changed again.
+    change(
+        &db,
+        "BEGIN; CREATE TABLE fresh (id INT PRIMARY KEY, v TEXT); INSERT INTO fresh VALUES (1, 'a'), (2, 'b'); COMMIT",
+    );
+    let lsn = change(&db, "UPDATE fresh SET v = 'B' WHERE id = 2; INSERT INTO fresh VALUES (3, 'c')");
+    let fresh = table_path(dir.path(), "public", "fresh");
+    wait_past(&mut pipeline, &fresh, lsn);
+    assert!(pipeline.stop().success());
+    assert_eq!(mirror_lines(&python, &fresh, &["id", "v"]), source_lines(&db, "fresh", &["id", "v"]));
+    assert_eq!(mirror_lines(&python, &fresh, &["id", "v"]), ["1\ta", "2\tB", "3\tc"]);
+}

@@ -88,7 +88,7 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     // Decoding resumes with the schemas the Delta tables hold; relation
     // messages tell what changed since.
     let catalog = tributary_postgres::connect::connect(source).await?;
-    let stream = session.start(from_lsn, writers.source_schemas(), catalog).await?;
+    let stream = session.start(from_lsn, writers.source_schemas(), source.table_filter()?, catalog).await?;
     let acknowledger = stream.acknowledger();
     let (events_tx, events_rx) = mpsc::channel(64);
     let stop_reader = stream.stop_handle();

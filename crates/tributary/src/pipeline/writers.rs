@@ -167,17 +167,15 @@ impl TableWriters {
     }
 
     /// Creates the Delta table of a table the source just created; it starts
-    /// empty at `position` (no snapshot: it has no rows before its creation).
+    /// empty (no snapshot: it had no rows before). It holds no position
+    /// until its first commit (rows of the creating transaction may follow
+    /// in the same batch); should the process stop before that, the next
+    /// start copies it like any new table.
     async fn add_table(&mut self, schema: Arc<TableSchema>, position: &SourcePosition) -> anyhow::Result<()> {
         let id = schema.id.clone();
-        let mut writer = TableWriter::open_or_create(&self.config, schema, &self.app_id)
+        let writer = TableWriter::open_or_create(&self.config, schema, &self.app_id)
             .await
             .with_context(|| format!("create Delta table for new source table {id}"))?;
-        if writer.committed_position().is_none() {
-            let started = Instant::now();
-            let stats = writer.apply(&TableBatch { changes: Vec::new(), position: position.clone() }).await?;
-            self.report_commit(&id, &stats, started);
-        }
         tracing::info!(table = %id, %position, "new source table: Delta table created, streaming from its creation");
         self.metrics.schema_change(&id, "create_table");
         self.writers.insert(id.clone(), writer);
