@@ -24,6 +24,11 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use tributary_core::{ChangeEvent, Lsn, TableSchema};
 
+/// At most this many events are returned by one read (the rest of a large
+/// transaction follows in the next reads); bounds what the reader's channel
+/// buffers.
+const MAX_EVENTS_PER_READ: usize = 256;
+
 /// What the pipeline needs of a logical replication connection.
 pub trait ReplicationStream: Send {
     /// The next events, in source order (one pgoutput message may give
@@ -173,11 +178,18 @@ pub struct WalStream {
 
 impl ReplicationStream for WalStream {
     async fn next_events(&mut self) -> Result<Vec<ChangeEvent>, PostgresError> {
+        // pgoutput sends a transaction whole and one message per row: read on to
+        // its commit (or a bound) so the pipeline gets rows in runs, not one
+        // wake-up per row (530k context switches for 1M inserts before).
         let mut out = Vec::new();
-        while out.is_empty() {
+        loop {
+            let boundary = matches!(out.last(), Some(ChangeEvent::Commit { .. } | ChangeEvent::Heartbeat { .. }));
+            if !out.is_empty() && (boundary || out.len() >= MAX_EVENTS_PER_READ) {
+                break;
+            }
             let event = match self.stream.next_event(&self.cancel).await {
                 Ok(event) => event,
-                Err(_) if self.cancel.is_cancelled() => return Ok(Vec::new()),
+                Err(_) if self.cancel.is_cancelled() => return Ok(out),
                 Err(e) => {
                     return Err(PostgresError::Replication(format!(
                         "{}; the pipeline resumes from the last commit on restart",
