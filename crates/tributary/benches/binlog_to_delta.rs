@@ -4,13 +4,14 @@
 //! the table left. The binlog is written before the pipeline starts, so the
 //! source is not the bottleneck.
 
+mod common;
+
+use common::{start, stop, wait, APP};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tributary_core::{MySqlPosition, SourcePosition};
 use tributary_testkit::{MariaDb, TestDir};
 
-const APP: &str = "bench";
 const ROWS: u64 = 1_000_000;
 const TXN_ROWS: u64 = 10_000;
 
@@ -95,22 +96,6 @@ fn write_config(dir: &Path, server: &MariaDb) -> PathBuf {
     path
 }
 
-fn start(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("TRIBUTARY_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn tributary")
-}
-
-fn stop(mut child: Child) {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "pipeline exit {status}");
-}
-
 /// The server's next binlog position and its txn version.
 fn master(server: &MariaDb) -> ((String, u64), i64) {
     let out = server.exec("SHOW MASTER STATUS").unwrap();
@@ -119,31 +104,4 @@ fn master(server: &MariaDb) -> ((String, u64), i64) {
     let offset: u64 = cols.next().unwrap().trim().parse().unwrap();
     let version = SourcePosition::MySql(MySqlPosition::new(file.clone(), offset)).to_version().unwrap();
     ((file, offset), version)
-}
-
-/// Waits until the table holds `version`; returns the pipeline's peak RSS in kB.
-fn wait(child: &mut Child, table: &Path, version: i64) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    let mut peak = 0;
-    loop {
-        assert!(child.try_wait().unwrap().is_none(), "pipeline exited early");
-        peak = peak.max(vm_hwm_kb(child.id()));
-        if let Ok(status) = rt.block_on(tributary_delta::table_status(table, APP)) {
-            if status.committed_version.is_some_and(|v| v >= version) {
-                return peak;
-            }
-        }
-        assert!(Instant::now() < deadline, "no catch-up within 30 min");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn vm_hwm_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

@@ -14,13 +14,15 @@
 //! `TRIBUTARY_LOG` is passed to the pipeline (default `warn`); the pipeline's
 //! pid is printed on stderr, to attach a profiler.
 
+mod common;
+
+use common::{stop, wait, APP};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 use tributary_testkit::postgres::{PgDatabase, Postgres, REPLICATION_PASSWORD, REPLICATION_USER};
 use tributary_testkit::TestDir;
 
-const APP: &str = "bench";
 const SLOT: &str = "bench";
 const ROWS: u64 = 1_000_000;
 const TXN_ROWS: u64 = 10_000;
@@ -140,21 +142,9 @@ fn write_config(dir: &Path, server: &Postgres, db: &PgDatabase<'_>) -> PathBuf {
 }
 
 fn start(config: &Path, scenario: &str) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("TRIBUTARY_LOG", std::env::var("TRIBUTARY_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn tributary");
+    let child = common::start(config);
     eprintln!("pg_to_delta: {scenario}: pipeline pid {}", child.id());
     child
-}
-
-fn stop(mut child: Child) {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "pipeline exit {status}");
 }
 
 fn sql(db: &PgDatabase<'_>, text: &str) -> String {
@@ -234,31 +224,4 @@ fn drop_slot(db: &PgDatabase<'_>) {
         assert!(Instant::now() < deadline, "slot {SLOT} still active after 30 s");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Waits until the table holds `version`; returns the pipeline's peak RSS in kB.
-fn wait(child: &mut Child, table: &Path, version: i64) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    let mut peak = 0;
-    loop {
-        assert!(child.try_wait().unwrap().is_none(), "pipeline exited early");
-        peak = peak.max(vm_hwm_kb(child.id()));
-        if let Ok(status) = rt.block_on(tributary_delta::table_status(table, APP)) {
-            if status.committed_version.is_some_and(|v| v >= version) {
-                return peak;
-            }
-        }
-        assert!(Instant::now() < deadline, "no catch-up within 30 min");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn vm_hwm_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
