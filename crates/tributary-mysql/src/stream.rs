@@ -9,7 +9,14 @@
 //! GTID-list and annotate events instead of rewriting them for old replicas.
 //! mysql_async itself sets `@master_binlog_checksum = 'ALL'` when it
 //! registers, which makes the server send (and the reader strip) checksums.
+//!
+//! DDL on a captured table: before the next event is decoded, the table's
+//! new schema is read from `information_schema` on a second connection
+//! (opened on the first DDL, reopened after an error) and handed to the
+//! decoder, which emits the `SchemaChange` at the statement's position.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -17,13 +24,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use mysql_common::binlog::events::Event;
 use tracing::info;
-use tributary_core::{ChangeEvent, MySqlPosition};
+use tributary_core::{ChangeEvent, MySqlPosition, TableId, TableSchema};
 
 use crate::config::MySqlSourceConfig;
-use crate::decoder::BinlogDecoder;
+use crate::decoder::{BinlogDecoder, PendingDdl};
 use crate::error::MySqlError;
 use crate::preflight::{binlog_status, connect, server_info, Flavor};
-use crate::schema_loader::LiveSchemaResolver;
+use crate::schema_loader::{load_table_schemas, LiveSchemaResolver};
 
 /// MariaDB replica capability: understands GTID events (`MARIA_SLAVE_CAPABILITY_GTID`).
 const MARIADB_SLAVE_CAPABILITY_GTID: u8 = 4;
@@ -43,6 +50,9 @@ pub struct BinlogSource {
     address: String,
     start: MySqlPosition,
     idle_limit: Duration,
+    cfg: MySqlSourceConfig,
+    /// Connection reading table schemas after DDL statements.
+    catalog: Option<Conn>,
 }
 
 impl BinlogSource {
@@ -66,6 +76,8 @@ impl BinlogSource {
             address: cfg.address(),
             start: from,
             idle_limit: heartbeat * MISSED_HEARTBEATS + Duration::from_secs(1),
+            cfg: cfg.clone(),
+            catalog: None,
         })
     }
 
@@ -82,7 +94,41 @@ impl BinlogSource {
         match item {
             None => Ok(None),
             Some(Err(e)) => Err(stream_error(&self.position(), e)),
-            Some(Ok(event)) => self.decode(&event).map(Some),
+            Some(Ok(event)) => {
+                let mut events = self.decode(&event)?;
+                while let Some(pending) = self.decoder.take_pending_ddl() {
+                    let loaded = self.load_schemas(&pending).await?;
+                    events.extend(self.decoder.finish_ddl(pending, loaded));
+                }
+                Ok(Some(events))
+            }
+        }
+    }
+
+    /// The catalog's schemas of the tables a DDL statement changed (`None`
+    /// for a table the catalog no longer has); one retry on a new connection.
+    async fn load_schemas(
+        &mut self,
+        pending: &PendingDdl,
+    ) -> Result<HashMap<TableId, Option<Arc<TableSchema>>>, MySqlError> {
+        let ids: Vec<TableId> = pending.tables.iter().map(|(id, _)| id.clone()).collect();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let conn = match self.catalog.as_mut() {
+                Some(conn) => conn,
+                None => self.catalog.insert(connect(&self.cfg).await?),
+            };
+            match load_table_schemas(conn, &ids).await {
+                Ok(mut found) => return Ok(ids.iter().map(|id| (id.clone(), found.remove(id))).collect()),
+                Err(e @ (MySqlError::Query { .. } | MySqlError::Connect { .. })) if attempt == 1 => {
+                    tracing::debug!(error = %e, "catalog connection failed; reconnecting");
+                    if let Some(conn) = self.catalog.take() {
+                        let _ = conn.disconnect().await;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -110,8 +156,11 @@ impl BinlogSource {
         self.decoder.resolver_mut()
     }
 
-    /// Closes the replica connection.
+    /// Closes the replica connection (and the catalog one).
     pub async fn close(self) -> Result<(), MySqlError> {
+        if let Some(conn) = self.catalog {
+            let _ = conn.disconnect().await;
+        }
         self.stream.close().await.map_err(|e| MySqlError::query("closing the binlog stream", e))
     }
 }

@@ -5,9 +5,20 @@
 //!
 //! Modules: [`error`] (the error type), [`values`] (one cell to a typed
 //! value), [`table_map`] (schemas from TABLE_MAP events for offline files),
-//! [`mariadb`] (MariaDB's own events), `json` (binary JSON and JSON diffs),
-//! `rows` (row images of rows events).
+//! [`mariadb`] (MariaDB's own events), [`ddl`] (the tables a DDL statement
+//! touches), `json` (binary JSON and JSON diffs), `rows` (row images of rows
+//! events).
+//!
+//! DDL: the decoder asks its [`SchemaResolver`] what a statement on a table
+//! means ([`SchemaResolver::table_ddl`]). `TRUNCATE` becomes Begin /
+//! Truncate / Commit at once; a change that needs the table's new schema is
+//! left as a [`PendingDdl`] for the caller, who reads the schema from the
+//! live catalog and hands it back ([`BinlogDecoder::finish_ddl`]), which emits
+//! the `SchemaChange` at the statement's position. Before rows are decoded,
+//! the TABLE_MAP is checked against the schema ([`table_map::check_columns`]):
+//! a TABLE_MAP the schema does not describe is never decoded with it.
 
+pub mod ddl;
 mod error;
 mod json;
 pub mod mariadb;
@@ -15,6 +26,7 @@ mod rows;
 pub mod table_map;
 pub mod values;
 
+pub use ddl::TableDdl;
 pub use error::DecodeError;
 pub use table_map::TableMapResolver;
 pub use values::decode_cell;
@@ -30,7 +42,7 @@ use mysql_common::binlog::events::{
 use mysql_common::binlog::value::BinlogValue;
 use mysql_common::io::ParseBuf;
 use mysql_common::value::Value as MyValue;
-use tributary_core::{ChangeEvent, Gtid, MySqlPosition, Row, SourcePosition, TableSchema, Value};
+use tributary_core::{ChangeEvent, Gtid, MySqlPosition, Row, SourcePosition, TableId, TableSchema, Value};
 
 use crate::binlog_file::{read_event, ReadError};
 use table_map::TablePlan;
@@ -40,17 +52,105 @@ const DUMMY_TABLE_ID: u64 = 0x00ff_ffff;
 /// MySQL's HEARTBEAT_LOG_EVENT_V2, which `mysql_common` does not know.
 const HEARTBEAT_V2: u8 = 0x29;
 
-/// Gives the schema of each table a TABLE_MAP event names.
+/// Gives the schema of each table a TABLE_MAP event names, and says what DDL
+/// statements mean for the tables it serves.
 pub trait SchemaResolver: Send {
     /// Schema for the table named in this TABLE_MAP event; Ok(None) = table not selected, skip its rows.
     /// Called for every TABLE_MAP event (cache inside if you like).
     fn resolve(&mut self, tme: &TableMapEvent<'_>) -> Result<Option<Arc<TableSchema>>, DecodeError>;
+
+    /// Like [`SchemaResolver::resolve`], told where the TABLE_MAP event ends
+    /// (e.g. to skip rows a sink already holds). The decoder calls this one.
+    fn resolve_at(
+        &mut self,
+        tme: &TableMapEvent<'_>,
+        _position: &MySqlPosition,
+    ) -> Result<Option<Arc<TableSchema>>, DecodeError> {
+        self.resolve(tme)
+    }
+
+    /// Schemas that changed while resolving (a TABLE_MAP that the loaded
+    /// schema did not describe); the decoder emits a `SchemaChange` for each.
+    fn take_schema_changes(&mut self) -> Vec<Arc<TableSchema>> {
+        Vec::new()
+    }
+
+    /// What the DDL statement ending at `position` means for a table. The
+    /// default knows nothing beyond TABLE_MAP events (offline files).
+    fn table_ddl(&mut self, _ddl: &TableDdl, _position: &MySqlPosition) -> Result<DdlAction, DecodeError> {
+        Ok(DdlAction::Nothing)
+    }
+
+    /// The schema read from the catalog for a [`DdlAction::Reload`] (`None`:
+    /// the table is not in the catalog). Returns the schema to announce in
+    /// a `SchemaChange`, if it differs from the one served so far.
+    fn schema_loaded(
+        &mut self,
+        _table: &TableId,
+        _schema: Option<Arc<TableSchema>>,
+        _position: &MySqlPosition,
+    ) -> Option<Arc<TableSchema>> {
+        None
+    }
 }
 
 impl<R: SchemaResolver + ?Sized> SchemaResolver for Box<R> {
     fn resolve(&mut self, tme: &TableMapEvent<'_>) -> Result<Option<Arc<TableSchema>>, DecodeError> {
         (**self).resolve(tme)
     }
+
+    fn resolve_at(
+        &mut self,
+        tme: &TableMapEvent<'_>,
+        position: &MySqlPosition,
+    ) -> Result<Option<Arc<TableSchema>>, DecodeError> {
+        (**self).resolve_at(tme, position)
+    }
+
+    fn take_schema_changes(&mut self) -> Vec<Arc<TableSchema>> {
+        (**self).take_schema_changes()
+    }
+
+    fn table_ddl(&mut self, ddl: &TableDdl, position: &MySqlPosition) -> Result<DdlAction, DecodeError> {
+        (**self).table_ddl(ddl, position)
+    }
+
+    fn schema_loaded(
+        &mut self,
+        table: &TableId,
+        schema: Option<Arc<TableSchema>>,
+        position: &MySqlPosition,
+    ) -> Option<Arc<TableSchema>> {
+        (**self).schema_loaded(table, schema, position)
+    }
+}
+
+/// What a DDL statement means for one table ([`SchemaResolver::table_ddl`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DdlAction {
+    /// Nothing to emit (table not captured, already held downstream, dropped, ...).
+    Nothing,
+    /// The table's schema changed: read it from the catalog. With
+    /// `truncate`, the table's earlier rows are gone too (a table created
+    /// again under a name that was captured before).
+    Reload { table: TableId, truncate: bool },
+    /// Every row of the table was deleted (`TRUNCATE`).
+    Truncate(Arc<TableSchema>),
+}
+
+/// A DDL statement whose tables need their schema from the live catalog
+/// before decoding goes on ([`BinlogDecoder::take_pending_ddl`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingDdl {
+    /// The tables to read, in statement order, and whether each one's earlier rows are gone.
+    pub tables: Vec<(TableId, bool)>,
+    /// Where the statement ends: the position of its `SchemaChange`s.
+    pub position: MySqlPosition,
+    pub commit_ts: i64,
+    /// The statement.
+    pub ddl: String,
+    /// Inside a transaction (MariaDB's `CREATE TABLE ... SELECT`, whose rows follow).
+    in_tx: bool,
 }
 
 /// A TABLE_MAP seen for a table id, with the plan to decode its rows
@@ -98,6 +198,8 @@ pub struct BinlogDecoder<R: SchemaResolver> {
     error_file: Option<String>,
     /// Tables already warned about for rows lacking after-image columns.
     warned_partial: HashSet<u64>,
+    /// DDL statements waiting for their tables' schemas.
+    pending: Vec<PendingDdl>,
 }
 
 impl<R: SchemaResolver> BinlogDecoder<R> {
@@ -115,7 +217,51 @@ impl<R: SchemaResolver> BinlogDecoder<R> {
             commit_ts: 0,
             error_file: None,
             warned_partial: HashSet::new(),
+            pending: Vec::new(),
         }
+    }
+
+    /// The DDL statement the last event fed was, if its tables need their
+    /// schema read from the catalog: read them (`None` for a table not in
+    /// the catalog) and pass them to [`Self::finish_ddl`] before feeding the
+    /// next event.
+    pub fn take_pending_ddl(&mut self) -> Option<PendingDdl> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(self.pending.remove(0))
+    }
+
+    /// Completes a [`PendingDdl`] with the schemas read for its tables: the
+    /// resolver serves them from now on, and each one that changed is a
+    /// `SchemaChange` at the statement's position (its own transaction, or
+    /// inside the open one), followed by a `Truncate` for a table whose
+    /// earlier rows are gone.
+    pub fn finish_ddl(
+        &mut self,
+        pending: PendingDdl,
+        mut loaded: HashMap<TableId, Option<Arc<TableSchema>>>,
+    ) -> Vec<ChangeEvent> {
+        let mut out = Vec::new();
+        let position = SourcePosition::MySql(pending.position.clone());
+        for (table, truncate) in &pending.tables {
+            let schema = loaded.remove(table).flatten();
+            let present = schema.clone();
+            if let Some(changed) = self.resolver.schema_loaded(table, schema, &pending.position) {
+                tracing::info!(table = %table, position = %position, ddl = %excerpt(&pending.ddl), "schema change");
+                out.push(ChangeEvent::SchemaChange {
+                    table: changed,
+                    position: position.clone(),
+                    commit_ts: pending.commit_ts,
+                    ddl: pending.ddl.clone(),
+                });
+            }
+            if let (true, Some(schema)) = (*truncate, present) {
+                tracing::info!(table = %table, position = %position, "table created again: its earlier rows are gone");
+                push_truncate(&mut out, schema, &position, pending.commit_ts, pending.in_tx);
+            }
+        }
+        out
     }
 
     /// Feeds one event (as read from a file or the live stream); returns the ChangeEvents it completes (maybe none).
@@ -201,7 +347,7 @@ impl<R: SchemaResolver> BinlogDecoder<R> {
             EventData::AnonymousGtidEvent(g) => self.mysql_gtid(&g.0, true, &ctx),
             EventData::QueryEvent(q) => self.query(&q, &ctx, out)?,
             EventData::XidEvent(_) => self.commit(&ctx, out),
-            EventData::TableMapEvent(tme) => self.table_map(tme, &ctx)?,
+            EventData::TableMapEvent(tme) => self.table_map(tme, &ctx, out)?,
             EventData::RowsEvent(rows) => self.rows(&rows, &ctx, out)?,
             EventData::TransactionPayloadEvent(p) => self.payload(&p, event, &ctx, out)?,
             EventData::XaPrepareLogEvent(_) => return Err(self.xa(&ctx)),
@@ -355,11 +501,50 @@ impl<R: SchemaResolver> BinlogDecoder<R> {
             Statement::Savepoint => {}
             Statement::Xa => return Err(self.xa(ctx)),
             Statement::Dml => return Err(self.statement_based(ctx, &sql)),
-            Statement::Other if self.in_tx => tracing::debug!(query = %sql, "statement inside a transaction"),
             Statement::Other => {
-                self.next_commit_ts = None;
-                tracing::debug!(schema = %q.schema(), query = %sql, "DDL (not decoded yet)");
+                let changes = ddl::parse(&sql, &q.schema());
+                if changes.is_empty() {
+                    tracing::debug!(schema = %q.schema(), query = %sql, in_tx = self.in_tx, "statement without table changes");
+                }
+                let commit_ts = if self.in_tx {
+                    self.commit_ts
+                } else {
+                    let ts = self.next_commit_ts.take();
+                    ts.unwrap_or(i64::from(ctx.timestamp) * 1_000_000)
+                };
+                if !changes.is_empty() {
+                    self.ddl(&changes, &sql, commit_ts, ctx, out)?;
+                }
             }
+        }
+        Ok(())
+    }
+
+    /// A DDL statement: what each table change means, from the resolver.
+    fn ddl(
+        &mut self,
+        changes: &[TableDdl],
+        sql: &str,
+        commit_ts: i64,
+        ctx: &EventCtx,
+        out: &mut Vec<ChangeEvent>,
+    ) -> Result<(), DecodeError> {
+        let position = self.mysql_pos(ctx.end);
+        let (file, offset) = self.location(ctx);
+        let mut reload = Vec::new();
+        for change in changes {
+            match self.resolver.table_ddl(change, &position).map_err(|e| e.in_event(&file, offset))? {
+                DdlAction::Nothing => {}
+                DdlAction::Reload { table, truncate } => reload.push((table, truncate)),
+                DdlAction::Truncate(schema) => {
+                    tracing::info!(table = %schema.id, position = %SourcePosition::MySql(position.clone()), "TRUNCATE");
+                    push_truncate(out, schema, &SourcePosition::MySql(position.clone()), commit_ts, self.in_tx);
+                }
+            }
+        }
+        if !reload.is_empty() {
+            let in_tx = self.in_tx;
+            self.pending.push(PendingDdl { tables: reload, position, commit_ts, ddl: sql.to_string(), in_tx });
         }
         Ok(())
     }
@@ -384,14 +569,32 @@ impl<R: SchemaResolver> BinlogDecoder<R> {
     }
 
     fn pos(&self, end: u64) -> SourcePosition {
-        let offset = if end == 0 { self.offset } else { end };
-        SourcePosition::MySql(MySqlPosition { file: self.file.clone(), offset, gtid: self.gtid.clone() })
+        SourcePosition::MySql(self.mysql_pos(end))
     }
 
-    fn table_map(&mut self, tme: TableMapEvent<'_>, ctx: &EventCtx) -> Result<(), DecodeError> {
+    fn mysql_pos(&self, end: u64) -> MySqlPosition {
+        let offset = if end == 0 { self.offset } else { end };
+        MySqlPosition { file: self.file.clone(), offset, gtid: self.gtid.clone() }
+    }
+
+    fn table_map(
+        &mut self,
+        tme: TableMapEvent<'_>,
+        ctx: &EventCtx,
+        out: &mut Vec<ChangeEvent>,
+    ) -> Result<(), DecodeError> {
         let id = tme.table_id();
         let (file, offset) = self.location(ctx);
-        let schema = self.resolver.resolve(&tme).map_err(|e| e.in_event(&file, offset))?;
+        let position = self.mysql_pos(ctx.end);
+        let schema = self.resolver.resolve_at(&tme, &position).map_err(|e| e.in_event(&file, offset))?;
+        for changed in self.resolver.take_schema_changes() {
+            out.push(ChangeEvent::SchemaChange {
+                table: changed,
+                position: SourcePosition::MySql(position.clone()),
+                commit_ts: self.commit_ts,
+                ddl: String::new(),
+            });
+        }
         if let Some(entry) = self.tables.get(&id) {
             let same = match (&entry.plan, &schema) {
                 (Some(plan), Some(schema)) => Arc::ptr_eq(&plan.schema, schema),
@@ -572,6 +775,23 @@ impl<R: SchemaResolver> BinlogDecoder<R> {
             "an XA transaction",
             "XA transactions are binlogged at PREPARE, before they commit or roll back; stop using XA on captured tables",
         )
+    }
+}
+
+/// Begin / Truncate / Commit at `position`, or just the Truncate inside an open transaction.
+fn push_truncate(
+    out: &mut Vec<ChangeEvent>,
+    table: Arc<TableSchema>,
+    position: &SourcePosition,
+    commit_ts: i64,
+    in_tx: bool,
+) {
+    if !in_tx {
+        out.push(ChangeEvent::Begin { position: position.clone(), commit_ts });
+    }
+    out.push(ChangeEvent::Truncate { table, position: position.clone(), commit_ts });
+    if !in_tx {
+        out.push(ChangeEvent::Commit { position: position.clone(), commit_ts });
     }
 }
 

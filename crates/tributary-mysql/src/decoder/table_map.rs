@@ -99,6 +99,18 @@ impl SchemaResolver for TableMapResolver {
         self.cache.insert(tme.table_id(), (tme.clone().into_owned(), schema.clone()));
         Ok(schema)
     }
+
+    /// `TRUNCATE` of a table whose TABLE_MAP was seen: Begin / Truncate /
+    /// Commit. Other DDL needs nothing: the next TABLE_MAP describes the table.
+    fn table_ddl(
+        &mut self,
+        ddl: &super::TableDdl,
+        _position: &tributary_core::MySqlPosition,
+    ) -> Result<super::DdlAction, DecodeError> {
+        let super::TableDdl::Truncate { table } = ddl else { return Ok(super::DdlAction::Nothing) };
+        let known = self.cache.values().filter_map(|(_, s)| s.as_ref()).find(|s| s.id == *table);
+        Ok(known.map_or(super::DdlAction::Nothing, |s| super::DdlAction::Truncate(Arc::clone(s))))
+    }
 }
 
 /// `database.table` of a TABLE_MAP event.
@@ -388,22 +400,16 @@ pub(crate) struct TablePlan {
 }
 
 impl TablePlan {
-    /// Matches `schema` with the TABLE_MAP columns: by position when the
-    /// counts agree, else by name (hidden `!hidden!` columns are skipped).
+    /// Matches `schema` with the TABLE_MAP columns ([`check_columns`]): a
+    /// TABLE_MAP the schema does not describe is refused, never decoded.
     pub(crate) fn new(schema: Arc<TableSchema>, tme: &TableMapEvent<'_>) -> Result<Self, String> {
         let info = TableMapInfo::parse(tme)?;
-        let to_schema = match_columns(&schema, &info)?;
+        let to_schema = check_columns(&schema, &info)?;
         let mut from_binlog = vec![usize::MAX; schema.columns.len()];
         for (b, s) in to_schema.iter().enumerate() {
             if let Some(s) = s {
                 from_binlog[*s] = b;
             }
-        }
-        if let Some(missing) = from_binlog.iter().position(|b| *b == usize::MAX) {
-            let name = &schema.columns[missing].name;
-            return Err(format!(
-                "schema column {name} is not in the binlog's TABLE_MAP; the table was altered: restart Tributary to reload its schema"
-            ));
         }
         let cells = from_binlog
             .iter()
@@ -423,31 +429,263 @@ impl TablePlan {
     }
 }
 
-fn match_columns(schema: &TableSchema, info: &TableMapInfo) -> Result<Vec<Option<usize>>, String> {
+/// Which schema column each TABLE_MAP column fills (`None`: a hidden
+/// `!hidden!` column), after checking that `schema` describes the binlog's
+/// columns: by name when the TABLE_MAP carries names
+/// (`binlog_row_metadata=FULL`: every column once, in any order), else by
+/// position with the same count; and each column's binlog type must be one
+/// its schema type is logged as ([`column_mismatch`]). `Err` says what differs.
+pub(crate) fn check_columns(schema: &TableSchema, info: &TableMapInfo) -> Result<Vec<Option<usize>>, String> {
     let (binlog, ours) = (info.columns.len(), schema.columns.len());
-    if binlog == ours {
-        return Ok((0..binlog).map(Some).collect());
-    }
-    if !info.has_names {
-        return Err(format!(
-            "the binlog has {binlog} columns but the schema has {ours}, and the TABLE_MAP carries no column names \
-             to match them by; run SET GLOBAL binlog_row_metadata='FULL' on the source"
-        ));
-    }
-    let mut to_schema = Vec::with_capacity(binlog);
-    for meta in &info.columns {
-        let name = meta.name.as_deref().unwrap_or_default();
-        match schema.column_index(name) {
-            Some(i) => to_schema.push(Some(i)),
-            None if name.starts_with(HIDDEN_PREFIX) => to_schema.push(None),
-            None => {
-                return Err(format!(
-                    "binlog column {name} is not in the schema; the table was altered: restart Tributary to reload its schema"
-                ))
+    let to_schema: Vec<Option<usize>> = if info.has_names {
+        let mut to_schema = Vec::with_capacity(binlog);
+        let mut seen = vec![false; ours];
+        for meta in &info.columns {
+            let name = meta.name.as_deref().unwrap_or_default();
+            match schema.column_index(name) {
+                Some(i) if !seen[i] => {
+                    seen[i] = true;
+                    to_schema.push(Some(i));
+                }
+                None if name.starts_with(HIDDEN_PREFIX) => to_schema.push(None),
+                _ => return Err(format!("binlog column {name} is not in the schema ({})", describe_schema(schema))),
             }
+        }
+        if let Some(missing) = seen.iter().position(|s| !s) {
+            return Err(format!(
+                "schema column {} is not among the binlog's columns ({})",
+                schema.columns[missing].name,
+                describe_binlog(info)
+            ));
+        }
+        to_schema
+    } else {
+        if binlog != ours {
+            return Err(format!(
+                "the binlog has {binlog} columns ({}) but the schema has {ours} ({})",
+                describe_binlog(info),
+                describe_schema(schema)
+            ));
+        }
+        (0..binlog).map(Some).collect()
+    };
+    for (b, s) in to_schema.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let column = &schema.columns[*s];
+        if let Some(reason) = column_mismatch(column, &info.columns[b]) {
+            return Err(format!("column {} ({}): {reason}", column.name, column.source_type));
         }
     }
     Ok(to_schema)
+}
+
+/// Why cells of a binlog column described by `meta` cannot be decoded as
+/// `column`, if they cannot. They can when the binlog type's values are
+/// decoded the same way and fit the column: a narrower integer of the same
+/// signedness (INT cells in a BIGINT column), FLOAT in DOUBLE, a DECIMAL with
+/// no more integer or fraction digits, any string type of the same kind
+/// (text / binary) in another, ENUM / SET with the same labels, BIT(1) as
+/// BIT(1). Differences decoding does not depend on (VARCHAR length,
+/// fractional seconds) pass; so does what the metadata does not say.
+pub(crate) fn column_mismatch(column: &Column, meta: &ColumnMeta) -> Option<String> {
+    let ty = meta.binlog_type?;
+    let source = column.source_type.trim().to_ascii_lowercase();
+    let word = source.split(|c: char| c == '(' || c.is_whitespace()).next().unwrap_or("");
+    let schema_class = source_class(word)?;
+    let binlog_class = binlog_class(ty)?;
+    let logged = || format!("the binlog logs it as {}", binlog_type_name(ty));
+    let unsigned = source.split(|c: char| c == ')' || c.is_whitespace()).any(|w| w == "unsigned" || w == "zerofill");
+    match (binlog_class, schema_class) {
+        (Class::Int(binlog_bits), Class::Int(bits)) => {
+            let binlog_unsigned = meta.unsigned.unwrap_or(unsigned);
+            if binlog_unsigned != unsigned {
+                let sign = if binlog_unsigned { "unsigned" } else { "signed" };
+                return Some(format!("the binlog logs it {sign}"));
+            }
+            if binlog_bits > bits {
+                return Some(logged());
+            }
+        }
+        (Class::Float, Class::Float | Class::Double) | (Class::Double, Class::Double) => {}
+        (Class::Decimal, Class::Decimal) => {
+            if let (ColumnType::Decimal { precision, scale }, [p, s, ..]) =
+                (&column.data_type, meta.type_meta.as_slice())
+            {
+                if p.saturating_sub(*s) > precision.saturating_sub(*scale) || s > scale {
+                    return Some(format!("the binlog logs it as decimal({p},{s})"));
+                }
+            }
+        }
+        (Class::String, Class::String) => {
+            // Binary vs text: known from the charset, unless the schema itself could not tell ("text or blob").
+            if let (Some(collation), false) = (meta.collation, source.contains(" or ")) {
+                let binary = matches!(word, "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob");
+                if (collation == BINARY_COLLATION) != binary {
+                    let kind = if collation == BINARY_COLLATION { "binary" } else { "text" };
+                    return Some(format!("the binlog logs it as {kind}"));
+                }
+            }
+        }
+        (Class::Enum, Class::Enum) | (Class::Set, Class::Set) => {
+            if let (Some(labels), Some(ours)) = (&meta.labels, CellPlan::from_column(column).labels) {
+                if *labels != ours {
+                    let quoted: Vec<String> = labels.iter().map(|l| quote_label(l)).collect();
+                    return Some(format!("the binlog lists the values ({})", quoted.join(",")));
+                }
+            }
+        }
+        (Class::Bit, Class::Bit) => {
+            let m = &meta.type_meta;
+            let bits = usize::from(*m.get(1).unwrap_or(&0)) * 8 + usize::from(*m.first().unwrap_or(&0));
+            if (bits == 1) != (column.data_type == ColumnType::Bool) {
+                return Some(format!("the binlog logs it as bit({bits})"));
+            }
+        }
+        (a, b) if a == b => {}
+        _ => return Some(logged()),
+    }
+    None
+}
+
+/// How cells of a type are decoded, for [`column_mismatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Integer of this many bits.
+    Int(u8),
+    Float,
+    Double,
+    Decimal,
+    Date,
+    DateTime,
+    Timestamp,
+    Time,
+    Year,
+    /// CHAR, VARCHAR, TEXT, BINARY, VARBINARY, BLOB.
+    String,
+    Enum,
+    Set,
+    Json,
+    Bit,
+    Vector,
+    Geometry,
+}
+
+/// The class of a schema column from its source type's first word (`None`: unknown, not checked).
+fn source_class(word: &str) -> Option<Class> {
+    Some(match word {
+        "tinyint" => Class::Int(8),
+        "smallint" => Class::Int(16),
+        "mediumint" => Class::Int(24),
+        "int" | "integer" => Class::Int(32),
+        "bigint" => Class::Int(64),
+        "decimal" | "numeric" | "fixed" => Class::Decimal,
+        "float" => Class::Float,
+        "double" | "real" => Class::Double,
+        "date" => Class::Date,
+        "datetime" => Class::DateTime,
+        "timestamp" => Class::Timestamp,
+        "time" => Class::Time,
+        "year" => Class::Year,
+        "char" | "binary" | "varchar" | "varbinary" | "tinytext" | "text" | "mediumtext" | "longtext" | "tinyblob"
+        | "blob" | "mediumblob" | "longblob" => Class::String,
+        "enum" => Class::Enum,
+        "set" => Class::Set,
+        "json" => Class::Json,
+        "bit" => Class::Bit,
+        "vector" => Class::Vector,
+        w if super::values::is_spatial(w) => Class::Geometry,
+        _ => return None,
+    })
+}
+
+/// The class of a binlog column type (`None`: unknown, not checked).
+fn binlog_class(ty: BinlogType) -> Option<Class> {
+    use BinlogType as B;
+    Some(match ty {
+        B::MYSQL_TYPE_TINY => Class::Int(8),
+        B::MYSQL_TYPE_SHORT => Class::Int(16),
+        B::MYSQL_TYPE_INT24 => Class::Int(24),
+        B::MYSQL_TYPE_LONG => Class::Int(32),
+        B::MYSQL_TYPE_LONGLONG => Class::Int(64),
+        B::MYSQL_TYPE_NEWDECIMAL | B::MYSQL_TYPE_DECIMAL => Class::Decimal,
+        B::MYSQL_TYPE_FLOAT => Class::Float,
+        B::MYSQL_TYPE_DOUBLE => Class::Double,
+        B::MYSQL_TYPE_DATE | B::MYSQL_TYPE_NEWDATE => Class::Date,
+        B::MYSQL_TYPE_DATETIME | B::MYSQL_TYPE_DATETIME2 => Class::DateTime,
+        B::MYSQL_TYPE_TIMESTAMP | B::MYSQL_TYPE_TIMESTAMP2 => Class::Timestamp,
+        B::MYSQL_TYPE_TIME | B::MYSQL_TYPE_TIME2 => Class::Time,
+        B::MYSQL_TYPE_YEAR => Class::Year,
+        B::MYSQL_TYPE_STRING
+        | B::MYSQL_TYPE_VARCHAR
+        | B::MYSQL_TYPE_VAR_STRING
+        | B::MYSQL_TYPE_BLOB
+        | B::MYSQL_TYPE_TINY_BLOB
+        | B::MYSQL_TYPE_MEDIUM_BLOB
+        | B::MYSQL_TYPE_LONG_BLOB => Class::String,
+        B::MYSQL_TYPE_ENUM => Class::Enum,
+        B::MYSQL_TYPE_SET => Class::Set,
+        B::MYSQL_TYPE_JSON => Class::Json,
+        B::MYSQL_TYPE_BIT => Class::Bit,
+        B::MYSQL_TYPE_VECTOR => Class::Vector,
+        B::MYSQL_TYPE_GEOMETRY => Class::Geometry,
+        _ => return None,
+    })
+}
+
+/// The schema a TABLE_MAP with column names describes, for decoding its rows
+/// when the schema loaded for the table does not fit them: the binlog's own
+/// columns, each described as `known` describes a column of that name when
+/// that description decodes its cells (so source types keep the catalog's
+/// spelling, and a wider type the values fit is kept rather than narrowed),
+/// else as the TABLE_MAP does. The primary key comes from the
+/// metadata, else from `known` by name.
+pub(crate) fn schema_from_binlog(tme: &TableMapEvent<'_>, known: Option<&TableSchema>) -> Result<TableSchema, String> {
+    let info = TableMapInfo::parse(tme)?;
+    if !info.has_names {
+        return Err("the TABLE_MAP carries no column names (binlog_row_metadata is not FULL)".into());
+    }
+    let mut schema = TableMapResolver::schema_of(tme).map_err(|e| e.to_string())?;
+    let Some(known) = known else { return Ok(schema) };
+    for column in &mut schema.columns {
+        let Some(old) = known.column_index(&column.name).map(|i| &known.columns[i]) else { continue };
+        let Some(meta) = info.columns.iter().find(|m| m.name.as_deref() == Some(column.name.as_str())) else {
+            continue;
+        };
+        if column_mismatch(old, meta).is_none() {
+            *column = Column { nullable: column.nullable, ..old.clone() };
+        }
+    }
+    if schema.primary_key.is_empty() {
+        let names: Vec<&str> = known.primary_key.iter().map(|&i| known.columns[i].name.as_str()).collect();
+        let key: Option<Vec<usize>> = names.iter().map(|n| schema.column_index(n)).collect();
+        schema.primary_key = key.unwrap_or_default();
+    }
+    Ok(schema)
+}
+
+/// `id int, name varchar(50)` for messages.
+fn describe_schema(schema: &TableSchema) -> String {
+    schema.columns.iter().map(|c| format!("{} {}", c.name, c.source_type)).collect::<Vec<_>>().join(", ")
+}
+
+/// The TABLE_MAP's columns as `name type` (or just types without names).
+fn describe_binlog(info: &TableMapInfo) -> String {
+    info.columns
+        .iter()
+        .map(|c| {
+            let ty = c.binlog_type.map_or("?".to_string(), binlog_type_name);
+            match &c.name {
+                Some(name) => format!("{name} {ty}"),
+                None => ty,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `varchar` for `MYSQL_TYPE_VARCHAR`.
+fn binlog_type_name(ty: BinlogType) -> String {
+    format!("{ty:?}").trim_start_matches("MYSQL_TYPE_").to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -546,5 +784,90 @@ mod tests {
             assert!(is_character(ty), "{ty:?}");
         }
         assert!(!is_character(BinlogType::MYSQL_TYPE_ENUM) && !is_character(BinlogType::MYSQL_TYPE_JSON));
+    }
+
+    fn col(name: &str, data_type: ColumnType, source_type: &str) -> Column {
+        Column { name: name.into(), data_type, nullable: true, source_type: source_type.into() }
+    }
+
+    fn named(name: &str, m: ColumnMeta) -> ColumnMeta {
+        ColumnMeta { name: Some(name.into()), ..m }
+    }
+
+    fn info(columns: Vec<ColumnMeta>) -> TableMapInfo {
+        let has_names = columns.iter().all(|c| c.name.is_some());
+        TableMapInfo { columns, primary_key: vec![], has_names }
+    }
+
+    fn table(columns: Vec<Column>) -> TableSchema {
+        TableSchema { id: TableId::new("d", "t"), columns, primary_key: vec![0] }
+    }
+
+    fn int() -> ColumnMeta {
+        ColumnMeta { unsigned: Some(false), ..meta(BinlogType::MYSQL_TYPE_LONG, &[]) }
+    }
+
+    fn varchar(collation: u16) -> ColumnMeta {
+        ColumnMeta { collation: Some(collation), ..meta(BinlogType::MYSQL_TYPE_VARCHAR, &[200, 0]) }
+    }
+
+    #[test]
+    fn named_columns_match_by_name_in_any_order_and_every_one_once() {
+        let schema = table(vec![col("id", ColumnType::Int32, "int(11)"), col("s", ColumnType::Text, "varchar(50)")]);
+        let swapped = info(vec![named("s", varchar(45)), named("id", int())]);
+        assert_eq!(check_columns(&schema, &swapped).unwrap(), vec![Some(1), Some(0)]);
+        let hidden = info(vec![named("id", int()), named("!hidden!i0", int()), named("s", varchar(45))]);
+        assert_eq!(check_columns(&schema, &hidden).unwrap(), vec![Some(0), None, Some(1)]);
+        let renamed = info(vec![named("id", int()), named("t", varchar(45))]);
+        let err = check_columns(&schema, &renamed).unwrap_err();
+        assert!(err.contains("binlog column t is not in the schema (id int(11), s varchar(50))"), "{err}");
+        let fewer = info(vec![named("id", int())]);
+        assert!(check_columns(&schema, &fewer).unwrap_err().contains("schema column s is not among"));
+        let twice = info(vec![named("id", int()), named("id", int())]);
+        assert!(check_columns(&schema, &twice).is_err());
+    }
+
+    #[test]
+    fn unnamed_columns_match_by_position_with_the_same_count() {
+        let schema = table(vec![col("id", ColumnType::Int32, "int(11)"), col("s", ColumnType::Text, "varchar(50)")]);
+        assert!(check_columns(&schema, &info(vec![int(), varchar(45)])).is_ok());
+        let err = check_columns(&schema, &info(vec![int(), varchar(45), int()])).unwrap_err();
+        assert!(err.contains("3 columns (long, varchar, long) but the schema has 2"), "{err}");
+        let err = check_columns(&schema, &info(vec![int(), int()])).unwrap_err();
+        assert!(err.contains("column s (varchar(50)): the binlog logs it as long"), "{err}");
+    }
+
+    #[test]
+    fn cells_that_fit_the_column_pass_others_do_not() {
+        let bigint = col("a", ColumnType::Int64, "bigint(20)");
+        assert_eq!(column_mismatch(&bigint, &int()), None, "INT cells fit BIGINT");
+        let small = col("a", ColumnType::Int16, "smallint(6)");
+        assert!(column_mismatch(&small, &int()).unwrap().contains("long"));
+        let unsigned = col("a", ColumnType::Int64, "int(10) unsigned");
+        assert!(column_mismatch(&unsigned, &int()).unwrap().contains("signed"));
+        let double = col("f", ColumnType::Float64, "double");
+        assert_eq!(column_mismatch(&double, &meta(BinlogType::MYSQL_TYPE_FLOAT, &[4])), None);
+        let float = col("f", ColumnType::Float32, "float");
+        assert!(column_mismatch(&float, &meta(BinlogType::MYSQL_TYPE_DOUBLE, &[8])).is_some());
+        let dec = col("d", ColumnType::Decimal { precision: 12, scale: 2 }, "decimal(12,2)");
+        assert_eq!(column_mismatch(&dec, &meta(BinlogType::MYSQL_TYPE_NEWDECIMAL, &[10, 2])), None);
+        assert!(column_mismatch(&dec, &meta(BinlogType::MYSQL_TYPE_NEWDECIMAL, &[14, 2])).is_some());
+        assert!(column_mismatch(&dec, &meta(BinlogType::MYSQL_TYPE_NEWDECIMAL, &[12, 4])).is_some());
+        let text = col("s", ColumnType::Text, "text");
+        assert_eq!(column_mismatch(&text, &varchar(45)), None, "VARCHAR cells in a TEXT column");
+        assert!(column_mismatch(&text, &varchar(63)).unwrap().contains("binary"));
+        let blob = col("s", ColumnType::Bytes, "text or blob");
+        assert_eq!(column_mismatch(&blob, &varchar(45)), None, "the schema could not tell");
+        let e = col("e", ColumnType::Text, "enum('p','q')");
+        let labels = |l: &[&str]| ColumnMeta {
+            labels: Some(l.iter().map(|s| s.to_string()).collect()),
+            ..meta(BinlogType::MYSQL_TYPE_ENUM, &[247, 1])
+        };
+        assert_eq!(column_mismatch(&e, &labels(&["p", "q"])), None);
+        assert!(column_mismatch(&e, &labels(&["p", "q", "r"])).unwrap().contains("'r'"));
+        let flag = col("b", ColumnType::Bool, "bit(1)");
+        assert!(column_mismatch(&flag, &meta(BinlogType::MYSQL_TYPE_BIT, &[3, 0])).is_some());
+        let unknown = col("u", ColumnType::Text, "uuid");
+        assert_eq!(column_mismatch(&unknown, &int()), None, "unknown source types are not checked");
     }
 }

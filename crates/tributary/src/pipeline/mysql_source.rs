@@ -21,8 +21,8 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let source = config.mysql("run")?;
     let report = preflight::preflight(source).await?;
     tracing::info!(?report, "source preflight passed");
-    let resolver = schema_loader::LiveSchemaResolver::load(source).await?;
-    let mut schemas: Vec<Arc<TableSchema>> = resolver.tables().values().cloned().collect();
+    let filter = source.table_filter()?;
+    let mut schemas: Vec<Arc<TableSchema>> = schema_loader::load_schema_map(source).await?.into_values().collect();
     schemas.sort_by(|a, b| a.id.cmp(&b.id));
     let mut writers = TableWriters::open(&config.sink.delta, &schemas, &config.pipeline.name, metrics.clone()).await?;
 
@@ -40,6 +40,17 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let SourcePosition::MySql(from) = from else { bail!("the Delta tables hold a non-MySQL position") };
     tracing::info!(position = %SourcePosition::MySql(from.clone()), "streaming from the lowest committed position");
 
+    // Decoding resumes with the schema each Delta table holds at its committed
+    // position, not the catalog's (which may be ahead after DDL while stopped).
+    let resume: Vec<(Arc<TableSchema>, Option<SourcePosition>)> = writers
+        .source_schemas()
+        .into_iter()
+        .map(|schema| {
+            let committed = writers.get_mut(&schema.id).and_then(|w| w.committed_position());
+            (schema, committed)
+        })
+        .collect();
+    let resolver = schema_loader::LiveSchemaResolver::resume(resume, filter);
     let binlog = BinlogSource::start(source, resolver, from.clone()).await?;
     let (events_tx, events_rx) = mpsc::channel(64);
     let reader = tokio::spawn(read_binlog(binlog, events_tx, metrics.clone()));
