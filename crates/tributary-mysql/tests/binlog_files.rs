@@ -87,7 +87,8 @@ fn commit_ts(e: &ChangeEvent) -> i64 {
         | ChangeEvent::Delete { commit_ts, .. }
         | ChangeEvent::Truncate { commit_ts, .. }
         | ChangeEvent::SchemaChange { commit_ts, .. }
-        | ChangeEvent::Commit { commit_ts, .. } => *commit_ts,
+        | ChangeEvent::Commit { commit_ts, .. }
+        | ChangeEvent::Heartbeat { commit_ts, .. } => *commit_ts,
     }
 }
 
@@ -103,6 +104,7 @@ fn shape(events: &[ChangeEvent]) -> String {
             ChangeEvent::Truncate { .. } => 'T',
             ChangeEvent::SchemaChange { .. } => 'S',
             ChangeEvent::Commit { .. } => 'C',
+            ChangeEvent::Heartbeat { .. } => 'H',
         })
         .collect()
 }
