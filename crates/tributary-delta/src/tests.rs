@@ -1103,3 +1103,18 @@ async fn an_incompatible_change_is_refused_and_writes_nothing() {
     assert!(err.to_string().contains("name"), "{err}");
     assert_eq!(w.delta_version(), version);
 }
+
+#[tokio::test]
+async fn a_column_added_again_after_a_drop_keeps_the_values_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let mut w = open(dir.path(), &schema).await;
+    w.apply(&batch(vec![ins(item(1, "a", 1))], 100)).await.unwrap();
+    let mut dropped = (*schema).clone();
+    dropped.columns.remove(1);
+    w.change_schema(&dropped, &pos(200), &[]).await.unwrap();
+    let changes = w.change_schema(&schema, &pos(300), &[("name".into(), Value::Text("d".into()))]).await.unwrap();
+    assert_eq!(changes.iter().map(|c| c.kind()).collect::<Vec<_>>(), ["add_column"]);
+    let rows = rows_by_id(w.path()).await;
+    assert_eq!(rows[&1]["name"], json!("a"), "never rewritten with a default: {rows:?}");
+}

@@ -548,7 +548,10 @@ impl TableWriter {
         let Some(planned) = planned else { return Ok(Vec::new()) };
         let layout = TableLayout::with_source_columns(Arc::new(planned.sink), planned.source_columns);
         let mut plan = Plan::default();
-        // Only columns this change adds get the existing rows' value.
+        // Columns this change adds read, in older rows, what the source shows
+        // there (`existing`: a default). A column added again after a drop
+        // keeps the values it held: the drop may only have been seen through
+        // a catalog read after later DDL, and a rewrite must never lose data.
         let fills: Vec<(usize, &Value)> = existing
             .iter()
             .filter(|(name, value)| {

@@ -165,8 +165,8 @@ async fn flush(batch: &mut MicroBatch, writers: &mut TableWriters) -> anyhow::Re
 }
 
 /// For columns the schema changes of `txn` add: the values the source shows
-/// for rows that existed before them (PostgreSQL defaults stored as "missing
-/// values"; MySQL: none yet, older rows read NULL).
+/// for rows that existed before them (constant defaults; see each source's
+/// `schema_loader::existing_row_values`).
 async fn existing_row_values(
     config: &PipelineConfig,
     writers: &TableWriters,
@@ -174,14 +174,23 @@ async fn existing_row_values(
 ) -> anyhow::Result<std::collections::BTreeMap<TableId, Vec<(String, tributary_core::Value)>>> {
     let mut out = std::collections::BTreeMap::new();
     let added = writers.added_columns(txn);
-    let SourceConfig::Postgres(source) = &config.source else { return Ok(out) };
     if added.is_empty() {
         return Ok(out);
     }
-    let client = tributary_postgres::connect::connect(source).await?;
-    for (schema, names) in added {
-        let values = tributary_postgres::schema_loader::existing_row_values(&client, &schema, &names).await?;
-        out.insert(schema.id.clone(), values);
+    match &config.source {
+        SourceConfig::Postgres(source) => {
+            let client = tributary_postgres::connect::connect(source).await?;
+            for (schema, names) in added {
+                let values = tributary_postgres::schema_loader::existing_row_values(&client, &schema, &names).await?;
+                out.insert(schema.id.clone(), values);
+            }
+        }
+        SourceConfig::Mysql(source) => {
+            for (schema, names) in added {
+                let values = tributary_mysql::schema_loader::existing_row_values(source, &schema, &names).await?;
+                out.insert(schema.id.clone(), values);
+            }
+        }
     }
     Ok(out)
 }
