@@ -18,7 +18,7 @@ mkdir -p "$DEMO_DIR/tmp"
 mariadb-install-db --no-defaults --user="$(id -un)" --skip-test-db --datadir="$DEMO_DIR/data" --tmpdir="$DEMO_DIR/tmp" >"$DEMO_DIR/install.log" 2>&1
 mariadbd --no-defaults --user="$(id -un)" --datadir="$DEMO_DIR/data" --socket="$SOCK" --port="$PORT" \
   --tmpdir="$DEMO_DIR/tmp" --bind-address=127.0.0.1 --skip-name-resolve --server-id=1 --log-bin="$DEMO_DIR/data/mariadb-bin" \
-  --binlog-format=ROW --binlog-row-image=FULL >"$DEMO_DIR/server.log" 2>&1 &
+  --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL >"$DEMO_DIR/server.log" 2>&1 &
 DB_PID=$!
 PIPE_PID=""
 cleanup() {

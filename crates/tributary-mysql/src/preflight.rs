@@ -251,7 +251,7 @@ async fn global_variables(conn: &mut Conn) -> Result<HashMap<String, String>, My
     const CONTEXT: &str = "reading server variables";
     let sql = "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
                ('log_bin', 'binlog_format', 'binlog_row_image', 'log_bin_compress', \
-               'binlog_row_value_options', 'server_id')";
+               'binlog_row_value_options', 'binlog_row_metadata', 'server_id')";
     let rows: Vec<Row> = conn.query(sql).await.map_err(|e| MySqlError::query(CONTEXT, e))?;
     rows.iter().map(|r| Ok((row_text(r, 0, CONTEXT)?.to_ascii_lowercase(), row_text(r, 1, CONTEXT)?))).collect()
 }
@@ -308,6 +308,13 @@ fn check_settings(info: &ServerInfo, vars: &HashMap<String, String>) -> Result<(
                 fix: req.fix.into(),
             });
         }
+    }
+    if let Some(metadata) = vars.get("binlog_row_metadata").filter(|m| !m.eq_ignore_ascii_case("FULL")) {
+        tracing::warn!(
+            binlog_row_metadata = %metadata,
+            "without column names in the binlog, a restart across several schema changes of a table stops \
+             and asks for a re-snapshot; run SET GLOBAL binlog_row_metadata = 'FULL' (docs/schema-evolution.md)"
+        );
     }
     Ok(())
 }
