@@ -60,9 +60,11 @@ fn one_line(error: &anyhow::Error) -> String {
 
 fn init_logging(cli: &cli::Cli) {
     // The Delta kernel logs every snapshot load at info and a table that does not exist
-    // yet at error; their failures reach us as errors anyway. Quiet unless asked for.
+    // yet at error; pg_walstream logs its connection steps at info and an existing slot
+    // (the normal restart) at warn. Their failures reach us as errors anyway, and we log
+    // what matters ourselves. Quiet unless asked for.
     let mut directives = cli.log.clone();
-    for (noisy, level) in [("buoyant_kernel", "off"), ("deltalake_core", "warn")] {
+    for (noisy, level) in [("buoyant_kernel", "off"), ("deltalake_core", "warn"), ("pg_walstream", "error")] {
         if !directives.contains(noisy) {
             directives.push_str(&format!(",{noisy}={level}"));
         }
