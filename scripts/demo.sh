@@ -9,7 +9,9 @@ LAKE="$PWD/delta-tables"
 BIN="${CARGO_TARGET_DIR:-target}/debug/tributary"
 
 cargo build --locked -q -p tributary
-rm -rf "$DEMO_DIR"; mkdir -p "$DEMO_DIR"
+# The demo's server is new on every run, so a lake left by an earlier run holds
+# positions in a binlog that no longer exists: start both afresh.
+rm -rf "$DEMO_DIR" "$LAKE"; mkdir -p "$DEMO_DIR"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 SOCK="$DEMO_DIR/mysqld.sock"
 
