@@ -102,9 +102,19 @@ pub struct Transaction {
     pub commit_ts: i64,
     /// `(table schema, change)` in source order.
     pub changes: Vec<(Arc<TableSchema>, RowChange)>,
-    /// Schema changes in this transaction: `(index into changes, new schema)`;
-    /// the new schema holds for the table's changes from that index on.
-    pub schema_changes: Vec<(usize, Arc<TableSchema>)>,
+    /// Schema changes in this transaction, in order.
+    pub schema_changes: Vec<SchemaChangeAt>,
+}
+
+/// A schema change inside a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaChangeAt {
+    /// Index into the transaction's changes from which `table` holds.
+    pub index: usize,
+    /// The table's new schema.
+    pub table: Arc<TableSchema>,
+    /// The statement, when the source logs it (MySQL), else a description.
+    pub ddl: String,
 }
 
 impl Transaction {

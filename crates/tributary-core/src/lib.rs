@@ -14,7 +14,7 @@ pub mod secret;
 pub mod value;
 
 pub use error::{ErrorClass, Retryable};
-pub use event::{ChangeEvent, RowChange, Transaction};
+pub use event::{ChangeEvent, RowChange, SchemaChangeAt, Transaction};
 pub use filter::{FilterError, TableFilter};
 pub use position::{Gtid, Lsn, MySqlPosition, SourcePosition};
 pub use schema::{Column, ColumnType, TableId, TableSchema};

@@ -36,6 +36,10 @@ pub enum ColumnChange {
     Relaxed { column: String },
     /// A column dropped earlier came back.
     Restored { column: String },
+    /// Renamed (the source said so): `to` is added, older rows get the values
+    /// of `from`, which is kept like a dropped column (NULL from now on).
+    /// Every step is additive, so Delta 3.x reads the change feed across it.
+    Renamed { from: String, to: String },
 }
 
 impl ColumnChange {
@@ -47,7 +51,8 @@ impl ColumnChange {
             | ColumnChange::Widened { column, .. }
             | ColumnChange::Retyped { column, .. }
             | ColumnChange::Relaxed { column }
-            | ColumnChange::Restored { column } => column,
+            | ColumnChange::Restored { column }
+            | ColumnChange::Renamed { to: column, .. } => column,
         }
     }
 
@@ -60,6 +65,7 @@ impl ColumnChange {
             ColumnChange::Retyped { .. } => "change_type",
             ColumnChange::Relaxed { .. } => "drop_not_null",
             ColumnChange::Restored { .. } => "add_column",
+            ColumnChange::Renamed { .. } => "rename_column",
         }
     }
 }
@@ -73,6 +79,9 @@ impl fmt::Display for ColumnChange {
             ColumnChange::Retyped { column, from, to } => write!(f, "change {column} {from} -> {to}"),
             ColumnChange::Relaxed { column } => write!(f, "drop NOT NULL on {column}"),
             ColumnChange::Restored { column } => write!(f, "add column {column} again"),
+            ColumnChange::Renamed { from, to } => {
+                write!(f, "rename column {from} to {to} ({from} kept, NULL from now on)")
+            }
         }
     }
 }
@@ -100,10 +109,13 @@ pub struct SchemaPlan {
 
 /// Plans the move from `sink` (whose first `source_columns` columns are the
 /// source's) to the source schema `source`; `None` when nothing changes.
+/// `renamed` lists `(from, to)` column renames the source reported; one is
+/// taken when `from` is gone, `to` is new and both have the same type.
 pub fn plan(
     sink: &TableSchema,
     source_columns: usize,
     source: &TableSchema,
+    renamed: &[(String, String)],
 ) -> Result<Option<SchemaPlan>, SchemaChangeError> {
     let key_names = |s: &TableSchema| s.primary_key.iter().map(|&i| s.columns[i].name.clone()).collect::<Vec<_>>();
     let (old_key, new_key) = (key_names(sink), key_names(source));
@@ -161,6 +173,18 @@ pub fn plan(
                 changes.push(ColumnChange::Dropped { column: old.name.clone() });
             }
             kept.push(Column { nullable: true, ..old.clone() });
+        }
+    }
+    for (from, to) in renamed {
+        let added = changes.iter().position(|c| matches!(c, ColumnChange::Added { column, .. } if column == to));
+        let dropped = changes.iter().position(|c| matches!(c, ColumnChange::Dropped { column } if column == from));
+        let same_type = match (sink.column_index(from), source.column_index(to)) {
+            (Some(a), Some(b)) => sink.columns[a].data_type == source.columns[b].data_type,
+            _ => false,
+        };
+        if let (Some(added), Some(dropped), true) = (added, dropped, same_type) {
+            changes[added] = ColumnChange::Renamed { from: from.to_string(), to: to.to_string() };
+            changes.remove(dropped);
         }
     }
     let order_changed = columns.iter().zip(&sink.columns).any(|(a, b)| a.name != b.name);
@@ -232,7 +256,7 @@ mod tests {
 
     #[test]
     fn the_same_schema_is_no_change() {
-        assert_eq!(plan(&base(), 3, &base()).unwrap(), None);
+        assert_eq!(plan(&base(), 3, &base(), &[]).unwrap(), None);
     }
 
     #[test]
@@ -240,7 +264,7 @@ mod tests {
         let mut source = base();
         source.columns.remove(1);
         source.columns.push(col("price", ColumnType::Decimal { precision: 10, scale: 2 }, false, "decimal(10,2)"));
-        let p = plan(&base(), 3, &source).unwrap().unwrap();
+        let p = plan(&base(), 3, &source, &[]).unwrap().unwrap();
         let names: Vec<&str> = p.sink.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["id", "qty", "price", "name"]);
         assert_eq!(p.source_columns, 3);
@@ -254,12 +278,28 @@ mod tests {
             ]
         );
         // The kept column is not dropped twice, and comes back when re-added.
-        assert_eq!(plan(&p.sink, 3, &source).unwrap(), None);
+        assert_eq!(plan(&p.sink, 3, &source, &[]).unwrap(), None);
         let mut again = source.clone();
         again.columns.push(col("name", ColumnType::Text, true, "text"));
-        let q = plan(&p.sink, 3, &again).unwrap().unwrap();
+        let q = plan(&p.sink, 3, &again, &[]).unwrap().unwrap();
         assert_eq!(q.source_columns, 4);
         assert!(q.changes.contains(&ColumnChange::Restored { column: "name".into() }));
+    }
+
+    #[test]
+    fn a_rename_the_source_reports_carries_the_column_over() {
+        let mut source = base();
+        source.columns[2] = col("amount", ColumnType::Int32, true, "int");
+        let renamed = [("qty".to_string(), "amount".to_string())];
+        let p = plan(&base(), 3, &source, &renamed).unwrap().unwrap();
+        assert_eq!(p.changes, [ColumnChange::Renamed { from: "qty".into(), to: "amount".into() }]);
+        let names: Vec<&str> = p.sink.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "name", "amount", "qty"]);
+        // Without the source's word, or with another type, it is a drop plus an add.
+        let kinds = |p: SchemaPlan| p.changes.iter().map(|c| c.kind()).collect::<Vec<_>>();
+        assert_eq!(kinds(plan(&base(), 3, &source, &[]).unwrap().unwrap()), ["add_column", "drop_column"]);
+        source.columns[2] = col("amount", ColumnType::Text, true, "text");
+        assert_eq!(kinds(plan(&base(), 3, &source, &renamed).unwrap().unwrap()), ["add_column", "drop_column"]);
     }
 
     #[test]
@@ -267,7 +307,7 @@ mod tests {
         let mut source = base();
         source.columns[2] = col("qty", ColumnType::Int64, true, "bigint");
         source.columns[1] = col("name", ColumnType::Text, true, "varchar(200)");
-        let p = plan(&base(), 3, &source).unwrap().unwrap();
+        let p = plan(&base(), 3, &source, &[]).unwrap().unwrap();
         assert!(p.rewrite);
         assert!(p.changes.contains(&ColumnChange::Widened {
             column: "qty".into(),
@@ -290,7 +330,7 @@ mod tests {
     fn an_incompatible_type_names_the_column_and_both_types() {
         let mut source = base();
         source.columns[1] = col("name", ColumnType::Int32, true, "int");
-        let err = plan(&base(), 3, &source).unwrap_err().to_string();
+        let err = plan(&base(), 3, &source, &[]).unwrap_err().to_string();
         assert!(
             err.contains("name") && err.contains("varchar(50)") && err.contains("int") && err.contains("re-snapshot"),
             "{err}"
@@ -301,13 +341,13 @@ mod tests {
     fn a_changed_key_is_refused_and_not_null_is_relaxed_not_added() {
         let mut source = base();
         source.primary_key = vec![1];
-        assert!(matches!(plan(&base(), 3, &source), Err(SchemaChangeError::KeyChanged { .. })));
+        assert!(matches!(plan(&base(), 3, &source, &[]), Err(SchemaChangeError::KeyChanged { .. })));
         let mut source = base();
         source.columns[1].nullable = false;
-        assert_eq!(plan(&base(), 3, &source).unwrap(), None, "NULL -> NOT NULL keeps the Delta column nullable");
+        assert_eq!(plan(&base(), 3, &source, &[]).unwrap(), None, "NULL -> NOT NULL keeps the Delta column nullable");
         let mut source = base();
         source.columns[0].nullable = true;
-        let p = plan(&base(), 3, &source).unwrap().unwrap();
+        let p = plan(&base(), 3, &source, &[]).unwrap().unwrap();
         assert_eq!(p.changes, [ColumnChange::Relaxed { column: "id".into() }]);
     }
 }

@@ -1059,14 +1059,14 @@ async fn schema_changes_add_keep_dropped_widen_and_survive_a_reopen() {
 
     let evolved = evolved_schema();
     let changes = w
-        .change_schema(&evolved, &pos(200), &[("price".into(), Value::Decimal { unscaled: 100, scale: 2 })])
+        .change_schema(&evolved, &pos(200), &[("price".into(), Value::Decimal { unscaled: 100, scale: 2 })], &[])
         .await
         .unwrap();
     let kinds: Vec<&str> = changes.iter().map(|c| c.kind()).collect();
     assert_eq!(kinds, ["widen_type", "add_column", "drop_column"], "{changes:?}");
     assert_eq!(*w.source_schema(), *evolved);
     // A replay of the same change (at or below the stored position) does nothing.
-    assert!(w.change_schema(&evolved, &pos(100), &[]).await.unwrap().is_empty());
+    assert!(w.change_schema(&evolved, &pos(100), &[], &[]).await.unwrap().is_empty());
 
     let big = 5_000_000_000i64;
     let row = |id: i64, qty: i64, cents: i128| {
@@ -1098,7 +1098,7 @@ async fn an_incompatible_change_is_refused_and_writes_nothing() {
     let version = w.delta_version();
     let mut changed = (*schema).clone();
     changed.columns[1] = Column { source_type: "int".into(), ..col("name", ColumnType::Int32) };
-    let err = w.change_schema(&changed, &pos(200), &[]).await.unwrap_err();
+    let err = w.change_schema(&changed, &pos(200), &[], &[]).await.unwrap_err();
     assert!(matches!(err, DeltaError::SchemaChange { .. }), "{err}");
     assert!(err.to_string().contains("name"), "{err}");
     assert_eq!(w.delta_version(), version);
@@ -1112,9 +1112,25 @@ async fn a_column_added_again_after_a_drop_keeps_the_values_it_held() {
     w.apply(&batch(vec![ins(item(1, "a", 1))], 100)).await.unwrap();
     let mut dropped = (*schema).clone();
     dropped.columns.remove(1);
-    w.change_schema(&dropped, &pos(200), &[]).await.unwrap();
-    let changes = w.change_schema(&schema, &pos(300), &[("name".into(), Value::Text("d".into()))]).await.unwrap();
+    w.change_schema(&dropped, &pos(200), &[], &[]).await.unwrap();
+    let changes = w.change_schema(&schema, &pos(300), &[("name".into(), Value::Text("d".into()))], &[]).await.unwrap();
     assert_eq!(changes.iter().map(|c| c.kind()).collect::<Vec<_>>(), ["add_column"]);
     let rows = rows_by_id(w.path()).await;
     assert_eq!(rows[&1]["name"], json!("a"), "never rewritten with a default: {rows:?}");
+}
+
+#[tokio::test]
+async fn a_renamed_column_carries_its_values_over_and_keeps_the_old_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let mut w = open(dir.path(), &schema).await;
+    w.apply(&batch(vec![ins(item(1, "a", 1))], 100)).await.unwrap();
+    let mut renamed = (*schema).clone();
+    renamed.columns[1].name = "label".into();
+    let changes = w.change_schema(&renamed, &pos(200), &[], &[("name".into(), "label".into())]).await.unwrap();
+    assert_eq!(changes, [crate::ColumnChange::Renamed { from: "name".into(), to: "label".into() }]);
+    w.apply(&batch(vec![ins(item(2, "b", 2))], 300)).await.unwrap();
+    let rows = rows_by_id(w.path()).await;
+    assert_eq!((&rows[&1]["label"], &rows[&1]["name"]), (&json!("a"), &json!("a")), "older rows: {rows:?}");
+    assert_eq!((&rows[&2]["label"], &rows[&2]["name"]), (&json!("b"), &J::Null), "newer rows: {rows:?}");
 }

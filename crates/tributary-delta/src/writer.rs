@@ -530,11 +530,14 @@ impl TableWriter {
     /// `existing` gives, for added columns, the value the source shows for
     /// rows that existed before the column (PostgreSQL / MySQL `ADD COLUMN
     /// ... DEFAULT`): the data files are rewritten with it (no data change).
+    /// `renamed` lists the `(from, to)` renames the source reported: older
+    /// rows get the new column filled from the old one, the same way.
     pub async fn change_schema(
         &mut self,
         source: &TableSchema,
         position: &SourcePosition,
         existing: &[(String, Value)],
+        renamed: &[(String, String)],
     ) -> Result<Vec<ColumnChange>, DeltaError> {
         let version = self.version_of(position)?;
         if self.committed_version.is_some_and(|stored| version <= stored) {
@@ -543,23 +546,32 @@ impl TableWriter {
         if self.stale {
             self.reload().await?;
         }
-        let planned = crate::evolve::plan(&self.layout.source, self.layout.source_columns, source)
+        let planned = crate::evolve::plan(&self.layout.source, self.layout.source_columns, source, renamed)
             .map_err(|e| DeltaError::SchemaChange { table: self.path.clone(), source: e })?;
         let Some(planned) = planned else { return Ok(Vec::new()) };
         let layout = TableLayout::with_source_columns(Arc::new(planned.sink), planned.source_columns);
         let mut plan = Plan::default();
         // Columns this change adds read, in older rows, what the source shows
-        // there (`existing`: a default). A column added again after a drop
-        // keeps the values it held: the drop may only have been seen through
-        // a catalog read after later DDL, and a rewrite must never lose data.
-        let fills: Vec<(usize, &Value)> = existing
+        // there (`existing`: a default); a renamed column, the values of its
+        // old name. A column added again after a drop keeps the values it
+        // held: the drop may only have been seen through a catalog read after
+        // later DDL, and a rewrite must never lose data.
+        let index_of = |name: &str| layout.source.column_index(name);
+        let mut fills: Vec<(usize, Fill<'_>)> = existing
             .iter()
             .filter(|(name, value)| {
                 !value.is_null()
                     && planned.changes.iter().any(|c| matches!(c, ColumnChange::Added { column, .. } if column == name))
             })
-            .filter_map(|(name, value)| layout.source.column_index(name).map(|i| (i, value)))
+            .filter_map(|(name, value)| index_of(name).map(|i| (i, Fill::Value(value))))
             .collect();
+        for change in &planned.changes {
+            if let ColumnChange::Renamed { from, to } = change {
+                if let (Some(to), Some(from)) = (index_of(to), index_of(from)) {
+                    fills.push((to, Fill::Column(from)));
+                }
+            }
+        }
         if planned.rewrite || !fills.is_empty() {
             // Spark 3.5 reads a file only with its own physical types: rewrite
             // every data file with the widened types (no data change).
@@ -662,11 +674,19 @@ fn pad_batch(batch: &TableBatch, width: usize) -> TableBatch {
     TableBatch { changes, position: batch.position.clone() }
 }
 
-/// `batches` with the columns of `fills` set to their value in every row.
+/// What an added column holds in rows older than it.
+enum Fill<'a> {
+    /// This value (the source's default).
+    Value(&'a Value),
+    /// The values of this column of the layout (the old name of a renamed column).
+    Column(usize),
+}
+
+/// `batches` with the columns of `fills` set in every row.
 fn fill_columns(
     layout: &TableLayout,
     batches: Vec<deltalake::arrow::array::RecordBatch>,
-    fills: &[(usize, &Value)],
+    fills: &[(usize, Fill<'_>)],
 ) -> Result<Vec<deltalake::arrow::array::RecordBatch>, String> {
     if fills.is_empty() {
         return Ok(batches);
@@ -675,9 +695,14 @@ fn fill_columns(
         .into_iter()
         .map(|batch| {
             let mut columns = batch.columns().to_vec();
-            for &(index, value) in fills {
-                let cells = vec![value; batch.num_rows()];
-                columns[index] = crate::encode::encode_column(&layout.source.columns[index].data_type, &cells)?;
+            for (index, fill) in fills {
+                columns[*index] = match fill {
+                    Fill::Value(value) => {
+                        let cells = vec![*value; batch.num_rows()];
+                        crate::encode::encode_column(&layout.source.columns[*index].data_type, &cells)?
+                    }
+                    Fill::Column(from) => batch.column(*from).clone(),
+                };
             }
             deltalake::arrow::array::RecordBatch::try_new(layout.arrow.clone(), columns).map_err(|e| e.to_string())
         })

@@ -35,6 +35,40 @@ pub fn parse(sql: &str, default_db: &str) -> Vec<TableDdl> {
     p.statement().unwrap_or_default()
 }
 
+/// The columns an `ALTER TABLE` statement renames, `(from, to)`:
+/// `RENAME COLUMN a TO b` and `CHANGE [COLUMN] a b <definition>` with a new name.
+pub fn renamed_columns(sql: &str) -> Vec<(String, String)> {
+    let tokens = tokenize(sql);
+    let ident = |t: Option<&Token>| match t {
+        Some(Token::Word(w)) | Some(Token::Quoted(w)) => Some(w.clone()),
+        _ => None,
+    };
+    let is = |t: Option<&Token>, word: &str| matches!(t, Some(Token::Word(w)) if w.eq_ignore_ascii_case(word));
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if is(tokens.get(i), "RENAME") && is(tokens.get(i + 1), "COLUMN") && is(tokens.get(i + 3), "TO") {
+            if let (Some(from), Some(to)) = (ident(tokens.get(i + 2)), ident(tokens.get(i + 4))) {
+                out.push((from, to));
+                i += 5;
+                continue;
+            }
+        }
+        if is(tokens.get(i), "CHANGE") {
+            let at = if is(tokens.get(i + 1), "COLUMN") { i + 2 } else { i + 1 };
+            if let (Some(from), Some(to)) = (ident(tokens.get(at)), ident(tokens.get(at + 1))) {
+                if !from.eq_ignore_ascii_case(&to) {
+                    out.push((from, to));
+                }
+                i = at + 2;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {
     /// An unquoted word (keyword or identifier).
@@ -407,5 +441,15 @@ mod tests {
         ] {
             assert!(parse(sql, "d").is_empty(), "{sql}");
         }
+    }
+
+    #[test]
+    fn renamed_columns_are_read_from_rename_column_and_change() {
+        assert_eq!(renamed_columns("ALTER TABLE t RENAME COLUMN a TO b"), [("a".into(), "b".into())]);
+        assert_eq!(
+            renamed_columns("alter table `t` change column `x y` z INT, CHANGE q q BIGINT, rename column c to `d`"),
+            [("x y".to_string(), "z".to_string()), ("c".into(), "d".into())]
+        );
+        assert!(renamed_columns("ALTER TABLE t ADD COLUMN b INT, DROP COLUMN a").is_empty());
     }
 }

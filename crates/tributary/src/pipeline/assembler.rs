@@ -1,7 +1,7 @@
 //! Turns the ordered event stream into whole source transactions.
 
 use std::sync::Arc;
-use tributary_core::{ChangeEvent, RowChange, TableSchema, Transaction};
+use tributary_core::{ChangeEvent, RowChange, SchemaChangeAt, TableSchema, Transaction};
 
 /// Collects the events between a `Begin` and its `Commit`.
 #[derive(Debug, Default)]
@@ -44,17 +44,17 @@ impl TransactionAssembler {
             ChangeEvent::Update { table, before, after, .. } => (table, RowChange::Update { before, after }),
             ChangeEvent::Delete { table, before, .. } => (table, RowChange::Delete { before }),
             ChangeEvent::Truncate { table, .. } => (table, RowChange::Truncate),
-            ChangeEvent::SchemaChange { table, position, commit_ts, .. } => {
+            ChangeEvent::SchemaChange { table, position, commit_ts, ddl } => {
                 return Ok(match self.open.as_mut() {
                     // Inside a transaction (PostgreSQL): for the table's rows from here on.
                     Some(txn) => {
-                        txn.schema_changes.push((txn.changes.len(), table));
+                        txn.schema_changes.push(SchemaChangeAt { index: txn.changes.len(), table, ddl });
                         None
                     }
                     // A DDL statement is its own transaction (MySQL).
                     None => {
                         let mut txn = Transaction::new(position, commit_ts);
-                        txn.schema_changes.push((0, table));
+                        txn.schema_changes.push(SchemaChangeAt { index: 0, table, ddl });
                         Some(txn)
                     }
                 });
@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(a.push(ddl).unwrap(), None);
         a.push(insert).unwrap();
         let txn = a.push(ChangeEvent::Commit { position: pos(30), commit_ts: 5 }).unwrap().unwrap();
-        assert_eq!(txn.schema_changes.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+        assert_eq!(txn.schema_changes.iter().map(|c| c.index).collect::<Vec<_>>(), [1]);
         assert_eq!(txn.changes.len(), 2);
     }
 

@@ -91,7 +91,8 @@ impl TableWriters {
     /// columns it adds to what the table's Delta table follows.
     pub fn added_columns(&self, txn: &Transaction) -> Vec<(Arc<TableSchema>, Vec<String>)> {
         let mut out = Vec::new();
-        for (_, schema) in &txn.schema_changes {
+        for change in &txn.schema_changes {
+            let schema = &change.table;
             let Some(writer) = self.writers.get(&schema.id) else { continue };
             let current = writer.source_schema();
             let added: Vec<String> = schema
@@ -130,13 +131,19 @@ impl TableWriters {
     ///
     /// `existing` holds, per table, the values older rows show for columns
     /// the change adds (defaults), see [`TableWriter::change_schema`].
+    ///
+    /// `renamed` gives, per change (same order as `txn.schema_changes`), the
+    /// columns its statement renames (`from`, `to`), as the source tells them.
     pub async fn apply_schema_changes(
         &mut self,
         mut txn: Transaction,
         existing: &BTreeMap<TableId, Vec<(String, Value)>>,
+        renamed: &[Vec<(String, String)>],
     ) -> anyhow::Result<Transaction> {
-        for (_, schema) in &txn.schema_changes {
+        for (n, change) in txn.schema_changes.iter().enumerate() {
+            let schema = &change.table;
             let id = &schema.id;
+            let renames = renamed.get(n).map(Vec::as_slice).unwrap_or_default();
             if self.stopped.contains_key(id) {
                 continue;
             }
@@ -145,7 +152,7 @@ impl TableWriters {
                 continue;
             };
             let fills = existing.get(id).map(Vec::as_slice).unwrap_or_default();
-            match writer.change_schema(schema, &txn.position, fills).await {
+            match writer.change_schema(schema, &txn.position, fills, renames).await {
                 Ok(changes) => {
                     for change in &changes {
                         tracing::info!(table = %id, %change, position = %txn.position, delta_version = writer.delta_version(), "schema change applied");
@@ -260,8 +267,8 @@ impl TableWriters {
 /// columns the row did not have.
 fn reshape_rows_before_schema_changes(txn: &mut Transaction) {
     let mut last: BTreeMap<TableId, (usize, Arc<TableSchema>)> = BTreeMap::new();
-    for (index, schema) in &txn.schema_changes {
-        last.insert(schema.id.clone(), (*index, schema.clone()));
+    for change in &txn.schema_changes {
+        last.insert(change.table.id.clone(), (change.index, change.table.clone()));
     }
     for (position, (old, change)) in txn.changes.iter_mut().enumerate() {
         let Some((index, schema)) = last.get(&old.id) else { continue };
