@@ -41,7 +41,10 @@ pub enum ChangeEvent {
         table: Arc<TableSchema>,
         position: SourcePosition,
         commit_ts: i64,
+        /// The statement (MySQL) or a description (PostgreSQL).
         ddl: String,
+        /// Columns the source says were renamed, `(from, to)`.
+        renamed: Vec<(String, String)>,
     },
     Commit {
         position: SourcePosition,
@@ -115,6 +118,8 @@ pub struct SchemaChangeAt {
     pub table: Arc<TableSchema>,
     /// The statement, when the source logs it (MySQL), else a description.
     pub ddl: String,
+    /// Columns the source says were renamed, `(from, to)`.
+    pub renamed: Vec<(String, String)>,
 }
 
 impl Transaction {

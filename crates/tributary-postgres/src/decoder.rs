@@ -23,6 +23,12 @@ pub struct PgOutputDecoder {
     commit_ts: i64,
     /// Which unknown tables to follow when the stream shows them.
     new_tables: Option<TableFilter>,
+    /// Per relation: the attribute number of each column as of its last
+    /// relation message (a rename keeps the number; a drop + add does not).
+    attnums: HashMap<u32, HashMap<String, i16>>,
+    /// The catalog's current `attnum -> name` of the relation message being
+    /// decoded, set by [`PgOutputDecoder::set_catalog_columns`].
+    catalog_columns: Option<(u32, HashMap<i16, String>)>,
 }
 
 impl PgOutputDecoder {
@@ -34,6 +40,8 @@ impl PgOutputDecoder {
             types: HashMap::new(),
             commit_ts: 0,
             new_tables: None,
+            attnums: HashMap::new(),
+            catalog_columns: None,
         }
     }
 
@@ -123,10 +131,12 @@ impl PgOutputDecoder {
                         position: position.clone(),
                         commit_ts: self.commit_ts,
                         ddl: format!("new table {id}"),
+                        renamed: Vec::new(),
                     });
                     self.by_name.insert(id.clone(), table.clone());
                     current = Some(table);
                 }
+                let renamed = self.renames(relation_id, current.as_deref(), &columns);
                 if let Some(current) = current {
                     let described = self.schema_of(&current, &columns, lsn)?;
                     let table = if described.columns == current.columns {
@@ -140,6 +150,7 @@ impl PgOutputDecoder {
                             position,
                             commit_ts: self.commit_ts,
                             ddl: format!("relation {} now has columns ({names})", table.id),
+                            renamed,
                         });
                         self.by_name.insert(table.id.clone(), table.clone());
                         table
@@ -159,6 +170,47 @@ impl PgOutputDecoder {
             _ => {}
         }
         Ok(())
+    }
+
+    /// What the catalog says now about the columns of `relation_id`
+    /// (`attnum`, name), given before its relation message is decoded: lets
+    /// a rename be told from a drop plus an add.
+    pub fn set_catalog_columns(&mut self, relation_id: u32, columns: Vec<(i16, String)>) {
+        self.catalog_columns = Some((relation_id, columns.into_iter().collect()));
+    }
+
+    /// The renames a relation message shows: a column of `current` that is
+    /// gone, whose attribute number now carries a new column of the message.
+    /// Also records the message's attribute numbers for the next one.
+    fn renames(
+        &mut self,
+        relation_id: u32,
+        current: Option<&TableSchema>,
+        columns: &[RelationColumn],
+    ) -> Vec<(String, String)> {
+        let Some((oid, catalog)) = self.catalog_columns.take().filter(|(oid, _)| *oid == relation_id) else {
+            return Vec::new();
+        };
+        let names: Vec<&str> = columns.iter().map(|c| &*c.name).collect();
+        let mut renamed = Vec::new();
+        if let (Some(current), Some(before)) = (current, self.attnums.get(&oid)) {
+            for old in &current.columns {
+                if names.contains(&old.name.as_str()) {
+                    continue;
+                }
+                let now = before.get(&old.name).and_then(|n| catalog.get(n));
+                if let Some(new) = now.filter(|n| names.contains(&n.as_str()) && current.column_index(n).is_none()) {
+                    renamed.push((old.name.clone(), new.clone()));
+                }
+            }
+        }
+        let by_name: HashMap<String, i16> = catalog
+            .into_iter()
+            .filter(|(_, name)| names.contains(&name.as_str()))
+            .map(|(attnum, name)| (name, attnum))
+            .collect();
+        self.attnums.insert(oid, by_name);
+        renamed
     }
 
     /// The `(type oid, typmod)` pairs of `columns` whose catalog type is not known yet.

@@ -277,3 +277,16 @@ pub async fn existing_row_values(
     }
     Ok(out)
 }
+
+/// The live columns of relation `oid` now: `(attnum, name)`.
+pub async fn column_numbers(client: &Client, oid: u32) -> Result<Vec<(i16, String)>, PostgresError> {
+    let rows = client
+        .query(
+            "SELECT attnum, attname::text FROM pg_attribute \
+             WHERE attrelid = $1::text::oid AND attnum > 0 AND NOT attisdropped",
+            &[&oid.to_string()],
+        )
+        .await
+        .map_err(|e| PostgresError::query(format!("read the columns of relation {oid}"), e))?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}

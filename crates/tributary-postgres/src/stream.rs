@@ -197,11 +197,13 @@ impl ReplicationStream for WalStream {
                     )))
                 }
             };
-            if let pg_walstream::EventType::Relation { columns, .. } = &event.event_type {
+            if let pg_walstream::EventType::Relation { relation_id, columns, .. } = &event.event_type {
                 for (oid, typmod) in self.decoder.missing_types(columns) {
                     let pg_type = crate::schema_loader::lookup_type(&self.catalog, oid, typmod).await?;
                     self.decoder.add_type(oid, typmod, pg_type);
                 }
+                let attnums = crate::schema_loader::column_numbers(&self.catalog, *relation_id).await?;
+                self.decoder.set_catalog_columns(*relation_id, attnums);
             }
             self.decoder.decode(event, &mut out)?;
         }

@@ -265,3 +265,44 @@ fn a_table_created_while_streaming_gets_a_delta_table_with_all_its_rows() {
     assert_eq!(mirror_lines(&python, &fresh, &["id", "v"]), source_lines(&db, "fresh", &["id", "v"]));
     assert_eq!(mirror_lines(&python, &fresh, &["id", "v"]), ["1\ta", "2\tB", "3\tc"]);
 }
+
+#[test]
+fn a_renamed_column_carries_its_values_and_spark_reads_the_whole_feed() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id INT PRIMARY KEY, old_name INT, gone INT); INSERT INTO t VALUES (1, 11, 1)");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.t", "");
+    let path = table_path(dir.path(), "public", "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+    change(&db, "INSERT INTO t VALUES (2, 12, 2)");
+    // A rename keeps the column's attribute number; a drop plus an add of the same type does not.
+    change(&db, "ALTER TABLE t RENAME COLUMN old_name TO new_name");
+    change(&db, "ALTER TABLE t DROP COLUMN gone; ALTER TABLE t ADD COLUMN fresh INT");
+    let lsn = change(&db, "INSERT INTO t VALUES (3, 13, 3)");
+    wait_past(&mut pipeline, &path, lsn);
+    assert!(pipeline.stop().success());
+    assert_eq!(
+        mirror_lines(&python, &path, &["id", "new_name", "fresh"]),
+        source_lines(&db, "t", &["id", "new_name", "fresh"])
+    );
+    assert_eq!(
+        mirror_lines(&python, &path, &["id", "old_name", "gone"]),
+        ["1\t11\t1", "2\t12\t2", "3\tnull\tnull"],
+        "the old name and the dropped column are kept, NULL from the change on"
+    );
+    let Some(spark) = spark() else { return };
+    let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
+    let inserts: Vec<(i64, Json)> = feed
+        .iter()
+        .filter(|r| r["_change_type"] == "insert")
+        .map(|r| (r["id"].as_i64().unwrap(), r["new_name"].clone()))
+        .collect();
+    assert_eq!(
+        inserts,
+        [(1, Json::Null), (2, Json::Null), (3, 13.into())],
+        "the feed as written, across the rename: {feed:?}"
+    );
+}

@@ -254,6 +254,7 @@ impl<R: SchemaResolver> BinlogDecoder<R> {
                     position: position.clone(),
                     commit_ts: pending.commit_ts,
                     ddl: pending.ddl.clone(),
+                    renamed: ddl::renamed_columns(&pending.ddl),
                 });
             }
             if let (true, Some(schema)) = (*truncate, present) {
@@ -593,6 +594,7 @@ impl<R: SchemaResolver> BinlogDecoder<R> {
                 position: SourcePosition::MySql(position.clone()),
                 commit_ts: self.commit_ts,
                 ddl: String::new(),
+                renamed: Vec::new(),
             });
         }
         if let Some(entry) = self.tables.get(&id) {

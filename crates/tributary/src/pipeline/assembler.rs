@@ -44,17 +44,17 @@ impl TransactionAssembler {
             ChangeEvent::Update { table, before, after, .. } => (table, RowChange::Update { before, after }),
             ChangeEvent::Delete { table, before, .. } => (table, RowChange::Delete { before }),
             ChangeEvent::Truncate { table, .. } => (table, RowChange::Truncate),
-            ChangeEvent::SchemaChange { table, position, commit_ts, ddl } => {
+            ChangeEvent::SchemaChange { table, position, commit_ts, ddl, renamed } => {
                 return Ok(match self.open.as_mut() {
                     // Inside a transaction (PostgreSQL): for the table's rows from here on.
                     Some(txn) => {
-                        txn.schema_changes.push(SchemaChangeAt { index: txn.changes.len(), table, ddl });
+                        txn.schema_changes.push(SchemaChangeAt { index: txn.changes.len(), table, ddl, renamed });
                         None
                     }
                     // A DDL statement is its own transaction (MySQL).
                     None => {
                         let mut txn = Transaction::new(position, commit_ts);
-                        txn.schema_changes.push(SchemaChangeAt { index: 0, table, ddl });
+                        txn.schema_changes.push(SchemaChangeAt { index: 0, table, ddl, renamed });
                         Some(txn)
                     }
                 });
@@ -112,7 +112,13 @@ mod tests {
     #[test]
     fn schema_changes_mark_where_they_take_effect() {
         let mut a = TransactionAssembler::default();
-        let ddl = ChangeEvent::SchemaChange { table: table(), position: pos(5), commit_ts: 1, ddl: "ALTER".into() };
+        let ddl = ChangeEvent::SchemaChange {
+            table: table(),
+            position: pos(5),
+            commit_ts: 1,
+            ddl: "ALTER".into(),
+            renamed: vec![],
+        };
         let txn = a.push(ddl.clone()).unwrap().expect("a DDL outside a transaction is one");
         assert_eq!((txn.position, txn.schema_changes.len(), txn.changes.len()), (pos(5), 1, 0));
         a.push(ChangeEvent::Begin { position: pos(10), commit_ts: 5 }).unwrap();

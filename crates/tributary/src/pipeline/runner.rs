@@ -87,8 +87,7 @@ pub async fn run(
                                     flushed_position = Some(read_position.clone());
                                 }
                                 let existing = existing_row_values(config, &writers, &txn).await?;
-                                let renamed = renamed_columns(config, &txn);
-                                txn = writers.apply_schema_changes(txn, &existing, &renamed).await?;
+                                txn = writers.apply_schema_changes(txn, &existing).await?;
                             }
                             read_position = txn.position.clone();
                             read_commit_ts = read_commit_ts.max(txn.commit_ts);
@@ -194,19 +193,6 @@ async fn existing_row_values(
         }
     }
     Ok(out)
-}
-
-/// For each schema change of `txn`, the columns its statement renames: read
-/// from the DDL text for MySQL; PostgreSQL sends no DDL (a rename there is a
-/// drop plus an add, docs/schema-evolution.md).
-fn renamed_columns(config: &PipelineConfig, txn: &tributary_core::Transaction) -> Vec<Vec<(String, String)>> {
-    txn.schema_changes
-        .iter()
-        .map(|change| match &config.source {
-            SourceConfig::Mysql(_) => tributary_mysql::decoder::ddl::renamed_columns(&change.ddl),
-            SourceConfig::Postgres(_) => Vec::new(),
-        })
-        .collect()
 }
 
 /// Tells the source that everything up to `position` is durable in Delta.

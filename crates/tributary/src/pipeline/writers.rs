@@ -131,19 +131,15 @@ impl TableWriters {
     ///
     /// `existing` holds, per table, the values older rows show for columns
     /// the change adds (defaults), see [`TableWriter::change_schema`].
-    ///
-    /// `renamed` gives, per change (same order as `txn.schema_changes`), the
-    /// columns its statement renames (`from`, `to`), as the source tells them.
     pub async fn apply_schema_changes(
         &mut self,
         mut txn: Transaction,
         existing: &BTreeMap<TableId, Vec<(String, Value)>>,
-        renamed: &[Vec<(String, String)>],
     ) -> anyhow::Result<Transaction> {
-        for (n, change) in txn.schema_changes.iter().enumerate() {
+        for change in &txn.schema_changes {
             let schema = &change.table;
             let id = &schema.id;
-            let renames = renamed.get(n).map(Vec::as_slice).unwrap_or_default();
+            let renames = change.renamed.as_slice();
             if self.stopped.contains_key(id) {
                 continue;
             }
