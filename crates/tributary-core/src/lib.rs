@@ -11,6 +11,7 @@ pub mod filter;
 pub mod position;
 pub mod schema;
 pub mod secret;
+pub mod source;
 pub mod value;
 
 pub use error::{ErrorClass, Retryable};
@@ -19,4 +20,5 @@ pub use filter::{FilterError, TableFilter};
 pub use position::{Gtid, Lsn, MySqlPosition, SourcePosition};
 pub use schema::{Column, ColumnType, TableId, TableSchema};
 pub use secret::Secret;
+pub use source::{SnapshotMode, PASSWORD_ENV};
 pub use value::{Row, Value};

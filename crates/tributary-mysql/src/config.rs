@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 use tributary_core::Secret;
+pub use tributary_core::{SnapshotMode, PASSWORD_ENV};
 
 use crate::error::MySqlError;
 use tributary_core::TableFilter;
@@ -20,19 +21,6 @@ pub const DEFAULT_SNAPSHOT_CHUNK_ROWS: u64 = 10_000;
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
 /// Default seconds between heartbeats the server sends on an idle binlog stream.
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 10;
-/// Environment variable that overrides the password in the config file.
-pub const PASSWORD_ENV: &str = "TRIBUTARY_SOURCE_PASSWORD";
-
-/// Whether the tables are copied before streaming starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SnapshotMode {
-    /// Copy the current rows of every table once, then stream from the snapshot's position.
-    #[default]
-    Initial,
-    /// Only stream changes, from the current binlog position.
-    Never,
-}
 
 /// Connection and selection settings of a MySQL / MariaDB source.
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 use tributary_core::{Secret, TableFilter};
+pub use tributary_core::{SnapshotMode, PASSWORD_ENV};
 
 use crate::error::PostgresError;
 
@@ -21,22 +22,8 @@ pub const DEFAULT_SNAPSHOT_CHUNK_ROWS: u64 = 10_000;
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
 /// Default seconds between heartbeat messages written while the stream is idle.
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 10;
-/// Environment variable that overrides the password in the config file.
-pub const PASSWORD_ENV: &str = "TRIBUTARY_SOURCE_PASSWORD";
 /// Schemas of the server itself, never captured whatever the patterns say.
 pub const SYSTEM_SCHEMAS: [&str; 3] = ["pg_catalog", "information_schema", "pg_toast"];
-
-/// Whether the tables are copied before streaming starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SnapshotMode {
-    /// Copy the current rows of every table once (through the slot's exported
-    /// snapshot), then stream from the slot's consistent point.
-    #[default]
-    Initial,
-    /// Only stream changes from the slot's creation on.
-    Never,
-}
 
 /// Connection and selection settings of a PostgreSQL source.
 #[derive(Debug, Clone, Deserialize)]

@@ -86,10 +86,13 @@ impl PgOutputDecoder {
                 if let Some(t) = self.table(relation_oid, &schema, &table) {
                     let after = self.row(&t, &new_data, lsn)?;
                     // Without an old image (key unchanged under REPLICA IDENTITY DEFAULT),
-                    // the new row carries the key.
+                    // the new row carries the key; the sink takes the rest from the
+                    // stored row, so only key cells are copied (not large values).
                     let before = match &old_data {
                         Some(old) => self.row(&t, old, lsn)?,
-                        None => after.clone(),
+                        None => (0..after.len())
+                            .map(|i| if t.primary_key.contains(&i) { after[i].clone() } else { Value::Unchanged })
+                            .collect(),
                     };
                     out.push(ChangeEvent::Update { table: t, position, commit_ts: self.commit_ts, before, after });
                 }

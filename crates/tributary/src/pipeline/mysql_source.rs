@@ -82,11 +82,7 @@ async fn start_tables(
         }
         SnapshotMode::Never => {
             let position = SourcePosition::MySql(tributary_mysql::stream::current_server_position(source).await?);
-            for table in tables {
-                let writer = writers.get_mut(&table.id).expect("a writer for every table");
-                let batch = tributary_delta::TableBatch { changes: Vec::new(), position: position.clone() };
-                writer.apply(&batch).await?;
-            }
+            snapshot::start_empty(writers, tables, &position).await?;
         }
     }
     Ok(())

@@ -138,10 +138,7 @@ async fn start_tables(
             reader.finish().await.context("end the snapshot transaction")?;
         }
         SnapshotMode::Never => {
-            for table in tables {
-                let writer = writers.get_mut(&table.id).expect("a writer for every table");
-                writer.apply(&tributary_delta::TableBatch { changes: Vec::new(), position: position.clone() }).await?;
-            }
+            snapshot::start_empty(writers, tables, &position).await?;
         }
     }
     drop(temporary);

@@ -49,6 +49,20 @@ pub async fn reset_half_copied(writers: &mut TableWriters, tables: &[Arc<TableSc
     Ok(())
 }
 
+/// Starts `tables` empty at `position` (snapshot = "never"): a position-only
+/// commit each, from which streaming continues.
+pub async fn start_empty(
+    writers: &mut TableWriters,
+    tables: &[Arc<TableSchema>],
+    position: &SourcePosition,
+) -> anyhow::Result<()> {
+    for table in tables {
+        let writer = writers.get_mut(&table.id).expect("a writer for every table");
+        writer.apply(&tributary_delta::TableBatch { changes: Vec::new(), position: position.clone() }).await?;
+    }
+    Ok(())
+}
+
 /// Copies `tables` from `reader`, which reads as of `position`, into their
 /// Delta tables; the last commit of each table stores that position, so
 /// streaming hands over with no gap and no duplicate. Call
