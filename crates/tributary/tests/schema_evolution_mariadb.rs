@@ -11,30 +11,7 @@ use common::*;
 use serde_json::Value as Json;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tributary_testkit::{require, MariaDb, SparkVerifier, TestDatabase};
-
-fn spark() -> Option<&'static SparkVerifier> {
-    require("disk space", tributary_testkit::ensure_space_for_heavy_tests("the Spark schema tests"))?;
-    require("Spark verifier (pyspark + Delta jars; `make setup`)", SparkVerifier::shared())
-}
-
-/// Mirror rows as tab-joined `columns`, sorted by id (NULL as `null`, a column the table lacks as `<missing>`).
-fn mirror_lines(python: &Path, path: &Path, columns: &[&str]) -> Vec<String> {
-    mirror_rows(python, path)
-        .iter()
-        .map(|r| {
-            columns
-                .iter()
-                .map(|c| match r.get(*c) {
-                    Some(Json::String(s)) => s.clone(),
-                    Some(v) => v.to_string(),
-                    None => "<missing>".into(),
-                })
-                .collect::<Vec<_>>()
-                .join("\t")
-        })
-        .collect()
-}
+use tributary_testkit::{MariaDb, SparkVerifier, TestDatabase};
 
 /// The source rows in the same form.
 fn source_rows(db: &TestDatabase<'_>, table: &str, columns: &[&str]) -> Vec<String> {
@@ -172,7 +149,7 @@ fn add_drop_rename_widen_and_retype_follow_the_source_and_spark_reads_the_feed()
     assert_eq!(source_new[0], "1\t11", "the source keeps the values under the new name");
     assert_eq!(mirror_lines(&python, &path, &["id", "new_name"]), source_new, "the renamed column carries its values");
 
-    let Some(spark) = spark() else { return };
+    let Some(spark) = spark("the Spark schema tests") else { return };
     let schema = spark.schema(&path).unwrap();
     let types: Vec<(String, String)> = schema.iter().map(|f| (f.name.clone(), f.data_type.clone())).collect();
     assert!(types.contains(&("qty".into(), "bigint".into())), "{types:?}");
@@ -287,7 +264,7 @@ fn several_changes_in_one_alter_and_a_sequence_of_five() {
     assert_eq!(mirror.last().unwrap(), "14\t5000000000\tnull\t3\t12.50\tq");
     assert_eq!(delta_columns(&python, &path), ["id", "a", "name", "c", "d", "e", "b", "x"]);
 
-    let Some(spark) = spark() else { return };
+    let Some(spark) = spark("the Spark schema tests") else { return };
     let rows = spark.rows(&path, &["id"]).unwrap();
     assert_eq!(rows.len(), source.len());
     assert_eq!(rows.last().unwrap()["a"].as_i64(), Some(5_000_000_000));
@@ -414,7 +391,7 @@ fn truncate_empties_the_mirror_and_new_tables_stream_from_their_creation() {
     let log = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok());
     assert!(log.collect::<String>().contains("table dropped: its Delta table is kept"));
 
-    let Some(spark) = spark() else { return };
+    let Some(spark) = spark("the Spark schema tests") else { return };
     // Across TRUNCATE, and across an added and a dropped column, in one read.
     for (table, expected) in [(&path, 5), (&n2, 2)] {
         let (feed, refusal) = spark_feed(spark, table);

@@ -7,30 +7,6 @@ mod common;
 use common::pg::*;
 use common::*;
 use serde_json::Value as Json;
-use tributary_testkit::{require, SparkVerifier};
-
-fn spark() -> Option<&'static SparkVerifier> {
-    require("disk space", tributary_testkit::ensure_space_for_heavy_tests("the Spark schema tests"))?;
-    require("Spark verifier (pyspark + Delta jars; `make setup`)", SparkVerifier::shared())
-}
-
-/// Mirror rows as `col=value` lines for `columns`, sorted by id (NULL as `null`).
-fn mirror_lines(python: &std::path::Path, path: &std::path::Path, columns: &[&str]) -> Vec<String> {
-    mirror_rows(python, path)
-        .iter()
-        .map(|r| {
-            columns
-                .iter()
-                .map(|c| match r.get(*c) {
-                    Some(Json::String(s)) => s.clone(),
-                    Some(v) => v.to_string(),
-                    None => "<missing>".into(),
-                })
-                .collect::<Vec<_>>()
-                .join("\t")
-        })
-        .collect()
-}
 
 /// The source rows of `columns` in the same form (psql prints NULL as empty; we ask for 'null').
 fn source_lines(db: &tributary_testkit::postgres::PgDatabase<'_>, table: &str, columns: &[&str]) -> Vec<String> {
@@ -90,7 +66,7 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
     let notes = mirror_lines(&python, &path, &["id", "note"]);
     assert_eq!(notes, ["1\tn1", "2\tn2", "3\tn3", "4\tn4", "5\tnull", "6\tnull"], "dropped column kept");
 
-    let Some(spark) = spark() else { return };
+    let Some(spark) = spark("the Spark schema tests") else { return };
     let schema = spark.schema(&path).unwrap();
     let types: Vec<(String, String)> = schema.iter().map(|f| (f.name.clone(), f.data_type.clone())).collect();
     assert!(types.contains(&("qty".into(), "bigint".into())), "{types:?}");
@@ -203,7 +179,7 @@ fn a_restart_from_before_several_changes_decodes_each_row_with_its_schema() {
     assert_eq!(mirror_lines(&python, &path, &["id", "b"]), source_lines(&db, "t", &["id", "b"]));
 
     // Added and dropped columns: Spark reads the whole change feed at once.
-    let Some(spark) = spark() else { return };
+    let Some(spark) = spark("the Spark schema tests") else { return };
     let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
     let inserts: Vec<(i64, Json)> = feed
         .iter()
@@ -293,7 +269,7 @@ fn a_renamed_column_carries_its_values_and_spark_reads_the_whole_feed() {
         ["1\t11\t1", "2\t12\t2", "3\tnull\tnull"],
         "the old name and the dropped column are kept, NULL from the change on"
     );
-    let Some(spark) = spark() else { return };
+    let Some(spark) = spark("the Spark schema tests") else { return };
     let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
     let inserts: Vec<(i64, Json)> = feed
         .iter()

@@ -11,12 +11,7 @@ use common::*;
 use serde_json::{json, Value as Json};
 use tributary_testkit::postgres::PgDatabase;
 use tributary_testkit::spark::Row;
-use tributary_testkit::{require, SparkVerifier};
-
-fn spark() -> Option<&'static SparkVerifier> {
-    require("disk space", tributary_testkit::ensure_space_for_heavy_tests("the Spark pipeline tests"))?;
-    require("Spark verifier (pyspark + Delta jars; `make setup`)", SparkVerifier::shared())
-}
+use tributary_testkit::SparkVerifier;
 
 /// `(id, name, qty)` of Spark rows.
 fn items(rows: &[Row]) -> Vec<(i64, String, i64)> {
@@ -43,7 +38,7 @@ fn latest_version(spark: &SparkVerifier, path: &std::path::Path) -> i64 {
 #[test]
 fn spark_reads_the_mirror_the_exact_change_feed_in_commit_order_and_earlier_versions() {
     let Some(server) = postgres() else { return };
-    let Some(spark) = spark() else { return };
+    let Some(spark) = spark("the Spark pipeline tests") else { return };
     let db = server.create_database().unwrap();
     sql(&db, "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), qty INT); INSERT INTO items VALUES (1,'a',1),(2,'b',2),(3,'c',3)");
     let dir = test_dir();
@@ -147,7 +142,7 @@ fn spark_reads_the_mirror_the_exact_change_feed_in_commit_order_and_earlier_vers
 #[test]
 fn a_10000_row_load_gives_a_change_feed_of_10000_rows_in_spark() {
     let Some(server) = postgres() else { return };
-    let Some(spark) = spark() else { return };
+    let Some(spark) = spark("the Spark pipeline tests") else { return };
     let db = server.create_database().unwrap();
     sql(&db, "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), qty INT)");
     let dir = test_dir();

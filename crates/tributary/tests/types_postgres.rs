@@ -12,14 +12,8 @@ use common::pg_types::*;
 use common::*;
 use serde_json::{json, Value as Json};
 use tributary_testkit::postgres::{REPLICATION_PASSWORD, REPLICATION_USER};
-use tributary_testkit::{require, SparkVerifier};
 
 type JsonRow = serde_json::Map<String, Json>;
-
-fn spark() -> Option<&'static SparkVerifier> {
-    require("disk space", tributary_testkit::ensure_space_for_heavy_tests("the Spark type test"))?;
-    require("Spark verifier (pyspark + Delta jars; `make setup`)", SparkVerifier::shared())
-}
 
 fn by_id(rows: &[JsonRow], id: i64) -> &JsonRow {
     rows.iter().find(|r| r["id"] == json!(id)).unwrap_or_else(|| panic!("no row {id} in {rows:?}"))
@@ -182,7 +176,7 @@ fn every_postgres_type_round_trips_through_snapshot_and_pgoutput() {
     assert!(image(4, "update_preimage")["i4"].is_null());
 
     // Spark: the documented types and the same values.
-    let Some(spark) = spark() else { return };
+    let Some(spark) = spark("the Spark type test") else { return };
     let schema = spark.schema(&path).unwrap();
     for case in TYPES {
         let field =

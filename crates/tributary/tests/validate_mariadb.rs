@@ -20,15 +20,6 @@ fn populate(db: &tributary_testkit::TestDatabase<'_>) {
     db.exec(&format!("INSERT INTO items VALUES {}", rows.join(","))).unwrap();
 }
 
-fn validate_json(config: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
-    let mut args = vec!["validate", "--config", config.to_str().unwrap(), "--json", "--chunk-rows", "7"];
-    args.extend_from_slice(extra);
-    let out = tributary(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).to_string())
-}
-
 fn keys(table: &serde_json::Value, kind: &str) -> Vec<i64> {
     table[kind]["keys"].as_array().unwrap().iter().map(|k| k["id"].as_i64().unwrap()).collect()
 }

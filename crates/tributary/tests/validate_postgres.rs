@@ -24,15 +24,6 @@ fn populate(db: &tributary_testkit::postgres::PgDatabase<'_>) {
     );
 }
 
-fn validate_json(config: &std::path::Path, extra: &[&str]) -> (i32, Json, String) {
-    let mut args = vec!["validate", "--config", config.to_str().unwrap(), "--json", "--chunk-rows", "7"];
-    args.extend_from_slice(extra);
-    let out = tributary(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let json = serde_json::from_str(&stdout).unwrap_or(Json::Null);
-    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).to_string())
-}
-
 fn keys(table: &Json, kind: &str) -> Vec<i64> {
     let mut keys: Vec<i64> =
         table[kind]["keys"].as_array().unwrap().iter().map(|k| k["id"].as_i64().unwrap()).collect();

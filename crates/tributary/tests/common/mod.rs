@@ -237,3 +237,40 @@ pub fn source_lines(server: &MariaDb, sql: &str) -> Vec<String> {
 pub fn test_dir() -> TestDir {
     TestDir::new().expect("create the test dir")
 }
+
+/// The shared Spark verifier (one JVM per test binary), or `None` when it
+/// cannot start (skipped loudly; fails under CI); `what` names the tests.
+pub fn spark(what: &str) -> Option<&'static tributary_testkit::SparkVerifier> {
+    require("disk space", tributary_testkit::ensure_space_for_heavy_tests(what))?;
+    require("Spark verifier (pyspark + Delta jars; `make setup`)", tributary_testkit::SparkVerifier::shared())
+}
+
+/// Mirror rows as tab-joined `columns`, sorted by id (NULL as `null`, a
+/// column the table lacks as `<missing>`).
+pub fn mirror_lines(python: &Path, path: &Path, columns: &[&str]) -> Vec<String> {
+    mirror_rows(python, path)
+        .iter()
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| match r.get(*c) {
+                    Some(Json::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => "<missing>".into(),
+                })
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect()
+}
+
+/// `tributary validate --json --chunk-rows 7 <extra>`: exit code, parsed
+/// stdout (Null when not JSON) and stderr.
+pub fn validate_json(config: &Path, extra: &[&str]) -> (i32, Json, String) {
+    let mut args = vec!["validate", "--config", config.to_str().unwrap(), "--json", "--chunk-rows", "7"];
+    args.extend_from_slice(extra);
+    let out = tributary(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let json = serde_json::from_str(&stdout).unwrap_or(Json::Null);
+    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).to_string())
+}
