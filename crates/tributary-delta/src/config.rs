@@ -1,5 +1,6 @@
 //! Settings of the Delta Lake sink: where the tables live, how often to
-//! checkpoint, and how many rows go into one data file.
+//! checkpoint, how many rows go into one data file, and what a column type
+//! change Delta cannot follow does.
 
 use crate::error::DeltaError;
 use serde::Deserialize;
@@ -18,6 +19,24 @@ pub struct DeltaSinkConfig {
     /// Rows per data file written by the snapshot (the upper bound; the last file is smaller).
     #[serde(default = "default_target_file_rows")]
     pub target_file_rows: usize,
+    /// What a source column type change that Delta cannot follow (VARCHAR →
+    /// INT, INT → DATE, …) does to its table (docs/schema-evolution.md).
+    #[serde(default)]
+    pub incompatible_type_changes: TypeChangePolicy,
+}
+
+/// `sink.delta.incompatible_type_changes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TypeChangePolicy {
+    /// The table stops with an error naming the column, both types and the
+    /// options; the other tables keep flowing.
+    #[default]
+    Stop,
+    /// The column is stored as text from then on: its Delta type becomes (or
+    /// stays) `string` and every value is written as its text form. Not for
+    /// primary-key columns.
+    String,
 }
 
 impl DeltaSinkConfig {
@@ -60,6 +79,7 @@ impl Default for DeltaSinkConfig {
             root: default_root(),
             checkpoint_interval: DeltaSinkConfig::DEFAULT_CHECKPOINT_INTERVAL,
             target_file_rows: DeltaSinkConfig::DEFAULT_TARGET_FILE_ROWS,
+            incompatible_type_changes: TypeChangePolicy::Stop,
         }
     }
 }
@@ -86,6 +106,14 @@ mod tests {
         assert_eq!(cfg, DeltaSinkConfig::default());
         assert_eq!(cfg.root, PathBuf::from("./delta-tables"));
         cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn incompatible_type_changes_is_stop_or_string() {
+        let cfg: DeltaSinkConfig = serde_json::from_str(r#"{"incompatible_type_changes": "string"}"#).unwrap();
+        assert_eq!(cfg.incompatible_type_changes, TypeChangePolicy::String);
+        let err = serde_json::from_str::<DeltaSinkConfig>(r#"{"incompatible_type_changes": "text"}"#).unwrap_err();
+        assert!(err.to_string().contains("stop") && err.to_string().contains("string"), "{err}");
     }
 
     #[test]

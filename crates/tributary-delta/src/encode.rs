@@ -8,8 +8,7 @@
 use crate::schema::{arrow_type, decimal_as_text, TableLayout};
 use deltalake::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBufferBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
-    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListArray, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    Float32Builder, Float64Builder, Int64Builder, ListArray, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use deltalake::arrow::buffer::{NullBuffer, OffsetBuffer};
 use deltalake::arrow::datatypes::{DataType as ArrowType, SchemaRef};
@@ -90,8 +89,13 @@ pub(crate) fn encode(
     for (i, column) in layout.source.columns.iter().enumerate() {
         cells.clear();
         cells.extend(rows.iter().map(|r| r.values.get(i).unwrap_or(&Value::Null)));
-        let array = encode_column(&column.data_type, &cells)
-            .map_err(|problem| EncodeError { column: column.name.clone(), problem })?;
+        let array = if layout.as_text[i] {
+            let texts: Vec<Value> = cells.iter().map(|v| text_form(&column.data_type, v)).collect();
+            encode_column(&ColumnType::Text, &texts.iter().collect::<Vec<_>>())
+        } else {
+            encode_column(&column.data_type, &cells)
+        }
+        .map_err(|problem| EncodeError { column: column.name.clone(), problem })?;
         if !column.nullable && array.null_count() > 0 {
             return Err(EncodeError {
                 column: column.name.clone(),
@@ -157,12 +161,13 @@ fn int_in<T: TryFrom<i64>>(ty: &ColumnType, v: &Value) -> Result<T, String> {
 pub(crate) fn encode_column(ty: &ColumnType, cells: &[&Value]) -> Result<ArrayRef, String> {
     let n = cells.len();
     macro_rules! ints {
-        ($builder:ty, $native:ty) => {{
-            let mut b = <$builder>::with_capacity(n);
+        // Range-checked against the source type, stored 64-bit (schema::delta_type).
+        ($native:ty) => {{
+            let mut b = Int64Builder::with_capacity(n);
             for v in cells {
                 match v {
                     Value::Null | Value::Unchanged => b.append_null(),
-                    v => b.append_value(int_in::<$native>(ty, v)?),
+                    v => b.append_value(i64::from(int_in::<$native>(ty, v)?)),
                 }
             }
             Arc::new(b.finish()) as ArrayRef
@@ -181,10 +186,10 @@ pub(crate) fn encode_column(ty: &ColumnType, cells: &[&Value]) -> Result<ArrayRe
             }
             Arc::new(b.finish())
         }
-        ColumnType::Int8 => ints!(Int8Builder, i8),
-        ColumnType::Int16 => ints!(Int16Builder, i16),
-        ColumnType::Int32 => ints!(Int32Builder, i32),
-        ColumnType::Int64 => ints!(Int64Builder, i64),
+        ColumnType::Int8 => ints!(i8),
+        ColumnType::Int16 => ints!(i16),
+        ColumnType::Int32 => ints!(i32),
+        ColumnType::Int64 => ints!(i64),
         ColumnType::UInt64 => {
             let mut b =
                 Decimal128Builder::with_capacity(n).with_precision_and_scale(20, 0).map_err(|e| e.to_string())?;
@@ -574,18 +579,52 @@ pub(crate) fn decode_rows(
     Ok(out)
 }
 
+/// The value a column stored as text holds for `value` of source type `ty`:
+/// its text form (numbers as written, decimals exact, dates `YYYY-MM-DD`,
+/// timestamps ISO-8601, bytes hex, arrays as JSON); NULL stays NULL.
+pub(crate) fn text_form(ty: &ColumnType, value: &Value) -> Value {
+    match (ty, value) {
+        (_, Value::Null | Value::Unchanged | Value::Text(_)) => value.clone(),
+        (ColumnType::Time { fsp }, Value::Time(us)) => Value::Text(time_text(*us, *fsp)),
+        (_, Value::Json(s)) => Value::Text(s.clone()),
+        (_, v) => Value::Text(match value_to_json(v) {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }),
+    }
+}
+
+/// A column of any type as text (the [`text_form`] of every cell): how a
+/// data file's column is rewritten when it starts to be stored as text.
+fn text_array(array: &dyn Array) -> Result<ArrayRef, ArrowError> {
+    let mut b = StringBuilder::with_capacity(array.len(), array.len() * 8);
+    for row in 0..array.len() {
+        match decode_cell(array, row).map_err(ArrowError::CastError)? {
+            Value::Null => b.append_null(),
+            value => match text_form(&ColumnType::Text, &value) {
+                Value::Text(s) => b.append_value(s),
+                _ => b.append_null(),
+            },
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}
+
 /// Reshapes a batch read from any data file of the table to `target`: columns
 /// by name, cast where the physical type differs (e.g. INT96 timestamps written
-/// by Spark), NULL where a column is missing.
+/// by Spark), NULL where a column is missing; a column that is not text where
+/// the target wants text gets its values' text forms.
 pub(crate) fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, ArrowError> {
     if batch.schema().fields() == target.fields() {
         return RecordBatch::try_new(target.clone(), batch.columns().to_vec());
     }
+    let is_text = |t: &ArrowType| matches!(t, ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View);
     let columns = target
         .fields()
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) if is_text(f.data_type()) && !is_text(c.data_type()) => text_array(c.as_ref()),
             Some(c) => deltalake::arrow::compute::cast(c.as_ref(), f.data_type()),
             None => Ok(deltalake::arrow::array::new_null_array(f.data_type(), batch.num_rows())),
         })

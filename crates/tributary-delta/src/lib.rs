@@ -29,7 +29,7 @@ mod table;
 pub mod writer;
 
 pub use cdf::{read_changes, read_rows, ChangeRecord};
-pub use config::DeltaSinkConfig;
+pub use config::{DeltaSinkConfig, TypeChangePolicy};
 pub use encode::{value_to_json, Op};
 pub use error::DeltaError;
 pub use evolve::{ColumnChange, SchemaChangeError};

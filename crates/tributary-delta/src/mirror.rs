@@ -6,12 +6,13 @@
 
 use crate::encode::{decode_cell, time_text};
 use crate::files::resolve;
-use crate::schema::{delta_type, PROP_SCHEMA, PROP_SOURCE_COLUMNS};
+use crate::schema::{delta_type, PROP_SCHEMA, PROP_SOURCE_COLUMNS, PROP_TEXT_COLUMNS};
 use crate::table::open_existing;
 use crate::DeltaError;
 use deltalake::arrow::array::ArrayRef;
 use deltalake::arrow::datatypes::{DataType as ArrowType, Field};
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use tributary_core::{ColumnType, TableSchema, Value};
@@ -47,6 +48,12 @@ pub fn stored_form(ty: &ColumnType, value: &Value) -> Option<Value> {
     }
 }
 
+/// A source value of a column stored as text (`incompatible_type_changes =
+/// "string"`) in the form the mirror holds it: its text form.
+pub fn text_form(ty: &ColumnType, value: &Value) -> Value {
+    crate::encode::text_form(ty, value)
+}
+
 /// True when values of type `ty` can have a [`stored_form`] of their own.
 pub fn has_stored_form(ty: &ColumnType) -> bool {
     match ty {
@@ -69,6 +76,9 @@ pub struct MirrorSchema {
     /// How many leading columns of `stored` the source fills (table property
     /// `tributary.sourceColumns`; all of them when absent).
     pub source_columns: usize,
+    /// Columns stored as text whatever their source type (table property
+    /// `tributary.textColumns`; `incompatible_type_changes = "string"`).
+    pub text_columns: BTreeSet<String>,
 }
 
 impl MirrorSchema {
@@ -114,7 +124,8 @@ pub async fn mirror_schema(table_path: &Path) -> Result<MirrorSchema, DeltaError
     let all = stored.as_ref().map_or(0, |s| s.columns.len());
     let source_columns =
         config.get(PROP_SOURCE_COLUMNS).and_then(|n| n.parse::<usize>().ok()).map_or(all, |n| n.min(all));
-    Ok(MirrorSchema { columns, stored, source_columns })
+    let text_columns = config.get(PROP_TEXT_COLUMNS).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+    Ok(MirrorSchema { columns, stored, source_columns, text_columns })
 }
 
 /// Calls `row` with the column names and values of every row of the table's

@@ -6,7 +6,7 @@
 //! | core type | Delta / Spark type |
 //! |---|---|
 //! | Bool | boolean |
-//! | Int8 / Int16 / Int32 / Int64 | byte / short / integer / long |
+//! | Int8 / Int16 / Int32 / Int64 | long (all integers 64-bit: widening INT → BIGINT changes nothing in Delta) |
 //! | UInt64 | decimal(20,0) |
 //! | Float32 / Float64 | float / double |
 //! | Decimal{p,s} | decimal(p,s) (p > 38: string, Delta's limit) |
@@ -20,7 +20,7 @@
 
 use deltalake::arrow::datatypes::{DataType as ArrowType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
 use deltalake::kernel::{ArrayType, DataType, DecimalType, PrimitiveType, StructField};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tributary_core::{ColumnType, TableSchema};
 
@@ -50,6 +50,11 @@ pub const PROP_SCHEMA: &str = "tributary.schema";
 /// columns the source dropped, kept with NULLs).
 pub const PROP_SOURCE_COLUMNS: &str = "tributary.sourceColumns";
 
+/// Table property listing (JSON array) the columns stored as text whatever
+/// their source type (`sink.delta.incompatible_type_changes = "string"`);
+/// absent when there are none.
+pub const PROP_TEXT_COLUMNS: &str = "tributary.textColumns";
+
 /// The widest decimal Delta (and Spark) can store.
 pub const MAX_DECIMAL_PRECISION: u8 = 38;
 
@@ -69,24 +74,43 @@ pub(crate) struct TableLayout {
     /// How many leading columns the source fills; the others are columns the
     /// source dropped, kept with NULLs (see [`crate::evolve`]).
     pub source_columns: usize,
+    /// Per column: stored as text whatever its source type (an incompatible
+    /// type change under `incompatible_type_changes = "string"`).
+    pub as_text: Vec<bool>,
 }
 
 impl TableLayout {
     pub fn new(source: Arc<TableSchema>) -> Self {
         let n = source.columns.len();
-        Self::with_source_columns(source, n)
+        Self::evolved(source, n, &BTreeSet::new())
     }
 
-    /// The layout of a table whose first `source_columns` columns the source fills.
-    pub fn with_source_columns(source: Arc<TableSchema>, source_columns: usize) -> Self {
-        let mut fields: Vec<Field> =
-            source.columns.iter().map(|c| Field::new(c.name.clone(), arrow_type(&c.data_type), c.nullable)).collect();
+    /// The layout of a table whose first `source_columns` columns the source
+    /// fills and whose `text_columns` are stored as text.
+    pub fn evolved(source: Arc<TableSchema>, source_columns: usize, text_columns: &BTreeSet<String>) -> Self {
+        let as_text: Vec<bool> = source.columns.iter().map(|c| text_columns.contains(&c.name)).collect();
+        let mut fields: Vec<Field> = source
+            .columns
+            .iter()
+            .zip(&as_text)
+            .map(|(c, &text)| Field::new(c.name.clone(), arrow_type(stored(&c.data_type, text)), c.nullable))
+            .collect();
         fields.extend(metadata_arrow_fields());
         let arrow = Arc::new(ArrowSchema::new(fields.clone()));
         fields.push(Field::new(CHANGE_TYPE_COLUMN, ArrowType::Utf8, true));
         let cdc_arrow = Arc::new(ArrowSchema::new(fields));
         let pk = source.primary_key.clone();
-        TableLayout { source, arrow, cdc_arrow, pk, source_columns }
+        TableLayout { source, arrow, cdc_arrow, pk, source_columns, as_text }
+    }
+
+    /// The names of the columns stored as text.
+    pub fn text_columns(&self) -> BTreeSet<String> {
+        self.source.columns.iter().zip(&self.as_text).filter(|(_, &t)| t).map(|(c, _)| c.name.clone()).collect()
+    }
+
+    /// The type column `index` is stored with: its source type, or `Text`.
+    pub fn stored_type(&self, index: usize) -> &ColumnType {
+        stored(&self.source.columns[index].data_type, self.as_text[index])
     }
 
     /// Number of source columns (metadata columns follow them).
@@ -104,7 +128,8 @@ impl TableLayout {
             .source
             .columns
             .iter()
-            .map(|c| StructField::new(c.name.clone(), delta_type(&c.data_type), c.nullable))
+            .enumerate()
+            .map(|(i, c)| StructField::new(c.name.clone(), delta_type(self.stored_type(i)), c.nullable))
             .collect();
         fields.extend(metadata_delta_fields());
         fields
@@ -119,6 +144,13 @@ impl TableLayout {
         props.insert(PROP_MODE.to_string(), if self.has_pk() { "upsert" } else { "changelog" }.to_string());
         props.insert(PROP_SCHEMA.to_string(), serde_json::to_string(&*self.source).expect("schemas serialize"));
         props.insert(PROP_SOURCE_COLUMNS.to_string(), self.source_columns.to_string());
+        let text_columns = self.text_columns();
+        if !text_columns.is_empty() {
+            props.insert(
+                PROP_TEXT_COLUMNS.to_string(),
+                serde_json::to_string(&text_columns).expect("strings serialize"),
+            );
+        }
         // Readers (and delta-rs, which feeds our in-memory key index) use stats of
         // the first N columns only; make sure every key column is among them.
         if let Some(&last_key) = self.pk.iter().max() {
@@ -127,6 +159,15 @@ impl TableLayout {
             }
         }
         props
+    }
+}
+
+/// `ty`, or `Text` for a column stored as text.
+fn stored(ty: &ColumnType, as_text: bool) -> &ColumnType {
+    if as_text {
+        &ColumnType::Text
+    } else {
+        ty
     }
 }
 
@@ -157,10 +198,10 @@ pub(crate) fn decimal_as_text(precision: u8) -> bool {
 pub fn delta_type(ty: &ColumnType) -> DataType {
     match ty {
         ColumnType::Bool => DataType::BOOLEAN,
-        ColumnType::Int8 => DataType::BYTE,
-        ColumnType::Int16 => DataType::SHORT,
-        ColumnType::Int32 => DataType::INTEGER,
-        ColumnType::Int64 => DataType::LONG,
+        // Every integer is stored 64-bit: INT -> BIGINT at the source then
+        // changes nothing in Delta, and Spark 3.5 + Delta 3.x keep reading the
+        // change feed across it (they cannot read an INT32 file as BIGINT).
+        ColumnType::Int8 | ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 => DataType::LONG,
         ColumnType::UInt64 => decimal(20, 0),
         ColumnType::Float32 => DataType::FLOAT,
         ColumnType::Float64 => DataType::DOUBLE,
@@ -189,10 +230,7 @@ fn decimal(precision: u8, scale: u8) -> DataType {
 pub fn arrow_type(ty: &ColumnType) -> ArrowType {
     match ty {
         ColumnType::Bool => ArrowType::Boolean,
-        ColumnType::Int8 => ArrowType::Int8,
-        ColumnType::Int16 => ArrowType::Int16,
-        ColumnType::Int32 => ArrowType::Int32,
-        ColumnType::Int64 => ArrowType::Int64,
+        ColumnType::Int8 | ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 => ArrowType::Int64,
         ColumnType::UInt64 => ArrowType::Decimal128(20, 0),
         ColumnType::Float32 => ArrowType::Float32,
         ColumnType::Float64 => ArrowType::Float64,
@@ -250,9 +288,9 @@ mod tests {
     fn every_column_type_maps_to_its_delta_type() {
         let cases = [
             (ColumnType::Bool, "boolean"),
-            (ColumnType::Int8, "byte"),
-            (ColumnType::Int16, "short"),
-            (ColumnType::Int32, "integer"),
+            (ColumnType::Int8, "long"),
+            (ColumnType::Int16, "long"),
+            (ColumnType::Int32, "long"),
             (ColumnType::Int64, "long"),
             (ColumnType::UInt64, "decimal(20,0)"),
             (ColumnType::Float32, "float"),
@@ -271,7 +309,7 @@ mod tests {
             assert_eq!(delta_type(&ty).to_string(), want, "{ty:?}");
         }
         let arr = delta_type(&ColumnType::Array { element: Box::new(ColumnType::Int32) });
-        assert!(matches!(arr, DataType::Array(ref a) if a.element_type() == &DataType::INTEGER));
+        assert!(matches!(arr, DataType::Array(ref a) if a.element_type() == &DataType::LONG));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::files::{FileEntry, FileIndex};
 use crate::key::{KeyBounds, KeyColumn, KeyPart};
-use crate::schema::TableLayout;
+use crate::schema::{TableLayout, PROP_TEXT_COLUMNS};
 use crate::DeltaError;
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::Int64Type;
@@ -117,7 +117,7 @@ pub(crate) async fn load_or_create(path: &Path, layout: &TableLayout) -> Result<
 /// primary key) and refuses to read the table without. `None` keeps the
 /// legacy reader 1 / writer 4 protocol.
 fn table_features_protocol(layout: &TableLayout) -> Option<Protocol> {
-    let needs_features = layout.source.columns.iter().any(|c| c.data_type == ColumnType::TimestampNtz);
+    let needs_features = (0..layout.n_source()).any(|i| *layout.stored_type(i) == ColumnType::TimestampNtz);
     if !needs_features {
         return None;
     }
@@ -171,6 +171,9 @@ pub(crate) fn metadata_for(state: &DeltaTableState, layout: &TableLayout) -> Res
     let mut metadata = state.metadata().clone().with_schema(&schema)?;
     for (key, value) in layout.tributary_properties() {
         metadata = metadata.add_config_key(key, value)?;
+    }
+    if layout.text_columns().is_empty() && state.metadata().configuration().contains_key(PROP_TEXT_COLUMNS) {
+        metadata = metadata.add_config_key(PROP_TEXT_COLUMNS.to_string(), "[]".to_string())?;
     }
     Ok(metadata)
 }

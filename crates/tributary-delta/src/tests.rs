@@ -1063,7 +1063,8 @@ async fn schema_changes_add_keep_dropped_widen_and_survive_a_reopen() {
         .await
         .unwrap();
     let kinds: Vec<&str> = changes.iter().map(|c| c.kind()).collect();
-    assert_eq!(kinds, ["widen_type", "add_column", "drop_column"], "{changes:?}");
+    // INT -> BIGINT: both are Delta `long`, so only the mapping changes.
+    assert_eq!(kinds, ["change_type", "add_column", "drop_column"], "{changes:?}");
     assert_eq!(*w.source_schema(), *evolved);
     // A replay of the same change (at or below the stored position) does nothing.
     assert!(w.change_schema(&evolved, &pos(100), &[], &[]).await.unwrap().is_empty());
@@ -1090,6 +1091,33 @@ async fn schema_changes_add_keep_dropped_widen_and_survive_a_reopen() {
 }
 
 #[tokio::test]
+async fn a_widened_decimal_rewrites_the_data_files_with_the_new_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let decimal = |p: u8| Column {
+        source_type: format!("decimal({p},2)"),
+        ..col("price", ColumnType::Decimal { precision: p, scale: 2 })
+    };
+    let mut priced = (*items_schema(true)).clone();
+    priced.columns.push(decimal(10));
+    let priced = Arc::new(priced);
+    let mut w = open(dir.path(), &priced).await;
+    let row = |id: i64, cents: i128| {
+        vec![Value::Int(id), Value::Text("a".into()), Value::Int(1), Value::Decimal { unscaled: cents, scale: 2 }]
+    };
+    w.apply(&batch(vec![ins(row(1, 150))], 100)).await.unwrap();
+    let mut wider = (*priced).clone();
+    wider.columns[3] = decimal(14);
+    let changes = w.change_schema(&Arc::new(wider), &pos(200), &[], &[]).await.unwrap();
+    assert_eq!(changes.iter().map(|c| c.kind()).collect::<Vec<_>>(), ["widen_type"]);
+    w.apply(&batch(vec![ins(row(2, 99_999_999_999))], 300)).await.unwrap();
+    let table = crate::table::open_existing(w.path()).await.unwrap();
+    let price = table.snapshot().unwrap().schema().field("price").unwrap().data_type().to_string();
+    assert_eq!(price, "decimal(14,2)");
+    let rows = rows_by_id(w.path()).await;
+    assert_eq!((&rows[&1]["price"], &rows[&2]["price"]), (&json!("1.50"), &json!("999999999.99")), "{rows:?}");
+}
+
+#[tokio::test]
 async fn an_incompatible_change_is_refused_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let schema = items_schema(true);
@@ -1102,6 +1130,41 @@ async fn an_incompatible_change_is_refused_and_writes_nothing() {
     assert!(matches!(err, DeltaError::SchemaChange { .. }), "{err}");
     assert!(err.to_string().contains("name"), "{err}");
     assert_eq!(w.delta_version(), version);
+}
+
+#[tokio::test]
+async fn under_the_string_policy_an_incompatible_change_stores_the_column_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = DeltaSinkConfig { incompatible_type_changes: crate::TypeChangePolicy::String, ..cfg(dir.path()) };
+    let schema = items_schema(true);
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    w.apply(&batch(vec![ins(item(1, "a", 7))], 100)).await.unwrap();
+    // name TEXT -> INT (already string in Delta), qty INT -> DATE (rewritten as text).
+    let mut changed = (*schema).clone();
+    changed.columns[1] = Column { source_type: "int".into(), ..col("name", ColumnType::Int32) };
+    changed.columns[2] = Column { source_type: "date".into(), ..col("qty", ColumnType::Date) };
+    let changed = Arc::new(changed);
+    let changes = w.change_schema(&changed, &pos(200), &[], &[]).await.unwrap();
+    assert_eq!(changes.iter().map(|c| c.kind()).collect::<Vec<_>>(), ["map_to_string", "map_to_string"]);
+    assert_eq!(*w.source_schema(), *changed, "decoding goes on with the source's types");
+    w.apply(&batch(vec![ins(vec![Value::Int(2), Value::Int(42), Value::Date(19_782)])], 300)).await.unwrap();
+    let rows = rows_by_id(w.path()).await;
+    assert_eq!((&rows[&1]["name"], &rows[&1]["qty"]), (&json!("a"), &json!("7")), "{rows:?}");
+    assert_eq!((&rows[&2]["name"], &rows[&2]["qty"]), (&json!("42"), &json!("2024-02-29")), "{rows:?}");
+    // Reopened, the table still stores both as text.
+    drop(w);
+    let w = TableWriter::open_or_create(&config, changed.clone(), APP).await.unwrap();
+    let table = crate::table::open_existing(w.path()).await.unwrap();
+    let snapshot = table.snapshot().unwrap();
+    let types: Vec<String> =
+        ["name", "qty"].iter().map(|c| snapshot.schema().field(c).unwrap().data_type().to_string()).collect();
+    assert_eq!(types, ["string", "string"]);
+    // Under the default policy the same change stops the table.
+    let other = tempfile::tempdir().unwrap();
+    let mut w = open(other.path(), &schema).await;
+    w.apply(&batch(vec![ins(item(1, "a", 7))], 100)).await.unwrap();
+    let err = w.change_schema(&changed, &pos(200), &[], &[]).await.unwrap_err().to_string();
+    assert!(err.contains("incompatible_type_changes"), "{err}");
 }
 
 #[tokio::test]

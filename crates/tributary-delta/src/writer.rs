@@ -8,15 +8,18 @@
 
 use crate::apply::{push_add, Plan, Planner};
 use crate::commit::{self, check_writable, CommitKind, CommitNote};
-use crate::config::DeltaSinkConfig;
+use crate::config::{DeltaSinkConfig, TypeChangePolicy};
 use crate::encode::{encode, Op, OutRow, RowMeta};
 use crate::evolve::ColumnChange;
 use crate::files::{data_file_name, FileIndex, OpenFile};
-use crate::schema::{schema_difference, TableLayout, PROP_PRIMARY_KEY, PROP_SCHEMA, PROP_SOURCE_COLUMNS};
+use crate::schema::{
+    schema_difference, TableLayout, PROP_PRIMARY_KEY, PROP_SCHEMA, PROP_SOURCE_COLUMNS, PROP_TEXT_COLUMNS,
+};
 use crate::DeltaError;
 use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
 use deltalake::DeltaTable;
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -546,10 +549,17 @@ impl TableWriter {
         if self.stale {
             self.reload().await?;
         }
-        let planned = crate::evolve::plan(&self.layout.source, self.layout.source_columns, source, renamed)
+        let text_columns = self.layout.text_columns();
+        let sink = crate::evolve::SinkState {
+            schema: &self.layout.source,
+            source_columns: self.layout.source_columns,
+            text_columns: &text_columns,
+        };
+        let to_text = self.cfg.incompatible_type_changes == TypeChangePolicy::String;
+        let planned = crate::evolve::plan(sink, source, renamed, to_text)
             .map_err(|e| DeltaError::SchemaChange { table: self.path.clone(), source: e })?;
         let Some(planned) = planned else { return Ok(Vec::new()) };
-        let layout = TableLayout::with_source_columns(Arc::new(planned.sink), planned.source_columns);
+        let layout = TableLayout::evolved(Arc::new(planned.sink), planned.source_columns, &planned.text_columns);
         let mut plan = Plan::default();
         // Columns this change adds read, in older rows, what the source shows
         // there (`existing`: a default); a renamed column, the values of its
@@ -646,7 +656,9 @@ fn stored_layout(table: &DeltaTable) -> Option<TableLayout> {
     let config = state.metadata().configuration();
     let schema: TableSchema = serde_json::from_str(config.get(PROP_SCHEMA)?).ok()?;
     let source_columns = config.get(PROP_SOURCE_COLUMNS).and_then(|n| n.parse().ok()).unwrap_or(schema.columns.len());
-    Some(TableLayout::with_source_columns(Arc::new(schema), source_columns))
+    let text_columns: BTreeSet<String> =
+        config.get(PROP_TEXT_COLUMNS).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+    Some(TableLayout::evolved(Arc::new(schema), source_columns, &text_columns))
 }
 
 /// `batch` with every row padded with NULLs to `width` columns (the kept
@@ -699,7 +711,7 @@ fn fill_columns(
                 columns[*index] = match fill {
                     Fill::Value(value) => {
                         let cells = vec![*value; batch.num_rows()];
-                        crate::encode::encode_column(&layout.source.columns[*index].data_type, &cells)?
+                        crate::encode::encode_column(layout.stored_type(*index), &cells)?
                     }
                     Fill::Column(from) => batch.column(*from).clone(),
                 };

@@ -8,10 +8,20 @@ use std::process::Command;
 /// Free space the Spark and pipeline tests want under the test root.
 pub const HEAVY_TEST_MIB: u64 = 2048;
 
-/// The workspace root (configs and scripts live there).
+/// The workspace root (configs and scripts live there). Found from the
+/// crate under test, which cargo names at run time: the path compiled into
+/// this crate can be another checkout's when a shared target directory reused
+/// its build (CI's clone and a working copy share one).
 pub fn repo_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| manifest.to_path_buf())
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let runtime = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let is_root = |p: &Path| p.join("Cargo.lock").is_file() && p.join("scripts").is_dir();
+    let found = runtime
+        .as_deref()
+        .into_iter()
+        .chain([compiled])
+        .find_map(|start| start.ancestors().find(|p| is_root(p)).map(Path::to_path_buf));
+    found.unwrap_or_else(|| compiled.parent().and_then(Path::parent).unwrap_or(compiled).to_path_buf())
 }
 
 /// Free bytes on the file system holding `path` (or its nearest existing ancestor).

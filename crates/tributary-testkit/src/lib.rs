@@ -17,7 +17,7 @@ pub mod spark;
 pub mod webhook;
 
 pub use alertmanager::{Alert, AlertManager, AlertManagerClient, AlertManagerOptions};
-pub use disk::{ensure_free_space, ensure_space_for_heavy_tests};
+pub use disk::{ensure_free_space, ensure_space_for_heavy_tests, repo_root};
 pub use isolation::{unique_name, TestDatabase, TestDir};
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{PgDatabase, Postgres, PostgresOptions};

@@ -58,7 +58,7 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
             "add column flag integer",
             "add column extra text",
             "drop column note (kept, NULL from now on)",
-            "widen qty integer -> bigint",
+            "change qty integer -> bigint",
             "change name character varying(50) -> character varying(200)"
         ],
         "{status}"
@@ -70,19 +70,19 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
     let schema = spark.schema(&path).unwrap();
     let types: Vec<(String, String)> = schema.iter().map(|f| (f.name.clone(), f.data_type.clone())).collect();
     assert!(types.contains(&("qty".into(), "bigint".into())), "{types:?}");
-    assert!(types.contains(&("flag".into(), "int".into())), "{types:?}");
+    assert!(types.contains(&("flag".into(), "bigint".into())), "{types:?}");
     let rows = spark.rows(&path, &["id"]).unwrap();
     assert_eq!(rows.len(), 6);
     assert_eq!(rows[5]["qty"].as_i64(), Some(3_000_000_000));
     assert_eq!(rows[0]["flag"].as_i64(), Some(5));
-    // After a type widening, Spark 3.5 + Delta 3.x read the change feed from
-    // the widening commit on (docs/schema-evolution.md explains the range before).
-    let widened = commit_with(&path, "widened");
-    let feed = spark.cdf(&path, widened, None, &["_commit_version", "id"]).unwrap();
+    // INT -> BIGINT changed no Delta type (every integer is `long`): Spark
+    // reads the change feed over the whole range.
+    let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
     let inserts: Vec<i64> =
         feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
-    assert_eq!(inserts, [6], "{feed:?}");
-    assert_eq!(feed[0]["qty"].as_i64(), Some(3_000_000_000));
+    assert_eq!(inserts, [1, 2, 3, 4, 5, 6], "{feed:?}");
+    let six = feed.iter().find(|r| r["id"] == 6).unwrap();
+    assert_eq!(six["qty"].as_i64(), Some(3_000_000_000));
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn several_changes_in_one_transaction_and_a_sequence_of_five() {
     );
     for (i, ddl) in [
         "ALTER TABLE t ADD COLUMN d NUMERIC(10,2)",
-        "ALTER TABLE t ALTER COLUMN d TYPE NUMERIC(14,2)",
+        "ALTER TABLE t ALTER COLUMN c TYPE BIGINT",
         "ALTER TABLE t DROP COLUMN b",
         "ALTER TABLE t ADD COLUMN e BOOLEAN DEFAULT true",
         "ALTER TABLE t ALTER COLUMN a TYPE BIGINT",
@@ -119,6 +119,39 @@ fn several_changes_in_one_transaction_and_a_sequence_of_five() {
     assert!(pipeline.stop().success());
     let columns = ["id", "a", "c", "d", "e"];
     assert_eq!(mirror_lines(&python, &path, &columns), source_lines(&db, "t", &columns));
+    let Some(spark) = spark("the Spark schema tests") else { return };
+    let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
+    let inserts: Vec<i64> =
+        feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(inserts, [1, 2, 3, 4, 10, 11, 12, 13, 14], "the whole feed, across every change: {feed:?}");
+}
+
+/// DECIMAL precision up changes the Delta type: the data files are rewritten,
+/// and Spark 3.5 + Delta 3.x read the change feed from the widening commit on
+/// (docs/schema-evolution.md).
+#[test]
+fn a_decimal_widening_rewrites_and_spark_reads_the_feed_from_it() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id INT PRIMARY KEY, d NUMERIC(10,2)); INSERT INTO t VALUES (1, 12345678.91)");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.t", "");
+    let path = table_path(dir.path(), "public", "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+    change(&db, "ALTER TABLE t ALTER COLUMN d TYPE NUMERIC(14,2)");
+    let lsn = change(&db, "INSERT INTO t VALUES (2, 123456789012.34)");
+    wait_past(&mut pipeline, &path, lsn);
+    assert!(pipeline.stop().success());
+    assert_eq!(mirror_lines(&python, &path, &["id", "d"]), source_lines(&db, "t", &["id", "d"]));
+    let widened = commit_with(&path, "widened");
+    let Some(spark) = spark("the Spark schema tests") else { return };
+    let refusal = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap_err().to_string();
+    assert!(refusal.contains("DELTA_CHANGE_DATA_FEED_INCOMPATIBLE"), "{refusal}");
+    let feed = spark.cdf(&path, widened, None, &["_commit_version", "id"]).unwrap();
+    assert_eq!(feed.len(), 1, "{feed:?}");
+    assert_eq!((&feed[0]["id"], &feed[0]["d"]), (&Json::from(2), &Json::from("123456789012.34")), "{feed:?}");
 }
 
 #[test]
@@ -148,6 +181,28 @@ fn an_incompatible_change_stops_only_that_table_naming_column_and_types() {
     assert!(pipeline.stop().success());
     assert_eq!(mirror_lines(&python, &good, &["id", "v"]), ["1\t1", "2\t2"]);
     assert_eq!(mirror_lines(&python, &bad, &["id", "code"]), ["1\t10"], "nothing after the change");
+
+    // Map the column to string and restart: TEXT -> INT keeps the Delta
+    // column `string` (nothing rewritten), the slot still holds the changes
+    // after the table's position, and Spark reads the whole feed.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text =
+        text.replace("checkpoint_interval = 5", "checkpoint_interval = 5\nincompatible_type_changes = \"string\"");
+    std::fs::write(&config, text).unwrap();
+    let mut pipeline = Pipeline::start(&config);
+    let lsn = change(&db, "INSERT INTO bad VALUES (3, 30)");
+    wait_past(&mut pipeline, &bad, lsn);
+    assert!(pipeline.stop().success());
+    assert_eq!(mirror_lines(&python, &bad, &["id", "code"]), ["1\t10", "2\t20", "3\t30"]);
+    let (code, json, stderr) = validate_json(&config, &["--table", "public.bad"]);
+    assert_eq!(code, 0, "the text column validates against the source: {json:#} {stderr}");
+    let Some(spark) = spark("the Spark schema tests") else { return };
+    let types: Vec<(String, String)> =
+        spark.schema(&bad).unwrap().iter().map(|f| (f.name.clone(), f.data_type.clone())).collect();
+    assert!(types.contains(&("code".into(), "string".into())), "{types:?}");
+    let feed = spark.cdf(&bad, 0, None, &["_commit_version", "id"]).unwrap();
+    let codes: Vec<&Json> = feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| &r["code"]).collect();
+    assert_eq!(codes, [&Json::from("10"), &Json::from("20"), &Json::from("30")], "{feed:?}");
 }
 
 #[test]

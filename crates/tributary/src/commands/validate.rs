@@ -90,7 +90,7 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
             let index =
                 index_mirror(&path, schema).await.with_context(|| format!("reading the mirror of {}", schema.id))?;
             report.delta_rows = Some(index.rows);
-            let mut comparator = Comparator::new(schema, index);
+            let mut comparator = Comparator::new(schema, index).with_text_columns(&mirror_schema.text_columns);
             while let Some(chunk) = reader.next_chunk(schema).await? {
                 comparator.source_chunk(&chunk);
             }

@@ -7,7 +7,7 @@
 //! (only when there are any).
 
 use super::checksum::{key_hash, key_text, row_checksum};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use tributary_core::{Row, TableSchema, Value};
 
@@ -123,6 +123,8 @@ pub struct Comparator<'a> {
     schema: &'a TableSchema,
     index: MirrorIndex,
     diffs: Differences,
+    /// Per column: the mirror stores it as text (compared as its text form).
+    as_text: Vec<bool>,
 }
 
 impl<'a> Comparator<'a> {
@@ -130,18 +132,26 @@ impl<'a> Comparator<'a> {
         let mut diffs = Differences::default();
         diffs.extra_in_delta.count = index.duplicate_count;
         diffs.extra_in_delta.keys = index.duplicates.clone();
-        Comparator { schema, index, diffs }
+        Comparator { schema, index, diffs, as_text: vec![false; schema.columns.len()] }
+    }
+
+    /// Compares these columns by their text form: the mirror stores them as
+    /// text (`sink.delta.incompatible_type_changes = "string"`).
+    pub fn with_text_columns(mut self, text_columns: &BTreeSet<String>) -> Self {
+        self.as_text = self.schema.columns.iter().map(|c| text_columns.contains(&c.name)).collect();
+        self
     }
 
     /// One chunk of source rows (values in schema column order).
     pub fn source_chunk(&mut self, rows: &[Row]) {
         self.diffs.chunks += 1;
-        let stored_forms = self.schema.columns.iter().any(|c| tributary_delta::mirror::has_stored_form(&c.data_type));
+        let stored_forms = self.as_text.contains(&true)
+            || self.schema.columns.iter().any(|c| tributary_delta::mirror::has_stored_form(&c.data_type));
         for row in rows {
             self.diffs.source_rows += 1;
             let stored;
             let row = if stored_forms {
-                stored = stored_row(self.schema, row);
+                stored = stored_row(self.schema, &self.as_text, row);
                 &stored
             } else {
                 row
@@ -175,11 +185,19 @@ impl<'a> Comparator<'a> {
 }
 
 /// `row` with each value in the form the mirror reads it back
-/// ([`tributary_delta::mirror::stored_form`]: a PostgreSQL time is stored as text).
-fn stored_row(schema: &TableSchema, row: &Row) -> Row {
+/// ([`tributary_delta::mirror::stored_form`]: a PostgreSQL time is stored as
+/// text; [`tributary_delta::mirror::text_form`] for columns stored as text).
+fn stored_row(schema: &TableSchema, as_text: &[bool], row: &Row) -> Row {
     row.iter()
         .zip(&schema.columns)
-        .map(|(v, c)| tributary_delta::mirror::stored_form(&c.data_type, v).unwrap_or_else(|| v.clone()))
+        .zip(as_text)
+        .map(|((v, c), &text)| {
+            if text {
+                tributary_delta::mirror::text_form(&c.data_type, v)
+            } else {
+                tributary_delta::mirror::stored_form(&c.data_type, v).unwrap_or_else(|| v.clone())
+            }
+        })
         .collect()
 }
 

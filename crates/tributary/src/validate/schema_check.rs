@@ -5,7 +5,7 @@
 //! notes, not failures).
 
 use serde::Serialize;
-use tributary_core::TableSchema;
+use tributary_core::{ColumnType, TableSchema};
 use tributary_delta::expected_delta_type;
 use tributary_delta::mirror::MirrorSchema;
 
@@ -60,7 +60,11 @@ pub fn check(source: &TableSchema, mirror: &MirrorSchema) -> SchemaReport {
         match mirror.columns.iter().find(|m| m.name == column.name) {
             None => report.missing_columns.push(column.name.clone()),
             Some(m) => {
-                let expected = expected_delta_type(&column.data_type);
+                let expected = if mirror.text_columns.contains(&column.name) {
+                    expected_delta_type(&ColumnType::Text)
+                } else {
+                    expected_delta_type(&column.data_type)
+                };
                 if m.delta_type != expected {
                     report.type_changes.push(TypeChange {
                         column: column.name.clone(),
@@ -110,7 +114,7 @@ mod tests {
 
     /// A mirror without stored schema: every column counts as the source's.
     fn unstored(columns: Vec<MirrorColumn>) -> MirrorSchema {
-        MirrorSchema { columns, stored: None, source_columns: 0 }
+        MirrorSchema { columns, stored: None, source_columns: 0, text_columns: Default::default() }
     }
 
     #[test]
@@ -158,6 +162,7 @@ mod tests {
             ],
             stored: Some(stored),
             source_columns: 3,
+            text_columns: Default::default(),
         };
         let report = check(&source, &mirror_schema);
         assert_eq!(report.kept_columns, vec!["a"]);

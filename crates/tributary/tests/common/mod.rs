@@ -198,7 +198,7 @@ pub fn wait_committed(pipeline: &mut Pipeline, path: &Path, version: i64) {
 
 /// Runs the independent reader and parses its JSON.
 pub fn read(python: &Path, args: &[&str]) -> Json {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/delta_reader.py");
+    let script = tributary_testkit::repo_root().join("scripts/delta_reader.py");
     let out = Command::new(python).arg(script).args(args).output().expect("run delta_reader.py");
     assert!(out.status.success(), "delta_reader.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("reader JSON")

@@ -82,8 +82,8 @@ const BIG_TEXT: &str = "(SELECT string_agg(md5(g::text), '') FROM generate_serie
 use Kind::*;
 
 pub const TYPES: &[PgTypeCase] = &[
-    case("i2", "smallint", "i2", "short", "smallint", Int, ["-32768", "32767", "0"]),
-    case("i4", "integer", "i4", "integer", "int", Int, ["2147483647", "-2147483648", "42"]),
+    case("i2", "smallint", "i2", "long", "bigint", Int, ["-32768", "32767", "0"]),
+    case("i4", "integer", "i4", "long", "bigint", Int, ["2147483647", "-2147483648", "42"]),
     case("i8", "bigint", "i8", "long", "bigint", Int, ["-9223372036854775808", "9223372036854775807", "0"]),
     case(
         "n102",
@@ -248,8 +248,8 @@ pub const TYPES: &[PgTypeCase] = &[
         "ia",
         "integer[]",
         "to_json(ia)",
-        "array<integer>",
-        "array<int>",
+        "array<long>",
+        "array<bigint>",
         Array,
         ["'{1,NULL,-3}'", "'{}'", "'{NULL}'"],
     ),
@@ -281,7 +281,7 @@ pub const TYPES: &[PgTypeCase] = &[
         Text,
         ["'10.1.0.0/16'", "'2001:db8::/32'", "'192.168.100.128/25'"],
     ),
-    case("dint", "smallpos", "dint", "integer", "int", Int, ["5", "1", "2147483647"]),
+    case("dint", "smallpos", "dint", "long", "bigint", Int, ["5", "1", "2147483647"]),
     case(
         "dprice",
         "price2",
@@ -295,8 +295,8 @@ pub const TYPES: &[PgTypeCase] = &[
         "dints",
         "posint[]",
         "to_json(dints)",
-        "array<integer>",
-        "array<int>",
+        "array<long>",
+        "array<bigint>",
         Array,
         ["'{1,2,NULL}'", "'{}'", "'{2147483647}'"],
     ),
