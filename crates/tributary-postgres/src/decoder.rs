@@ -29,6 +29,9 @@ pub struct PgOutputDecoder {
     /// The catalog's current `attnum -> name` of the relation message being
     /// decoded, set by [`PgOutputDecoder::set_catalog_columns`].
     catalog_columns: Option<(u32, HashMap<i16, String>)>,
+    /// Per table, before its first relation message: the attribute numbers of
+    /// its columns when the stream started ([`PgOutputDecoder::seed_column_numbers`]).
+    seeded: HashMap<TableId, HashMap<String, i16>>,
 }
 
 impl PgOutputDecoder {
@@ -42,6 +45,7 @@ impl PgOutputDecoder {
             new_tables: None,
             attnums: HashMap::new(),
             catalog_columns: None,
+            seeded: HashMap::new(),
         }
     }
 
@@ -182,6 +186,18 @@ impl PgOutputDecoder {
         self.catalog_columns = Some((relation_id, columns.into_iter().collect()));
     }
 
+    /// The attribute numbers of `table`'s columns as the catalog had them
+    /// when the stream started (only names `table` has): what its first
+    /// relation message is compared with.
+    pub fn seed_column_numbers(&mut self, table: &TableSchema, columns: Vec<(i16, String)>) {
+        let known: HashMap<String, i16> = columns
+            .into_iter()
+            .filter(|(_, name)| table.column_index(name).is_some())
+            .map(|(n, name)| (name, n))
+            .collect();
+        self.seeded.insert(table.id.clone(), known);
+    }
+
     /// The renames a relation message shows: a column of `current` that is
     /// gone, whose attribute number now carries a new column of the message.
     /// Also records the message's attribute numbers for the next one.
@@ -196,7 +212,8 @@ impl PgOutputDecoder {
         };
         let names: Vec<&str> = columns.iter().map(|c| &*c.name).collect();
         let mut renamed = Vec::new();
-        if let (Some(current), Some(before)) = (current, self.attnums.get(&oid)) {
+        let before = self.attnums.get(&oid).or_else(|| current.and_then(|t| self.seeded.get(&t.id))).cloned();
+        if let (Some(current), Some(before)) = (current, before.as_ref()) {
             for old in &current.columns {
                 if names.contains(&old.name.as_str()) {
                     continue;
@@ -207,11 +224,13 @@ impl PgOutputDecoder {
                 }
             }
         }
-        let by_name: HashMap<String, i16> = catalog
-            .into_iter()
-            .filter(|(_, name)| names.contains(&name.as_str()))
-            .map(|(attnum, name)| (name, attnum))
-            .collect();
+        // The message's columns with their numbers: from the catalog where it
+        // still has the name, else as known before (the catalog may already
+        // be past a later rename of the column).
+        let mut by_name: HashMap<String, i16> =
+            before.unwrap_or_default().into_iter().filter(|(name, _)| names.contains(&name.as_str())).collect();
+        by_name
+            .extend(catalog.into_iter().filter(|(_, name)| names.contains(&name.as_str())).map(|(n, name)| (name, n)));
         self.attnums.insert(oid, by_name);
         renamed
     }
@@ -307,5 +326,59 @@ fn decode_error(table: &TableSchema, lsn: u64, column: &str, problem: &str) -> P
         table: table.id.to_string(),
         lsn: Lsn(lsn).to_string(),
         problem: format!("column {column}: {problem}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(columns: &[&str]) -> TableSchema {
+        let column = |name: &&str| Column {
+            name: name.to_string(),
+            data_type: tributary_core::ColumnType::Int32,
+            nullable: true,
+            source_type: "integer".into(),
+        };
+        TableSchema {
+            id: TableId::new("public", "t"),
+            columns: columns.iter().map(column).collect(),
+            primary_key: vec![0],
+        }
+    }
+
+    fn message(columns: &[&str]) -> Vec<RelationColumn> {
+        let column =
+            |name: &&str| RelationColumn { name: (*name).into(), type_id: 23, type_modifier: -1, is_key: false };
+        columns.iter().map(column).collect()
+    }
+
+    fn catalog(columns: &[(i16, &str)]) -> Vec<(i16, String)> {
+        columns.iter().map(|(n, name)| (*n, name.to_string())).collect()
+    }
+
+    #[test]
+    fn a_rename_is_told_from_a_drop_plus_an_add_by_attribute_number() {
+        let started = table(&["id", "old_name", "gone"]);
+        let mut decoder = PgOutputDecoder::new([Arc::new(started.clone())]);
+        decoder.seed_column_numbers(&started, catalog(&[(1, "id"), (2, "old_name"), (3, "gone")]));
+        // The first relation message is decoded after the rename, the drop and
+        // the add ran: the catalog no longer has old_name; the numbers seeded
+        // at the start still say which column it was.
+        decoder.set_catalog_columns(7, catalog(&[(1, "id"), (2, "new_name"), (4, "fresh")]));
+        assert!(decoder.renames(7, Some(&started), &message(&["id", "old_name", "gone"])).is_empty());
+        decoder.set_catalog_columns(7, catalog(&[(1, "id"), (2, "new_name"), (4, "fresh")]));
+        let renamed = decoder.renames(7, Some(&started), &message(&["id", "new_name", "fresh"]));
+        assert_eq!(renamed, [("old_name".to_string(), "new_name".to_string())], "gone -> fresh is a drop plus an add");
+    }
+
+    #[test]
+    fn without_numbers_from_before_a_change_is_a_drop_plus_an_add() {
+        let started = table(&["id", "old_name"]);
+        let mut decoder = PgOutputDecoder::new([Arc::new(started.clone())]);
+        // Renamed while the pipeline was stopped: the catalog at the start has the new name only.
+        decoder.seed_column_numbers(&started, catalog(&[(1, "id"), (2, "new_name")]));
+        decoder.set_catalog_columns(7, catalog(&[(1, "id"), (2, "new_name")]));
+        assert!(decoder.renames(7, Some(&started), &message(&["id", "new_name"])).is_empty());
     }
 }

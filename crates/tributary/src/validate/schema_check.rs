@@ -129,7 +129,7 @@ mod tests {
         assert!(check(&source, &same).ok());
         let changed = unstored(vec![
             mirror("id", &ColumnType::Int64),
-            mirror("b", &ColumnType::Int64),
+            mirror("b", &ColumnType::Decimal { precision: 12, scale: 2 }),
             mirror("c", &ColumnType::Text),
         ]);
         let report = check(&source, &changed);
@@ -138,6 +138,12 @@ mod tests {
         assert_eq!(report.type_changes.len(), 1);
         assert_eq!(report.type_changes[0].column, "b");
         assert!(report.notes().is_empty());
+        // A column the mirror stores as text is expected as `string`.
+        let mut text = unstored(vec![mirror("id", &ColumnType::Int64), mirror("a", &ColumnType::Text)]);
+        text.columns.push(mirror("b", &ColumnType::Text));
+        assert_eq!(check(&source, &text).type_changes.len(), 1);
+        text.text_columns.insert("b".into());
+        assert!(check(&source, &text).ok());
     }
 
     #[test]
