@@ -535,6 +535,16 @@ fn a_restart_from_before_several_ddl_decodes_each_row_with_its_columns() {
     let b = mirror_lines(&python, &path, &["id", "b"]);
     assert_eq!(&b[3..], &source_rows(&db, "t", &["id", "b"])[3..], "rows from the drop of b on");
     assert_eq!(&b[..3], ["1\tb1", "2\tb2", "3\tb3"]);
+
+    // Spark reads the whole change feed: each insert with the columns it was written with.
+    let Some(spark) = spark("the Spark schema tests") else { return };
+    let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
+    let inserts: Vec<String> = feed
+        .iter()
+        .filter(|r| r["_change_type"] == "insert")
+        .map(|r| format!("{}\t{}\t{}", r["id"], r["a"], r["c"]))
+        .collect();
+    assert_eq!(inserts, ["1\t1\tnull", "2\t2\tnull", "3\t3\t33", "4\t4000000000\t44", "5\t5\t55", "6\t6\t66"]);
 }
 
 #[test]

@@ -26,9 +26,26 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
     let mut pipeline = Pipeline::start(&config);
     wait_committed(&mut pipeline, &path, 1);
 
-    // ADD COLUMN with a default while inserts continue: older rows read the default.
+    // ADD COLUMN with a default while inserts continue from another session:
+    // older rows read the default.
     change(&db, "INSERT INTO t VALUES (3, 3, 'c', 'n3')");
-    change(&db, "ALTER TABLE t ADD COLUMN flag INT NOT NULL DEFAULT 5, ADD COLUMN extra TEXT");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let inserted = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut id = 100;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sql(&db, &format!("INSERT INTO t (id, qty, name) VALUES ({id}, {id}, 'w{id}')"));
+                id += 1;
+            }
+            id - 100
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        change(&db, "ALTER TABLE t ADD COLUMN flag INT NOT NULL DEFAULT 5, ADD COLUMN extra TEXT");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap()
+    });
+    assert!(inserted >= 2, "inserts ran during the ALTER: {inserted}");
     change(&db, "INSERT INTO t (id, qty, name, note, flag, extra) VALUES (4, 4, 'd', 'n4', 7, 'x')");
     // DROP COLUMN: kept in Delta, NULL from then on.
     change(&db, "ALTER TABLE t DROP COLUMN note");
@@ -64,7 +81,8 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
         "{status}"
     );
     let notes = mirror_lines(&python, &path, &["id", "note"]);
-    assert_eq!(notes, ["1\tn1", "2\tn2", "3\tn3", "4\tn4", "5\tnull", "6\tnull"], "dropped column kept");
+    assert_eq!(&notes[..6], ["1\tn1", "2\tn2", "3\tn3", "4\tn4", "5\tnull", "6\tnull"], "dropped column kept");
+    assert!(notes[6..].iter().all(|n| n.ends_with("\tnull")), "the concurrent inserts left note NULL: {notes:?}");
 
     let Some(spark) = spark("the Spark schema tests") else { return };
     let schema = spark.schema(&path).unwrap();
@@ -72,7 +90,7 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
     assert!(types.contains(&("qty".into(), "bigint".into())), "{types:?}");
     assert!(types.contains(&("flag".into(), "bigint".into())), "{types:?}");
     let rows = spark.rows(&path, &["id"]).unwrap();
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 6 + inserted as usize);
     assert_eq!(rows[5]["qty"].as_i64(), Some(3_000_000_000));
     assert_eq!(rows[0]["flag"].as_i64(), Some(5));
     // INT -> BIGINT changed no Delta type (every integer is `long`): Spark
@@ -80,7 +98,10 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
     let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
     let inserts: Vec<i64> =
         feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
-    assert_eq!(inserts, [1, 2, 3, 4, 5, 6], "{feed:?}");
+    let expected: Vec<i64> = (1..=6).chain(100..100 + inserted).collect();
+    let mut sorted = inserts.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "every insert once, across the changes: {feed:?}");
     let six = feed.iter().find(|r| r["id"] == 6).unwrap();
     assert_eq!(six["qty"].as_i64(), Some(3_000_000_000));
 }
