@@ -188,7 +188,9 @@ fn build_schema(id: TableId, columns: Vec<Column>, key_names: &[String]) -> Resu
 ///   from the catalog ([`DdlAction::Reload`]); `TRUNCATE` becomes a
 ///   truncate; `DROP TABLE` and a rename away forget the table (its Delta
 ///   table is kept); a rename *to* a captured name is an error asking for a
-///   snapshot of that table, whose existing rows were never streamed;
+///   snapshot of that table, whose existing rows were never streamed, except
+///   an online schema change cut-over (gh-ost / pt-osc swapping in their copy
+///   `_<t>_gho` / `_<t>_new` in the same statement), which reloads the schema;
 /// - every TABLE_MAP is checked against the schema
 ///   ([`check_columns`]). When they differ (the catalog was read after
 ///   later DDL: several statements while the pipeline was down, or in quick
@@ -203,6 +205,9 @@ pub struct LiveSchemaResolver {
     committed: HashMap<TableId, MySqlPosition>,
     /// Tables dropped or renamed away, with their last schema.
     gone: HashMap<TableId, Arc<TableSchema>>,
+    /// Captured tables renamed away, with the position of the statement (a
+    /// copy renamed into the name in the same statement is a cut-over).
+    renamed_away: HashMap<TableId, MySqlPosition>,
     /// Schema changes found while resolving, for the decoder to emit.
     changes: Vec<Arc<TableSchema>>,
     /// Selected tables without a schema whose rows were skipped (warned once).
@@ -220,6 +225,7 @@ impl LiveSchemaResolver {
             tables: tables.into_iter().map(|s| (s.id.clone(), s)).collect(),
             committed: HashMap::new(),
             gone: HashMap::new(),
+            renamed_away: HashMap::new(),
             changes: Vec::new(),
             warned: HashSet::new(),
             checked: HashMap::new(),
@@ -322,6 +328,19 @@ impl LiveSchemaResolver {
     }
 }
 
+/// True when `copy` is the name an online schema change tool gives its copy
+/// of `table`: gh-ost `_<table>_gho`, pt-online-schema-change `_<table>_new`.
+fn is_online_schema_change_copy(copy: &TableId, table: &TableId) -> bool {
+    copy.schema == table.schema && [format!("_{}_gho", table.name), format!("_{}_new", table.name)].contains(&copy.name)
+}
+
+/// True when `old` is the name an online schema change tool gives `table`
+/// at its cut-over, before dropping it: gh-ost `_<table>_del`,
+/// pt-online-schema-change `_<table>_old`.
+fn is_online_schema_change_leftover(old: &TableId, table: &TableId) -> bool {
+    old.schema == table.schema && [format!("_{}_del", table.name), format!("_{}_old", table.name)].contains(&old.name)
+}
+
 impl SchemaResolver for LiveSchemaResolver {
     fn resolve(&mut self, tme: &TableMapEvent<'_>) -> Result<Option<Arc<TableSchema>>, DecodeError> {
         self.resolve_checked(tme, None)
@@ -368,6 +387,29 @@ impl SchemaResolver for LiveSchemaResolver {
                         tracing::info!(table = %from, renamed_to = %to, position = %at, "table renamed: its Delta table is kept as it was, nothing more arrives");
                         self.gone.insert(from.clone(), schema);
                     }
+                    self.renamed_away.insert(from.clone(), position.clone());
+                }
+                if live(self, to)
+                    && self.renamed_away.get(to) == Some(position)
+                    && is_online_schema_change_copy(from, to)
+                {
+                    // gh-ost / pt-osc cut-over: `RENAME TABLE t TO _t_del, _t_gho TO t`
+                    // in one statement. The tool kept the copy's rows equal to the
+                    // table's, so the table goes on with the copy's schema.
+                    tracing::warn!(
+                        table = %to,
+                        copy = %from,
+                        position = %at,
+                        "online schema change cut-over: the table goes on with its copy's schema (the tool kept the \
+                         rows equal; `tributary validate` checks)"
+                    );
+                    return Ok(DdlAction::Reload { table: to.clone(), truncate: false });
+                }
+                if live(self, to) && is_online_schema_change_leftover(to, from) {
+                    // The cut-over's other half (`t` TO `_t_del` / `_t_old`): the old
+                    // table, about to be dropped; its rows are in `t`'s Delta table.
+                    tracing::info!(table = %from, renamed_to = %to, position = %at, "online schema change cut-over: the old table's new name is not captured");
+                    return Ok(DdlAction::Nothing);
                 }
                 if live(self, to) {
                     return Err(DecodeError::schema(format!(
@@ -673,6 +715,31 @@ mod tests {
         let err = r.table_ddl(&into, &at(200)).unwrap_err().to_string();
         assert!(err.contains("shop.tmp_orders") && err.contains("shop.orders") && err.contains("re-snapshot"), "{err}");
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn an_online_schema_change_cut_over_reloads_the_table_and_other_swaps_stop() {
+        for (copy, old) in [("_orders_gho", "_orders_del"), ("_orders_new", "_orders_old")] {
+            // RENAME TABLE orders TO <old>, <copy> TO orders: one statement, one
+            // position. The filter (shop.*) matches the tools' names too.
+            let mut r = resolver();
+            let away = TableDdl::Rename { from: id("orders"), to: id(old) };
+            assert_eq!(r.table_ddl(&away, &at(100)).unwrap(), DdlAction::Nothing);
+            let swap = TableDdl::Rename { from: id(copy), to: id("orders") };
+            assert_eq!(
+                r.table_ddl(&swap, &at(100)).unwrap(),
+                DdlAction::Reload { table: id("orders"), truncate: false }
+            );
+            let loaded = schema("orders", &["id", "qty", "note"]);
+            assert_eq!(r.schema_loaded(&id("orders"), Some(loaded.clone()), &at(100)), Some(loaded));
+        }
+        // Another name, or the copy renamed in by a later statement: its rows are unknown.
+        let mut r = resolver();
+        r.table_ddl(&TableDdl::Rename { from: id("orders"), to: TableId::new("archive", "orders") }, &at(100)).unwrap();
+        assert!(r.table_ddl(&TableDdl::Rename { from: id("orders_empty"), to: id("orders") }, &at(100)).is_err());
+        let mut r = resolver();
+        r.table_ddl(&TableDdl::Rename { from: id("orders"), to: id("_orders_del") }, &at(100)).unwrap();
+        assert!(r.table_ddl(&TableDdl::Rename { from: id("_orders_gho"), to: id("orders") }, &at(200)).is_err());
     }
 
     #[test]

@@ -498,6 +498,44 @@ fn a_table_renamed_away_is_kept_and_one_renamed_into_the_filter_asks_for_a_snaps
     assert_eq!(mirror_lines(&python, &path, &["id", "v"]), ["1\t1", "2\t2"]);
 }
 
+/// gh-ost's cut-over swaps its copy in: `RENAME TABLE t TO _t_del, _t_gho TO t`.
+/// The table goes on with the copy's schema (the tool kept the rows equal),
+/// with the tools' helper tables matched by the filter too.
+#[test]
+fn an_online_schema_change_cut_over_continues_the_table_with_the_new_schema() {
+    let Some(server) = mariadb() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    db.exec("CREATE TABLE orders (id INT PRIMARY KEY, qty INT); INSERT INTO orders VALUES (1, 1), (2, 2)").unwrap();
+    let dir = test_dir();
+    let config = write_config(dir.path(), &server, &format!("{}.*", db.name()), "");
+    let path = table_path(dir.path(), db.name(), "orders");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    // What gh-ost does: a copy with the new schema, filled with the rows,
+    // changes applied to both, then the atomic swap and the drop.
+    db.exec(
+        "CREATE TABLE _orders_gho LIKE orders;          ALTER TABLE _orders_gho ADD COLUMN note VARCHAR(20) NOT NULL DEFAULT 'x', MODIFY qty BIGINT;          INSERT INTO _orders_gho (id, qty) SELECT id, qty FROM orders;          UPDATE orders SET qty = 20 WHERE id = 2; UPDATE _orders_gho SET qty = 20 WHERE id = 2;          RENAME TABLE orders TO _orders_del, _orders_gho TO orders;          DROP TABLE _orders_del",
+    )
+    .unwrap();
+    change(&mut pipeline, &server, &db, &path, "INSERT INTO orders VALUES (3, 3000000000, 'three')");
+    pipeline.assert_running();
+    let log = pipeline.log_text();
+    assert!(log.contains("online schema change cut-over"), "{log}");
+    assert!(pipeline.stop().success());
+    let columns = ["id", "qty", "note"];
+    assert_eq!(mirror_lines(&python, &path, &columns), source_rows(&db, "orders", &columns));
+    assert_eq!(delta_columns(&python, &path), ["id", "qty", "note"]);
+    let (code, json, stderr) = validate_json(&config, &["--table", &format!("{}.orders", db.name())]);
+    assert_eq!(code, 0, "{json:#} {stderr}");
+
+    let Some(spark) = spark("the Spark schema tests") else { return };
+    let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
+    let kinds: Vec<String> =
+        feed.iter().map(|r| format!("{}:{}", r["id"], r["_change_type"].as_str().unwrap())).collect();
+    assert_eq!(kinds, ["1:insert", "2:insert", "2:update_preimage", "2:update_postimage", "3:insert"], "{feed:?}");
+}
+
 #[test]
 fn a_restart_from_before_several_ddl_decodes_each_row_with_its_columns() {
     let Some(server) = mariadb() else { return };
