@@ -69,6 +69,12 @@ pub struct Column {
     pub nullable: bool,
     /// The type as the source spells it (e.g. `bigint(20) unsigned`), for messages and docs.
     pub source_type: String,
+    /// The source's own number for the column, which a rename keeps and a
+    /// drop plus an add does not (PostgreSQL `attnum`); `None` where the
+    /// source has none (MySQL). Stored with the table's schema, so a rename
+    /// made while the pipeline was stopped is still recognised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<i64>,
 }
 
 /// A table's columns, in source order, and its primary key.

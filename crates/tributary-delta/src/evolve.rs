@@ -286,7 +286,7 @@ mod tests {
     use tributary_core::TableId;
 
     fn col(name: &str, data_type: ColumnType, nullable: bool, source_type: &str) -> Column {
-        Column { name: name.into(), data_type, nullable, source_type: source_type.into() }
+        Column { name: name.into(), data_type, nullable, source_type: source_type.into(), source_id: None }
     }
 
     fn table(columns: Vec<Column>) -> TableSchema {

@@ -281,7 +281,7 @@ mod tests {
     use tributary_core::{Column, TableId};
 
     fn col(name: &str, ty: ColumnType) -> Column {
-        Column { name: name.into(), data_type: ty, nullable: true, source_type: String::new() }
+        Column { name: name.into(), data_type: ty, nullable: true, source_type: String::new(), source_id: None }
     }
 
     #[test]

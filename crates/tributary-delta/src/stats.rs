@@ -300,6 +300,7 @@ mod tests {
                     data_type: t.clone(),
                     nullable: true,
                     source_type: String::new(),
+                    source_id: None,
                 })
                 .collect(),
             primary_key: vec![0],

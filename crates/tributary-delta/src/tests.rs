@@ -20,7 +20,7 @@ fn pos(offset: u64) -> SourcePosition {
 }
 
 fn col(name: &str, ty: ColumnType) -> Column {
-    Column { name: name.into(), data_type: ty, nullable: true, source_type: String::new() }
+    Column { name: name.into(), data_type: ty, nullable: true, source_type: String::new(), source_id: None }
 }
 
 /// `id bigint primary key, name text, qty int`.

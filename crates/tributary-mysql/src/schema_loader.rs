@@ -605,7 +605,13 @@ mod tests {
     use tributary_core::ColumnType;
 
     fn column(name: &str) -> Column {
-        Column { name: name.into(), data_type: ColumnType::Int32, nullable: false, source_type: "int".into() }
+        Column {
+            name: name.into(),
+            data_type: ColumnType::Int32,
+            nullable: false,
+            source_type: "int".into(),
+            source_id: None,
+        }
     }
 
     fn resolver() -> LiveSchemaResolver {
@@ -764,6 +770,7 @@ mod tests {
             data_type,
             nullable: false,
             source_type: source_type.into(),
+            source_id: None,
         };
         assert_eq!(implicit_default(&c(ColumnType::Int32, "int(11)")), Some(Value::Int(0)));
         assert_eq!(implicit_default(&c(ColumnType::Text, "varchar(10)")), Some(Value::Text(String::new())));

@@ -514,7 +514,7 @@ mod tests {
     use tributary_core::Column;
 
     fn col(name: &str, data_type: ColumnType, source_type: &str) -> Column {
-        Column { name: name.into(), data_type, nullable: false, source_type: source_type.into() }
+        Column { name: name.into(), data_type, nullable: false, source_type: source_type.into(), source_id: None }
     }
 
     fn table(columns: Vec<Column>, primary_key: Vec<usize>) -> TableSchema {

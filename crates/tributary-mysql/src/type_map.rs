@@ -31,6 +31,7 @@ pub fn map_column(
         data_type: mapped,
         nullable: is_nullable.eq_ignore_ascii_case("YES"),
         source_type: column_type.to_string(),
+        source_id: None,
     })
 }
 

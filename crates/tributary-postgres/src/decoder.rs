@@ -122,6 +122,8 @@ impl PgOutputDecoder {
             EventType::Relation { relation_id, namespace, relation_name, columns, .. } => {
                 let id = TableId::new(&*namespace, &*relation_name);
                 let mut current = self.by_oid.get(&relation_id).or_else(|| self.by_name.get(&id)).cloned();
+                // Also records the message's attribute numbers, which schema_of reads.
+                let renamed = self.renames(relation_id, current.as_deref(), &columns);
                 if current.is_none() && self.new_tables.as_ref().is_some_and(|f| f.matches(&id)) {
                     // A table created after the start: no columns known yet, keyed by
                     // its replica identity (the primary key under DEFAULT).
@@ -129,7 +131,7 @@ impl PgOutputDecoder {
                         columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
                     let full = key.len() == columns.len() && columns.len() > 1;
                     let empty = TableSchema { id: id.clone(), columns: Vec::new(), primary_key: Vec::new() };
-                    let mut schema = self.schema_of(&empty, &columns, lsn)?;
+                    let mut schema = self.schema_of(&empty, relation_id, &columns, lsn)?;
                     // Under REPLICA IDENTITY FULL every column is flagged: no usable key.
                     schema.primary_key = if full { Vec::new() } else { key };
                     let table = Arc::new(schema);
@@ -143,10 +145,9 @@ impl PgOutputDecoder {
                     self.by_name.insert(id.clone(), table.clone());
                     current = Some(table);
                 }
-                let renamed = self.renames(relation_id, current.as_deref(), &columns);
                 if let Some(current) = current {
-                    let described = self.schema_of(&current, &columns, lsn)?;
-                    let table = if described.columns == current.columns {
+                    let described = self.schema_of(&current, relation_id, &columns, lsn)?;
+                    let table = if same_columns(&described, &current) {
                         current
                     } else {
                         // The columns the table has from this message on.
@@ -190,11 +191,18 @@ impl PgOutputDecoder {
     /// when the stream started (only names `table` has): what its first
     /// relation message is compared with.
     pub fn seed_column_numbers(&mut self, table: &TableSchema, columns: Vec<(i16, String)>) {
-        let known: HashMap<String, i16> = columns
+        let mut known: HashMap<String, i16> = columns
             .into_iter()
             .filter(|(_, name)| table.column_index(name).is_some())
             .map(|(n, name)| (name, n))
             .collect();
+        // The numbers stored with the schema win: they are the columns' own,
+        // also when the catalog has renamed a column since.
+        for column in &table.columns {
+            if let Some(n) = column.source_id.and_then(|n| i16::try_from(n).ok()) {
+                known.insert(column.name.clone(), n);
+            }
+        }
         self.seeded.insert(table.id.clone(), known);
     }
 
@@ -254,9 +262,11 @@ impl PgOutputDecoder {
     fn schema_of(
         &self,
         current: &TableSchema,
+        relation_id: u32,
         columns: &[RelationColumn],
         lsn: u64,
     ) -> Result<TableSchema, PostgresError> {
+        let numbers = self.attnums.get(&relation_id);
         let decode_error = |problem: String| PostgresError::Decode {
             table: current.id.to_string(),
             lsn: Lsn(lsn).to_string(),
@@ -268,8 +278,17 @@ impl PgOutputDecoder {
                 decode_error(format!("column {}: type oid {} was not looked up in the catalog", c.name, c.type_id))
             })?;
             let data_type = map_type(pg_type).map_err(|e| decode_error(format!("column {}: {e}", c.name)))?;
-            let nullable = current.column_index(&c.name).map(|i| current.columns[i].nullable).unwrap_or(true);
-            out.push(Column { name: c.name.to_string(), data_type, nullable, source_type: pg_type.display.clone() });
+            let known = current.column_index(&c.name).map(|i| &current.columns[i]);
+            let nullable = known.map(|k| k.nullable).unwrap_or(true);
+            let source_id =
+                numbers.and_then(|n| n.get(&*c.name)).map(|&n| i64::from(n)).or(known.and_then(|k| k.source_id));
+            out.push(Column {
+                name: c.name.to_string(),
+                data_type,
+                nullable,
+                source_type: pg_type.display.clone(),
+                source_id,
+            });
         }
         let mut primary_key = Vec::with_capacity(current.primary_key.len());
         for &k in &current.primary_key {
@@ -329,6 +348,15 @@ fn decode_error(table: &TableSchema, lsn: u64, column: &str, problem: &str) -> P
     }
 }
 
+/// True when `a` and `b` have the same columns, apart from source numbers
+/// (a schema stored before they were recorded has none).
+fn same_columns(a: &TableSchema, b: &TableSchema) -> bool {
+    a.columns.len() == b.columns.len()
+        && a.columns.iter().zip(&b.columns).all(|(x, y)| {
+            x.name == y.name && x.data_type == y.data_type && x.nullable == y.nullable && x.source_type == y.source_type
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +367,7 @@ mod tests {
             data_type: tributary_core::ColumnType::Int32,
             nullable: true,
             source_type: "integer".into(),
+            source_id: None,
         };
         TableSchema {
             id: TableId::new("public", "t"),
@@ -370,6 +399,19 @@ mod tests {
         decoder.set_catalog_columns(7, catalog(&[(1, "id"), (2, "new_name"), (4, "fresh")]));
         let renamed = decoder.renames(7, Some(&started), &message(&["id", "new_name", "fresh"]));
         assert_eq!(renamed, [("old_name".to_string(), "new_name".to_string())], "gone -> fresh is a drop plus an add");
+    }
+
+    #[test]
+    fn numbers_stored_with_the_schema_recognise_a_rename_made_while_stopped() {
+        let mut stored = table(&["id", "old_name"]);
+        stored.columns[0].source_id = Some(1);
+        stored.columns[1].source_id = Some(2);
+        let mut decoder = PgOutputDecoder::new([Arc::new(stored.clone())]);
+        // The catalog at the restart already has the new name.
+        decoder.seed_column_numbers(&stored, catalog(&[(1, "id"), (2, "new_name")]));
+        decoder.set_catalog_columns(7, catalog(&[(1, "id"), (2, "new_name")]));
+        let renamed = decoder.renames(7, Some(&stored), &message(&["id", "new_name"]));
+        assert_eq!(renamed, [("old_name".to_string(), "new_name".to_string())]);
     }
 
     #[test]

@@ -63,7 +63,8 @@ resolved AS (
     };
 }
 
-/// Columns with their types: columns 5-11 are read by [`pg_type_at`]. A domain
+/// Columns with their types: columns 5-11 are read by [`pg_type_at`], 12 is
+/// the attribute number (kept by a rename, [`Column::source_id`]). A domain
 /// is resolved to its base type, for the column and for an array's element;
 /// the typmod is the innermost domain's, else the column's. Generated columns
 /// are left out: pgoutput does not publish them (PostgreSQL before 18), so the
@@ -74,7 +75,7 @@ const COLUMNS_SQL: &str = concat!(
        format_type(a.atttypid, a.atttypmod),
        bt.typname::text, COALESCE(rd.typmod, a.atttypmod),
        bt.typcategory::text, et.typname::text, et.typcategory::text,
-       COALESCE(re.typmod, rd.typmod, a.atttypmod)
+       COALESCE(re.typmod, rd.typmod, a.atttypmod), a.attnum::int8
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
@@ -121,7 +122,13 @@ pub async fn load_tables(client: &Client, filter: &TableFilter) -> Result<Vec<So
             source_type: e.source_type.clone(),
             reason: e.reason.clone(),
         })?;
-        let column = Column { name, data_type, nullable: !row.get::<_, bool>(4), source_type: pg_type.display };
+        let column = Column {
+            name,
+            data_type,
+            nullable: !row.get::<_, bool>(4),
+            source_type: pg_type.display,
+            source_id: Some(row.get::<_, i64>(12)),
+        };
         let identity = ReplicaIdentity::from_code(&row.get::<_, String>(2));
         tables.entry(id).or_insert_with(|| Building { columns: Vec::new(), identity }).columns.push(column);
     }

@@ -536,6 +536,28 @@ fn an_online_schema_change_cut_over_continues_the_table_with_the_new_schema() {
     assert_eq!(kinds, ["1:insert", "2:insert", "2:update_preimage", "2:update_postimage", "3:insert"], "{feed:?}");
 }
 
+/// A rename made while the pipeline was stopped: the binlog replays the
+/// statement, which says it is a rename.
+#[test]
+fn a_rename_made_while_the_pipeline_was_stopped_is_recognised_from_the_statement() {
+    let Some(server) = mariadb() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, old_name INT); INSERT INTO t VALUES (1, 11)").unwrap();
+    let dir = test_dir();
+    let config = write_config(dir.path(), &server, &format!("{}.t", db.name()), "");
+    let path = table_path(dir.path(), db.name(), "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    assert!(pipeline.stop().success());
+    db.exec("ALTER TABLE t RENAME COLUMN old_name TO new_name; INSERT INTO t VALUES (2, 12)").unwrap();
+    let mut pipeline = Pipeline::start(&config);
+    change(&mut pipeline, &server, &db, &path, "INSERT INTO t VALUES (3, 13)");
+    assert!(pipeline.stop().success());
+    assert_eq!(mirror_lines(&python, &path, &["id", "new_name"]), source_rows(&db, "t", &["id", "new_name"]));
+    assert_eq!(mirror_lines(&python, &path, &["id", "old_name"]), ["1\t11", "2\tnull", "3\tnull"]);
+}
+
 #[test]
 fn a_restart_from_before_several_ddl_decodes_each_row_with_its_columns() {
     let Some(server) = mariadb() else { return };

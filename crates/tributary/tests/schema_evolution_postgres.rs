@@ -358,3 +358,37 @@ fn a_renamed_column_carries_its_values_and_spark_reads_the_whole_feed() {
         "the feed as written, across the rename: {feed:?}"
     );
 }
+
+/// A rename made while the pipeline was stopped: the table's stored schema
+/// holds each column's attribute number, so the restart still tells the
+/// rename from a drop plus an add.
+#[test]
+fn a_rename_made_while_the_pipeline_was_stopped_is_recognised_after_the_restart() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id INT PRIMARY KEY, old_name INT, other TEXT); INSERT INTO t VALUES (1, 11, 'a')");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.t", "");
+    let path = table_path(dir.path(), "public", "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+    let lsn = change(&db, "INSERT INTO t VALUES (2, 12, 'b')");
+    wait_past(&mut pipeline, &path, lsn);
+    assert!(pipeline.stop().success());
+    sql(&db, "ALTER TABLE t RENAME COLUMN old_name TO new_name; INSERT INTO t VALUES (3, 13, 'c')");
+    let mut pipeline = Pipeline::start(&config);
+    let lsn = change(&db, "INSERT INTO t VALUES (4, 14, 'd')");
+    wait_past(&mut pipeline, &path, lsn);
+    assert!(pipeline.stop().success());
+    assert_eq!(
+        mirror_lines(&python, &path, &["id", "new_name", "other"]),
+        source_lines(&db, "t", &["id", "new_name", "other"]),
+        "older rows carry their values under the new name"
+    );
+    assert_eq!(mirror_lines(&python, &path, &["id", "old_name"]), ["1\t11", "2\t12", "3\tnull", "4\tnull"]);
+    let status = tributary(&["status", "--config", config.to_str().unwrap(), "--format", "json"]);
+    let status: Json = serde_json::from_slice(&status.stdout).unwrap();
+    let listed = status[0]["schema_changes"].to_string();
+    assert!(listed.contains("rename column old_name to new_name"), "{listed}");
+}

@@ -61,7 +61,7 @@ impl TableMapResolver {
             let (data_type, source_type) =
                 column_type(meta).map_err(|e| DecodeError::schema(format!("table {id} column {name}: {e}")))?;
             index.push(Some(columns.len()));
-            columns.push(Column { name, data_type, nullable: meta.nullable, source_type });
+            columns.push(Column { name, data_type, nullable: meta.nullable, source_type, source_id: None });
         }
         let primary_key = info.primary_key.iter().filter_map(|i| index.get(*i).copied().flatten()).collect();
         Ok(TableSchema { id, columns, primary_key })
@@ -787,7 +787,7 @@ mod tests {
     }
 
     fn col(name: &str, data_type: ColumnType, source_type: &str) -> Column {
-        Column { name: name.into(), data_type, nullable: true, source_type: source_type.into() }
+        Column { name: name.into(), data_type, nullable: true, source_type: source_type.into(), source_id: None }
     }
 
     fn named(name: &str, m: ColumnMeta) -> ColumnMeta {

@@ -596,7 +596,7 @@ mod tests {
     use mysql_common::io::ParseBuf;
 
     fn col(name: &str, data_type: ColumnType, source_type: &str) -> Column {
-        Column { name: name.into(), data_type, nullable: true, source_type: source_type.into() }
+        Column { name: name.into(), data_type, nullable: true, source_type: source_type.into(), source_id: None }
     }
 
     fn table() -> TableId {

@@ -89,7 +89,8 @@ mod tests {
     use tributary_core::{Column, ColumnType, TableId};
 
     fn convert(data_type: ColumnType, source_type: &str, value: MyValue) -> Result<Value, MySqlError> {
-        let column = Column { name: "c".into(), data_type, nullable: true, source_type: source_type.into() };
+        let column =
+            Column { name: "c".into(), data_type, nullable: true, source_type: source_type.into(), source_id: None };
         let table = TableSchema { id: TableId::new("shop", "orders"), columns: vec![column], primary_key: vec![] };
         RowConverter::new(Arc::new(table)).convert(vec![value]).map(|mut row| row.remove(0))
     }
@@ -179,6 +180,7 @@ mod tests {
             data_type: ColumnType::Int32,
             nullable: true,
             source_type: "int".into(),
+            source_id: None,
         });
         assert!(RowConverter::new(Arc::new(schema)).convert(vec![]).is_err());
     }

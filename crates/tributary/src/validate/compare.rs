@@ -223,8 +223,15 @@ mod tests {
                     data_type: ColumnType::Int64,
                     nullable: false,
                     source_type: "bigint".into(),
+                    source_id: None,
                 },
-                Column { name: "v".into(), data_type: ColumnType::Text, nullable: true, source_type: "text".into() },
+                Column {
+                    name: "v".into(),
+                    data_type: ColumnType::Text,
+                    nullable: true,
+                    source_type: "text".into(),
+                    source_id: None,
+                },
             ],
             primary_key: vec![0],
         };
@@ -252,12 +259,19 @@ mod tests {
         let schema = TableSchema {
             id: TableId::new("d", "t"),
             columns: vec![
-                Column { name: "id".into(), data_type: ColumnType::Int32, nullable: false, source_type: "int".into() },
+                Column {
+                    name: "id".into(),
+                    data_type: ColumnType::Int32,
+                    nullable: false,
+                    source_type: "int".into(),
+                    source_id: None,
+                },
                 Column {
                     name: "t".into(),
                     data_type: ColumnType::Time { fsp: 3 },
                     nullable: true,
                     source_type: "time(3) without time zone".into(),
+                    source_id: None,
                 },
             ],
             primary_key: vec![0],

@@ -101,7 +101,7 @@ mod tests {
     use tributary_delta::MirrorColumn;
 
     fn col(name: &str, data_type: ColumnType) -> Column {
-        Column { name: name.into(), data_type, nullable: true, source_type: "x".into() }
+        Column { name: name.into(), data_type, nullable: true, source_type: "x".into(), source_id: None }
     }
 
     fn mirror(name: &str, ty: &ColumnType) -> MirrorColumn {
