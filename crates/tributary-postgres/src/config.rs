@@ -60,6 +60,25 @@ pub struct PostgresSourceConfig {
     /// keeps up with an idle or unrelated-busy database.
     #[serde(default = "default_heartbeat_secs")]
     pub heartbeat_secs: u64,
+    /// What the publication Tributary creates covers.
+    #[serde(default)]
+    pub publish: PublicationScope,
+}
+
+/// `source.postgres.publish`: what the publication Tributary creates covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublicationScope {
+    /// The selected tables (`FOR TABLE ...`): a table created later joins
+    /// at the next start, copied through a snapshot.
+    #[default]
+    Tables,
+    /// The schemas of the include patterns (`FOR TABLES IN SCHEMA ...`,
+    /// PostgreSQL 15+, created by a superuser): tables created later stream
+    /// from their creation. Every table created there is published, so one
+    /// without a primary key needs a replica identity before the application
+    /// updates or deletes its rows.
+    Schemas,
 }
 
 fn default_host() -> String {
@@ -105,6 +124,7 @@ impl PostgresSourceConfig {
             snapshot_chunk_rows: DEFAULT_SNAPSHOT_CHUNK_ROWS,
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
             heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
+            publish: PublicationScope::Tables,
         }
     }
 
@@ -114,6 +134,16 @@ impl PostgresSourceConfig {
             self.password = Secret::new(p);
         }
         self
+    }
+
+    /// The schemas a `publish = "schemas"` publication covers: those the
+    /// include patterns name, sorted.
+    pub fn published_schemas(&self) -> Vec<String> {
+        let mut schemas: Vec<String> =
+            self.include.iter().filter_map(|p| p.split('.').next()).map(str::to_string).collect();
+        schemas.sort();
+        schemas.dedup();
+        schemas
     }
 
     /// `host:port`, for messages.
@@ -155,6 +185,16 @@ impl PostgresSourceConfig {
         }
         if self.include.is_empty() {
             return Err(config_error("include", "list at least one `schema.table` pattern, e.g. \"public.*\""));
+        }
+        if self.publish == PublicationScope::Schemas {
+            if let Some(pattern) =
+                self.include.iter().find(|p| p.split('.').next().is_none_or(|s| s.contains(['*', '?'])))
+            {
+                return Err(config_error(
+                    "publish",
+                    format!("\"schemas\" publishes whole schemas, so each include pattern must name its schema without wildcards; {pattern:?} does not"),
+                ));
+            }
         }
         if self.snapshot_chunk_rows == 0 {
             return Err(config_error("snapshot_chunk_rows", "must be at least 1"));
@@ -210,6 +250,19 @@ mod tests {
         let f = c.table_filter().unwrap();
         assert!(!f.matches(&tributary_core::TableId::new("pg_catalog", "pg_class")));
         assert!(f.matches(&tributary_core::TableId::new("public", "orders")));
+    }
+
+    #[test]
+    fn a_schema_publication_needs_schemas_without_wildcards() {
+        let mut c = PostgresSourceConfig::new("cdc", "shop", vec!["sales.*".into(), "public.orders".into()]);
+        c.publish = PublicationScope::Schemas;
+        c.validate().unwrap();
+        assert_eq!(c.published_schemas(), ["public", "sales"]);
+        c.include.push("tenant_*.orders".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("source.publish") && err.contains("tenant_*.orders"), "{err}");
+        let err = from_pairs("user=a;database=b;publish=all").unwrap_err();
+        assert!(err.contains("tables") && err.contains("schemas"), "{err}");
     }
 
     #[test]

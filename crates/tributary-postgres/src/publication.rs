@@ -1,5 +1,6 @@
 //! The publication the slot streams through: created for the selected tables
-//! when missing, extended when a selected table is not in it yet.
+//! (or their schemas, `publish = "schemas"`) when missing, extended when a
+//! selected table or schema is not in it yet.
 
 use crate::connect::{qualified, quote_ident};
 use crate::error::{one_line, PostgresError};
@@ -7,10 +8,22 @@ use std::collections::HashSet;
 use tokio_postgres::Client;
 use tributary_core::TableId;
 
-/// Makes `publication` publish inserts, updates, deletes and truncates of every table in `tables`.
-pub async fn ensure_publication(client: &Client, publication: &str, tables: &[TableId]) -> Result<(), PostgresError> {
+/// Makes `publication` publish inserts, updates, deletes and truncates of
+/// every table in `tables`; with `schemas`, of every table in those schemas
+/// (also tables created later).
+pub async fn ensure_publication(
+    client: &Client,
+    publication: &str,
+    tables: &[TableId],
+    schemas: Option<&[String]>,
+) -> Result<(), PostgresError> {
     let error = |problem: String| PostgresError::Publication { publication: publication.to_string(), problem };
-    let list = tables.iter().map(qualified).collect::<Vec<_>>().join(", ");
+    let list = match schemas {
+        Some(schemas) => {
+            format!("TABLES IN SCHEMA {}", schemas.iter().map(|s| quote_ident(s)).collect::<Vec<_>>().join(", "))
+        }
+        None => format!("TABLE {}", tables.iter().map(qualified).collect::<Vec<_>>().join(", ")),
+    };
     let existing = client
         .query_opt(
             "SELECT puballtables, pubinsert AND pubupdate AND pubdelete AND pubtruncate FROM pg_publication WHERE pubname = $1",
@@ -19,7 +32,7 @@ pub async fn ensure_publication(client: &Client, publication: &str, tables: &[Ta
         .await
         .map_err(|e| PostgresError::query("read pg_publication", e))?;
     let Some(row) = existing else {
-        let sql = format!("CREATE PUBLICATION {} FOR TABLE {list}", quote_ident(publication));
+        let sql = format!("CREATE PUBLICATION {} FOR {list}", quote_ident(publication));
         client.batch_execute(&sql).await.map_err(|e| {
             error(format!("cannot create it ({}); ask a table owner or superuser to run: {sql}", one_line(&e)))
         })?;
@@ -34,6 +47,39 @@ pub async fn ensure_publication(client: &Client, publication: &str, tables: &[Ta
         )));
     }
     if all_tables {
+        return Ok(());
+    }
+    if let Some(schemas) = schemas {
+        let covered: HashSet<String> = client
+            .query(
+                "SELECT n.nspname::text FROM pg_publication_namespace pn \
+                 JOIN pg_namespace n ON n.oid = pn.pnnspid JOIN pg_publication p ON p.oid = pn.pnpubid \
+                 WHERE p.pubname = $1",
+                &[&publication],
+            )
+            .await
+            .map_err(|e| {
+                PostgresError::query(
+                    "read pg_publication_namespace (publish = \"schemas\" needs PostgreSQL 15 or later)",
+                    e,
+                )
+            })?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        let missing: Vec<String> = schemas.iter().filter(|s| !covered.contains(*s)).map(|s| quote_ident(s)).collect();
+        if !missing.is_empty() {
+            let sql =
+                format!("ALTER PUBLICATION {} ADD TABLES IN SCHEMA {}", quote_ident(publication), missing.join(", "));
+            client.batch_execute(&sql).await.map_err(|e| {
+                error(format!(
+                    "cannot add schema {} ({}); ask a superuser to run: {sql}",
+                    missing.join(", "),
+                    one_line(&e)
+                ))
+            })?;
+            tracing::info!(publication, schemas = %missing.join(", "), "schemas added to the publication");
+        }
         return Ok(());
     }
     let published: HashSet<TableId> = client

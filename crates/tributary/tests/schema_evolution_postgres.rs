@@ -392,3 +392,36 @@ fn a_rename_made_while_the_pipeline_was_stopped_is_recognised_after_the_restart(
     let listed = status[0]["schema_changes"].to_string();
     assert!(listed.contains("rename column old_name to new_name"), "{listed}");
 }
+
+/// `publish = "schemas"`: the publication covers the include patterns'
+/// schemas, so a table created later streams from its creation. Creating it
+/// needs a superuser: the pipeline's role gets the statement to hand over.
+#[test]
+fn a_schema_publication_streams_tables_created_later() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.*", "publish = \"schemas\"");
+    let path = table_path(dir.path(), "public", "t");
+    let mut pipeline = Pipeline::start(&config);
+    let exit = pipeline.wait_exit(CATCH_UP).expect("a role without superuser cannot create the publication");
+    assert!(!exit.success());
+    let log = pipeline.log_text();
+    let line = log.lines().find(|l| l.contains("FOR TABLES IN SCHEMA")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("superuser") && line.contains("\"public\""), "{line}");
+    drop(pipeline);
+    let statement = format!("CREATE PUBLICATION \"{}\" FOR TABLES IN SCHEMA \"public\"", db.name());
+    assert!(line.contains(&statement), "the message gives the statement: {line}");
+    db.exec(&statement).unwrap();
+
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+    change(&db, "BEGIN; CREATE TABLE later (id INT PRIMARY KEY, v TEXT); INSERT INTO later VALUES (1, 'a'); COMMIT");
+    let lsn = change(&db, "INSERT INTO later VALUES (2, 'b')");
+    let later = table_path(dir.path(), "public", "later");
+    wait_past(&mut pipeline, &later, lsn);
+    assert!(pipeline.stop().success());
+    assert_eq!(mirror_lines(&python, &later, &["id", "v"]), ["1\ta", "2\tb"]);
+}

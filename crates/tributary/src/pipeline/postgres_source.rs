@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tributary_core::{SourcePosition, TableSchema};
+use tributary_postgres::config::PublicationScope;
 use tributary_postgres::config::SnapshotMode;
 use tributary_postgres::preflight::preflight;
 use tributary_postgres::publication::ensure_publication;
@@ -32,7 +33,8 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let client = checked.client;
     let schemas: Vec<Arc<TableSchema>> = checked.tables.iter().map(|t| t.schema.clone()).collect();
     let ids: Vec<_> = schemas.iter().map(|s| s.id.clone()).collect();
-    ensure_publication(&client, &source.publication, &ids).await?;
+    let published_schemas = (source.publish == PublicationScope::Schemas).then(|| source.published_schemas());
+    ensure_publication(&client, &source.publication, &ids, published_schemas.as_deref()).await?;
     let mut writers = TableWriters::open(&config.sink.delta, &schemas, &config.pipeline.name, metrics.clone()).await?;
     for schema in &schemas {
         let position = writers.get_mut(&schema.id).and_then(|w| w.committed_position());
