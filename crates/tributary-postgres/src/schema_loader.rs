@@ -240,44 +240,58 @@ fn pg_type_at(row: &tokio_postgres::Row, first: usize) -> PgType {
 }
 
 /// For columns `names` of `table` (just added by a schema change), the value
-/// the source shows for rows that existed before them: a constant default
-/// (`ADD COLUMN ... DEFAULT 5`, which PostgreSQL records as the older rows'
-/// "missing value"). A column without a default, or whose default calls a
-/// function (`now()`, `nextval(...)`: PostgreSQL rewrote the table with
-/// per-row values that logical decoding never sees), is left out: its older
-/// rows read NULL (docs/schema-evolution.md).
+/// the source shows for rows that existed before them: PostgreSQL's "missing
+/// value" (`pg_attribute.attmissingval`), which `ADD COLUMN ... DEFAULT x`
+/// records for a constant or a stable default (`5`, `now()`,
+/// `current_date`: evaluated once, at the ALTER), else a constant default
+/// evaluated now (the table was rewritten since). A column without a
+/// default, or with a volatile one (`clock_timestamp()`, `nextval(...)`:
+/// PostgreSQL rewrote the table with per-row values that logical decoding
+/// never sees), is left out: its older rows read NULL
+/// (docs/schema-evolution.md).
 pub async fn existing_row_values(
     client: &Client,
     table: &TableSchema,
     names: &[String],
 ) -> Result<Vec<(String, tributary_core::Value)>, PostgresError> {
+    let relation = crate::connect::qualified(&table.id);
     let rows = client
         .query(
-            "SELECT a.attname::text, pg_get_expr(d.adbin, d.adrelid)
-             FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+            "SELECT a.attname::text, pg_get_expr(d.adbin, d.adrelid), a.atthasmissing, format_type(a.atttypid, a.atttypmod)
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attrelid = $1::text::regclass AND a.attgenerated = '' AND a.attname = ANY($2)",
-            &[&crate::connect::qualified(&table.id), &names],
+            &[&relation, &names],
         )
         .await
         .map_err(|e| PostgresError::query(format!("read the defaults of {}", table.id), e))?;
     let mut out = Vec::new();
     for row in rows {
         let name: String = row.get(0);
-        let Some(expression) = row.get::<_, Option<String>>(1) else { continue };
         let Some(column) = table.column_index(&name).map(|i| &table.columns[i]) else { continue };
-        if expression.contains('(') {
-            continue;
-        }
+        let (expression, has_missing, type_name): (Option<String>, bool, String) = (row.get(1), row.get(2), row.get(3));
+        let sql = if has_missing && !matches!(column.data_type, tributary_core::ColumnType::Array { .. }) {
+            // One element of the column's type, kept as anyarray.
+            Some(format!(
+                "SELECT ((attmissingval::text::{type_name}[])[1])::text FROM pg_attribute \
+                 WHERE attrelid = $1::text::regclass AND attname = $2"
+            ))
+        } else {
+            // A constant default, evaluated now (the parameters are unused).
+            expression
+                .filter(|e| !e.contains('('))
+                .map(|e| format!("SELECT concat(({e})) WHERE $1::text <> '' AND $2::text <> ''"))
+        };
+        let Some(sql) = sql else { continue };
         let text: Option<String> = client
-            .query_one(&format!("SELECT concat(({expression}))"), &[])
+            .query_one(&sql, &[&relation, &name])
             .await
-            .map_err(|e| PostgresError::query(format!("evaluate the default of {}.{name}", table.id), e))?
+            .map_err(|e| PostgresError::query(format!("read the value older rows of {}.{name} show", table.id), e))?
             .get(0);
         if let Some(text) = text {
             let value = crate::text_value::parse_text(&column.data_type, &text).map_err(|e| PostgresError::Decode {
                 table: table.id.to_string(),
                 lsn: "-".into(),
-                problem: format!("default of column {name}: {e}"),
+                problem: format!("value of column {name} in older rows: {e}"),
             })?;
             out.push((name, value));
         }

@@ -40,7 +40,13 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
             id - 100
         });
         std::thread::sleep(std::time::Duration::from_millis(300));
-        change(&db, "ALTER TABLE t ADD COLUMN flag INT NOT NULL DEFAULT 5, ADD COLUMN extra TEXT");
+        // `added_on`'s default is a stable expression: evaluated once, at the
+        // ALTER, as the older rows' value (PostgreSQL's missing value).
+        change(
+            &db,
+            "ALTER TABLE t ADD COLUMN flag INT NOT NULL DEFAULT 5, ADD COLUMN extra TEXT, \
+             ADD COLUMN added_on date DEFAULT (now() AT TIME ZONE 'UTC')::date",
+        );
         std::thread::sleep(std::time::Duration::from_millis(300));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         writer.join().unwrap()
@@ -58,8 +64,9 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
     let log = pipeline_log(dir.path());
     assert!(log.contains("schema change applied"), "{log}");
 
-    let columns = ["id", "qty", "name", "flag", "extra"];
+    let columns = ["id", "qty", "name", "flag", "extra", "added_on"];
     assert_eq!(mirror_lines(&python, &path, &columns), source_lines(&db, "t", &columns));
+    assert!(!mirror_lines(&python, &path, &["added_on"])[0].contains("null"), "older rows read the missing value");
     let status = tributary(&["status", "--config", config.to_str().unwrap(), "--format", "json"]);
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let status: Json = serde_json::from_slice(&status.stdout).unwrap();
@@ -74,6 +81,7 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
         [
             "add column flag integer",
             "add column extra text",
+            "add column added_on date",
             "drop column note (kept, NULL from now on)",
             "change qty integer -> bigint",
             "change name character varying(50) -> character varying(200)"
