@@ -91,7 +91,7 @@ pub enum DeltaError {
     },
 
     /// The table on disk does not have the schema the source table maps to.
-    #[error("delta table {}: schema differs from the source table: {problem}; the table does not record the source schema it follows (written before schema evolution, or changed by another writer): move the table directory aside and start again to copy it anew", table.display())]
+    #[error("delta table {}: schema differs from the source table: {problem}; the table was written by an older Tributary or changed by another writer: move the table directory aside and start again to copy it anew", table.display())]
     SchemaMismatch { table: PathBuf, problem: String },
 
     /// The table uses a Delta feature this writer cannot honour.

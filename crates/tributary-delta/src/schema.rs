@@ -259,12 +259,19 @@ pub(crate) fn schema_difference(expected: &[StructField], found: &deltalake::ker
                 return Some(format!("column {} is {} on disk, {} in the source", i + 1, have.name(), want.name()))
             }
             Some(have) if have.data_type() != want.data_type() => {
+                let narrow_integer = [DataType::BYTE, DataType::SHORT, DataType::INTEGER].contains(have.data_type())
+                    && want.data_type() == &DataType::LONG;
                 return Some(format!(
-                    "column {} has type {} on disk, {} in the source",
+                    "column {} has type {} on disk, {} in the source{}",
                     want.name(),
                     have.data_type(),
-                    want.data_type()
-                ))
+                    want.data_type(),
+                    if narrow_integer {
+                        " (the table was written before Tributary stored every integer as long, docs/types.md)"
+                    } else {
+                        ""
+                    }
+                ));
             }
             Some(_) => {}
         }
