@@ -41,6 +41,16 @@ pub async fn preflight(cfg: &PostgresSourceConfig) -> Result<Preflight, Postgres
             fix: "upgrade the server; pgoutput logical messages need PostgreSQL 14+".into(),
         });
     }
+    if cfg.publish == crate::config::PublicationScope::Schemas && version_num < 150_000 {
+        return Err(PostgresError::Setting {
+            name: "server_version".into(),
+            found: server_version,
+            expected: "15 or later for source.publish = \"schemas\"".into(),
+            fix: "set source.publish = \"tables\" (a table created later then joins at the next start), or upgrade \
+                  the server: FOR TABLES IN SCHEMA publications need PostgreSQL 15+"
+                .into(),
+        });
+    }
     let wal_level = show(&client, "wal_level").await?;
     if wal_level != "logical" {
         return Err(PostgresError::Setting {
