@@ -23,15 +23,10 @@ pub struct PgOutputDecoder {
     commit_ts: i64,
     /// Which unknown tables to follow when the stream shows them.
     new_tables: Option<TableFilter>,
-    /// Per relation: the attribute number of each column as of its last
-    /// relation message (a rename keeps the number; a drop + add does not).
-    attnums: HashMap<u32, HashMap<String, i16>>,
     /// The catalog's current `attnum -> name` of the relation message being
-    /// decoded, set by [`PgOutputDecoder::set_catalog_columns`].
+    /// decoded, set by [`PgOutputDecoder::set_catalog_columns`]. The tables'
+    /// own attribute numbers are their columns' `source_id`.
     catalog_columns: Option<(u32, HashMap<i16, String>)>,
-    /// Per table, before its first relation message: the attribute numbers of
-    /// its columns when the stream started ([`PgOutputDecoder::seed_column_numbers`]).
-    seeded: HashMap<TableId, HashMap<String, i16>>,
 }
 
 impl PgOutputDecoder {
@@ -43,9 +38,7 @@ impl PgOutputDecoder {
             types: HashMap::new(),
             commit_ts: 0,
             new_tables: None,
-            attnums: HashMap::new(),
             catalog_columns: None,
-            seeded: HashMap::new(),
         }
     }
 
@@ -122,8 +115,11 @@ impl PgOutputDecoder {
             EventType::Relation { relation_id, namespace, relation_name, columns, .. } => {
                 let id = TableId::new(&*namespace, &*relation_name);
                 let mut current = self.by_oid.get(&relation_id).or_else(|| self.by_name.get(&id)).cloned();
-                // Also records the message's attribute numbers, which schema_of reads.
-                let renamed = self.renames(relation_id, current.as_deref(), &columns);
+                let catalog = match self.catalog_columns.take() {
+                    Some((oid, catalog)) if oid == relation_id => catalog,
+                    _ => HashMap::new(),
+                };
+                let renamed = current.as_deref().map(|c| renames(c, &catalog, &columns)).unwrap_or_default();
                 if current.is_none() && self.new_tables.as_ref().is_some_and(|f| f.matches(&id)) {
                     // A table created after the start: no columns known yet, keyed by
                     // its replica identity (the primary key under DEFAULT).
@@ -131,7 +127,7 @@ impl PgOutputDecoder {
                         columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
                     let full = key.len() == columns.len() && columns.len() > 1;
                     let empty = TableSchema { id: id.clone(), columns: Vec::new(), primary_key: Vec::new() };
-                    let mut schema = self.schema_of(&empty, relation_id, &columns, lsn)?;
+                    let mut schema = self.schema_of(&empty, &catalog, &columns, lsn)?;
                     // Under REPLICA IDENTITY FULL every column is flagged: no usable key.
                     schema.primary_key = if full { Vec::new() } else { key };
                     let table = Arc::new(schema);
@@ -146,9 +142,14 @@ impl PgOutputDecoder {
                     current = Some(table);
                 }
                 if let Some(current) = current {
-                    let described = self.schema_of(&current, relation_id, &columns, lsn)?;
-                    let table = if same_columns(&described, &current) {
+                    let described = self.schema_of(&current, &catalog, &columns, lsn)?;
+                    let table = if described.columns == current.columns {
                         current
+                    } else if same_columns(&described, &current) {
+                        // Only attribute numbers learnt (a schema stored without them).
+                        let table = Arc::new(described);
+                        self.by_name.insert(table.id.clone(), table.clone());
+                        table
                     } else {
                         // The columns the table has from this message on.
                         let names = described.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
@@ -187,62 +188,6 @@ impl PgOutputDecoder {
         self.catalog_columns = Some((relation_id, columns.into_iter().collect()));
     }
 
-    /// The attribute numbers of `table`'s columns as the catalog had them
-    /// when the stream started (only names `table` has): what its first
-    /// relation message is compared with.
-    pub fn seed_column_numbers(&mut self, table: &TableSchema, columns: Vec<(i16, String)>) {
-        let mut known: HashMap<String, i16> = columns
-            .into_iter()
-            .filter(|(_, name)| table.column_index(name).is_some())
-            .map(|(n, name)| (name, n))
-            .collect();
-        // The numbers stored with the schema win: they are the columns' own,
-        // also when the catalog has renamed a column since.
-        for column in &table.columns {
-            if let Some(n) = column.source_id.and_then(|n| i16::try_from(n).ok()) {
-                known.insert(column.name.clone(), n);
-            }
-        }
-        self.seeded.insert(table.id.clone(), known);
-    }
-
-    /// The renames a relation message shows: a column of `current` that is
-    /// gone, whose attribute number now carries a new column of the message.
-    /// Also records the message's attribute numbers for the next one.
-    fn renames(
-        &mut self,
-        relation_id: u32,
-        current: Option<&TableSchema>,
-        columns: &[RelationColumn],
-    ) -> Vec<(String, String)> {
-        let Some((oid, catalog)) = self.catalog_columns.take().filter(|(oid, _)| *oid == relation_id) else {
-            return Vec::new();
-        };
-        let names: Vec<&str> = columns.iter().map(|c| &*c.name).collect();
-        let mut renamed = Vec::new();
-        let before = self.attnums.get(&oid).or_else(|| current.and_then(|t| self.seeded.get(&t.id))).cloned();
-        if let (Some(current), Some(before)) = (current, before.as_ref()) {
-            for old in &current.columns {
-                if names.contains(&old.name.as_str()) {
-                    continue;
-                }
-                let now = before.get(&old.name).and_then(|n| catalog.get(n));
-                if let Some(new) = now.filter(|n| names.contains(&n.as_str()) && current.column_index(n).is_none()) {
-                    renamed.push((old.name.clone(), new.clone()));
-                }
-            }
-        }
-        // The message's columns with their numbers: from the catalog where it
-        // still has the name, else as known before (the catalog may already
-        // be past a later rename of the column).
-        let mut by_name: HashMap<String, i16> =
-            before.unwrap_or_default().into_iter().filter(|(name, _)| names.contains(&name.as_str())).collect();
-        by_name
-            .extend(catalog.into_iter().filter(|(_, name)| names.contains(&name.as_str())).map(|(n, name)| (name, n)));
-        self.attnums.insert(oid, by_name);
-        renamed
-    }
-
     /// The `(type oid, typmod)` pairs of `columns` whose catalog type is not known yet.
     pub fn missing_types(&self, columns: &[RelationColumn]) -> Vec<(u32, i32)> {
         let mut missing: Vec<(u32, i32)> =
@@ -259,14 +204,14 @@ impl PgOutputDecoder {
     /// The schema a relation message describes for `current`'s table: its
     /// columns in order with mapped types; nullability of known columns kept
     /// (new ones nullable), the primary key kept by name.
+    /// A column keeps its attribute number; a new one takes the catalog's.
     fn schema_of(
         &self,
         current: &TableSchema,
-        relation_id: u32,
+        catalog: &HashMap<i16, String>,
         columns: &[RelationColumn],
         lsn: u64,
     ) -> Result<TableSchema, PostgresError> {
-        let numbers = self.attnums.get(&relation_id);
         let decode_error = |problem: String| PostgresError::Decode {
             table: current.id.to_string(),
             lsn: Lsn(lsn).to_string(),
@@ -280,8 +225,9 @@ impl PgOutputDecoder {
             let data_type = map_type(pg_type).map_err(|e| decode_error(format!("column {}: {e}", c.name)))?;
             let known = current.column_index(&c.name).map(|i| &current.columns[i]);
             let nullable = known.map(|k| k.nullable).unwrap_or(true);
-            let source_id =
-                numbers.and_then(|n| n.get(&*c.name)).map(|&n| i64::from(n)).or(known.and_then(|k| k.source_id));
+            let source_id = known
+                .and_then(|k| k.source_id)
+                .or_else(|| catalog.iter().find(|(_, name)| name.as_str() == &*c.name).map(|(&n, _)| i64::from(n)));
             out.push(Column {
                 name: c.name.to_string(),
                 data_type,
@@ -348,6 +294,23 @@ fn decode_error(table: &TableSchema, lsn: u64, column: &str, problem: &str) -> P
     }
 }
 
+/// The renames a relation message shows: a column of `current` that is gone
+/// from the message, whose attribute number the catalog now gives to a new
+/// column of the message (a drop plus an add gives a new number).
+fn renames(current: &TableSchema, catalog: &HashMap<i16, String>, columns: &[RelationColumn]) -> Vec<(String, String)> {
+    let names: Vec<&str> = columns.iter().map(|c| &*c.name).collect();
+    current
+        .columns
+        .iter()
+        .filter(|old| !names.contains(&old.name.as_str()))
+        .filter_map(|old| {
+            let new = catalog.get(&i16::try_from(old.source_id?).ok()?)?;
+            (names.contains(&new.as_str()) && current.column_index(new).is_none())
+                .then(|| (old.name.clone(), new.clone()))
+        })
+        .collect()
+}
+
 /// True when `a` and `b` have the same columns, apart from source numbers
 /// (a schema stored before they were recorded has none).
 fn same_columns(a: &TableSchema, b: &TableSchema) -> bool {
@@ -382,45 +345,42 @@ mod tests {
         columns.iter().map(column).collect()
     }
 
-    fn catalog(columns: &[(i16, &str)]) -> Vec<(i16, String)> {
+    fn catalog(columns: &[(i16, &str)]) -> HashMap<i16, String> {
         columns.iter().map(|(n, name)| (*n, name.to_string())).collect()
+    }
+
+    /// `table` with the attribute numbers 1, 2, ... (as the catalog gives them at the start).
+    fn numbered(mut table: TableSchema) -> TableSchema {
+        for (i, column) in table.columns.iter_mut().enumerate() {
+            column.source_id = Some(i as i64 + 1);
+        }
+        table
     }
 
     #[test]
     fn a_rename_is_told_from_a_drop_plus_an_add_by_attribute_number() {
-        let started = table(&["id", "old_name", "gone"]);
-        let mut decoder = PgOutputDecoder::new([Arc::new(started.clone())]);
-        decoder.seed_column_numbers(&started, catalog(&[(1, "id"), (2, "old_name"), (3, "gone")]));
+        let started = numbered(table(&["id", "old_name", "gone"]));
         // The first relation message is decoded after the rename, the drop and
-        // the add ran: the catalog no longer has old_name; the numbers seeded
-        // at the start still say which column it was.
-        decoder.set_catalog_columns(7, catalog(&[(1, "id"), (2, "new_name"), (4, "fresh")]));
-        assert!(decoder.renames(7, Some(&started), &message(&["id", "old_name", "gone"])).is_empty());
-        decoder.set_catalog_columns(7, catalog(&[(1, "id"), (2, "new_name"), (4, "fresh")]));
-        let renamed = decoder.renames(7, Some(&started), &message(&["id", "new_name", "fresh"]));
+        // the add ran: the catalog no longer has old_name; the number the
+        // table's column carries still says which column it was.
+        let after = catalog(&[(1, "id"), (2, "new_name"), (4, "fresh")]);
+        assert!(renames(&started, &after, &message(&["id", "old_name", "gone"])).is_empty());
+        let renamed = renames(&started, &after, &message(&["id", "new_name", "fresh"]));
         assert_eq!(renamed, [("old_name".to_string(), "new_name".to_string())], "gone -> fresh is a drop plus an add");
     }
 
     #[test]
     fn numbers_stored_with_the_schema_recognise_a_rename_made_while_stopped() {
-        let mut stored = table(&["id", "old_name"]);
-        stored.columns[0].source_id = Some(1);
-        stored.columns[1].source_id = Some(2);
-        let mut decoder = PgOutputDecoder::new([Arc::new(stored.clone())]);
+        let stored = numbered(table(&["id", "old_name"]));
         // The catalog at the restart already has the new name.
-        decoder.seed_column_numbers(&stored, catalog(&[(1, "id"), (2, "new_name")]));
-        decoder.set_catalog_columns(7, catalog(&[(1, "id"), (2, "new_name")]));
-        let renamed = decoder.renames(7, Some(&stored), &message(&["id", "new_name"]));
+        let renamed = renames(&stored, &catalog(&[(1, "id"), (2, "new_name")]), &message(&["id", "new_name"]));
         assert_eq!(renamed, [("old_name".to_string(), "new_name".to_string())]);
     }
 
     #[test]
     fn without_numbers_from_before_a_change_is_a_drop_plus_an_add() {
+        // A schema stored without attribute numbers, renamed while the pipeline was stopped.
         let started = table(&["id", "old_name"]);
-        let mut decoder = PgOutputDecoder::new([Arc::new(started.clone())]);
-        // Renamed while the pipeline was stopped: the catalog at the start has the new name only.
-        decoder.seed_column_numbers(&started, catalog(&[(1, "id"), (2, "new_name")]));
-        decoder.set_catalog_columns(7, catalog(&[(1, "id"), (2, "new_name")]));
-        assert!(decoder.renames(7, Some(&started), &message(&["id", "new_name"])).is_empty());
+        assert!(renames(&started, &catalog(&[(1, "id"), (2, "new_name")]), &message(&["id", "new_name"])).is_empty());
     }
 }

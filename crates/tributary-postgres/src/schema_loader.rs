@@ -299,19 +299,6 @@ pub async fn existing_row_values(
     Ok(out)
 }
 
-/// The live columns of `table` now, `(attnum, name)`; none when it does not exist.
-pub async fn column_numbers_of(client: &Client, table: &TableId) -> Result<Vec<(i16, String)>, PostgresError> {
-    let rows = client
-        .query(
-            "SELECT attnum, attname::text FROM pg_attribute \
-             WHERE attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($2)) AND attnum > 0 AND NOT attisdropped",
-            &[&table.schema, &table.name],
-        )
-        .await
-        .map_err(|e| PostgresError::query(format!("read the columns of {table}"), e))?;
-    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
 /// The live columns of relation `oid` now: `(attnum, name)`.
 pub async fn column_numbers(client: &Client, oid: u32) -> Result<Vec<(i16, String)>, PostgresError> {
     let rows = client

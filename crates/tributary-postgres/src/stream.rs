@@ -157,15 +157,13 @@ impl SlotSession {
         tracing::info!(slot = %self.slot, %from, "logical replication started");
         let feedback = self.stream.shared_lsn_feedback.clone();
         feedback.update_applied_lsn(from.0);
-        // The attribute numbers of the columns as the catalog has them now, so
-        // that a rename is recognised even when the first relation message is
-        // decoded after it (the catalog then no longer has the old name).
-        let mut decoder = PgOutputDecoder::new(tables.clone()).with_new_tables(new_tables);
-        for table in &tables {
-            let numbers = crate::schema_loader::column_numbers_of(&catalog, &table.id).await?;
-            decoder.seed_column_numbers(table, numbers);
-        }
-        Ok(WalStream { stream: self.stream, decoder, feedback, cancel: CancellationToken::new(), catalog })
+        Ok(WalStream {
+            stream: self.stream,
+            decoder: PgOutputDecoder::new(tables).with_new_tables(new_tables),
+            feedback,
+            cancel: CancellationToken::new(),
+            catalog,
+        })
     }
 }
 
