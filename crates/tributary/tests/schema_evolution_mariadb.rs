@@ -143,8 +143,7 @@ fn add_drop_rename_widen_and_retype_follow_the_source_and_spark_reads_the_feed()
     // INT -> BIGINT changed no Delta type (every integer is `long`): Spark
     // reads the change feed over the whole range, across every change above.
     let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
-    let mut spark_inserts: Vec<i64> =
-        feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
+    let mut spark_inserts = feed_ids(&feed, "insert");
     spark_inserts.sort();
     let six = feed.iter().find(|r| r["_change_type"] == "insert" && r["id"] == 6).unwrap();
     assert_eq!(six["qty"].as_i64(), Some(3_000_000_000), "{six:?}");
@@ -254,8 +253,7 @@ fn several_changes_in_one_alter_and_a_sequence_of_five() {
     assert_eq!(rows.len(), source.len());
     assert_eq!(rows.last().unwrap()["a"].as_i64(), Some(5_000_000_000));
     let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
-    let inserts: Vec<i64> =
-        feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
+    let inserts = feed_ids(&feed, "insert");
     assert_eq!(inserts, [1, 2, 10, 11, 12, 13, 14], "the whole feed, across the six changes: {feed:?}");
     assert!(feed.iter().any(|r| r["_change_type"] == "update_postimage" && r["id"] == 14), "{feed:?}");
 }
@@ -293,8 +291,7 @@ fn a_decimal_or_float_widening_rewrites_and_spark_reads_the_feed_from_it() {
     let refusal = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap_err().to_string();
     assert!(refusal.contains("DELTA_CHANGE_DATA_FEED_INCOMPATIBLE"), "{refusal}");
     let feed = spark.cdf(&path, widened, None, &["_commit_version", "id"]).unwrap();
-    let inserts: Vec<i64> =
-        feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
+    let inserts = feed_ids(&feed, "insert");
     assert_eq!(inserts, [2], "{feed:?}");
 }
 
@@ -421,11 +418,8 @@ fn truncate_empties_the_mirror_and_new_tables_stream_from_their_creation() {
 
     assert_eq!(mirror_lines(&python, &path, &["id", "v"]), source_rows(&db, "t", &["id", "v"]));
     let feed = change_feed(&python, &path, 0);
-    let ids = |kind: &str| -> Vec<i64> {
-        feed.iter().filter(|r| r["_change_type"] == kind).map(|r| r["id"].as_i64().unwrap()).collect()
-    };
-    assert_eq!(ids("delete"), [1, 2], "TRUNCATE is a delete of every row in the change feed: {feed:?}");
-    assert_eq!(ids("insert"), [1, 2, 3]);
+    assert_eq!(feed_ids(&feed, "delete"), [1, 2], "TRUNCATE is a delete of every row in the change feed: {feed:?}");
+    assert_eq!(feed_ids(&feed, "insert"), [1, 2, 3]);
     assert_eq!(mirror_lines(&python, &n2, &["id", "k"]), source_rows(&db, "n2", &["id", "k"]));
     assert_eq!(mirror_lines(&python, &n2, &["id", "s"]), ["7\tseven", "8\tnull"]);
     assert_eq!(mirror_lines(&python, &n1, &["id", "s", "extra"]), ["9\tnine\t99"], "the dropped table's rows are gone");

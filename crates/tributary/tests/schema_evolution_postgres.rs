@@ -104,8 +104,7 @@ fn add_drop_widen_and_retype_follow_the_source_and_spark_reads_the_whole_feed() 
     // INT -> BIGINT changed no Delta type (every integer is `long`): Spark
     // reads the change feed over the whole range.
     let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
-    let inserts: Vec<i64> =
-        feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
+    let inserts = feed_ids(&feed, "insert");
     let expected: Vec<i64> = (1..=6).chain(100..100 + inserted).collect();
     let mut sorted = inserts.clone();
     sorted.sort();
@@ -150,8 +149,7 @@ fn several_changes_in_one_transaction_and_a_sequence_of_five() {
     assert_eq!(mirror_lines(&python, &path, &columns), source_lines(&db, "t", &columns));
     let Some(spark) = spark("the Spark schema tests") else { return };
     let feed = spark.cdf(&path, 0, None, &["_commit_version", "id"]).unwrap();
-    let inserts: Vec<i64> =
-        feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
+    let inserts = feed_ids(&feed, "insert");
     assert_eq!(inserts, [1, 2, 3, 4, 10, 11, 12, 13, 14], "the whole feed, across every change: {feed:?}");
 }
 

@@ -143,8 +143,7 @@ fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
     assert_eq!(count("update_postimage"), 120);
     assert_eq!(count("update_preimage"), 120);
     assert_eq!(count("delete"), 48);
-    let mut inserted: Vec<i64> =
-        feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
+    let mut inserted = feed_ids(&feed, "insert");
     inserted.sort();
     inserted.dedup();
     assert_eq!(inserted.len(), 240, "no insert twice");

@@ -440,8 +440,7 @@ fn a_table_added_to_the_include_list_is_snapshotted_then_streams_without_duplica
     // The second table's feed: the snapshot copy, then only what came after it.
     let feed = change_feed(&python, &second, 0);
     let inserted: Vec<i64> = {
-        let mut ids: Vec<i64> =
-            feed.iter().filter(|r| r["_change_type"] == "insert").map(|r| r["id"].as_i64().unwrap()).collect();
+        let mut ids = feed_ids(&feed, "insert");
         ids.sort();
         ids
     };

@@ -218,6 +218,11 @@ pub fn change_feed(python: &Path, path: &Path, from: i64) -> Vec<serde_json::Map
     strip_meta(json["rows"].as_array().unwrap())
 }
 
+/// The `id` of every change-feed row of `change_type` (`insert`, `delete`, ...), in feed order.
+pub fn feed_ids(feed: &[serde_json::Map<String, Json>], change_type: &str) -> Vec<i64> {
+    feed.iter().filter(|r| r["_change_type"] == change_type).map(|r| r["id"].as_i64().unwrap()).collect()
+}
+
 fn strip_meta(rows: &[Json]) -> Vec<serde_json::Map<String, Json>> {
     rows.iter()
         .map(|r| {
