@@ -1,4 +1,4 @@
-//! Decodes every real binlog file in shared/testdata/mysql-binlogs (written by
+//! Decodes every real binlog file in tests/data (written by
 //! MySQL 5.0 - 9.6 and MariaDB 10.5, see its README.md) and checks the typed
 //! change events each one yields; the bad files must give an error naming the
 //! file and the byte offset, never a panic or a hang.
@@ -36,12 +36,12 @@ const FILES: [&str; 18] = [
 ];
 
 fn testdata_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/mysql-binlogs"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"))
 }
 
 fn path(name: &str) -> PathBuf {
     let p = testdata_dir().join(name);
-    assert!(p.is_file(), "test binlog {} is missing: the repository must be checked out beside shared/", p.display());
+    assert!(p.is_file(), "test binlog {} is missing: tests/data is part of the repository", p.display());
     p
 }
 
@@ -159,7 +159,7 @@ fn floats(xs: &[f32]) -> Value {
 #[test]
 fn every_test_file_is_covered() {
     let mut found: Vec<String> = std::fs::read_dir(testdata_dir())
-        .expect("shared/testdata/mysql-binlogs must exist beside the repository")
+        .expect("tests/data holds the test binlogs")
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n != "README.md")
         .collect();

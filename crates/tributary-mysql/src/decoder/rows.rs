@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn reads_every_row_of_the_test_binlogs_like_mysql_common() {
-        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/mysql-binlogs"));
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"));
         let mut total = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
