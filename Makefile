@@ -10,6 +10,8 @@ INFRA_DIR ?= $(CACHE_DIR)/infra
 OLDER_THAN_MIN ?= 60
 CARGO ?= cargo
 TEST_THREADS ?= 2
+# The binary under test carries the test failpoints (crates/tributary: feature failpoints).
+TEST_FEATURES ?= --features tributary/failpoints
 
 .PHONY: setup build test test-unit test-integration test-spark test-alerting demo bench fmt lint clean-delta-tables \
 	infra-up infra-down
@@ -21,19 +23,19 @@ build:
 	$(CARGO) build --workspace --locked
 
 test: setup  ## the whole test suite: installs what is missing, then runs everything
-	$(CARGO) test --workspace --locked --no-fail-fast -- --test-threads=$(TEST_THREADS)
+	$(CARGO) test --workspace --locked $(TEST_FEATURES) --no-fail-fast -- --test-threads=$(TEST_THREADS)
 
 test-unit:
 	$(CARGO) test --workspace --locked --lib --bins
 
 test-integration: setup  ## the integration tests only (tests/ of every crate)
-	$(CARGO) test --workspace --locked --tests -- --test-threads=$(TEST_THREADS)
+	$(CARGO) test --workspace --locked $(TEST_FEATURES) --tests -- --test-threads=$(TEST_THREADS)
 
 test-spark: setup  ## Spark + Delta verification (one JVM per test binary)
 	$(CARGO) test --locked -p tributary-testkit --test spark -- --test-threads=$(TEST_THREADS)
 	@if ls crates/tributary/tests/spark_*.rs >/dev/null 2>&1; then \
 	  for t in crates/tributary/tests/spark_*.rs; do \
-	    $(CARGO) test --locked -p tributary --test "$$(basename $$t .rs)" -- --test-threads=$(TEST_THREADS) || exit 1; \
+	    $(CARGO) test --locked -p tributary $(TEST_FEATURES) --test "$$(basename $$t .rs)" -- --test-threads=$(TEST_THREADS) || exit 1; \
 	  done; \
 	fi
 

@@ -94,6 +94,7 @@ impl<'b> MetaCache<'b> {
             position: Some(text.clone()),
             source_version: Some(*version),
             commit_ts: Some(sc.commit_ts),
+            change_seq: Some(sc.change_seq),
         })
     }
 }

@@ -49,12 +49,21 @@ pub(crate) enum CommitKind {
     /// The table's schema followed the source's (metadata, maybe rewritten
     /// files); no txn, the position says where in the source it happened.
     SchemaChange,
+    /// A table written by an older Tributary gained a metadata column
+    /// (metadata only, no data change); says nothing about the table's copy
+    /// or position, so readers of the notes skip it ([`CommitKind::is_upgrade`]).
+    Upgrade,
 }
 
 impl CommitKind {
     /// True when the table holds a complete copy after a commit of this kind.
     pub fn completes_snapshot(self) -> bool {
         matches!(self, CommitKind::Batch | CommitKind::SnapshotDone | CommitKind::SchemaChange)
+    }
+
+    /// True for commits that change only the table's format, not its content or position.
+    pub fn is_upgrade(self) -> bool {
+        self == CommitKind::Upgrade
     }
 }
 

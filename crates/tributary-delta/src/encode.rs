@@ -60,6 +60,8 @@ pub(crate) struct RowMeta {
     pub source_version: Option<i64>,
     /// Microseconds since the epoch, UTC.
     pub commit_ts: Option<i64>,
+    /// The change's index within its source transaction.
+    pub change_seq: Option<i64>,
 }
 
 /// A row to write: source values (borrowed from the batch when unchanged) and metadata.
@@ -109,16 +111,19 @@ pub(crate) fn encode(
     let mut position = StringBuilder::with_capacity(n, n * 24);
     let mut version = Int64Builder::with_capacity(n);
     let mut commit_ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut change_seq = Int64Builder::with_capacity(n);
     for r in rows {
         op.append_option(r.meta.op.map(Op::as_str));
         position.append_option(r.meta.position.as_deref());
         version.append_option(r.meta.source_version);
         commit_ts.append_option(r.meta.commit_ts);
+        change_seq.append_option(r.meta.change_seq);
     }
     columns.push(Arc::new(op.finish()));
     columns.push(Arc::new(position.finish()));
     columns.push(Arc::new(version.finish()));
     columns.push(Arc::new(commit_ts.finish()));
+    columns.push(Arc::new(change_seq.finish()));
     if let Some(types) = change_types {
         let mut b = StringBuilder::with_capacity(n, n * 16);
         for t in types {
@@ -557,6 +562,7 @@ pub(crate) fn decode_rows(
     let position = batch.column(n_source + 1).as_string::<i32>();
     let version = batch.column(n_source + 2).as_primitive::<deltalake::arrow::datatypes::Int64Type>();
     let commit_ts = batch.column(n_source + 3).as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
+    let change_seq = batch.column(n_source + 4).as_primitive::<deltalake::arrow::datatypes::Int64Type>();
     let mut out = Vec::with_capacity(rows.len());
     for &r in rows {
         let mut values = Vec::with_capacity(n_source);
@@ -573,6 +579,7 @@ pub(crate) fn decode_rows(
             position: position.is_valid(r).then(|| Arc::from(position.value(r))),
             source_version: version.is_valid(r).then(|| version.value(r)),
             commit_ts: commit_ts.is_valid(r).then(|| commit_ts.value(r)),
+            change_seq: change_seq.is_valid(r).then(|| change_seq.value(r)),
         };
         out.push((values, meta));
     }

@@ -31,8 +31,16 @@ pub const OP_COLUMN: &str = "_tributary_op";
 pub const POSITION_COLUMN: &str = "_tributary_source_position";
 /// Metadata column: that position as the monotonic i64 of the Delta txn action.
 pub const SOURCE_VERSION_COLUMN: &str = "_tributary_source_version";
-/// Metadata column: the source commit time (UTC).
+/// Metadata column: the source commit time (UTC); snapshot rows carry the
+/// time the snapshot started (there is no commit time for a copied row).
 pub const COMMIT_TS_COLUMN: &str = "_tributary_commit_ts";
+/// Metadata column: the change's index within its source transaction (0, 1,
+/// 2, ... over all tables of the transaction, so gaps show changes of other
+/// tables). With [`SOURCE_VERSION_COLUMN`] it orders every change of a
+/// table: several changes of one key in one transaction share the version
+/// and differ here. Snapshot rows carry 0; rows written before the column
+/// existed read NULL.
+pub const CHANGE_SEQ_COLUMN: &str = "_tributary_change_seq";
 /// Column of change-data files: insert, update_preimage, update_postimage, delete.
 pub const CHANGE_TYPE_COLUMN: &str = "_change_type";
 
@@ -65,7 +73,7 @@ const LIST_ELEMENT: &str = "element";
 #[derive(Debug)]
 pub(crate) struct TableLayout {
     pub source: Arc<TableSchema>,
-    /// Arrow schema of data files: source columns then the four metadata columns.
+    /// Arrow schema of data files: source columns then the five metadata columns.
     pub arrow: SchemaRef,
     /// Arrow schema of change-data files: `arrow` plus `_change_type`.
     pub cdc_arrow: SchemaRef,
@@ -177,6 +185,7 @@ fn metadata_arrow_fields() -> Vec<Field> {
         Field::new(POSITION_COLUMN, ArrowType::Utf8, true),
         Field::new(SOURCE_VERSION_COLUMN, ArrowType::Int64, true),
         Field::new(COMMIT_TS_COLUMN, ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(CHANGE_SEQ_COLUMN, ArrowType::Int64, true),
     ]
 }
 
@@ -186,6 +195,7 @@ fn metadata_delta_fields() -> Vec<StructField> {
         StructField::nullable(POSITION_COLUMN, DataType::STRING),
         StructField::nullable(SOURCE_VERSION_COLUMN, DataType::LONG),
         StructField::nullable(COMMIT_TS_COLUMN, DataType::TIMESTAMP),
+        StructField::nullable(CHANGE_SEQ_COLUMN, DataType::LONG),
     ]
 }
 
@@ -328,11 +338,14 @@ mod tests {
         };
         let layout = TableLayout::new(Arc::new(schema));
         let names: Vec<_> = layout.arrow.fields().iter().map(|f| f.name().clone()).collect();
-        assert_eq!(names, ["id", "note", OP_COLUMN, POSITION_COLUMN, SOURCE_VERSION_COLUMN, COMMIT_TS_COLUMN]);
+        assert_eq!(
+            names,
+            ["id", "note", OP_COLUMN, POSITION_COLUMN, SOURCE_VERSION_COLUMN, COMMIT_TS_COLUMN, CHANGE_SEQ_COLUMN]
+        );
         assert_eq!(layout.cdc_arrow.fields().last().unwrap().name(), CHANGE_TYPE_COLUMN);
         let props = layout.tributary_properties();
         assert_eq!(props[PROP_SOURCE_TABLE], "shop.orders");
         assert_eq!(props[PROP_PRIMARY_KEY], r#"["id"]"#);
-        assert_eq!(layout.delta_fields().len(), 6);
+        assert_eq!(layout.delta_fields().len(), 7);
     }
 }

@@ -316,7 +316,7 @@ mod tests {
             ],
             vec![Value::Int(2), Value::Null, Value::Timestamp(2_500), Value::Decimal { unscaled: 12345, scale: 2 }],
         ];
-        let meta = RowMeta { op: None, position: None, source_version: None, commit_ts: None };
+        let meta = RowMeta { op: None, position: None, source_version: None, commit_ts: None, change_seq: None };
         let out: Vec<OutRow> = rows.iter().map(|r| OutRow { values: Cow::Borrowed(r), meta: meta.clone() }).collect();
         let refs: Vec<&OutRow> = out.iter().collect();
         let batch = encode(&layout, &refs, None).unwrap();

@@ -47,7 +47,7 @@ pub async fn table_status(table_path: &Path, app_id: &str) -> Result<TableStatus
     let log_store = table.log_store();
     let version = state.version() as i64;
     let committed_version = state.transaction_version(log_store.as_ref(), app_id).await.map_err(err)?;
-    let last = find_note(log_store.as_ref(), version, app_id, |_| true).await.map_err(err)?;
+    let last = find_note(log_store.as_ref(), version, app_id, |n| !n.kind.is_upgrade()).await.map_err(err)?;
     let snapshot_complete = match &last {
         Some(found) => found.note.kind.completes_snapshot(),
         None => committed_version.is_some(),

@@ -56,7 +56,13 @@ fn batch(changes: Vec<RowChange>, at: u64) -> TableBatch {
     TableBatch {
         changes: changes
             .into_iter()
-            .map(|change| SourcedChange { change, position: pos(at), commit_ts: 1_700_000_000_000_000 })
+            .enumerate()
+            .map(|(seq, change)| SourcedChange {
+                change,
+                position: pos(at),
+                commit_ts: 1_700_000_000_000_000,
+                change_seq: seq as i64,
+            })
             .collect(),
         position: pos(at),
     }
@@ -126,7 +132,19 @@ async fn new_table_has_cdf_protocol_1_4_and_tributary_properties() {
     assert_eq!(conf["tributary.primaryKey"], r#"["id"]"#);
     let schema: J = serde_json::from_str(a["metaData"][0]["schemaString"].as_str().unwrap()).unwrap();
     let names: Vec<&str> = schema["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["id", "name", "qty", OP_COLUMN, POSITION_COLUMN, SOURCE_VERSION_COLUMN, "_tributary_commit_ts"]);
+    assert_eq!(
+        names,
+        [
+            "id",
+            "name",
+            "qty",
+            OP_COLUMN,
+            POSITION_COLUMN,
+            SOURCE_VERSION_COLUMN,
+            "_tributary_commit_ts",
+            "_tributary_change_seq"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -260,6 +278,25 @@ async fn a_batch_touching_one_key_many_times_keeps_per_key_order() {
             change("insert", 101, "new"),
         ]
     );
+    // Every image written by a change carries the change's index in its
+    // source transaction, so readers can order changes that share a version.
+    let post_seqs: Vec<(i64, J)> = feed
+        .iter()
+        .filter(|r| r.change_type != "update_preimage" && r.change_type != "delete")
+        .map(|r| (r.values["_tributary_change_seq"].as_i64().unwrap(), r.values["name"].clone()))
+        .collect();
+    assert_eq!(
+        post_seqs,
+        [
+            (0, json!("v1")),
+            (1, json!("v2")),
+            (3, json!("v3")),
+            (4, json!("v4")),
+            (5, json!("x")),
+            (7, json!("again")),
+            (8, json!("new"))
+        ]
+    );
     let rows = rows_by_id(w.path()).await;
     assert_eq!(rows.len(), 32);
     assert_eq!(rows[&100]["name"], "v4");
@@ -270,9 +307,7 @@ async fn a_batch_touching_one_key_many_times_keeps_per_key_order() {
 }
 
 #[tokio::test]
-async fn a_batch_touching_many_files_rewrites_each_once_even_beyond_the_memory_budget() {
-    // Under test the planner keeps only 15 rows in memory: the first file is
-    // kept, the other two are read again when rewritten.
+async fn a_batch_touching_many_files_rewrites_each_touched_file_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = three_files(dir.path()).await;
     let changes = vec![
@@ -302,6 +337,38 @@ async fn a_batch_touching_many_files_rewrites_each_once_even_beyond_the_memory_b
             change("delete", 21, "n21"),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_table_written_before_the_change_sequence_column_gains_it_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shop/items");
+    std::fs::create_dir_all(&path).unwrap();
+    // The table as an older Tributary created it: every column but the last metadata one.
+    let layout = crate::schema::TableLayout::new(items_schema(true));
+    let mut fields = layout.delta_fields();
+    assert_eq!(fields.pop().unwrap().name(), "_tributary_change_seq");
+    let url = deltalake::ensure_table_uri(path.to_str().unwrap()).unwrap();
+    let older = deltalake::DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
+    deltalake::operations::create::CreateBuilder::new()
+        .with_log_store(older.log_store())
+        .with_columns(fields)
+        .with_configuration_property(deltalake::TableProperty::EnableChangeDataFeed, Some("true"))
+        .with_configuration(layout.tributary_properties().into_iter().map(|(k, v)| (k, Some(v))))
+        .with_raise_if_key_not_exists(false)
+        .await
+        .unwrap();
+    let mut w = open(dir.path(), &items_schema(true)).await;
+    assert_eq!(w.delta_version(), 1, "one metadata commit adds the column");
+    assert_eq!(count(&actions(w.path(), 1), "metaData"), 1);
+    assert!(!w.snapshot_complete(), "the upgrade says nothing about the copy");
+    w.apply(&batch(vec![ins(item(1, "a", 1)), upd(item(1, "a", 1), item(1, "b", 2))], 100)).await.unwrap();
+    let rows = read_rows(w.path()).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["_tributary_change_seq"], 1);
+    // Opening it again commits nothing more.
+    let again = open(dir.path(), &items_schema(true)).await;
+    assert_eq!(again.delta_version(), 2);
 }
 
 #[tokio::test]

@@ -13,7 +13,8 @@ use crate::encode::{encode, Op, OutRow, RowMeta};
 use crate::evolve::ColumnChange;
 use crate::files::{data_file_name, FileIndex, OpenFile};
 use crate::schema::{
-    schema_difference, TableLayout, PROP_PRIMARY_KEY, PROP_SCHEMA, PROP_SOURCE_COLUMNS, PROP_TEXT_COLUMNS,
+    schema_difference, TableLayout, CHANGE_SEQ_COLUMN, PROP_PRIMARY_KEY, PROP_SCHEMA, PROP_SOURCE_COLUMNS,
+    PROP_TEXT_COLUMNS,
 };
 use crate::DeltaError;
 use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
@@ -33,6 +34,9 @@ pub struct SourcedChange {
     pub position: SourcePosition,
     /// The source commit time, microseconds since the epoch (UTC).
     pub commit_ts: i64,
+    /// The change's index within its source transaction (over all its tables),
+    /// stored as `_tributary_change_seq`.
+    pub change_seq: i64,
 }
 
 /// The changes of one table from a run of whole source transactions, in
@@ -158,6 +162,7 @@ impl TableWriter {
             snapshot_file: None,
             stale: false,
         };
+        writer.add_missing_metadata_columns().await?;
         writer.check_table()?;
         writer.load_state().await?;
         tracing::debug!(table = %writer.path.display(), version = writer.delta_version(), files = writer.index.len(),
@@ -209,6 +214,34 @@ impl TableWriter {
         self.index.len()
     }
 
+    /// A table written before `_tributary_change_seq` existed gains the
+    /// column (NULL in its older rows) in one metadata-only commit; any other
+    /// difference is left for [`TableWriter::check_table`] to report.
+    async fn add_missing_metadata_columns(&mut self) -> Result<(), DeltaError> {
+        let err = |e| DeltaError::delta(&self.path, "add the change sequence column", e);
+        let state = self.table.snapshot().map_err(err)?;
+        let on_disk = state.schema();
+        let expected = self.layout.delta_fields();
+        if on_disk.field(CHANGE_SEQ_COLUMN).is_some()
+            || schema_difference(&expected[..expected.len() - 1], &on_disk).is_some()
+        {
+            return Ok(());
+        }
+        let metadata = crate::table::metadata_for(state, &self.layout).map_err(err)?;
+        let note = CommitNote::new(&self.app_id, CommitKind::Upgrade, None, None);
+        let operation = DeltaOperation::UpdateTableMetadata {
+            metadata_update: deltalake::operations::update_table_metadata::TableMetadataUpdate {
+                name: None,
+                description: None,
+            },
+        };
+        let actions = vec![deltalake::kernel::Action::Metadata(metadata)];
+        let version =
+            commit::commit(&mut self.table, actions, operation, note, Default::default()).await.map_err(err)?;
+        tracing::info!(table = %self.path.display(), version, column = CHANGE_SEQ_COLUMN, "added a metadata column");
+        Ok(())
+    }
+
     fn check_table(&self) -> Result<(), DeltaError> {
         let state = self.table.snapshot().map_err(|e| DeltaError::delta(&self.path, "load", e))?;
         check_writable(state).map_err(|problem| DeltaError::Unsupported { table: self.path.clone(), problem })?;
@@ -235,7 +268,8 @@ impl TableWriter {
         let log_store = self.table.log_store();
         self.committed_version = state.transaction_version(log_store.as_ref(), &self.app_id).await.map_err(err)?;
         let latest = state.version() as i64;
-        let last = commit::find_note(log_store.as_ref(), latest, &self.app_id, |_| true).await.map_err(err)?;
+        let last =
+            commit::find_note(log_store.as_ref(), latest, &self.app_id, |n| !n.kind.is_upgrade()).await.map_err(err)?;
         self.last_kind = last.as_ref().map(|found| found.note.kind);
         self.snapshot_complete = match self.last_kind {
             Some(kind) => kind.completes_snapshot(),
@@ -453,6 +487,7 @@ impl TableWriter {
             position: Some(Arc::from(position.to_string())),
             source_version: Some(version),
             commit_ts: Some(commit_ts),
+            change_seq: Some(0),
         };
         let target = self.cfg.target_file_rows as i64;
         let mut stats = CommitStats::default();
@@ -681,6 +716,7 @@ fn pad_batch(batch: &TableBatch, width: usize) -> TableBatch {
             },
             position: c.position.clone(),
             commit_ts: c.commit_ts,
+            change_seq: c.change_seq,
         })
         .collect();
     TableBatch { changes, position: batch.position.clone() }

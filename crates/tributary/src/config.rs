@@ -67,12 +67,19 @@ pub struct MetricsConfig {
     /// `host:port`; loopback by default, port 0 picks a free one.
     #[serde(default = "default_metrics_listen")]
     pub listen: String,
+    /// `/healthz` fails once a due batch has waited this long for a successful commit.
+    #[serde(default = "default_health_commit_stall_secs")]
+    pub health_commit_stall_secs: u64,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { listen: default_metrics_listen() }
+        MetricsConfig { listen: default_metrics_listen(), health_commit_stall_secs: default_health_commit_stall_secs() }
     }
+}
+
+fn default_health_commit_stall_secs() -> u64 {
+    crate::metrics::health::DEFAULT_COMMIT_STALL.as_secs()
 }
 
 impl MetricsConfig {
@@ -82,6 +89,9 @@ impl MetricsConfig {
                 "metrics.listen: expected an IP address and port such as \"{DEFAULT_METRICS_LISTEN}\" (got {:?})",
                 self.listen
             );
+        }
+        if self.health_commit_stall_secs == 0 {
+            bail!("metrics.health_commit_stall_secs: must be at least 1 (seconds a due batch may wait for its commit before /healthz fails)");
         }
         Ok(())
     }

@@ -81,6 +81,9 @@ fn is_lag(n: &Notification, status: &str) -> bool {
 #[test]
 fn a_stalled_sink_fires_the_lag_alert_to_the_warning_receiver_and_resolves_after_catch_up() {
     let started = Instant::now();
+    if !failpoints() {
+        return;
+    }
     let Some(server) = mariadb() else { return };
     let db = server.create_database().unwrap();
     db.exec("CREATE TABLE items (id INT PRIMARY KEY, qty INT)").unwrap();

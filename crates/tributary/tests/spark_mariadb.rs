@@ -170,3 +170,50 @@ fn every_mariadb_type_reads_in_spark_with_the_documented_type_and_value() {
         }
     }
 }
+
+#[test]
+fn five_updates_of_one_key_in_one_transaction_keep_their_order_in_the_change_sequence() {
+    let Some(server) = mariadb() else { return };
+    let Some(spark) = spark("the Spark pipeline tests") else { return };
+    let db = server.create_database().unwrap();
+    db.exec("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), qty INT)").unwrap();
+    db.exec("INSERT INTO items VALUES (1,'a',0),(2,'b',0)").unwrap();
+    let dir = test_dir();
+    let config = write_config(dir.path(), &server, &format!("{}.items", db.name()), "");
+    let path = table_path(dir.path(), db.name(), "items");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    let snapshot = latest_version(spark, &path);
+
+    // Quantities in an order that neither sorting by value nor by name reproduces.
+    let qty = [5, 3, 9, 1, 7];
+    let mut txn = String::from("START TRANSACTION; UPDATE items SET qty = 100 WHERE id = 2;");
+    for (i, q) in qty.iter().enumerate() {
+        txn.push_str(&format!("UPDATE items SET qty = {q}, name = 'v{i}' WHERE id = 1;"));
+    }
+    txn.push_str("COMMIT");
+    db.exec(&txn).unwrap();
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    assert!(pipeline.stop().success());
+
+    let feed = spark.cdf(&path, snapshot + 1, None, &["_tributary_change_seq"]).unwrap();
+    let post: Vec<(i64, i64, i64)> = feed
+        .iter()
+        .filter(|r| r["_change_type"] == "update_postimage" && r["id"] == 1)
+        .map(|r| {
+            (
+                r["_commit_version"].as_i64().unwrap(),
+                r["_tributary_change_seq"].as_i64().unwrap(),
+                r["qty"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(post.len(), 5, "{feed:?}");
+    assert!(post.iter().all(|p| p.0 == post[0].0), "one commit holds the transaction: {post:?}");
+    // The other key's update came first in the transaction: index 0.
+    assert_eq!(post.iter().map(|p| p.1).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(post.iter().map(|p| p.2).collect::<Vec<_>>(), qty, "the sequence reproduces the source order");
+    let mirror = spark.rows(&path, &["id"]).unwrap();
+    assert_eq!(mirror[0]["qty"], 7);
+    assert_eq!(mirror[0]["_tributary_change_seq"], 5);
+}

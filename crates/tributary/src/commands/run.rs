@@ -9,6 +9,7 @@ use tokio::sync::watch;
 pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(config_path)?;
     let metrics = Metrics::new();
+    metrics.health().set_commit_stall_bound(std::time::Duration::from_secs(config.metrics.health_commit_stall_secs));
     metrics.export_validation(crate::metrics::validation::file_path(&config.sink.delta.root));
     crate::metrics::server::serve(&config.metrics.listen, metrics.clone()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -2,6 +2,7 @@
 //! (docs/metrics.md) and the HTTP server for `/metrics`, `/healthz`, `/readyz`.
 
 pub mod binlog;
+pub mod health;
 pub mod registry;
 pub mod server;
 pub mod slot;

@@ -167,6 +167,8 @@ struct Inner {
     validation: ValidationSource,
     /// Held while derived values are refreshed and encoded, so concurrent scrapes never see half a refresh.
     scrape: Mutex<()>,
+    /// What `/healthz` and `/readyz` answer besides the state.
+    health: super::health::Health,
 }
 
 /// The pipeline's metrics; clones share the same values.
@@ -305,6 +307,7 @@ impl Metrics {
             validation_last_run,
             validation: ValidationSource::default(),
             scrape: Mutex::new(()),
+            health: super::health::Health::default(),
         }));
         metrics.set_state(PipelineState::Starting);
         metrics
@@ -313,6 +316,9 @@ impl Metrics {
     /// Makes `state` the current one.
     pub fn set_state(&self, state: PipelineState) {
         *self.0.current_state.lock().unwrap() = state;
+        if state == PipelineState::Stopping {
+            self.0.health.set_shutting_down();
+        }
         for s in PipelineState::ALL {
             self.0.state.get_or_create(&StateLabels { state: s }).set(i64::from(s == state));
         }
@@ -404,9 +410,15 @@ impl Metrics {
         self.0.schema_changes.get_or_create(&labels).inc();
     }
 
-    /// `table` stopped (or runs again).
-    pub fn table_stopped(&self, table: &TableId, stopped: bool) {
-        self.0.table_stopped.get_or_create(&TableLabels { table: table.to_string() }).set(stopped as i64);
+    /// `table` stopped for `reason` (a schema change its Delta table cannot follow).
+    pub fn table_stopped(&self, table: &TableId, reason: &str) {
+        self.0.table_stopped.get_or_create(&TableLabels { table: table.to_string() }).set(1);
+        self.0.health.table_stopped(&table.to_string(), reason);
+    }
+
+    /// The pipeline's health (`/healthz`, `/readyz`).
+    pub fn health(&self) -> &super::health::Health {
+        &self.0.health
     }
 
     /// Bytes of WAL the server retains for the PostgreSQL replication slot.

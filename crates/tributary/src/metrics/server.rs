@@ -1,5 +1,8 @@
 //! The HTTP endpoints of `tributary run`: `/metrics` (Prometheus text),
-//! `/healthz` (the process is up) and `/readyz` (200 once streaming).
+//! `/healthz` (200 while the pipeline can make progress, 503 with the reason
+//! when it cannot: the source reader ended, commits have not succeeded for
+//! longer than `metrics.health_commit_stall_secs`, shutting down) and
+//! `/readyz` (200 once streaming, naming stopped tables; 503 before).
 
 use super::{Metrics, PipelineState};
 use anyhow::Context;
@@ -23,7 +26,7 @@ pub async fn serve(listen: &str, metrics: Metrics) -> anyhow::Result<SocketAddr>
     let address = listener.local_addr().context("metrics.listen: local address")?;
     let app = Router::new()
         .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
         .with_state(metrics);
     tokio::spawn(async move {
@@ -39,9 +42,29 @@ async fn metrics_text(State(metrics): State<Metrics>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode())
 }
 
+async fn healthz(State(metrics): State<Metrics>) -> impl IntoResponse {
+    match metrics.health().check() {
+        Ok(()) => (StatusCode::OK, "ok\n".to_string()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {reason}\n")),
+    }
+}
+
+/// 200 while streaming; tables stopped by a schema change are named in the
+/// body (`stopped: <table>: <reason>` lines) while the others stream.
 async fn ready(State(metrics): State<Metrics>) -> impl IntoResponse {
     match metrics.state() {
-        PipelineState::Streaming => (StatusCode::OK, "ready: streaming\n".to_string()),
+        PipelineState::Streaming => {
+            let stopped = metrics.health().stopped_tables();
+            let mut body = if stopped.is_empty() {
+                "ready: streaming\n".to_string()
+            } else {
+                format!("ready: streaming; {} table(s) stopped\n", stopped.len())
+            };
+            for (table, reason) in stopped {
+                body.push_str(&format!("stopped: {table}: {reason}\n"));
+            }
+            (StatusCode::OK, body)
+        }
         state => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", state.as_str())),
     }
 }
@@ -70,8 +93,23 @@ mod tests {
         assert_eq!(get(address, "/readyz").await, (503, "not ready: snapshot\n".to_string()));
         metrics.set_state(PipelineState::Streaming);
         assert_eq!(get(address, "/readyz").await, (200, "ready: streaming\n".to_string()));
+        assert_eq!(get(address, "/healthz").await, (200, "ok\n".to_string()));
+        metrics.table_stopped(&tributary_core::TableId::new("shop", "orders"), "column code: int -> varchar");
+        assert_eq!(
+            get(address, "/readyz").await,
+            (200, "ready: streaming; 1 table(s) stopped\nstopped: shop.orders: column code: int -> varchar\n".into())
+        );
         metrics.set_state(PipelineState::Stopping);
         assert_eq!(get(address, "/readyz").await.0, 503);
-        assert_eq!(get(address, "/healthz").await, (200, "ok\n".to_string()));
+        assert_eq!(get(address, "/healthz").await, (503, "unhealthy: shutting down\n".to_string()));
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_naming_the_reason_when_the_source_reader_ended() {
+        let metrics = Metrics::new();
+        let address = serve("127.0.0.1:0", metrics.clone()).await.unwrap();
+        metrics.set_state(PipelineState::Streaming);
+        metrics.health().set_fatal("the source stream ended unexpectedly");
+        assert_eq!(get(address, "/healthz").await, (503, "unhealthy: the source stream ended unexpectedly\n".into()));
     }
 }

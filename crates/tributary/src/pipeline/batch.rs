@@ -50,12 +50,17 @@ impl MicroBatch {
     pub fn split_per_table(&mut self) -> BTreeMap<TableId, TableBatch> {
         let mut tables: BTreeMap<TableId, TableBatch> = BTreeMap::new();
         for txn in self.transactions.drain(..) {
-            for (schema, change) in txn.changes {
+            for (seq, (schema, change)) in txn.changes.into_iter().enumerate() {
                 let batch = tables
                     .entry(schema.id.clone())
                     .or_insert_with(|| TableBatch { changes: Vec::new(), position: txn.position.clone() });
                 batch.position = txn.position.clone();
-                batch.changes.push(SourcedChange { change, position: txn.position.clone(), commit_ts: txn.commit_ts });
+                batch.changes.push(SourcedChange {
+                    change,
+                    position: txn.position.clone(),
+                    commit_ts: txn.commit_ts,
+                    change_seq: seq as i64,
+                });
             }
         }
         self.rows = 0;
@@ -98,6 +103,9 @@ mod tests {
         assert_eq!(bb.changes.len(), 3);
         assert_eq!(bb.position.as_mysql().unwrap().offset, 300);
         assert_eq!(bb.changes[0].position.as_mysql().unwrap().offset, 100);
+        // The index within the source transaction, over all its tables.
+        let seqs: Vec<i64> = bb.changes.iter().map(|c| c.change_seq).collect();
+        assert_eq!(seqs, [1, 0, 1]);
         assert!(b.is_empty());
     }
 

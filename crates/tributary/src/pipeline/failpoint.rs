@@ -1,23 +1,35 @@
 //! Test failpoints: hooks that let the integration tests provoke a failure of
-//! a running `tributary run` from outside. Not for production use; with the
-//! variable unset (the normal case) they cost one `OnceLock` read.
+//! a running `tributary run` from outside. Compiled only with the cargo
+//! feature `failpoints` (`make test` sets it); without it every hook is a
+//! constant `false`, so production builds carry none.
 //!
 //! `TRIBUTARY_FAILPOINT_STALL_FILE=<path>`: while the file `<path>` exists the
 //! streaming loop keeps reading the binlog but commits nothing to Delta, so
 //! the source lag grows (the live alert test stalls the sink this way); once
 //! the file is removed the pending batch is committed and the lag drops.
 
+#[cfg(feature = "failpoints")]
 use std::path::PathBuf;
+#[cfg(feature = "failpoints")]
 use std::sync::OnceLock;
 
 /// The environment variable naming the stall file.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 pub const STALL_FILE_VAR: &str = "TRIBUTARY_FAILPOINT_STALL_FILE";
 
 /// True while the stall file of [`STALL_FILE_VAR`] exists.
+#[cfg(feature = "failpoints")]
 pub fn sink_stalled() -> bool {
     static STALL_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
     STALL_FILE
         .get_or_init(|| std::env::var_os(STALL_FILE_VAR).filter(|v| !v.is_empty()).map(PathBuf::from))
         .as_ref()
         .is_some_and(|path| path.exists())
+}
+
+/// Without the `failpoints` feature the sink never stalls.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn sink_stalled() -> bool {
+    false
 }

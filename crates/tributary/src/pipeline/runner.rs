@@ -95,9 +95,13 @@ pub async fn run(
                         }
                     }
                 }
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => {
+                    metrics.health().set_fatal(format!("the source reader failed: {e:#}"));
+                    return Err(e);
+                }
                 None => {
                     metrics.error(ErrorKind::source);
+                    metrics.health().set_fatal("the source stream ended unexpectedly");
                     bail!("the source stream ended unexpectedly");
                 }
             },
@@ -105,6 +109,7 @@ pub async fn run(
         }
         if batch.is_due() && super::failpoint::sink_stalled() {
             // Test failpoint: keep reading, commit nothing (and do not spin on the past deadline).
+            metrics.health().commit_waiting();
             tokio::time::sleep(Duration::from_millis(100)).await;
         } else if batch.is_due() {
             commit(&mut batch, &mut writers, metrics, &acknowledger, (&read_position, read_commit_ts)).await?;
@@ -144,7 +149,12 @@ async fn commit(
     acknowledger: &Option<Acknowledger>,
     read: (&SourcePosition, i64),
 ) -> anyhow::Result<()> {
-    flush(batch, writers).await?;
+    metrics.health().commit_waiting();
+    if let Err(e) = flush(batch, writers).await {
+        metrics.health().commit_failed(&format!("{e:#}"));
+        return Err(e);
+    }
+    metrics.health().commit_succeeded();
     metrics.source_applied(read.1);
     confirm(acknowledger, &writers.confirmable(read.0));
     Ok(())

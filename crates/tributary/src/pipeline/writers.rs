@@ -159,7 +159,7 @@ impl TableWriters {
                 Err(e @ DeltaError::SchemaChange { .. }) => {
                     tracing::error!(table = %id, position = %txn.position, error = %e, "table stopped: its changes are not committed until it is re-snapshotted; the other tables keep flowing");
                     self.metrics.error(ErrorKind::schema);
-                    self.metrics.table_stopped(id, true);
+                    self.metrics.table_stopped(id, &e.to_string());
                     self.stopped.insert(id.clone(), e.to_string());
                 }
                 Err(e) => return Err(anyhow::Error::new(e).context(format!("schema change of {id}"))),

@@ -21,6 +21,20 @@ pub const APP: &str = "itest";
 pub const CATCH_UP: Duration = Duration::from_secs(90);
 
 /// A MariaDB with a CDC user, or `None` when it cannot start (skipped loudly; fails under CI).
+/// True when the binary under test carries the test failpoints (cargo
+/// feature `failpoints`, set by `make test`); otherwise the test that needs
+/// them skips loudly, and fails under `CI=true`.
+#[allow(dead_code)]
+pub fn failpoints() -> bool {
+    if cfg!(feature = "failpoints") {
+        return true;
+    }
+    let why = "the tributary binary was built without the test failpoints; run with `--features tributary/failpoints` (as `make test` does)";
+    assert!(!tributary_testkit::in_ci(), "{why}");
+    eprintln!("\n!!!!! SKIPPED: {why}\n");
+    false
+}
+
 pub fn mariadb() -> Option<MariaDb> {
     let server = require("MariaDB", MariaDb::start())?;
     server
