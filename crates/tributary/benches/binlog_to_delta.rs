@@ -1,12 +1,16 @@
-//! `make bench`: rows/s, MB/s and peak RSS of the release binary replaying an
-//! already-written MariaDB binlog into Delta, for (a) 1M inserts and (b) 200k
-//! updates + 50k deletes over the 1M-row table, and (c) the initial snapshot of
-//! the table left. The binlog is written before the pipeline starts, so the
+//! `make bench`: rows/s, CPU µs per row, MB/s and peak RSS of the release
+//! binary replaying an already-written MariaDB binlog into Delta, for (a) 1M
+//! inserts, (b) 200k updates + 50k deletes over the 1M-row table in contiguous
+//! id ranges (the best case for key-range pruning), (b2) 80k updates + 20k
+//! deletes of uniformly random ids over the whole table in transactions of
+//! 1000 keys (how real updates arrive), and (c) the initial snapshot of the
+//! table left. The binlog is written before the pipeline starts, so the
 //! source is not the bottleneck.
 
 mod common;
 
-use common::{start, stop, wait, APP};
+use common::{print_figures, random_ids, start, stop, wait, APP, RANDOM_TXNS, RANDOM_TXN_DELETES, RANDOM_TXN_KEYS};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tributary_core::{MySqlPosition, SourcePosition};
@@ -60,6 +64,29 @@ fn main() {
     let ((_, end_offset), target) = master(&server);
     report("updates+deletes", 250_000, &config, &table, target, end_offset - start_offset, &file);
 
+    // (b2) random keys: per transaction 800 updates and 200 deletes of distinct
+    // ids drawn from the whole table (never one deleted before).
+    let start_offset = master(&server).0 .1;
+    let mut deleted: HashSet<u64> = HashSet::new();
+    let mut state = 7u64;
+    for _ in 0..RANDOM_TXNS {
+        let ids = random_ids(&mut state, RANDOM_TXN_KEYS, ROWS, |id| id % 20 != 1 && !deleted.contains(&id));
+        let (gone, kept) = ids.split_at(RANDOM_TXN_DELETES);
+        deleted.extend(gone);
+        let list = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        server
+            .exec(&format!(
+                "START TRANSACTION; UPDATE bench.t SET a = a + 1, b = CONCAT(b, '-r') WHERE id IN ({}); \
+                 DELETE FROM bench.t WHERE id IN ({}); COMMIT",
+                list(kept),
+                list(gone)
+            ))
+            .unwrap();
+    }
+    let ((_, end_offset), target) = master(&server);
+    let random_rows = (RANDOM_TXNS * RANDOM_TXN_KEYS) as u64;
+    report("random upd+del", random_rows, &config, &table, target, end_offset - start_offset, &file);
+
     // (c) the initial snapshot of the 950k rows left, into an empty lake.
     std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
     let rows: u64 = server.exec("SELECT COUNT(*) FROM bench.t").unwrap().trim().parse().unwrap();
@@ -69,7 +96,7 @@ fn main() {
 fn report(name: &str, rows: u64, config: &Path, table: &Path, target: i64, binlog_bytes: u64, file: &str) {
     let started = Instant::now();
     let mut pipeline = start(config);
-    let peak_rss_kb = wait(&mut pipeline, table, target);
+    let catch_up = wait(&mut pipeline, table, target);
     let secs = started.elapsed().as_secs_f64();
     stop(pipeline);
     let binlog = if binlog_bytes == 0 {
@@ -77,11 +104,7 @@ fn report(name: &str, rows: u64, config: &Path, table: &Path, target: i64, binlo
     } else {
         format!("{:.1} MB/s of binlog ({binlog_bytes} bytes of {file})", binlog_bytes as f64 / secs / 1e6)
     };
-    println!(
-        "{name:>16}: {rows} rows in {secs:.2} s = {:.0} rows/s, {binlog}, peak RSS {:.0} MB",
-        rows as f64 / secs,
-        peak_rss_kb as f64 / 1024.0
-    );
+    print_figures(name, rows, secs, &catch_up, &binlog);
 }
 
 fn write_config(dir: &Path, server: &MariaDb) -> PathBuf {

@@ -1,7 +1,8 @@
-//! `make bench`: rows/s, MB/s of WAL and peak RSS of the release binary
-//! streaming PostgreSQL (pgoutput) into Delta, for (a) 1M inserts and (b) 200k
-//! updates + 50k deletes over the 1M-row table, and (c) the initial snapshot
-//! of the table left. Same workloads and harness as `binlog_to_delta`: the
+//! `make bench`: rows/s, CPU µs per row, MB/s of WAL and peak RSS of the
+//! release binary streaming PostgreSQL (pgoutput) into Delta, for (a) 1M
+//! inserts, (b) 200k updates + 50k deletes over the 1M-row table in contiguous
+//! id ranges, (b2) 80k updates + 20k deletes of uniformly random ids in
+//! transactions of 1000 keys, and (c) the initial snapshot of the table left. Same workloads and harness as `binlog_to_delta`: the
 //! slot exists and the WAL is written before the pipeline starts, so the time
 //! is the catch-up (the server's walsender decodes the retained WAL meanwhile,
 //! on the same machine); it runs from process start to the Delta commit of the
@@ -16,7 +17,8 @@
 
 mod common;
 
-use common::{stop, wait, APP};
+use common::{print_figures, random_ids, stop, wait, APP, RANDOM_TXNS, RANDOM_TXN_DELETES, RANDOM_TXN_KEYS};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -82,6 +84,30 @@ fn main() {
     print_slot(&db, "updates+deletes");
     report(&db, "updates+deletes", 250_000, &config, &table, target + 1, Some(wal));
 
+    // (b2) random keys: per transaction 800 updates and 200 deletes of distinct
+    // ids drawn from the whole table (never one deleted before).
+    let start_lsn = lsn_now(&db);
+    let mut deleted: HashSet<u64> = HashSet::new();
+    let mut state = 7u64;
+    let mut random = Vec::new();
+    for _ in 0..RANDOM_TXNS {
+        let ids = random_ids(&mut state, RANDOM_TXN_KEYS, ROWS, |id| id % 20 != 1 && !deleted.contains(&id));
+        let (gone, kept) = ids.split_at(RANDOM_TXN_DELETES);
+        deleted.extend(gone);
+        let list = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        random.push(format!(
+            "BEGIN; UPDATE public.t SET a = a + 1, b = b || '-r' WHERE id IN ({}); \
+             DELETE FROM public.t WHERE id IN ({}); COMMIT",
+            list(kept),
+            list(gone)
+        ));
+    }
+    let target = run_transactions(&db, &random);
+    let wal = lsn_now(&db) - start_lsn;
+    print_slot(&db, "random upd+del");
+    let random_rows = (RANDOM_TXNS * RANDOM_TXN_KEYS) as u64;
+    report(&db, "random upd+del", random_rows, &config, &table, target + 1, Some(wal));
+
     // (c) the initial snapshot of the 950k rows left, into an empty lake,
     // through a new slot's exported snapshot (as on a first start).
     std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
@@ -108,7 +134,7 @@ fn run_transactions(db: &PgDatabase<'_>, statements: &[String]) -> i64 {
 fn report(db: &PgDatabase<'_>, name: &str, rows: u64, config: &Path, table: &Path, target: i64, wal: Option<i64>) {
     let started = Instant::now();
     let mut pipeline = start(config, name);
-    let peak_rss_kb = wait(&mut pipeline, table, target);
+    let catch_up = wait(&mut pipeline, table, target);
     let secs = started.elapsed().as_secs_f64();
     if std::env::var_os("TRIBUTARY_BENCH_NO_SETTLE").is_none() {
         settle(db, &mut pipeline, name);
@@ -118,11 +144,7 @@ fn report(db: &PgDatabase<'_>, name: &str, rows: u64, config: &Path, table: &Pat
         None => "read with SELECT".to_string(),
         Some(bytes) => format!("{:.1} MB/s of WAL ({bytes} bytes)", bytes as f64 / secs / 1e6),
     };
-    println!(
-        "{name:>16}: {rows} rows in {secs:.2} s = {:.0} rows/s, {wal}, peak RSS {:.0} MB",
-        rows as f64 / secs,
-        peak_rss_kb as f64 / 1024.0
-    );
+    print_figures(name, rows, secs, &catch_up, &wal);
 }
 
 fn write_config(dir: &Path, server: &Postgres, db: &PgDatabase<'_>) -> PathBuf {

@@ -26,8 +26,17 @@ pub fn stop(mut child: Child) {
     assert!(status.success(), "pipeline exit {status}");
 }
 
-/// Waits until the table holds `version`; returns the pipeline's peak RSS in kB.
-pub fn wait(child: &mut Child, table: &Path, version: i64) -> u64 {
+/// What the pipeline process used until it caught up.
+pub struct CatchUp {
+    /// Peak resident set size, kB.
+    pub peak_rss_kb: u64,
+    /// CPU time (user + system) of the process, seconds.
+    pub cpu_secs: f64,
+}
+
+/// Waits until the table holds `version`; returns the pipeline's peak RSS
+/// and the CPU time it used up to then.
+pub fn wait(child: &mut Child, table: &Path, version: i64) -> CatchUp {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let deadline = Instant::now() + Duration::from_secs(1800);
     let mut peak = 0;
@@ -36,7 +45,8 @@ pub fn wait(child: &mut Child, table: &Path, version: i64) -> u64 {
         peak = peak.max(vm_hwm_kb(child.id()));
         if let Ok(status) = rt.block_on(tributary_delta::table_status(table, APP)) {
             if status.committed_version.is_some_and(|v| v >= version) {
-                return peak;
+                let peak_rss_kb = peak.max(vm_hwm_kb(child.id()));
+                return CatchUp { peak_rss_kb, cpu_secs: cpu_secs(child.id()) };
             }
         }
         assert!(Instant::now() < deadline, "no catch-up within 30 min");
@@ -52,4 +62,59 @@ pub fn vm_hwm_kb(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU time (user + system) a process has used so far, seconds (`/proc/<pid>/stat`).
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    let ticks_per_sec = clock_ticks_per_sec();
+    (ticks(11) + ticks(12)) as f64 / ticks_per_sec
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().ok();
+    out.and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+}
+
+/// `count` distinct ids drawn uniformly from `1..=max` that `usable` accepts
+/// (a deterministic generator: the same `state` gives the same ids). Random
+/// keys are how real updates arrive; a contiguous range is the best case for
+/// the key-range pruning and flatters the figures.
+pub fn random_ids(state: &mut u64, count: usize, max: u64, mut usable: impl FnMut(u64) -> bool) -> Vec<u64> {
+    let mut picked = std::collections::HashSet::with_capacity(count);
+    let mut ids = Vec::with_capacity(count);
+    while ids.len() < count {
+        // splitmix64
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let id = 1 + z % max;
+        if usable(id) && picked.insert(id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// Keys per transaction of the random-key scenario, and how many of them are deleted.
+pub const RANDOM_TXN_KEYS: usize = 1000;
+pub const RANDOM_TXN_DELETES: usize = 200;
+/// Transactions of the random-key scenario.
+pub const RANDOM_TXNS: usize = 100;
+
+/// One line of figures: rows/s, CPU µs per row, peak RSS, plus `extra`.
+pub fn print_figures(name: &str, rows: u64, secs: f64, catch_up: &CatchUp, extra: &str) {
+    println!(
+        "{name:>16}: {rows} rows in {secs:.2} s = {:.0} rows/s, {:.2} µs CPU/row, {extra}, peak RSS {:.0} MB",
+        rows as f64 / secs,
+        catch_up.cpu_secs * 1e6 / rows as f64,
+        catch_up.peak_rss_kb as f64 / 1024.0
+    );
 }

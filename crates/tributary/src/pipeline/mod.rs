@@ -8,4 +8,5 @@ pub mod mysql_source;
 pub mod postgres_source;
 pub mod runner;
 pub mod snapshot;
+pub mod source_control;
 pub mod writers;

@@ -59,9 +59,8 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
         writers,
         events: events_rx,
         tasks: vec![reader, sampler],
-        reader: None,
         from: SourcePosition::MySql(from),
-        acknowledger: None,
+        control: Box::new(super::source_control::Stateless),
     })
 }
 

@@ -8,6 +8,7 @@
 
 use super::runner::{count_events, EventMessage, Started};
 use super::snapshot;
+use super::source_control::SourceControl;
 use super::writers::TableWriters;
 use crate::config::PipelineConfig;
 use crate::metrics::registry::ErrorKind;
@@ -23,6 +24,7 @@ use tributary_postgres::preflight::preflight;
 use tributary_postgres::publication::ensure_publication;
 use tributary_postgres::snapshot::SnapshotReader;
 use tributary_postgres::stream::{drop_slot, write_heartbeat, ReplicationStream, SlotSession, WalStream};
+use tributary_postgres::stream::{Acknowledger, StopHandle};
 use tributary_postgres::PostgresSourceConfig;
 
 /// Prepares the tables and starts streaming from the lowest committed LSN.
@@ -96,14 +98,35 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let stop_reader = stream.stop_handle();
     let reader = tokio::spawn(read_wal(stream, events_tx, metrics.clone()));
     let heartbeat = spawn_heartbeat(source.clone(), client, metrics.clone());
+    let slot_sampler = crate::metrics::slot::spawn_sampler(source.clone(), metrics.clone());
     Ok(Started {
         writers,
         events: events_rx,
-        tasks: vec![heartbeat],
-        reader: Some((stop_reader, reader)),
+        tasks: vec![heartbeat, slot_sampler],
         from,
-        acknowledger: Some(acknowledger),
+        control: Box::new(SlotControl { acknowledger, stop_reader, reader }),
     })
+}
+
+/// Confirms durable positions as the slot's flush position; stops the reader
+/// so that it tells the server the last confirmed position before it ends.
+struct SlotControl {
+    acknowledger: Acknowledger,
+    stop_reader: StopHandle,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl SourceControl for SlotControl {
+    fn confirm(&self, position: &SourcePosition) {
+        if let SourcePosition::Postgres { lsn } = position {
+            self.acknowledger.confirm(*lsn);
+        }
+    }
+
+    fn stop(self: Box<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        self.stop_reader.stop();
+        Some(self.reader)
+    }
 }
 
 /// Copies `tables` through the slot's exported snapshot (a new slot), or

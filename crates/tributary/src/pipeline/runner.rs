@@ -5,6 +5,7 @@
 
 use super::assembler::TransactionAssembler;
 use super::batch::MicroBatch;
+use super::source_control::SourceControl;
 use super::writers::TableWriters;
 use crate::config::{PipelineConfig, SourceConfig};
 use crate::metrics::registry::{ErrorKind, Op};
@@ -14,7 +15,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tributary_core::{ChangeEvent, SourcePosition, TableId};
-use tributary_postgres::stream::{Acknowledger, StopHandle};
 
 /// What a source reader task sends: events in source order, or why it stopped.
 pub type EventMessage = anyhow::Result<Vec<ChangeEvent>>;
@@ -25,13 +25,9 @@ pub struct Started {
     pub writers: TableWriters,
     pub events: mpsc::Receiver<EventMessage>,
     pub tasks: Vec<JoinHandle<()>>,
-    /// The reader task, when it can stop on its own (after telling the source
-    /// what was confirmed last); otherwise the reader is among `tasks`.
-    pub reader: Option<(StopHandle, JoinHandle<()>)>,
     pub from: SourcePosition,
-    /// Where durable progress is confirmed to the source (PostgreSQL slots);
-    /// `None` when the source keeps no state for us (MySQL binlog).
-    pub acknowledger: Option<Acknowledger>,
+    /// Where durable progress is confirmed and how the reader stops.
+    pub control: Box<dyn SourceControl>,
 }
 
 /// Runs the pipeline until `shutdown` turns true; then commits the complete
@@ -45,10 +41,7 @@ pub async fn run(
         SourceConfig::Mysql(_) => super::mysql_source::start(config, metrics).await?,
         SourceConfig::Postgres(_) => super::postgres_source::start(config, metrics).await?,
     };
-    let Started { mut writers, events: mut events_rx, mut tasks, reader, from, acknowledger } = started;
-    if let SourceConfig::Postgres(source) = &config.source {
-        tasks.push(crate::metrics::slot::spawn_sampler(source.clone(), metrics.clone()));
-    }
+    let Started { mut writers, events: mut events_rx, tasks, from, control } = started;
     if metrics.state() != PipelineState::Stopping {
         metrics.set_state(PipelineState::Streaming);
     }
@@ -74,7 +67,7 @@ pub async fn run(
                             metrics.source_read(*commit_ts);
                             if !assembler.in_transaction() && batch.is_empty() {
                                 metrics.source_applied(*commit_ts);
-                                confirm(&acknowledger, &writers.confirmable(position));
+                                control.confirm(&writers.confirmable(position));
                             }
                             continue;
                         }
@@ -83,7 +76,7 @@ pub async fn run(
                                 // A schema change lands in order: what came before it first.
                                 if !batch.is_empty() {
                                     let read = (&read_position, read_commit_ts);
-                                    commit(&mut batch, &mut writers, metrics, &acknowledger, read).await?;
+                                    commit(&mut batch, &mut writers, metrics, control.as_ref(), read).await?;
                                     flushed_position = Some(read_position.clone());
                                 }
                                 let existing = existing_row_values(config, &writers, &txn).await?;
@@ -112,7 +105,7 @@ pub async fn run(
             metrics.health().commit_waiting();
             tokio::time::sleep(Duration::from_millis(100)).await;
         } else if batch.is_due() {
-            commit(&mut batch, &mut writers, metrics, &acknowledger, (&read_position, read_commit_ts)).await?;
+            commit(&mut batch, &mut writers, metrics, control.as_ref(), (&read_position, read_commit_ts)).await?;
             flushed_position = Some(read_position.clone());
         }
         if last_idle_check.elapsed() >= idle_after.min(Duration::from_secs(60)) {
@@ -124,10 +117,9 @@ pub async fn run(
     }
     metrics.set_state(PipelineState::Stopping);
     if !batch.is_empty() {
-        commit(&mut batch, &mut writers, metrics, &acknowledger, (&read_position, read_commit_ts)).await?;
+        commit(&mut batch, &mut writers, metrics, control.as_ref(), (&read_position, read_commit_ts)).await?;
     }
-    if let Some((stop, reader)) = reader {
-        stop.stop();
+    if let Some(reader) = control.stop() {
         if tokio::time::timeout(Duration::from_secs(5), reader).await.is_err() {
             tracing::warn!("the source reader did not stop within 5 s");
         }
@@ -146,7 +138,7 @@ async fn commit(
     batch: &mut MicroBatch,
     writers: &mut TableWriters,
     metrics: &Metrics,
-    acknowledger: &Option<Acknowledger>,
+    control: &dyn SourceControl,
     read: (&SourcePosition, i64),
 ) -> anyhow::Result<()> {
     metrics.health().commit_waiting();
@@ -156,7 +148,7 @@ async fn commit(
     }
     metrics.health().commit_succeeded();
     metrics.source_applied(read.1);
-    confirm(acknowledger, &writers.confirmable(read.0));
+    control.confirm(&writers.confirmable(read.0));
     Ok(())
 }
 
@@ -203,13 +195,6 @@ async fn existing_row_values(
         }
     }
     Ok(out)
-}
-
-/// Tells the source that everything up to `position` is durable in Delta.
-fn confirm(acknowledger: &Option<Acknowledger>, position: &SourcePosition) {
-    if let (Some(ack), SourcePosition::Postgres { lsn }) = (acknowledger, position) {
-        ack.confirm(*lsn);
-    }
 }
 
 /// Counts row events per table and operation, and tells the lag gauge what was
