@@ -23,6 +23,11 @@ pub struct DeltaSinkConfig {
     /// INT, INT → DATE, …) does to its table (docs/schema-evolution.md).
     #[serde(default)]
     pub incompatible_type_changes: TypeChangePolicy,
+    /// A directory level between the root and the tables
+    /// (`<root>/<table_prefix>/<schema>/<table>`), so pipelines of shards whose
+    /// databases have the same names write different tables under one root.
+    #[serde(default)]
+    pub table_prefix: Option<String>,
 }
 
 /// `sink.delta.incompatible_type_changes`.
@@ -52,8 +57,34 @@ impl DeltaSinkConfig {
         DeltaSinkConfig { root: root.into(), ..DeltaSinkConfig::default() }
     }
 
+    /// The directory of the Delta table mirroring `id`:
+    /// `<root>[/<table_prefix>]/<schema>/<table>`.
+    pub fn table_path(&self, id: &tributary_core::TableId) -> PathBuf {
+        self.tables_root().join(&id.schema).join(&id.name)
+    }
+
+    /// The directory holding this pipeline's `<schema>/<table>` directories:
+    /// `<root>[/<table_prefix>]`.
+    pub fn tables_root(&self) -> PathBuf {
+        match &self.table_prefix {
+            Some(prefix) => self.root.join(prefix),
+            None => self.root.clone(),
+        }
+    }
+
     /// Checks every field; the error names the field and the rule it breaks.
     pub fn validate(&self) -> Result<(), DeltaError> {
+        if let Some(prefix) = &self.table_prefix {
+            let bad_part = |p: &str| p.is_empty() || p == "." || p == ".." || p.starts_with('_') || p.contains('\\');
+            if prefix.starts_with('/') || prefix.split('/').any(bad_part) {
+                return Err(DeltaError::Config {
+                    field: "sink.delta.table_prefix",
+                    problem: format!(
+                        "{prefix:?} must be a relative path of plain names (e.g. \"shard1\"), without \"..\" or a leading \"_\""
+                    ),
+                });
+            }
+        }
         if self.root.as_os_str().is_empty() {
             return Err(DeltaError::Config { field: "sink.delta.root", problem: "must not be empty".into() });
         }
@@ -77,6 +108,7 @@ impl Default for DeltaSinkConfig {
     fn default() -> Self {
         DeltaSinkConfig {
             root: default_root(),
+            table_prefix: None,
             checkpoint_interval: DeltaSinkConfig::DEFAULT_CHECKPOINT_INTERVAL,
             target_file_rows: DeltaSinkConfig::DEFAULT_TARGET_FILE_ROWS,
             incompatible_type_changes: TypeChangePolicy::Stop,

@@ -94,6 +94,15 @@ pub enum DeltaError {
     #[error("delta table {}: schema differs from the source table: {problem}; the table was written by an older Tributary or changed by another writer: move the table directory aside and start again to copy it anew", table.display())]
     SchemaMismatch { table: PathBuf, problem: String },
 
+    /// The table belongs to another pipeline or another source.
+    #[error(
+        "delta table {} belongs to {owner}; this pipeline ({ours}) does not write it: give this pipeline another \
+         sink.delta.root or sink.delta.table_prefix, or, once a person decided that it takes the table over, run \
+         `tributary adopt <database.table> --config <this pipeline's config>`",
+        table.display()
+    )]
+    NotOwner { table: PathBuf, owner: String, ours: String },
+
     /// The table uses a Delta feature this writer cannot honour.
     #[error("delta table {}: {problem}", table.display())]
     Unsupported { table: PathBuf, problem: String },
@@ -176,6 +185,7 @@ impl Retryable for DeltaError {
             | DeltaError::SchemaMismatch { .. }
             | DeltaError::SchemaChange { .. }
             | DeltaError::Unsupported { .. }
+            | DeltaError::NotOwner { .. }
             | DeltaError::State { .. } => ErrorClass::NeedsOperator,
             DeltaError::Io { source, .. } => io_class(source.kind()),
             DeltaError::Delta { source, .. } => match source.as_ref() {

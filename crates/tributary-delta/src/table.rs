@@ -71,7 +71,12 @@ pub fn list_tables(root: &Path) -> Vec<PathBuf> {
 }
 
 /// Loads the table at `path`, creating it for `layout` when there is none.
-pub(crate) async fn load_or_create(path: &Path, layout: &TableLayout) -> Result<DeltaTable, DeltaError> {
+/// `owner_properties` are recorded with a new table (see [`crate::ownership`]).
+pub(crate) async fn load_or_create(
+    path: &Path,
+    layout: &TableLayout,
+    owner_properties: &std::collections::HashMap<String, String>,
+) -> Result<DeltaTable, DeltaError> {
     let err = |context| move |e| DeltaError::delta(path, context, e);
     let mut table = unloaded(path)?;
     match table.load().await {
@@ -79,7 +84,8 @@ pub(crate) async fn load_or_create(path: &Path, layout: &TableLayout) -> Result<
         Err(DeltaTableError::NotATable(_)) => {}
         Err(e) => return Err(err("load")(e)),
     }
-    let properties = layout.tributary_properties();
+    let mut properties = layout.tributary_properties();
+    properties.extend(owner_properties.clone());
     let mut create = CreateBuilder::new();
     if let Some(protocol) = table_features_protocol(layout) {
         create = create.with_actions([Action::Protocol(protocol)]);

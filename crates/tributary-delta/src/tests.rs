@@ -359,8 +359,9 @@ async fn a_table_written_before_the_change_sequence_column_gains_it_and_keeps_it
         .await
         .unwrap();
     let mut w = open(dir.path(), &items_schema(true)).await;
-    assert_eq!(w.delta_version(), 1, "one metadata commit adds the column");
-    assert_eq!(count(&actions(w.path(), 1), "metaData"), 1);
+    // Two metadata-only commits: the owner is recorded, the column added.
+    assert_eq!(w.delta_version(), 2);
+    assert_eq!(count(&actions(w.path(), 2), "metaData"), 1);
     assert!(!w.snapshot_complete(), "the upgrade says nothing about the copy");
     w.apply(&batch(vec![ins(item(1, "a", 1)), upd(item(1, "a", 1), item(1, "b", 2))], 100)).await.unwrap();
     let rows = read_rows(w.path()).await.unwrap();
@@ -368,7 +369,7 @@ async fn a_table_written_before_the_change_sequence_column_gains_it_and_keeps_it
     assert_eq!(rows[0]["_tributary_change_seq"], 1);
     // Opening it again commits nothing more.
     let again = open(dir.path(), &items_schema(true)).await;
-    assert_eq!(again.delta_version(), 2);
+    assert_eq!(again.delta_version(), 3);
 }
 
 #[tokio::test]
@@ -1263,4 +1264,43 @@ async fn a_renamed_column_carries_its_values_over_and_keeps_the_old_name() {
     let rows = rows_by_id(w.path()).await;
     assert_eq!((&rows[&1]["label"], &rows[&1]["name"]), (&json!("a"), &json!("a")), "older rows: {rows:?}");
     assert_eq!((&rows[&2]["label"], &rows[&2]["name"]), (&json!("b"), &J::Null), "newer rows: {rows:?}");
+}
+
+#[tokio::test]
+async fn a_table_of_another_pipeline_or_source_is_refused_and_adopt_carries_its_position_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cfg(dir.path());
+    let a = crate::Owner::new("a", "mariadb:server_id=1,gtid_domain_id=0");
+    let mut w = TableWriter::open_or_create(&config, items_schema(true), a.clone()).await.unwrap();
+    w.apply(&batch(vec![ins(item(1, "a", 1)), ins(item(2, "b", 2))], 100)).await.unwrap();
+    let version = w.delta_version();
+    drop(w);
+
+    let b = crate::Owner::new("b", "mariadb:server_id=1,gtid_domain_id=0");
+    let err = TableWriter::open_or_create(&config, items_schema(true), b.clone()).await.unwrap_err();
+    assert!(matches!(err, DeltaError::NotOwner { .. }), "{err}");
+    let shard = crate::Owner::new("a", "mariadb:server_id=2,gtid_domain_id=0");
+    let err = TableWriter::open_or_create(&config, items_schema(true), shard).await.unwrap_err().to_string();
+    assert!(err.contains("server_id=1") && err.contains("tributary adopt"), "{err}");
+    assert_eq!(
+        TableWriter::open_or_create(&config, items_schema(true), a.clone()).await.unwrap().delta_version(),
+        version
+    );
+
+    // A table prefix keeps a shard's tables apart under the same root.
+    let prefixed = DeltaSinkConfig { table_prefix: Some("shard2".into()), ..config.clone() };
+    let other = TableWriter::open_or_create(&prefixed, items_schema(true), b.clone()).await.unwrap();
+    assert_eq!(other.path(), dir.path().join("shard2/shop/items"));
+
+    let id = items_schema(true).id.clone();
+    let adopted = crate::adopt(&config, &id, &b).await.unwrap();
+    assert_eq!(adopted.previous, Some(a.clone()));
+    assert_eq!(adopted.continues_from, Some(pos(100)));
+    let mut w = TableWriter::open_or_create(&config, items_schema(true), b.clone()).await.unwrap();
+    assert_eq!(w.committed_version(), Some(pos(100).to_version().unwrap()));
+    assert!(w.snapshot_complete());
+    w.apply(&batch(vec![upd(item(1, "a", 1), item(1, "z", 9))], 200)).await.unwrap();
+    let rows = rows_by_id(w.path()).await;
+    assert_eq!((rows.len(), rows[&1]["name"].clone()), (2, json!("z")));
+    assert!(TableWriter::open_or_create(&config, items_schema(true), a).await.is_err(), "a gave the table away");
 }

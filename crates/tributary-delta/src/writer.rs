@@ -12,6 +12,7 @@ use crate::config::{DeltaSinkConfig, TypeChangePolicy};
 use crate::encode::{encode, Op, OutRow, RowMeta};
 use crate::evolve::ColumnChange;
 use crate::files::{data_file_name, FileIndex, OpenFile};
+use crate::ownership::Owner;
 use crate::schema::{
     schema_difference, TableLayout, CHANGE_SEQ_COLUMN, PROP_PRIMARY_KEY, PROP_SCHEMA, PROP_SOURCE_COLUMNS,
     PROP_TEXT_COLUMNS,
@@ -124,16 +125,20 @@ impl std::fmt::Debug for TableWriter {
 }
 
 impl TableWriter {
-    /// Opens the table of `schema` under `cfg.root` (`<root>/<schema>/<table>`),
-    /// creating it when it does not exist, and reads back the position stored
-    /// for `app_id`.
+    /// Opens the table of `schema` at [`DeltaSinkConfig::table_path`]
+    /// (`<root>/<schema>/<table>`), creating it when it does not exist, and
+    /// reads back the position stored for the owner's pipeline (its txn app
+    /// id). A table that belongs to another pipeline or another source is
+    /// refused ([`DeltaError::NotOwner`], see [`crate::ownership`]).
     pub async fn open_or_create(
         cfg: &DeltaSinkConfig,
         schema: Arc<TableSchema>,
-        app_id: &str,
+        owner: impl Into<Owner>,
     ) -> Result<Self, DeltaError> {
         cfg.validate()?;
-        let path = cfg.root.join(&schema.id.schema).join(&schema.id.name);
+        let owner = owner.into();
+        let app_id = owner.pipeline.as_str();
+        let path = cfg.table_path(&schema.id);
         for part in [&schema.id.schema, &schema.id.name] {
             if part.is_empty() || part == "." || part == ".." || part.contains(['/', '\\', '\0']) {
                 return Err(DeltaError::Unsupported {
@@ -144,7 +149,7 @@ impl TableWriter {
         }
         std::fs::create_dir_all(&path).map_err(|e| DeltaError::io(&path, "create directory", &path, e))?;
         let layout = TableLayout::new(schema);
-        let table = crate::table::load_or_create(&path, &layout).await?;
+        let table = crate::table::load_or_create(&path, &layout, &owner.properties()).await?;
         // The schema stored with the table is the one in force at its committed
         // position: decoding resumes with it, whatever the source says now.
         let layout = stored_layout(&table).unwrap_or(layout);
@@ -162,6 +167,7 @@ impl TableWriter {
             snapshot_file: None,
             stale: false,
         };
+        writer.check_owner(&owner).await?;
         writer.add_missing_metadata_columns().await?;
         writer.check_table()?;
         writer.load_state().await?;
@@ -212,6 +218,29 @@ impl TableWriter {
     /// Number of active data files.
     pub fn file_count(&self) -> usize {
         self.index.len()
+    }
+
+    /// Refuses a table of another pipeline or source; records `owner` in a
+    /// table that is ours but does not say so yet (metadata-only commit).
+    async fn check_owner(&mut self, owner: &Owner) -> Result<(), DeltaError> {
+        let err = |e| DeltaError::delta(&self.path, "check the table's owner", e);
+        let state = self.table.snapshot().map_err(err)?;
+        let recorded = crate::ownership::recorded_owner(state.metadata().configuration());
+        let (holds_ours, is_empty) = if recorded.is_none() {
+            let latest = state.version() as i64;
+            let log_store = self.table.log_store();
+            let ours = commit::find_note(log_store.as_ref(), latest, &self.app_id, |_| true).await.map_err(err)?;
+            let files = crate::table::file_index(&self.table, &self.layout).map_err(err)?;
+            (ours.is_some(), files.files.is_empty())
+        } else {
+            (false, false)
+        };
+        let claim = crate::ownership::claim(&self.path, recorded.as_ref(), owner, holds_ours, is_empty)?;
+        if claim == crate::ownership::Claim::Record && (recorded.is_none() || owner.source.is_some()) {
+            let version = crate::ownership::record_owner(&mut self.table, owner, None).await.map_err(err)?;
+            tracing::info!(table = %self.path.display(), version, pipeline = %owner.pipeline, "recorded the table's owner");
+        }
+        Ok(())
     }
 
     /// A table written before `_tributary_change_seq` existed gains the

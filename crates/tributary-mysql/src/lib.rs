@@ -10,6 +10,7 @@ pub mod binlog_file;
 pub mod config;
 pub mod decoder;
 pub mod error;
+pub mod identity;
 pub mod preflight;
 pub mod schema_loader;
 pub mod snapshot;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod connect;
 pub mod decoder;
 pub mod error;
+pub mod identity;
 pub mod preflight;
 pub mod publication;
 pub mod schema_loader;

@@ -116,6 +116,18 @@ pub enum Command {
         #[arg(long, env = "TRIBUTARY_GENERATE_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Make this pipeline the owner of a Delta table another pipeline (or
+    /// another source) owns, after a person decided so. With the same source
+    /// and a complete copy, the table's committed position is carried over and
+    /// the pipeline continues exactly once; otherwise its next start copies
+    /// the table again, replacing its rows.
+    Adopt {
+        /// Source table as `database.table` (PostgreSQL: `schema.table`).
+        table: String,
+        /// The config of the pipeline that takes the table over.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Remove leftovers of test runs (kept Delta table dirs of failed tests) older than an age.
     Clean {
         /// Directory holding the per-run dirs (default: $TRIBUTARY_TEST_ROOT or <tmp>/tributary-tests).

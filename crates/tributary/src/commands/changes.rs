@@ -17,9 +17,12 @@ pub async fn changes(
     let Some((schema, name)) = table.split_once('.') else {
         bail!("table {table:?}: give it as database.table");
     };
-    let path = config.sink.delta.root.join(schema).join(name);
+    let path = config.sink.delta.table_path(&tributary_core::TableId::new(schema, name));
     if !path.join("_delta_log").is_dir() {
-        bail!("no Delta table for {table} at {}; check the name and sink.delta.root", path.display());
+        bail!(
+            "no Delta table for {table} at {}; check the name, sink.delta.root and sink.delta.table_prefix",
+            path.display()
+        );
     }
     let records = tributary_delta::read_changes(&path, from_version, to_version)
         .await

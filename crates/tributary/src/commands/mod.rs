@@ -1,5 +1,6 @@
 //! One file per subcommand; `dispatch` runs the one the user asked for.
 
+mod adopt;
 mod changes;
 mod check;
 mod clean;
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => run::run(&config).await,
+        Command::Adopt { table, config } => adopt::adopt(&config, &table).await,
         Command::Check { config } => check::check(&config).await,
         Command::Status { config, format } => status::status(&config, format).await,
         Command::Clean { root, older_than, dry_run } => {

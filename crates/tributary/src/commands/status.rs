@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 pub async fn status(config_path: &Path, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(config_path)?;
-    let root = &config.sink.delta.root;
+    let root = &config.sink.delta.tables_root();
     let now_ms = crate::pipeline::snapshot::now_micros() / 1000;
     let mut rows = Vec::new();
     for path in tributary_delta::list_tables(root) {

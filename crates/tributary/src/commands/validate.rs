@@ -55,7 +55,7 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
     let mut reports = Vec::with_capacity(selected.len());
     for schema in &selected {
         let table_started = Instant::now();
-        let path = root.join(&schema.id.schema).join(&schema.id.name);
+        let path = config.sink.delta.table_path(&schema.id);
         let mut report = TableReport::new(schema.clone());
         report.max_lag_secs = args.max_lag_secs;
         if !path.join("_delta_log").is_dir() {

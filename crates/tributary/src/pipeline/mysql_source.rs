@@ -24,7 +24,8 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let filter = source.table_filter()?;
     let mut schemas: Vec<Arc<TableSchema>> = schema_loader::load_schema_map(source).await?.into_values().collect();
     schemas.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut writers = TableWriters::open(&config.sink.delta, &schemas, &config.pipeline.name, metrics.clone()).await?;
+    let mut writers =
+        TableWriters::open(&config.sink.delta, &schemas, owner(config, source).await?, metrics.clone()).await?;
 
     let fresh: Vec<Arc<TableSchema>> = schemas
         .iter()
@@ -107,4 +108,13 @@ async fn read_binlog(mut binlog: BinlogSource, events: mpsc::Sender<EventMessage
             return;
         }
     }
+}
+
+/// This pipeline and its source's identity: the owner of every table it writes.
+pub async fn owner(
+    config: &PipelineConfig,
+    source: &tributary_mysql::config::MySqlSourceConfig,
+) -> anyhow::Result<tributary_delta::Owner> {
+    let identity = tributary_mysql::identity::source_identity(source).await?;
+    Ok(tributary_delta::Owner::new(config.pipeline.name.clone(), identity))
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tributary_core::{Row, RowChange, SourcePosition, TableId, TableSchema, Transaction, Value};
-use tributary_delta::{CommitStats, DeltaError, DeltaSinkConfig, TableBatch, TableWriter};
+use tributary_delta::{CommitStats, DeltaError, DeltaSinkConfig, Owner, TableBatch, TableWriter};
 
 /// What one flush wrote.
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,34 +29,30 @@ pub struct TableWriters {
     stopped: BTreeMap<TableId, String>,
     metrics: Metrics,
     config: DeltaSinkConfig,
-    app_id: String,
+    /// This pipeline and its source: the owner every table it writes records.
+    owner: Owner,
 }
 
 impl TableWriters {
-    /// Opens (or creates) the Delta table of every schema.
+    /// Opens (or creates) the Delta table of every schema; refuses tables
+    /// that belong to another pipeline or source (before writing any).
     pub async fn open(
         config: &DeltaSinkConfig,
         schemas: &[Arc<TableSchema>],
-        app_id: &str,
+        owner: Owner,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
         let mut writers = BTreeMap::new();
         for schema in schemas {
-            let writer = TableWriter::open_or_create(config, schema.clone(), app_id)
+            let writer = TableWriter::open_or_create(config, schema.clone(), owner.clone())
                 .await
                 .with_context(|| format!("open Delta table for {}", schema.id))?;
             writers.insert(schema.id.clone(), writer);
         }
         let now = Instant::now();
         let last_commit = writers.keys().map(|id| (id.clone(), now)).collect();
-        let writers = TableWriters {
-            writers,
-            last_commit,
-            stopped: BTreeMap::new(),
-            metrics,
-            config: config.clone(),
-            app_id: app_id.to_string(),
-        };
+        let writers =
+            TableWriters { writers, last_commit, stopped: BTreeMap::new(), metrics, config: config.clone(), owner };
         writers.report_tables();
         Ok(writers)
     }
@@ -176,7 +172,7 @@ impl TableWriters {
     /// start copies it like any new table.
     async fn add_table(&mut self, schema: Arc<TableSchema>, position: &SourcePosition) -> anyhow::Result<()> {
         let id = schema.id.clone();
-        let writer = TableWriter::open_or_create(&self.config, schema, &self.app_id)
+        let writer = TableWriter::open_or_create(&self.config, schema, self.owner.clone())
             .await
             .with_context(|| format!("create Delta table for new source table {id}"))?;
         tracing::info!(table = %id, %position, "new source table: Delta table created, streaming from its creation");

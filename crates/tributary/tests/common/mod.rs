@@ -188,12 +188,17 @@ pub fn table_path(dir: &Path, db: &str, table: &str) -> PathBuf {
 
 /// Waits until the table's committed position reaches `version`.
 pub fn wait_committed(pipeline: &mut Pipeline, path: &Path, version: i64) {
+    wait_committed_as(pipeline, path, version, APP)
+}
+
+/// [`wait_committed`] for the pipeline named `app`.
+pub fn wait_committed_as(pipeline: &mut Pipeline, path: &Path, version: i64, app: &str) {
     let start = Instant::now();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     loop {
         pipeline.assert_running();
         if path.join("_delta_log").is_dir() {
-            if let Ok(status) = rt.block_on(tributary_delta::table_status(path, APP)) {
+            if let Ok(status) = rt.block_on(tributary_delta::table_status(path, app)) {
                 if status.committed_version.is_some_and(|v| v >= version) {
                     return;
                 }
