@@ -280,6 +280,21 @@ async fn snapshot_is_consistent_with_its_binlog_position() {
     assert!(current_server_position(&cfg).await.unwrap() > position);
 }
 
+#[tokio::test]
+async fn a_fresh_read_is_one_snapshot_needs_only_select_and_knows_no_binlog_position() {
+    let Some(server) = server() else { return };
+    let db = server.create_database().unwrap();
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2)").unwrap();
+    let cfg = config(server, &[&format!("SELECT ON `{}`.*", db.name())], &format!("{}.*", db.name()));
+    let t = schema(&cfg, &db, "t").await;
+    let mut reader = SnapshotReader::open_fresh(&cfg, vec![t.clone()]).await.expect("SELECT is enough");
+    assert_eq!(reader.position(), None, "a fresh read does not know its binlog position");
+    db.exec("INSERT INTO t VALUES (3); DELETE FROM t WHERE id = 1").unwrap();
+    let (rows, _) = read_all(&mut reader, &t).await;
+    reader.finish().await.unwrap();
+    assert_eq!(rows, vec![vec![Value::Int(1)], vec![Value::Int(2)]], "writes after the read began are not in it");
+}
+
 /// Row events of `table` read from the stream until `deadline`, or until the
 /// server position `until` is reached.
 async fn stream_rows(source: &mut BinlogSource, until: &MySqlPosition) -> Vec<ChangeEvent> {
