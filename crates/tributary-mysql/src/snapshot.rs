@@ -104,6 +104,8 @@ impl SnapshotReader {
         Self::opened(conn, None, cfg, tables).await
     }
 
+    /// The reader over an opened transaction (warning about tables whose engine
+    /// cannot give a consistent read).
     async fn opened(
         mut conn: Conn,
         position: Option<MySqlPosition>,
