@@ -25,9 +25,19 @@ impl fmt::Display for Gtid {
     }
 }
 
-/// A MySQL / MariaDB binlog position: file + byte offset (the order), plus the
-/// GTID of the transaction when the server writes one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A MySQL / MariaDB binlog position: file + byte offset, plus the GTID of
+/// the transaction when the server writes one.
+///
+/// Equality and order both look at the point in the binlog only, (file
+/// index, offset); the GTID does not take part in either. A position is a
+/// resume point, and the one read back after a restart (the Delta `txn`
+/// version, `file_index << 32 | offset`) carries no GTID: it must equal, not
+/// sort before or after, the same point as the live stream reports it with
+/// its GTID, or an already committed transaction would look new (or a new one
+/// committed). The GTID only labels the transaction at that point. So `a ==
+/// b` exactly when `a.cmp(&b) == Equal`, as [`Ord`] requires; compare the
+/// `gtid` fields yourself where the label matters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MySqlPosition {
     pub file: String,
     pub offset: u64,
@@ -52,6 +62,15 @@ impl MySqlPosition {
     }
 }
 
+impl PartialEq for MySqlPosition {
+    /// The same point in the binlog (file index, offset), whatever the GTIDs: see [`MySqlPosition`].
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for MySqlPosition {}
+
 impl PartialOrd for MySqlPosition {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -59,7 +78,7 @@ impl PartialOrd for MySqlPosition {
 }
 
 impl Ord for MySqlPosition {
-    /// Ordered by (file index, offset); the GTID does not take part.
+    /// Ordered by (file index, offset); the GTID does not take part (see [`MySqlPosition`]).
     fn cmp(&self, other: &Self) -> Ordering {
         self.key().cmp(&other.key())
     }
@@ -178,6 +197,22 @@ mod tests {
     }
 
     #[test]
+    fn equality_agrees_with_order_whatever_the_gtid() {
+        let bare = MySqlPosition::new("mariadb-bin.000003", 1234);
+        let mut labelled = bare.clone();
+        labelled.gtid = Some(Gtid::MariaDb { domain: 0, server_id: 1, sequence: 77 });
+        // The resume point read back from a txn version has no GTID: it is the same point.
+        assert_eq!(bare.cmp(&labelled), Ordering::Equal);
+        assert_eq!(bare, labelled);
+        assert_eq!(SourcePosition::MySql(bare.clone()), SourcePosition::MySql(labelled.clone()));
+        let later = MySqlPosition::new("mariadb-bin.000003", 1235);
+        assert!(labelled < later && labelled != later);
+        for (a, b) in [(&bare, &labelled), (&labelled, &later), (&later, &bare)] {
+            assert_eq!(a == b, a.cmp(b) == Ordering::Equal, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
     fn offsets_beyond_32_bits_are_refused() {
         assert!(matches!(my("b.000001", 1 << 33).to_version(), Err(PositionError::OffsetTooLarge { .. })));
     }
@@ -187,7 +222,9 @@ mod tests {
         let mut p = MySqlPosition::new("mariadb-bin.000003", 1234);
         p.gtid = Some(Gtid::MariaDb { domain: 0, server_id: 1, sequence: 77 });
         let pos = SourcePosition::MySql(p);
-        assert_eq!(SourcePosition::from_json(&pos.to_json()).unwrap(), pos);
+        let back = SourcePosition::from_json(&pos.to_json()).unwrap();
+        assert_eq!(back, pos);
+        assert_eq!(back.as_mysql().unwrap().gtid, pos.as_mysql().unwrap().gtid, "the GTID survives too");
         assert_eq!(pos.to_string(), "mariadb-bin.000003:1234 gtid=0-1-77");
         let pg = SourcePosition::Postgres { lsn: Lsn(0x1_0000_00A0) };
         assert_eq!(pg.to_string(), "lsn=1/A0");

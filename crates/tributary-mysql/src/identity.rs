@@ -5,7 +5,7 @@
 
 use crate::config::MySqlSourceConfig;
 use crate::error::MySqlError;
-use crate::preflight::{connect, server_info, Flavor};
+use crate::connect::{connect, server_info, Flavor};
 use mysql_async::prelude::Queryable;
 use mysql_async::Row;
 

@@ -8,6 +8,7 @@
 
 pub mod binlog_file;
 pub mod config;
+pub mod connect;
 pub mod decoder;
 pub mod error;
 pub mod identity;

@@ -12,11 +12,11 @@ use mysql_common::binlog::value::BinlogValue;
 use tributary_core::{Column, ColumnType, MySqlPosition, SourcePosition, TableId, TableSchema, Value};
 
 use crate::config::MySqlSourceConfig;
+use crate::connect::{connect, row_text, server_info, Flavor};
 use crate::decoder::table_map::{check_columns, schema_from_binlog, TableMapInfo};
 use crate::decoder::values::CellPlan;
 use crate::decoder::{DdlAction, DecodeError, SchemaResolver, TableDdl};
 use crate::error::MySqlError;
-use crate::preflight::{connect, row_text};
 use crate::type_map::map_column;
 use crate::SYSTEM_SCHEMAS;
 use tributary_core::TableFilter;
@@ -505,7 +505,7 @@ async fn existing_row_values_on(
     names: &[String],
 ) -> Result<Vec<(String, Value)>, MySqlError> {
     const CONTEXT: &str = "reading the defaults of added columns";
-    let flavor = crate::preflight::server_info(conn).await?.flavor;
+    let flavor = server_info(conn).await?.flavor;
     for sql in ["SET time_zone = '+00:00'", "SET NAMES utf8mb4"] {
         conn.query_drop(sql).await.map_err(|e| MySqlError::query(CONTEXT, e))?;
     }
@@ -530,7 +530,7 @@ async fn existing_row_values_on(
             None if !nullable => implicit.extend(implicit_default(column).map(|v| (name.clone(), v))),
             None | Some("NULL") => {}
             _ if extra.contains("DEFAULT_GENERATED") => {}
-            Some(text) if flavor == crate::preflight::Flavor::MariaDb && !is_mariadb_literal(text) => {}
+            Some(text) if flavor == Flavor::MariaDb && !is_mariadb_literal(text) => {}
             Some(_) => constant.push(column.clone()),
         }
     }

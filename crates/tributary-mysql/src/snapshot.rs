@@ -1,6 +1,7 @@
-//! Consistent initial snapshot that hands over to the binlog stream with no
-//! gap and no duplicate: every table is read inside one `REPEATABLE READ`
-//! transaction whose binlog position is known exactly.
+//! Consistent reads of the selected tables. The initial snapshot
+//! ([`SnapshotReader::open`]) hands over to the binlog stream with no gap and
+//! no duplicate: every table is read inside one `REPEATABLE READ` transaction
+//! whose binlog position is known exactly.
 //!
 //! * MariaDB: `START TRANSACTION WITH CONSISTENT SNAPSHOT`, then the status
 //!   variables `Binlog_snapshot_file` / `Binlog_snapshot_position`, which the
@@ -8,6 +9,11 @@
 //! * MySQL: `FLUSH TABLES WITH READ LOCK`, `START TRANSACTION WITH CONSISTENT
 //!   SNAPSHOT`, the binlog status, `UNLOCK TABLES` (writes pause for the few
 //!   milliseconds in between; needs the RELOAD privilege).
+//!
+//! A fresh read ([`SnapshotReader::open_fresh`], what `tributary validate`
+//! uses) needs no binlog position: it runs `START TRANSACTION WITH CONSISTENT
+//! SNAPSHOT, READ ONLY` alone, on either server, so it takes no lock and needs
+//! only SELECT.
 //!
 //! Tables with a primary key are read in keyset-paginated chunks
 //! (`WHERE key > last ORDER BY key LIMIT n`; ENUM / SET / BIT key parts are
@@ -30,13 +36,13 @@ use tracing::{info, warn};
 use tributary_core::{ColumnType, MySqlPosition, Row, TableId, TableSchema};
 
 use crate::config::MySqlSourceConfig;
+use crate::connect::{
+    binlog_status, connect, protocol, row_text, row_u64, server_info, Flavor, ServerInfo, ER_SPECIFIC_ACCESS_DENIED,
+};
 use crate::error::MySqlError;
-use crate::preflight::{binlog_status, connect, protocol, row_text, row_u64, server_info, Flavor, ServerInfo};
 use crate::schema_loader::{quote_ident, quote_table};
 use values::RowConverter;
 
-/// Server error: a statement needs a privilege the user lacks (FLUSH TABLES WITH READ LOCK).
-const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
 /// Seconds the server waits on a slow reader of a streaming query before giving up.
 const NET_WRITE_TIMEOUT_SECS: u32 = 3600;
 /// Why a failed streamed table cannot be read on.
@@ -47,13 +53,15 @@ const CONNECTION_LOST: &str = "the snapshot connection was lost with its transac
 /// Chunks of a streamed table buffered ahead of the reader.
 const STREAM_CHUNKS_AHEAD: usize = 2;
 
-/// Reads the selected tables as of one binlog position. End it with
+/// Reads the selected tables as of one consistent snapshot (for the initial
+/// copy: as of one binlog position). End it with
 /// [`SnapshotReader::finish`]: a dropped reader's transaction keeps its table
 /// locks until the runtime gets round to closing the connection.
 pub struct SnapshotReader {
     /// `None` while a table without primary key is being streamed by a task.
     conn: Option<Conn>,
-    position: MySqlPosition,
+    /// `None` for a fresh read ([`SnapshotReader::open_fresh`]).
+    position: Option<MySqlPosition>,
     chunk_rows: u64,
     tables: Vec<Arc<TableSchema>>,
     cursors: HashMap<TableId, Cursor>,
@@ -69,7 +77,8 @@ enum Cursor {
 }
 
 impl SnapshotReader {
-    /// Connects, opens the consistent transaction and records its binlog position.
+    /// Connects, opens the consistent transaction and records its binlog
+    /// position (on MySQL under a global read lock for an instant: see the module doc).
     pub async fn open(cfg: &MySqlSourceConfig, tables: Vec<Arc<TableSchema>>) -> Result<Self, MySqlError> {
         let mut conn = connect(cfg).await?;
         let info = server_info(&mut conn).await?;
@@ -78,8 +87,32 @@ impl SnapshotReader {
             Flavor::MariaDb => start_mariadb(&mut conn).await?,
             Flavor::MySql => start_mysql(&mut conn, &info, &cfg.user).await?,
         };
-        warn_non_transactional(&mut conn, &tables).await?;
         info!(file = %position.file, offset = position.offset, tables = tables.len(), "snapshot opened");
+        Self::opened(conn, Some(position), cfg, tables).await
+    }
+
+    /// Connects and opens a fresh consistent read that does not know its
+    /// binlog position: `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`
+    /// alone, no `FLUSH TABLES WITH READ LOCK`, no binlog status, so it takes
+    /// no lock and needs neither RELOAD nor REPLICATION CLIENT, only SELECT.
+    /// For reading what the source holds now (`tributary validate`), never
+    /// for a snapshot that hands over to the stream.
+    pub async fn open_fresh(cfg: &MySqlSourceConfig, tables: Vec<Arc<TableSchema>>) -> Result<Self, MySqlError> {
+        let mut conn = connect(cfg).await?;
+        prepare_session(&mut conn).await?;
+        start_transaction(&mut conn, "opening a consistent read").await?;
+        Self::opened(conn, None, cfg, tables).await
+    }
+
+    /// The reader over an opened transaction (warning about tables whose engine
+    /// cannot give a consistent read).
+    async fn opened(
+        mut conn: Conn,
+        position: Option<MySqlPosition>,
+        cfg: &MySqlSourceConfig,
+        tables: Vec<Arc<TableSchema>>,
+    ) -> Result<Self, MySqlError> {
+        warn_non_transactional(&mut conn, &tables).await?;
         Ok(SnapshotReader {
             conn: Some(conn),
             position,
@@ -90,7 +123,8 @@ impl SnapshotReader {
     }
 
     /// The binlog position the snapshot is consistent with: stream from here.
-    pub fn position(&self) -> MySqlPosition {
+    /// `None` for a fresh read ([`SnapshotReader::open_fresh`]).
+    pub fn position(&self) -> Option<MySqlPosition> {
         self.position.clone()
     }
 
@@ -221,9 +255,7 @@ async fn prepare_session(conn: &mut Conn) -> Result<(), MySqlError> {
 /// MariaDB keeps the binlog position of a consistent snapshot in status variables.
 async fn start_mariadb(conn: &mut Conn) -> Result<MySqlPosition, MySqlError> {
     const CONTEXT: &str = "opening the MariaDB snapshot";
-    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        .await
-        .map_err(|e| MySqlError::query(CONTEXT, e))?;
+    start_transaction(conn, CONTEXT).await?;
     let rows: Vec<MyRow> =
         conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await.map_err(|e| MySqlError::query(CONTEXT, e))?;
     let mut status = HashMap::new();
@@ -264,10 +296,15 @@ async fn start_mysql(conn: &mut Conn, info: &ServerInfo, user: &str) -> Result<M
 
 /// The part of [`start_mysql`] that runs under the read lock.
 async fn open_locked(conn: &mut Conn, info: &ServerInfo, user: &str) -> Result<MySqlPosition, MySqlError> {
+    start_transaction(conn, "opening the MySQL snapshot").await?;
+    binlog_status(conn, info, user).await
+}
+
+/// The consistent, read-only transaction every read of this module runs in.
+async fn start_transaction(conn: &mut Conn, context: &str) -> Result<(), MySqlError> {
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         .await
-        .map_err(|e| MySqlError::query("opening the MySQL snapshot", e))?;
-    binlog_status(conn, info, user).await
+        .map_err(|e| MySqlError::query(context, e))
 }
 
 /// Only transactional engines give a consistent snapshot; say so for the others.

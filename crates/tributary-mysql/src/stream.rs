@@ -27,9 +27,9 @@ use tracing::info;
 use tributary_core::{ChangeEvent, MySqlPosition, TableId, TableSchema};
 
 use crate::config::MySqlSourceConfig;
+use crate::connect::{binlog_status, connect, server_info, Flavor};
 use crate::decoder::{BinlogDecoder, PendingDdl};
 use crate::error::MySqlError;
-use crate::preflight::{binlog_status, connect, server_info, Flavor};
 use crate::schema_loader::{load_table_schemas, LiveSchemaResolver};
 
 /// MariaDB replica capability: understands GTID events (`MARIA_SLAVE_CAPABILITY_GTID`).

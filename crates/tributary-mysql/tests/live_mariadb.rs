@@ -6,7 +6,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tributary_core::{ChangeEvent, ColumnType, MySqlPosition, Row, TableId, TableSchema, Value};
-use tributary_mysql::preflight::{preflight, Flavor};
+use tributary_mysql::connect::Flavor;
+use tributary_mysql::preflight::preflight;
 use tributary_mysql::schema_loader::{load_schema_map, LiveSchemaResolver};
 use tributary_mysql::snapshot::SnapshotReader;
 use tributary_mysql::stream::{current_server_position, BinlogSource};
@@ -271,12 +272,27 @@ async fn snapshot_is_consistent_with_its_binlog_position() {
     let before = current_server_position(&cfg).await.unwrap();
     let mut reader = SnapshotReader::open(&cfg, vec![t.clone()]).await.unwrap();
     db.exec("INSERT INTO t VALUES (3); DELETE FROM t WHERE id = 1").unwrap();
-    assert_eq!(reader.position(), before, "nothing was written between the two reads");
+    assert_eq!(reader.position(), Some(before), "nothing was written between the two reads");
     let (rows, _) = read_all(&mut reader, &t).await;
-    let position = reader.position();
+    let position = reader.position().unwrap();
     reader.finish().await.unwrap();
     assert_eq!(rows, vec![vec![Value::Int(1)], vec![Value::Int(2)]], "writes after the snapshot are not in it");
     assert!(current_server_position(&cfg).await.unwrap() > position);
+}
+
+#[tokio::test]
+async fn a_fresh_read_is_one_snapshot_needs_only_select_and_knows_no_binlog_position() {
+    let Some(server) = server() else { return };
+    let db = server.create_database().unwrap();
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2)").unwrap();
+    let cfg = config(server, &[&format!("SELECT ON `{}`.*", db.name())], &format!("{}.*", db.name()));
+    let t = schema(&cfg, &db, "t").await;
+    let mut reader = SnapshotReader::open_fresh(&cfg, vec![t.clone()]).await.expect("SELECT is enough");
+    assert_eq!(reader.position(), None, "a fresh read does not know its binlog position");
+    db.exec("INSERT INTO t VALUES (3); DELETE FROM t WHERE id = 1").unwrap();
+    let (rows, _) = read_all(&mut reader, &t).await;
+    reader.finish().await.unwrap();
+    assert_eq!(rows, vec![vec![Value::Int(1)], vec![Value::Int(2)]], "writes after the read began are not in it");
 }
 
 /// Row events of `table` read from the stream until `deadline`, or until the
@@ -301,7 +317,7 @@ async fn snapshot_hands_over_to_the_stream_without_gap_or_duplicate() {
     let mut reader = SnapshotReader::open(&cfg, vec![t.clone()]).await.unwrap();
     db.exec("INSERT INTO t VALUES (3, 3); UPDATE t SET v = 20 WHERE id = 2").unwrap();
     let (rows, _) = read_all(&mut reader, &t).await;
-    let from = reader.position();
+    let from = reader.position().unwrap();
     reader.finish().await.unwrap();
     assert_eq!(rows.len(), 2);
 

@@ -48,21 +48,24 @@ impl PostgresError {
     }
 }
 
-/// The server's message (and SQLSTATE) of a client error, on one line.
-pub fn one_line(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text.replace('\n', " ")
-        }
+/// Any client error on one line: the server's message and SQLSTATE when the
+/// server answered (tokio-postgres), otherwise the error and its causes (a
+/// cause its parent already quotes is left out). The crate's one helper for
+/// the errors of tokio-postgres and pg_walstream alike.
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(db) = e.downcast_ref::<tokio_postgres::Error>().and_then(tokio_postgres::Error::as_db_error) {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
     }
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ").replace('\n', " ")
 }
 
 impl Retryable for PostgresError {
@@ -72,5 +75,19 @@ impl Retryable for PostgresError {
             PostgresError::Decode { .. } => ErrorClass::Fatal,
             _ => ErrorClass::NeedsOperator,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_replication_error_and_its_cause_fit_on_one_line_without_repeats() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset\nby peer");
+        let e = pg_walstream::ReplicationError::Io(io);
+        assert_eq!(one_line(&e), "IO error: reset by peer");
+        let e = pg_walstream::ReplicationError::ReplicationSlot("slot \"s\" is active".into());
+        assert_eq!(one_line(&e), "Replication slot error: slot \"s\" is active");
     }
 }

@@ -13,7 +13,7 @@
 use crate::config::PostgresSourceConfig;
 use crate::connect::replication_conninfo;
 use crate::decoder::PgOutputDecoder;
-use crate::error::PostgresError;
+use crate::error::{one_line, PostgresError};
 use pg_walstream::{
     CancellationToken, LogicalReplicationStream, ReplicationSlotOptions, ReplicationStreamConfig, RetryConfig,
     SharedLsnFeedback, StreamingMode,
@@ -229,10 +229,6 @@ impl ReplicationStream for WalStream {
         }
         let _ = self.stream.stop().await;
     }
-}
-
-fn one_line(e: &pg_walstream::ReplicationError) -> String {
-    e.to_string().replace('\n', " ")
 }
 
 /// Writes a heartbeat message into the WAL (not transactional, so it is sent

@@ -10,16 +10,46 @@ pub fn unique_name() -> String {
     format!("test_{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
+/// The marker file the test kit writes into the test root and into every
+/// per-run root it creates. `tributary clean` refuses a root without it and
+/// removes only directories that carry it, so it never deletes a user's data.
+pub const TEST_ROOT_MARKER: &str = ".tributary-test-root";
+
+/// The test root holding the per-run roots (`$TRIBUTARY_TEST_ROOT` or `<tmp>/tributary-tests`).
+pub fn test_root() -> PathBuf {
+    std::env::var_os("TRIBUTARY_TEST_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("tributary-tests"))
+}
+
 /// The per-run root holding every test's directories
-/// (`$TRIBUTARY_TEST_ROOT` or `<tmp>/tributary-tests/run-<pid>`).
+/// (`<test root>/run-<pid>`, see [`test_root`]); [`TestDir::new`] creates it
+/// with its markers.
 pub fn run_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let base = std::env::var_os("TRIBUTARY_TEST_ROOT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join("tributary-tests"));
-        base.join(format!("run-{}", std::process::id()))
-    })
+    ROOT.get_or_init(|| test_root().join(format!("run-{}", std::process::id())))
+}
+
+/// Creates the run root (once) and writes [`TEST_ROOT_MARKER`] into it and
+/// into the test root above it, so `tributary clean` may remove it later.
+fn create_marked_run_root() -> std::io::Result<&'static Path> {
+    let run = run_root();
+    let marker = run.join(TEST_ROOT_MARKER);
+    if !marker.exists() {
+        std::fs::create_dir_all(run)?;
+        let text = format!(
+            "created by the Tributary test kit (process {}); `tributary clean` may remove this directory\n",
+            std::process::id()
+        );
+        if let Some(base) = run.parent() {
+            let base_marker = base.join(TEST_ROOT_MARKER);
+            if !base_marker.exists() {
+                std::fs::write(base_marker, "the Tributary test kit keeps its per-run directories here\n")?;
+            }
+        }
+        std::fs::write(marker, text)?;
+    }
+    Ok(run)
 }
 
 /// A directory `test_<8 hex>` under the run root (e.g. a Delta table root).
@@ -30,7 +60,7 @@ pub struct TestDir {
 
 impl TestDir {
     pub fn new() -> std::io::Result<Self> {
-        let path = run_root().join(unique_name());
+        let path = create_marked_run_root()?.join(unique_name());
         std::fs::create_dir_all(&path)?;
         Ok(TestDir { path })
     }
@@ -80,5 +110,20 @@ impl Drop for TestDatabase<'_> {
         } else {
             let _ = self.server.exec(&format!("DROP DATABASE IF EXISTS `{}`", self.name));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_test_dir_lives_in_a_run_root_marked_for_tributary_clean() {
+        let dir = TestDir::new().unwrap();
+        let run = dir.path().parent().unwrap();
+        assert_eq!(run, run_root());
+        assert!(run.join(TEST_ROOT_MARKER).is_file());
+        assert!(run.parent().unwrap().join(TEST_ROOT_MARKER).is_file(), "the test root is marked too");
+        assert!(!dir.path().join(TEST_ROOT_MARKER).exists(), "a test's own dir is not a run root");
     }
 }

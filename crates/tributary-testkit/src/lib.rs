@@ -18,7 +18,7 @@ pub mod webhook;
 
 pub use alertmanager::{Alert, AlertManager, AlertManagerClient, AlertManagerOptions};
 pub use disk::{ensure_free_space, ensure_space_for_heavy_tests, repo_root};
-pub use isolation::{unique_name, TestDatabase, TestDir};
+pub use isolation::{test_root, unique_name, TestDatabase, TestDir, TEST_ROOT_MARKER};
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{PgDatabase, Postgres, PostgresOptions};
 pub use prometheus::{Prometheus, PrometheusOptions};

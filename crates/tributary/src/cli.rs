@@ -129,6 +129,11 @@ pub enum Command {
         config: PathBuf,
     },
     /// Remove leftovers of test runs (kept Delta table dirs of failed tests) older than an age.
+    ///
+    /// Only what the test kit created is removed: the root must hold the test
+    /// kit's `.tributary-test-root` marker file (otherwise clean refuses it and
+    /// exits 1), and inside it only directories carrying the marker are
+    /// removed; anything else is kept and listed.
     Clean {
         /// Directory holding the per-run dirs (default: $TRIBUTARY_TEST_ROOT or <tmp>/tributary-tests).
         #[arg(long)]

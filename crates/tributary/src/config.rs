@@ -120,7 +120,8 @@ impl PipelineConfig {
 
     /// Parses TOML text, applies env overrides and validates.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let mut config: PipelineConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!(one_line(&e.to_string())))?;
+        let mut config: PipelineConfig =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!(crate::one_line(&anyhow::Error::new(e))))?;
         config.source = match config.source {
             SourceConfig::Mysql(m) => SourceConfig::Mysql(m.with_env_overrides()),
             SourceConfig::Postgres(p) => SourceConfig::Postgres(p.with_env_overrides()),
@@ -160,12 +161,6 @@ impl PipelineConfig {
             }
         }
     }
-}
-
-/// TOML errors span several lines (a caret diagram); keep the message on one.
-fn one_line(message: &str) -> String {
-    let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|')).collect();
-    lines.join(" ")
 }
 
 #[cfg(test)]

@@ -46,11 +46,15 @@ fn limit_malloc_arenas() {
 }
 
 /// The error and its causes on one line, without repeating a cause that is
-/// already part of its parent's message.
-fn one_line(error: &anyhow::Error) -> String {
+/// already part of its parent's message. A multi-line cause (a TOML parse
+/// error with its caret diagram) keeps its text lines, joined by spaces. The
+/// one helper for every message the binary prints.
+pub(crate) fn one_line(error: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in error.chain() {
-        let text = cause.to_string().replace('\n', " ");
+        let text = cause.to_string();
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|')).collect();
+        let text = lines.join(" ");
         if !parts.last().is_some_and(|p| p.contains(&text)) {
             parts.push(text);
         }
@@ -74,5 +78,24 @@ fn init_logging(cli: &cli::Cli) {
     match cli.log_format {
         cli::LogFormat::Json => builder.json().init(),
         cli::LogFormat::Text => builder.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn one_line_joins_causes_and_drops_repeats_and_caret_diagrams() {
+        let inner = anyhow::anyhow!(
+            "TOML parse error at line 2\n  |\n2 | batch_size = 1\n  | ^^^^^\nunknown field `batch_size`\n"
+        );
+        let error = inner.context("config pipeline.toml");
+        assert_eq!(
+            one_line(&error),
+            "config pipeline.toml: TOML parse error at line 2 2 | batch_size = 1 unknown field `batch_size`"
+        );
+        let repeated = anyhow::anyhow!("connection refused").context("cannot connect: connection refused");
+        assert_eq!(one_line(&repeated), "cannot connect: connection refused");
     }
 }

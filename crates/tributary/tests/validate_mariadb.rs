@@ -1,6 +1,8 @@
 //! `tributary validate` against a real MariaDB and the mirror the pipeline wrote:
 //! an untouched mirror passes, one changed behind the pipeline's back fails with
-//! the differing keys, an unreachable source cannot be validated (exit 2).
+//! the differing keys, an unreachable source cannot be validated (exit 2), the
+//! source is read without any lock or binlog position by a user with SELECT
+//! only, and a table without primary key is reported as not compared.
 
 mod common;
 
@@ -129,6 +131,97 @@ fn unreachable_source_cannot_be_validated_exit_2() {
     std::fs::write(&config, "[pipeline]\nname = \"x\"\n").unwrap();
     let out = tributary(&["validate", "--config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Validate opens its read with `START TRANSACTION WITH CONSISTENT SNAPSHOT,
+/// READ ONLY` alone: the server's general log of the validating session holds
+/// no `FLUSH TABLES WITH READ LOCK`, no `LOCK`, and no binlog position query
+/// (the snapshot path reads `Binlog_snapshot_%` on MariaDB and runs FTWRL and
+/// SHOW MASTER STATUS on MySQL), and a user with SELECT only (no RELOAD, no
+/// REPLICATION CLIENT) validates.
+#[test]
+fn validate_takes_no_lock_and_needs_only_select() {
+    let Some(server) = mariadb() else { return };
+    let db = server.create_database().unwrap();
+    populate(&db);
+    let dir = test_dir();
+    let config = write_config(dir.path(), &server, &format!("{}.*", db.name()), "");
+    let path = table_path(dir.path(), db.name(), "items");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    assert!(pipeline.stop().success());
+
+    server.create_user("validator", "validator-pw", &["SELECT ON *.*"]).unwrap();
+    let grants = source_lines(&server, "SHOW GRANTS FOR 'validator'@'127.0.0.1'").join(" ");
+    assert!(!grants.contains("RELOAD") && !grants.contains("REPLICATION"), "{grants}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let select_only = dir.path().join("select-only.toml");
+    let text = text
+        .replace(&format!("user = \"{CDC_USER}\""), "user = \"validator\"")
+        .replace(&format!("password = \"{CDC_PASSWORD}\""), "password = \"validator-pw\"");
+    std::fs::write(&select_only, text).unwrap();
+
+    server.exec("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 'ON'").unwrap();
+    let (code, json, stderr) = validate_json(&select_only, &[]);
+    server.exec("SET GLOBAL general_log = 'OFF'").unwrap();
+    assert_eq!(code, 0, "a SELECT-only user validates: {json:#} {stderr}");
+    assert_eq!(json["tables"][0]["status"], "passed");
+
+    let statements = source_lines(
+        &server,
+        "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log \
+         WHERE command_type = 'Query' AND user_host LIKE 'validator[%'",
+    );
+    assert!(
+        statements.iter().any(|s| s == "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"),
+        "validate reads in one consistent snapshot: {statements:#?}"
+    );
+    for s in &statements {
+        let upper = s.to_ascii_uppercase();
+        for forbidden in ["FLUSH", "LOCK", "BINLOG_SNAPSHOT", "MASTER STATUS", "BINARY LOG"] {
+            assert!(!upper.contains(forbidden), "validate ran `{s}` ({forbidden}): {statements:#?}");
+        }
+    }
+}
+
+/// A table without primary key is mirrored as a changelog, whose rows are not
+/// compared: its status is `not_compared`, never `passed`, in JSON and text.
+#[test]
+fn a_keyless_table_is_reported_not_compared_rather_than_passed() {
+    let Some(server) = mariadb() else { return };
+    let db = server.create_database().unwrap();
+    populate(&db);
+    db.exec("CREATE TABLE events (at INT, what VARCHAR(20)); INSERT INTO events VALUES (1, 'a'), (2, 'b')").unwrap();
+    let dir = test_dir();
+    let config = write_config(dir.path(), &server, &format!("{}.*", db.name()), "");
+    let mut pipeline = Pipeline::start(&config);
+    let version = master_version(&server);
+    wait_committed(&mut pipeline, &table_path(dir.path(), db.name(), "items"), version);
+    wait_committed(&mut pipeline, &table_path(dir.path(), db.name(), "events"), version);
+    assert!(pipeline.stop().success());
+
+    let (code, json, stderr) = validate_json(&config, &[]);
+    assert_eq!(code, 0, "nothing failed: {json:#} {stderr}");
+    let events = format!("{}.events", db.name());
+    assert_eq!(json["not_compared"], serde_json::json!([events]));
+    let tables = json["tables"].as_array().unwrap();
+    let table = |name: &str| tables.iter().find(|t| t["table"] == name).unwrap_or_else(|| panic!("{json:#}"));
+    let keyless = table(&events);
+    assert_eq!(keyless["status"], "not_compared");
+    assert_eq!(keyless["rows"], "not_compared");
+    assert_eq!(keyless["source_rows"], serde_json::Value::Null);
+    assert_eq!(keyless["delta_rows"], 2);
+    let items = table(&format!("{}.items", db.name()));
+    assert_eq!(items["status"], "passed");
+    assert_eq!(items["rows"], "compared");
+
+    let out = tributary(&["validate", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text.lines().find(|l| l.starts_with(&events)).unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains("not compared") && !row.contains("passed"), "{text}");
+    assert!(text.contains("NOT COMPARED row by row"), "{text}");
+    assert!(!text.contains("validation passed: 2 table(s)"), "{text}");
 }
 
 /// Timing and peak memory of `validate` on a large table (default 1M rows;

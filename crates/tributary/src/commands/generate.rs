@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tributary_mysql::preflight::connect;
+use tributary_mysql::connect::connect;
 
 /// What `tributary generate` was asked.
 pub struct GenerateArgs<'a> {

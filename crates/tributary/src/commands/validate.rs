@@ -1,7 +1,8 @@
 //! `tributary validate`: every selected source table against its Delta mirror
 //! (row counts, per-row checksums chunk by chunk over the primary key, schema,
-//! lag), for MySQL / MariaDB and PostgreSQL sources alike. Exit 0 passed, 1
-//! validation failed, 2 could not validate.
+//! lag), for MySQL / MariaDB and PostgreSQL sources alike. Exit 0 nothing
+//! failed (every table passed or, without a primary key, was not compared row
+//! by row), 1 validation failed, 2 could not validate.
 
 use crate::config::{PipelineConfig, SourceConfig};
 use crate::metrics::validation::{self, TableResult, ValidationFile};
@@ -31,7 +32,7 @@ pub async fn validate(args: ValidateArgs<'_>) -> anyhow::Result<ExitCode> {
     match run(args).await {
         Ok(passed) => Ok(ExitCode::from(if passed { EXIT_PASSED } else { EXIT_FAILED })),
         Err(e) => {
-            let message = one_line(&e);
+            let message = crate::one_line(&e);
             if json {
                 println!("{}", serde_json::json!({ "passed": false, "error": message }));
             }
@@ -41,7 +42,8 @@ pub async fn validate(args: ValidateArgs<'_>) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Validates and prints; true when every table passed (or was skipped).
+/// Validates and prints; true when no table failed (each passed or, without a
+/// primary key, was not compared row by row).
 async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
     let started = Instant::now();
     let config = PipelineConfig::load(args.config)?;
@@ -102,7 +104,7 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
             report.diffs = Some(diffs);
         } else {
             report.delta_rows = status.rows.map(|n| n as u64);
-            report.notes.push("no primary key: the mirror is an append-only changelog, rows not compared".into());
+            report.notes.push("no primary key: the mirror is an append-only changelog; rows not compared, schema and lag checked only".into());
         }
         report.seconds = table_started.elapsed().as_secs_f64();
         reports.push(report);
@@ -110,6 +112,8 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
     reader.finish().await;
 
     let failed = reports.iter().filter(|r| r.outcome() == Outcome::Failed).count();
+    let not_compared: Vec<String> =
+        reports.iter().filter(|r| r.outcome() == Outcome::NotCompared).map(|r| r.schema.id.to_string()).collect();
     let passed = failed == 0;
     let record = validation::file_path(root);
     if let Err(e) = record_result(&record, &reports, passed) {
@@ -118,6 +122,7 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
     if args.json {
         let doc = serde_json::json!({
             "passed": passed,
+            "not_compared": not_compared,
             "tables": reports.iter().map(TableReport::to_json).collect::<Vec<_>>(),
             "seconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         });
@@ -125,8 +130,16 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
     } else {
         print!("{}", render_table(&reports));
         let elapsed = started.elapsed().as_secs_f64();
-        if passed {
+        let compared = reports.len() - not_compared.len();
+        if passed && not_compared.is_empty() {
             println!("\nvalidation passed: {} table(s) in {elapsed:.1} s", reports.len());
+        } else if passed {
+            println!(
+                "\nvalidation passed for {compared} table(s); {} table(s) NOT COMPARED row by row (no primary key, \
+                 schema and lag checked only): {} (in {elapsed:.1} s)",
+                not_compared.len(),
+                not_compared.join(", ")
+            );
         } else {
             println!("\nvalidation FAILED: {failed} of {} table(s) differ (in {elapsed:.1} s)", reports.len());
         }
@@ -138,7 +151,8 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
 /// primary-key-ordered chunks, through the readers of the pipeline's snapshot
 /// ([`SnapshotSource`]), so each source's values are typed as its pipeline types them.
 enum SourceReader {
-    /// A consistent-snapshot transaction (the schemas are read just before it).
+    /// A fresh `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY` (no
+    /// lock, no binlog position; the schemas are read just before it).
     Mysql(tributary_mysql::snapshot::SnapshotReader),
     /// A fresh REPEATABLE READ READ ONLY transaction (no slot, no exported
     /// snapshot); the schemas are read inside it, as of the same snapshot.
@@ -159,7 +173,8 @@ impl SourceReader {
                 source.snapshot_chunk_rows = chunk_rows.unwrap_or(source.snapshot_chunk_rows);
                 let schemas = tributary_mysql::schema_loader::load_schema_map(&source).await?;
                 let selected = select(&schemas, tables, "database.table")?;
-                let reader = tributary_mysql::snapshot::SnapshotReader::open(&source, selected.clone()).await?;
+                // Validate needs no binlog position: a plain consistent read, no lock, no RELOAD.
+                let reader = tributary_mysql::snapshot::SnapshotReader::open_fresh(&source, selected.clone()).await?;
                 Ok((selected, SourceReader::Mysql(reader)))
             }
             SourceConfig::Postgres(source) => {
@@ -210,7 +225,7 @@ fn record_result(path: &Path, reports: &[TableReport], passed: bool) -> anyhow::
             TableResult {
                 table: r.schema.id.to_string(),
                 passed: outcome != Outcome::Failed,
-                status: format!("{outcome:?}").to_lowercase(),
+                status: outcome.as_str().to_string(),
                 source_rows: d.map(|d| d.source_rows),
                 delta_rows: r.delta_rows,
                 missing: d.map(|d| d.missing_in_delta.count).unwrap_or(0),
@@ -264,16 +279,4 @@ fn select(
     selected.sort_by(|a, b| a.id.cmp(&b.id));
     selected.dedup_by(|a, b| a.id == b.id);
     Ok(selected)
-}
-
-/// The error and its causes on one line, without repeating a cause already in its parent's message.
-fn one_line(error: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in error.chain() {
-        let text = cause.to_string().replace('\n', " ");
-        if !parts.last().is_some_and(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
 }

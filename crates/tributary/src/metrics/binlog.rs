@@ -27,7 +27,7 @@ pub fn spawn_sampler(source: MySqlSourceConfig, metrics: Metrics) -> tokio::task
 
 /// The number of binary log files and the index of the oldest one.
 async fn sample(source: &MySqlSourceConfig) -> anyhow::Result<(u64, u64)> {
-    let mut conn = tributary_mysql::preflight::connect(source).await?;
+    let mut conn = tributary_mysql::connect::connect(source).await?;
     let rows: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await?;
     let _ = conn.disconnect().await;
     let oldest = rows

@@ -3,6 +3,7 @@
 //! Names and labels are documented in docs/metrics.md.
 
 use super::validation::ValidationSource;
+use crate::pipeline::snapshot::now_micros;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -476,10 +477,6 @@ impl Metrics {
         let seconds = lag.pending_since.map(|since| ((now - since).max(0) as f64) / 1e6).unwrap_or(0.0);
         self.0.source_lag.set(seconds);
     }
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -39,9 +39,11 @@ pub struct ValidationFile {
 pub struct TableResult {
     /// `<database>.<table>`.
     pub table: String,
-    /// False when the table failed (rows, schema, lag or no mirror); true when passed or skipped.
+    /// False when the table failed (rows, schema, lag or no mirror); true when
+    /// it passed or was not compared row by row (no primary key).
     pub passed: bool,
-    /// `passed`, `failed` or `skipped` (no primary key: not compared row by row).
+    /// `passed`, `failed` or `not_compared` (no primary key: schema and lag
+    /// checked, rows not compared).
     pub status: String,
     pub source_rows: Option<u64>,
     pub delta_rows: Option<u64>,

@@ -76,7 +76,9 @@ async fn start_tables(
             snapshot::reset_half_copied(writers, tables).await?;
             let mut reader =
                 SnapshotReader::open(source, tables.to_vec()).await.context("open the consistent snapshot")?;
-            let position = SourcePosition::MySql(reader.position());
+            // `open` (unlike `open_fresh`) always records the position.
+            let position = reader.position().context("the snapshot transaction has no binlog position")?;
+            let position = SourcePosition::MySql(position);
             snapshot::copy_tables(&mut reader, position, writers, tables).await?;
             reader.finish().await.context("end the snapshot transaction")?;
         }

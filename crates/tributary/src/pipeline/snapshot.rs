@@ -74,6 +74,8 @@ pub async fn copy_tables(
     tables: &[Arc<TableSchema>],
 ) -> anyhow::Result<()> {
     tracing::info!(%position, tables = tables.len(), "snapshot started");
+    // Snapshot rows have no source commit of their own: their `_tributary_commit_ts`
+    // is when the copy started, by this host's clock (docs/types.md, "Metadata columns").
     let commit_ts = now_micros();
     for table in tables {
         let total = reader.estimate_rows(table).await?;

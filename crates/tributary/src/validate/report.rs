@@ -8,12 +8,34 @@ use serde_json::json;
 use tributary_core::TableSchema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// Rows, schema and lag checked, nothing differs.
     Passed,
     Failed,
-    /// Not compared row by row (no primary key): counts and schema only.
-    Skipped,
+    /// Schema and lag checked and fine, but the rows were not compared: the
+    /// table has no primary key, so its mirror is an append-only changelog.
+    /// Never reported as passed.
+    NotCompared,
+}
+
+impl Outcome {
+    /// The status in JSON and in `validation.json`: `passed`, `failed`, `not_compared`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::NotCompared => "not_compared",
+        }
+    }
+
+    /// The status in the human table.
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::NotCompared => "not compared",
+            other => other.as_str(),
+        }
+    }
 }
 
 /// One table's validation.
@@ -52,7 +74,7 @@ impl TableReport {
         if !self.problems.is_empty() || !rows_ok || !schema_ok {
             Outcome::Failed
         } else if self.diffs.is_none() {
-            Outcome::Skipped
+            Outcome::NotCompared
         } else {
             Outcome::Passed
         }
@@ -70,6 +92,7 @@ impl TableReport {
         json!({
             "table": self.schema.id.to_string(),
             "status": self.outcome(),
+            "rows": if d.is_some() { "compared" } else { "not_compared" },
             "source_rows": d.map(|d| d.source_rows),
             "delta_rows": self.delta_rows,
             "chunks": d.map(|d| d.chunks),
@@ -93,15 +116,15 @@ fn count(n: Option<u64>) -> String {
 /// The aligned table, then per failed table what differs.
 pub fn render_table(reports: &[TableReport]) -> String {
     let mut out = format!(
-        "{:<40} {:<8} {:>11} {:>11} {:>8} {:>8} {:>9} {:<7} {:>9}\n",
+        "{:<40} {:<12} {:>11} {:>11} {:>8} {:>8} {:>9} {:<7} {:>9}\n",
         "TABLE", "STATUS", "SOURCE ROWS", "DELTA ROWS", "MISSING", "EXTRA", "DIFFERENT", "SCHEMA", "LAG"
     );
     for r in reports {
         let d = r.diffs.as_ref();
         out.push_str(&format!(
-            "{:<40} {:<8} {:>11} {:>11} {:>8} {:>8} {:>9} {:<7} {:>9}\n",
+            "{:<40} {:<12} {:>11} {:>11} {:>8} {:>8} {:>9} {:<7} {:>9}\n",
             r.schema.id.to_string(),
-            format!("{:?}", r.outcome()).to_lowercase(),
+            r.outcome().label(),
             count(d.map(|d| d.source_rows)),
             count(r.delta_rows),
             count(d.map(|d| d.missing_in_delta.count)),
@@ -154,4 +177,59 @@ pub fn render_table(reports: &[TableReport]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tributary_core::{Column, ColumnType, TableId};
+
+    fn schema(primary_key: Vec<usize>) -> Arc<TableSchema> {
+        let column = |name: &str| Column {
+            name: name.into(),
+            data_type: ColumnType::Int64,
+            nullable: false,
+            source_type: "bigint".into(),
+            source_id: None,
+        };
+        Arc::new(TableSchema { id: TableId::new("shop", "t"), columns: vec![column("id"), column("v")], primary_key })
+    }
+
+    fn keyless() -> TableReport {
+        let mut report = TableReport::new(schema(vec![]));
+        report.delta_rows = Some(3);
+        report
+    }
+
+    #[test]
+    fn a_keyless_table_is_not_compared_rather_than_passed() {
+        let report = keyless();
+        assert_eq!(report.outcome(), Outcome::NotCompared);
+        let json = report.to_json();
+        assert_eq!(json["status"], "not_compared");
+        assert_eq!(json["rows"], "not_compared");
+        assert_eq!(json["source_rows"], serde_json::Value::Null);
+        let text = render_table(&[report]);
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.contains("not compared"), "{text}");
+        assert!(!row.contains("passed"), "{text}");
+    }
+
+    #[test]
+    fn a_keyless_table_with_a_problem_fails_and_still_says_its_rows_were_not_compared() {
+        let mut report = keyless();
+        report.problems.push("lag 90.0 s exceeds --max-lag-secs 60".into());
+        assert_eq!(report.outcome(), Outcome::Failed);
+        assert_eq!(report.to_json()["rows"], "not_compared");
+    }
+
+    #[test]
+    fn a_compared_table_passes_with_its_rows_compared() {
+        let mut report = TableReport::new(schema(vec![0]));
+        report.diffs = Some(Differences::default());
+        assert_eq!(report.outcome(), Outcome::Passed);
+        assert_eq!(report.to_json()["status"], "passed");
+        assert_eq!(report.to_json()["rows"], "compared");
+    }
 }
