@@ -4,8 +4,8 @@
 //! MariaDB's `server_id` and `gtid_domain_id` (MariaDB has no server UUID).
 
 use crate::config::MySqlSourceConfig;
-use crate::error::MySqlError;
 use crate::connect::{connect, server_info, Flavor};
+use crate::error::MySqlError;
 use mysql_async::prelude::Queryable;
 use mysql_async::Row;
 
