@@ -16,6 +16,7 @@ mod apply;
 pub mod cdf;
 mod commit;
 pub mod config;
+mod conflict;
 pub mod encode;
 pub mod error;
 pub mod evolve;
