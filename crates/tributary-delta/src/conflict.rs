@@ -205,7 +205,9 @@ mod tests {
         let w = compaction(5, &["a.parquet", "b.parquet"]);
         assert!(!w.added_data && w.removed.len() == 2);
         let plan = update_plan(&["a.parquet"], &["a.parquet"]);
-        assert!(matches!(judge(&[w.clone()], &plan, "p"), Verdict::Replan(r) if r.contains("commit 5 (OPTIMIZE)")));
+        assert!(
+            matches!(judge(std::slice::from_ref(&w), &plan, "p"), Verdict::Replan(r) if r.contains("commit 5 (OPTIMIZE)"))
+        );
         let read_only = update_plan(&[], &["b.parquet", "x.parquet"]);
         assert!(matches!(judge(&[w], &read_only, "p"), Verdict::Replan(_)));
     }
@@ -213,11 +215,11 @@ mod tests {
     #[test]
     fn a_compaction_of_other_files_and_pure_appends_retry_as_they_are() {
         let w = compaction(5, &["c.parquet"]);
-        assert_eq!(judge(&[w.clone()], &update_plan(&["a.parquet"], &["a.parquet"]), "p"), Verdict::Retry);
+        assert_eq!(judge(std::slice::from_ref(&w), &update_plan(&["a.parquet"], &["a.parquet"]), "p"), Verdict::Retry);
         let append = Plan { actions: vec![add_action("new.parquet", 1, "{}".into())], ..Plan::default() };
         assert_eq!(judge(&[w], &append, "p"), Verdict::Retry);
         let user_append = Winner::from_actions(6, &[add_action("u.parquet", 1, "{}".into())]);
-        assert_eq!(judge(&[user_append.clone()], &append, "p"), Verdict::Retry);
+        assert_eq!(judge(std::slice::from_ref(&user_append), &append, "p"), Verdict::Retry);
         assert!(matches!(judge(&[user_append], &update_plan(&[], &["a.parquet"]), "p"), Verdict::Replan(_)));
     }
 

@@ -1413,3 +1413,65 @@ async fn a_property_set_by_another_writer_is_kept_and_an_unwritable_change_stops
     assert_eq!(w.delta_version(), 6, "nothing committed");
     assert_eq!(unreferenced_files(w.path(), 6), Vec::<String>::new());
 }
+
+/// Measures a re-plan after an external compaction of a large table
+/// (`TRIBUTARY_REPLAN_ROWS` rows, default 1,000,000): the table is copied as
+/// snapshot files of 100,000 rows, another writer compacts them into one
+/// file, and a batch of 1,000 random-key updates planned before the
+/// compaction is committed.
+/// `cargo test -p tributary-delta --lib measure_a_replan -- --ignored --nocapture`
+#[tokio::test]
+#[ignore]
+async fn measure_a_replan_after_an_external_compaction_of_a_large_table() {
+    use std::time::Instant;
+    let rows: i64 = std::env::var("TRIBUTARY_REPLAN_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let config = DeltaSinkConfig { target_file_rows: 100_000, ..cfg(dir.path()) };
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    let chunk = 100_000;
+    let mut first = 1;
+    while first <= rows {
+        let last = (first + chunk - 1).min(rows);
+        let part: Vec<Vec<Value>> = (first..=last).map(|i| item(i, &format!("name {i}"), i)).collect();
+        w.append_snapshot_chunk(part, &pos(100), 0, last == rows).await.unwrap();
+        first = last + 1;
+    }
+    let files_before = w.file_count();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut updates = |tag: &str| -> TableBatch {
+        let changes = (0..1000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let id = 1 + (seed % rows as u64) as i64;
+                upd(item(id, "", 0), item(id, tag, 1))
+            })
+            .collect();
+        batch(changes, if tag == "a" { 200 } else { 300 })
+    };
+    let started = Instant::now();
+    compact_as_another_writer(w.path(), &schema).await;
+    let compaction = started.elapsed();
+
+    let started = Instant::now();
+    let stale = w.apply(&updates("a")).await.unwrap();
+    let stale_total = started.elapsed();
+    assert_eq!(stale.conflicts, 1);
+    let started = Instant::now();
+    let current = w.apply(&updates("b")).await.unwrap();
+    let current_total = started.elapsed();
+    assert_eq!(current.conflicts, 0);
+    let table = crate::table::open_existing(w.path()).await.unwrap();
+    let layout = crate::schema::TableLayout::new(schema.clone());
+    let index = crate::table::file_index(&table, &layout).unwrap();
+    assert_eq!(index.files.values().map(|e| e.rows.unwrap()).sum::<i64>(), rows, "each row once");
+    eprintln!(
+        "{rows} rows in {files_before} files compacted into 1 by another writer in {compaction:?}; \
+         1,000 random-key updates planned before it: commit with re-plan {stale_total:?} \
+         (re-plan {:?}, {} rows copied, {} files written); the next 1,000 on the current state: {current_total:?} \
+         ({} rows copied)",
+        stale.replan_duration, stale.rows_copied, stale.files_added, current.rows_copied
+    );
+}

@@ -66,6 +66,11 @@ pub struct CommitStats {
     pub commits: usize,
     /// Time spent writing files and committing.
     pub commit_duration: Duration,
+    /// Commit attempts lost to another writer's commit (each judged, then
+    /// committed again or re-planned).
+    pub conflicts: usize,
+    /// Time spent re-reading the table and re-planning after those conflicts.
+    pub replan_duration: Duration,
 }
 
 impl CommitStats {
@@ -79,6 +84,8 @@ impl CommitStats {
         self.files_removed += other.files_removed;
         self.commits += other.commits;
         self.commit_duration += other.commit_duration;
+        self.conflicts += other.conflicts;
+        self.replan_duration += other.replan_duration;
     }
 }
 
@@ -379,6 +386,7 @@ impl TableWriter {
         let txn_version = note.txn_version;
         let kind = note.kind;
         let mut attempt = 1;
+        let mut replan_duration = Duration::ZERO;
         let version = loop {
             let before = self.delta_version();
             let result =
@@ -388,12 +396,16 @@ impl TableWriter {
                 Ok(version) => break version,
                 Err(e) if crate::error::is_conflict(&e) => {
                     attempt += 1;
-                    if let Err(err) = self.resolve_conflict(&mut plan, before, attempt, replan).await {
+                    let started = Instant::now();
+                    let resolved = self.resolve_conflict(&mut plan, before, attempt, replan).await;
+                    replan_duration += started.elapsed();
+                    if let Err(err) = resolved {
                         // Certainly not committed: the plan's files are garbage.
                         remove_files(&self.path, &plan.written);
                         self.stale = true;
                         return Err(err);
                     }
+                    tokio::time::sleep(conflict::backoff(attempt)).await;
                 }
                 Err(e) => {
                     // Other failures may come after the commit landed (e.g. reading the
@@ -438,6 +450,8 @@ impl TableWriter {
             files_removed: plan.metrics.files_removed,
             commits: 1,
             commit_duration: Duration::ZERO,
+            conflicts: (attempt - 1) as usize,
+            replan_duration,
         })
     }
 
@@ -528,7 +542,6 @@ impl TableWriter {
             }
             Verdict::Stop { .. } => unreachable!("returned above"),
         }
-        tokio::time::sleep(conflict::backoff(attempt)).await;
         Ok(())
     }
 
