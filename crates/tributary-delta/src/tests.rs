@@ -1475,3 +1475,19 @@ async fn measure_a_replan_after_an_external_compaction_of_a_large_table() {
         stale.replan_duration, stale.rows_copied, stale.files_added, current.rows_copied
     );
 }
+
+#[tokio::test]
+async fn rows_another_writer_appended_are_looked_up_when_the_batch_is_replanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let mut w = three_files(dir.path()).await;
+    // Someone else (another app id) appends a second row for key 5.
+    let mut user = TableWriter::open_or_create(&cfg(dir.path()), schema.clone(), "someone-else").await.unwrap();
+    user.apply(&batch(vec![ins(item(5, "user's", 9))], 1)).await.unwrap();
+    // Planned before that append, the update of key 5 would leave the user's row behind.
+    w.apply(&batch(vec![upd(item(5, "n5", 0), item(5, "five", 5))], 200)).await.unwrap();
+    let all = read_rows(w.path()).await.unwrap();
+    assert_eq!(all.iter().filter(|r| r["id"] == json!(5)).count(), 1, "{all:?}");
+    assert_eq!(all.len(), 30);
+    assert_eq!(rows_by_id(w.path()).await[&5]["name"], "five");
+}
