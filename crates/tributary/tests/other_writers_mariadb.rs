@@ -278,7 +278,17 @@ fn spark_optimize_again_and_again_with_kill_9_of_the_pipeline_stays_exact() {
         wait_committed(pipeline.as_mut().unwrap(), &path, master_version(&server));
         stop.store(true, Ordering::Relaxed);
         let (done, failed) = optimizer.join().unwrap();
-        (done, failed, kills, workload.transactions)
+        // One more OPTIMIZE while the pipeline idles: its next batch is planned
+        // on the version before it, loses the race and must be re-planned.
+        // (A commit first, so that the last restarted process has loaded the table.)
+        workload.one_transaction(&db);
+        wait_committed(pipeline.as_mut().unwrap(), &path, master_version(&server));
+        spark.sql(&format!("OPTIMIZE delta.`{}`", path.display())).unwrap();
+        for _ in 0..5 {
+            workload.one_transaction(&db);
+        }
+        wait_committed(pipeline.as_mut().unwrap(), &path, master_version(&server));
+        (done + 1, failed, kills, workload.transactions)
     });
     let pipeline = pipeline.unwrap();
     // Re-plans of every pipeline process of the run (one log each).
@@ -289,6 +299,12 @@ fn spark_optimize_again_and_again_with_kill_9_of_the_pipeline_stays_exact() {
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
         .collect();
     let (replanned, replan_ms) = replans(&logs);
+    let last_log = pipeline.log_text();
+    assert!(
+        replans(&last_log).0 >= 1,
+        "the batch after the last OPTIMIZE was re-planned: {}",
+        strip_colours(&last_log)
+    );
     assert!(pipeline.stop().success());
     eprintln!(
         "{transactions} source transactions, {kills} kill -9, Spark OPTIMIZE {optimized} done / {} failed \
