@@ -61,6 +61,13 @@ pub(crate) struct Plan {
     pub missing_keys: u64,
     /// Every file this plan wrote (deleted again if the commit certainly failed).
     pub written: Vec<String>,
+    /// Data files read to look up stored rows: the plan is only valid while
+    /// they are active (see [`crate::conflict`]).
+    pub read: Vec<String>,
+    /// True when the plan looked up stored rows by key.
+    pub reads_keys: bool,
+    /// True when the plan covers every data file (TRUNCATE, reset, a schema rewrite).
+    pub whole_table: bool,
 }
 
 /// Plans batches for one table.
@@ -296,6 +303,7 @@ impl Planner<'_> {
             Vec::new()
         };
         let files_read = wanted.len();
+        let read_paths: Vec<String> = wanted.iter().map(|(path, _)| (*path).clone()).collect();
 
         let scanned = par_map(wanted, |(path, entry)| -> Result<Candidate, DeltaError> {
             let data = self.read_data_file(path)?;
@@ -335,7 +343,12 @@ impl Planner<'_> {
         }
         let mut cdc: Vec<(usize, &'static str)> = Vec::with_capacity(batch.changes.len() * 2);
         let mut metas = MetaCache { last: None };
-        let mut plan = Plan::default();
+        let mut plan = Plan {
+            read: read_paths,
+            reads_keys: full_scan || !sorted.is_empty(),
+            whole_table: full_scan,
+            ..Plan::default()
+        };
         for (sc, (kb, ka)) in batch.changes.iter().zip(keys) {
             match &sc.change {
                 RowChange::Insert { after } => {
@@ -472,9 +485,9 @@ impl Planner<'_> {
     /// Plans a batch for a table without primary key (append-only changelog).
     pub fn plan_changelog<'b>(&self, batch: &'b TableBatch) -> Result<Plan, DeltaError> {
         let table = self.table_dir;
-        let mut plan = Plan::default();
-        let mut metas = MetaCache { last: None };
         let truncates = batch.changes.iter().any(|c| matches!(c.change, RowChange::Truncate));
+        let mut plan = Plan { whole_table: truncates, ..Plan::default() };
+        let mut metas = MetaCache { last: None };
         let mut arena: Vec<OutRow<'b>> = Vec::new();
         // Rows the table holds before the batch, needed only to record their deletion.
         let mut existing: Vec<usize> = Vec::new();
@@ -538,7 +551,7 @@ impl Planner<'_> {
 
     /// Plans the removal of every data file (TRUNCATE without rows, or a snapshot reset).
     pub fn plan_remove_all(&self) -> Plan {
-        let mut plan = Plan::default();
+        let mut plan = Plan { whole_table: true, ..Plan::default() };
         for (path, entry) in &self.index.files {
             self.remove(&mut plan, path, entry.size);
             plan.rows_deleted += entry.rows.unwrap_or(0) as u64;

@@ -10,6 +10,10 @@
 //! the table to the commit API with the legacy protocol (reader 1 / writer 2)
 //! whose checks delta-rs can perform (append-only). The protocol on disk is
 //! untouched.
+//!
+//! delta-rs' own conflict checker and retries are switched off
+//! (`max_retries = 0`): a commit that finds a newer version in the log fails,
+//! and [`crate::conflict`] decides what happens next.
 
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference, PROTOCOL};
 use deltalake::kernel::{Action, Add, AddCDCFile, EagerSnapshot, Metadata, Protocol, Remove, Transaction};
@@ -242,7 +246,9 @@ pub(crate) struct CommitMetrics {
 
 /// Commits `actions` (plus the txn and Tributary's commit info) on top of the
 /// table's loaded state, and moves the table's state to the new version.
-/// Returns the new Delta version.
+/// Returns the new Delta version. Fails (see `error::is_conflict`) when the
+/// log holds a newer version than the loaded state, or another writer takes
+/// the next version first: delta-rs does not retry.
 pub(crate) async fn commit(
     table: &mut DeltaTable,
     actions: Vec<Action>,
@@ -264,6 +270,7 @@ pub(crate) async fn commit(
         }),
     );
     let mut properties = CommitProperties::default()
+        .with_max_retries(0)
         .with_create_checkpoint(false)
         .with_cleanup_expired_logs(Some(false))
         .with_metadata(app_metadata);

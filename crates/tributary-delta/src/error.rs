@@ -23,6 +23,22 @@ pub enum DeltaError {
         source: Box<DeltaTableError>,
     },
 
+    /// Commits of other writers kept landing between planning and committing
+    /// a batch; every attempt was re-judged (and re-planned) and lost again.
+    /// Nothing of the batch was committed.
+    #[error(
+        "delta table {}: the commit lost against other writers' commits {attempts} times in a row (table now at \
+         version {version}); see what else writes the table so often (e.g. an OPTIMIZE loop) and start again",
+        table.display()
+    )]
+    ConflictRetriesExhausted { table: PathBuf, attempts: u32, version: i64 },
+
+    /// Another writer's commit did something this writer must not follow or
+    /// paper over (another process of the same pipeline, a table feature or
+    /// schema Tributary cannot write). Nothing of the batch was committed.
+    #[error("delta table {}: commit {version} by another writer ({operation}) {problem}", table.display())]
+    ForeignChange { table: PathBuf, version: i64, operation: String, problem: String },
+
     /// The offered source position is at or below the one the table holds: the
     /// batch would be applied twice (or out of order). Nothing was written.
     #[error(
@@ -153,7 +169,8 @@ impl DeltaError {
     }
 }
 
-fn is_conflict(err: &DeltaTableError) -> bool {
+/// True when delta-rs refused a commit because another one took its version.
+pub(crate) fn is_conflict(err: &DeltaTableError) -> bool {
     matches!(
         err,
         DeltaTableError::VersionAlreadyExists(_)
@@ -178,7 +195,8 @@ fn io_class(kind: std::io::ErrorKind) -> ErrorClass {
 impl Retryable for DeltaError {
     fn class(&self) -> ErrorClass {
         match self {
-            DeltaError::CommitConflict { .. } => ErrorClass::Transient,
+            DeltaError::CommitConflict { .. } | DeltaError::ConflictRetriesExhausted { .. } => ErrorClass::Transient,
+            DeltaError::ForeignChange { .. } => ErrorClass::NeedsOperator,
             DeltaError::PositionBackwards { .. } => ErrorClass::NeedsOperator,
             DeltaError::Config { .. }
             | DeltaError::Position { .. }
@@ -227,6 +245,24 @@ mod tests {
         );
         assert!(matches!(err, DeltaError::CommitConflict { .. }));
         assert_eq!(err.class(), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn foreign_changes_need_an_operator_in_one_line() {
+        let err = DeltaError::ForeignChange {
+            table: PathBuf::from("/lake/db/t"),
+            version: 7,
+            operation: "SET TBLPROPERTIES".into(),
+            problem: "made the table unwritable for Tributary: writer feature deletionVectors is not supported".into(),
+        };
+        assert_eq!(err.class(), ErrorClass::NeedsOperator);
+        let msg = err.to_string();
+        assert!(msg.contains("/lake/db/t") && msg.contains("commit 7") && msg.contains("deletionVectors"), "{msg}");
+        assert!(!msg.contains('\n'));
+        let tired =
+            DeltaError::ConflictRetriesExhausted { table: PathBuf::from("/lake/db/t"), attempts: 10, version: 9 };
+        assert_eq!(tired.class(), ErrorClass::Transient);
+        assert!(!tired.to_string().contains('\n'), "{tired}");
     }
 
     #[test]

@@ -10,12 +10,15 @@
 //! rewrite only the files whose primary-key statistics can hold the key and
 //! record the changes in `_change_data` files. Tables without primary key are
 //! append-only changelogs. See [`schema`] for the type mapping and the
-//! metadata columns.
+//! metadata columns. A commit overtaken by another writer's commit (an
+//! OPTIMIZE, say) is judged by Tributary's own conflict rules (module
+//! `conflict`): committed again, re-planned on the new version, or refused.
 
 mod apply;
 pub mod cdf;
 mod commit;
 pub mod config;
+mod conflict;
 pub mod encode;
 pub mod error;
 pub mod evolve;

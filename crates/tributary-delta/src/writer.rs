@@ -9,6 +9,7 @@
 use crate::apply::{push_add, Plan, Planner};
 use crate::commit::{self, check_writable, CommitKind, CommitNote};
 use crate::config::{DeltaSinkConfig, TypeChangePolicy};
+use crate::conflict::{self, Replan, Verdict};
 use crate::encode::{encode, Op, OutRow, RowMeta};
 use crate::evolve::ColumnChange;
 use crate::files::{data_file_name, FileIndex, OpenFile};
@@ -19,6 +20,7 @@ use crate::schema::{
 };
 use crate::DeltaError;
 use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
+use deltalake::table::state::DeltaTableState;
 use deltalake::DeltaTable;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -69,6 +71,11 @@ pub struct CommitStats {
     pub commits: usize,
     /// Time spent writing files and committing.
     pub commit_duration: Duration,
+    /// Commit attempts lost to another writer's commit (each judged, then
+    /// committed again or re-planned).
+    pub conflicts: usize,
+    /// Time spent re-reading the table and re-planning after those conflicts.
+    pub replan_duration: Duration,
 }
 
 impl CommitStats {
@@ -82,6 +89,8 @@ impl CommitStats {
         self.files_removed += other.files_removed;
         self.commits += other.commits;
         self.commit_duration += other.commit_duration;
+        self.conflicts += other.conflicts;
+        self.replan_duration += other.replan_duration;
     }
 }
 
@@ -110,6 +119,8 @@ pub struct TableWriter {
     snapshot_file: Option<OpenFile>,
     /// Set when the in-memory index may not match the log (a failed commit).
     stale: bool,
+    /// This pipeline and its source: a table recording another owner is refused.
+    owner: Owner,
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -166,6 +177,7 @@ impl TableWriter {
             last_kind: None,
             snapshot_file: None,
             stale: false,
+            owner: owner.clone(),
         };
         writer.check_owner(&owner).await?;
         writer.add_missing_metadata_columns().await?;
@@ -271,9 +283,18 @@ impl TableWriter {
         Ok(())
     }
 
+    /// The loaded table state.
+    fn state(&self) -> Result<&DeltaTableState, DeltaError> {
+        self.table.snapshot().map_err(|e| DeltaError::delta(&self.path, "load", e))
+    }
+
     fn check_table(&self) -> Result<(), DeltaError> {
         let state = self.table.snapshot().map_err(|e| DeltaError::delta(&self.path, "load", e))?;
         check_writable(state).map_err(|problem| DeltaError::Unsupported { table: self.path.clone(), problem })?;
+        // Someone may have handed the table to another pipeline (`tributary adopt`) meanwhile.
+        if let Some(recorded) = crate::ownership::recorded_owner(state.metadata().configuration()) {
+            crate::ownership::claim(&self.path, Some(&recorded), &self.owner, true, false)?;
+        }
         if let Some(problem) = schema_difference(&self.layout.delta_fields(), &state.schema()) {
             return Err(DeltaError::SchemaMismatch { table: self.path.clone(), problem });
         }
@@ -390,11 +411,15 @@ impl TableWriter {
         } else {
             batch
         };
-        let plan = if self.layout.has_pk() {
-            self.planner().plan_upsert(batch)?
-        } else {
-            self.planner().plan_changelog(batch)?
+        let has_pk = self.layout.has_pk();
+        let make_plan = |planner: &Planner<'_>, _: &DeltaTableState| {
+            if has_pk {
+                planner.plan_upsert(batch)
+            } else {
+                planner.plan_changelog(batch)
+            }
         };
+        let plan = make_plan(&self.planner(), self.state()?)?;
         if plan.missing_keys > 0 {
             tracing::warn!(table = %self.path.display(), count = plan.missing_keys,
                 "updates / deletes of keys the table does not hold (updates were applied as inserts)");
@@ -409,7 +434,7 @@ impl TableWriter {
             DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None }
         };
         let note = CommitNote::new(&self.app_id, CommitKind::Batch, Some(&batch.position), Some(version));
-        let mut stats = self.commit_plan(plan, operation, note).await?;
+        let mut stats = self.commit_plan(plan, operation, note, Some(&make_plan)).await?;
         self.committed_position = Some(batch.position.clone());
         self.snapshot_complete = true;
         stats.commit_duration = started.elapsed();
@@ -417,39 +442,57 @@ impl TableWriter {
     }
 
     /// Commits a plan; on success updates the index and the stored position.
+    /// A commit that loses the race against another writer is judged by
+    /// [`crate::conflict`] and committed again as it is, re-planned with
+    /// `replan` on the new table state, or refused; each abandoned plan's
+    /// files are deleted.
     async fn commit_plan(
         &mut self,
-        plan: Plan,
+        mut plan: Plan,
         operation: DeltaOperation,
         note: CommitNote,
+        replan: Option<Replan<'_>>,
     ) -> Result<CommitStats, DeltaError> {
-        let before = self.delta_version();
         let txn_version = note.txn_version;
         let kind = note.kind;
-        let result = commit::commit(&mut self.table, plan.actions, operation, note, plan.metrics).await;
-        let version = match result {
-            Ok(v) => v,
-            Err(e) => {
-                let err = DeltaError::delta(&self.path, "commit", e);
-                if matches!(err, DeltaError::CommitConflict { .. }) {
-                    // Certainly not committed: the new files are garbage.
-                    for path in &plan.written {
-                        let _ = std::fs::remove_file(self.path.join(path));
+        let mut attempt = 1;
+        let mut replan_duration = Duration::ZERO;
+        let version = loop {
+            let before = self.delta_version();
+            let result =
+                commit::commit(&mut self.table, plan.actions.clone(), operation.clone(), note.clone(), plan.metrics)
+                    .await;
+            match result {
+                Ok(version) => break version,
+                Err(e) if crate::error::is_conflict(&e) => {
+                    attempt += 1;
+                    let started = Instant::now();
+                    let resolved = self.resolve_conflict(&mut plan, before, attempt, replan).await;
+                    replan_duration += started.elapsed();
+                    if let Err(err) = resolved {
+                        // Certainly not committed: the plan's files are garbage.
+                        remove_files(&self.path, &plan.written);
+                        self.stale = true;
+                        return Err(err);
                     }
+                    tokio::time::sleep(conflict::backoff(attempt)).await;
                 }
-                // Other failures may come after the commit landed (e.g. reading the
-                // new state back): keep the files, and read the log again now so
-                // that committed_version() tells the caller what the table holds.
-                self.stale = true;
-                if let Err(reload) = self.reload().await {
-                    tracing::warn!(table = %self.path.display(), error = %reload, "reload after a failed commit failed");
+                Err(e) => {
+                    // Other failures may come after the commit landed (e.g. reading the
+                    // new state back): keep the files, and read the log again now so
+                    // that committed_version() tells the caller what the table holds.
+                    let err = DeltaError::delta(&self.path, "commit", e);
+                    self.stale = true;
+                    if let Err(reload) = self.reload().await {
+                        tracing::warn!(table = %self.path.display(), error = %reload, "reload after a failed commit failed");
+                    }
+                    return Err(err);
                 }
-                return Err(err);
             }
         };
-        if version != before + 1 {
-            // Another writer committed in between: rebuild the index from the log.
-            tracing::info!(table = %self.path.display(), version, "table changed by another writer; reloading");
+        if version != self.delta_version() {
+            // Not expected (delta-rs does not retry): rebuild the index from the log.
+            self.table.update_state().await.map_err(|e| DeltaError::delta(&self.path, "reload", e))?;
             self.load_state().await?;
         } else {
             for path in &plan.removed {
@@ -477,7 +520,99 @@ impl TableWriter {
             files_removed: plan.metrics.files_removed,
             commits: 1,
             commit_duration: Duration::ZERO,
+            conflicts: (attempt - 1) as usize,
+            replan_duration,
         })
+    }
+
+    /// After a commit based on version `base` lost the race: reads the table
+    /// and the commits since `base`, and makes `plan` ready for attempt
+    /// `attempt` (unchanged, or made again with `replan`), or says why not.
+    async fn resolve_conflict(
+        &mut self,
+        plan: &mut Plan,
+        base: i64,
+        attempt: u32,
+        replan: Option<Replan<'_>>,
+    ) -> Result<(), DeltaError> {
+        let started = Instant::now();
+        let stored = self.committed_version;
+        self.table.update_state().await.map_err(|e| DeltaError::delta(&self.path, "reload", e))?;
+        let latest = self.delta_version();
+        let winners = conflict::read_commits(self.table.log_store().as_ref(), base, latest)
+            .await
+            .map_err(|e| DeltaError::delta(&self.path, "read the commits of other writers", e))?;
+        let verdict = conflict::judge(&winners, plan, &self.app_id);
+        let table = self.path.clone();
+        let foreign = |version: i64, operation: &str, problem: String| DeltaError::ForeignChange {
+            table: table.clone(),
+            version,
+            operation: operation.to_string(),
+            problem,
+        };
+        if let Verdict::Stop { version, operation, problem } = &verdict {
+            return Err(foreign(*version, operation, problem.clone()));
+        }
+        if let Err(e) = self.check_table() {
+            let problem = match e {
+                DeltaError::Unsupported { problem, .. } | DeltaError::SchemaMismatch { problem, .. } => problem,
+                other => other.to_string(),
+            };
+            let changed = winners.iter().rev().find(|w| w.metadata || w.protocol).or(winners.last());
+            let (version, operation) = changed.map_or((latest, "unknown"), |w| (w.version, w.operation.as_str()));
+            return Err(foreign(
+                version,
+                operation,
+                format!(
+                    "made the table unwritable for Tributary: {problem}; undo that change, or move the table aside \
+                     so that Tributary copies it anew"
+                ),
+            ));
+        }
+        self.load_state().await?;
+        if self.committed_version != stored {
+            // Not seen in the commits read (e.g. they were written without a
+            // txn action); the position moved all the same.
+            return Err(foreign(
+                latest,
+                "unknown",
+                format!(
+                    "moved the position of pipeline {} from {stored:?} to {:?}: another process of this pipeline \
+                     writes the table; run one process per pipeline name",
+                    self.app_id, self.committed_version
+                ),
+            ));
+        }
+        if attempt > conflict::MAX_ATTEMPTS {
+            return Err(DeltaError::ConflictRetriesExhausted {
+                table: self.path.clone(),
+                attempts: attempt - 1,
+                version: latest,
+            });
+        }
+        let ops: Vec<String> = winners.iter().map(|w| format!("{} {}", w.version, w.operation)).collect();
+        match verdict {
+            Verdict::Retry => {
+                tracing::info!(table = %self.path.display(), attempt, commits = ?ops,
+                    "table changed by another writer; nothing this commit depends on changed, committing again");
+            }
+            Verdict::Replan(reason) => {
+                let Some(replan) = replan else {
+                    return Err(DeltaError::State {
+                        table: self.path.clone(),
+                        problem: format!("cannot re-plan this commit after a conflict: {reason}"),
+                    });
+                };
+                remove_files(&self.path, &plan.written);
+                plan.written.clear();
+                let state = self.table.snapshot().map_err(|e| DeltaError::delta(&self.path, "load", e))?;
+                *plan = replan(&self.planner(), state)?;
+                tracing::info!(table = %self.path.display(), attempt, commits = ?ops, %reason,
+                    replan_ms = started.elapsed().as_millis() as u64, "table changed by another writer; batch re-planned");
+            }
+            Verdict::Stop { .. } => unreachable!("returned above"),
+        }
+        Ok(())
     }
 
     /// Adds snapshot rows (op `r`). Rows are streamed into data files of
@@ -579,7 +714,8 @@ impl TableWriter {
         let kind = if txn.is_some() { CommitKind::SnapshotDone } else { CommitKind::SnapshotChunk };
         let note = CommitNote::new(&self.app_id, kind, Some(position), txn);
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
-        let stats = self.commit_plan(plan, operation, note).await?;
+        // Only appends: a conflict never needs a new plan.
+        let stats = self.commit_plan(plan, operation, note, None).await?;
         if txn.is_some() {
             self.committed_position = Some(position.clone());
         }
@@ -624,7 +760,6 @@ impl TableWriter {
             .map_err(|e| DeltaError::SchemaChange { table: self.path.clone(), source: e })?;
         let Some(planned) = planned else { return Ok(Vec::new()) };
         let layout = TableLayout::evolved(Arc::new(planned.sink), planned.source_columns, &planned.text_columns);
-        let mut plan = Plan::default();
         // Columns this change adds read, in older rows, what the source shows
         // there (`existing`: a default); a renamed column, the values of its
         // old name. A column added again after a drop keeps the values it
@@ -646,42 +781,57 @@ impl TableWriter {
                 }
             }
         }
-        if planned.rewrite || !fills.is_empty() {
-            // Spark 3.5 reads a file only with its own physical types: rewrite
-            // every data file with the widened types (no data change).
-            let paths: Vec<(String, i64)> = self.index.files.iter().map(|(p, e)| (p.clone(), e.size)).collect();
-            for (path, size) in paths {
-                let batches = crate::files::read_file(&self.path, &path).map_err(|e| e.into_delta(&self.path))?;
-                let batches = batches
-                    .iter()
-                    .map(|b| crate::encode::conform(b, &layout.arrow))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| DeltaError::arrow(&self.path, "cast a data file to the widened schema", e))?;
-                let batches = fill_columns(&layout, batches, &fills).map_err(|problem| DeltaError::Encode {
-                    table: self.path.clone(),
-                    column: "(added column)".into(),
-                    problem,
-                })?;
-                let written =
-                    crate::files::write_file(&self.path, data_file_name(), &layout, &layout.arrow, &batches, true)
-                        .map_err(|e| e.into_delta(&self.path))?;
-                plan.written.push(written.rel_path.clone());
-                push_add(&mut plan, written);
-                if let Some(deltalake::kernel::Action::Add(add)) = plan.actions.last_mut() {
-                    add.data_change = false;
+        let rewrite = planned.rewrite || !fills.is_empty();
+        // Made again on the new table state should another writer commit first.
+        let make_plan = |planner: &Planner<'_>, state: &DeltaTableState| -> Result<Plan, DeltaError> {
+            let mut plan = Plan { whole_table: rewrite, ..Plan::default() };
+            if rewrite {
+                // Spark 3.5 reads a file only with its own physical types: rewrite
+                // every data file with the widened types (no data change).
+                let paths: Vec<(String, i64)> = planner.index.files.iter().map(|(p, e)| (p.clone(), e.size)).collect();
+                for (path, size) in paths {
+                    let batches = crate::files::read_file(planner.table_dir, &path)
+                        .map_err(|e| e.into_delta(planner.table_dir))?;
+                    let batches = batches
+                        .iter()
+                        .map(|b| crate::encode::conform(b, &layout.arrow))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| {
+                            DeltaError::arrow(planner.table_dir, "cast a data file to the widened schema", e)
+                        })?;
+                    let batches = fill_columns(&layout, batches, &fills).map_err(|problem| DeltaError::Encode {
+                        table: planner.table_dir.to_path_buf(),
+                        column: "(added column)".into(),
+                        problem,
+                    })?;
+                    let written = crate::files::write_file(
+                        planner.table_dir,
+                        data_file_name(),
+                        &layout,
+                        &layout.arrow,
+                        &batches,
+                        true,
+                    )
+                    .map_err(|e| e.into_delta(planner.table_dir))?;
+                    plan.written.push(written.rel_path.clone());
+                    push_add(&mut plan, written);
+                    if let Some(deltalake::kernel::Action::Add(add)) = plan.actions.last_mut() {
+                        add.data_change = false;
+                    }
+                    plan.actions.push(commit::remove_action_no_data_change(&path, size));
+                    plan.removed.push(path);
+                    plan.metrics.files_removed += 1;
                 }
-                plan.actions.push(commit::remove_action_no_data_change(&path, size));
-                plan.removed.push(path);
-                plan.metrics.files_removed += 1;
             }
-        }
-        let state = self.table.snapshot().map_err(|e| DeltaError::delta(&self.path, "load", e))?;
-        let metadata =
-            crate::table::metadata_for(state, &layout).map_err(|e| DeltaError::delta(&self.path, "new metadata", e))?;
-        plan.actions.push(deltalake::kernel::Action::Metadata(metadata));
-        if let Some(protocol) = crate::table::protocol_upgrade(state, &layout) {
-            plan.actions.push(deltalake::kernel::Action::Protocol(protocol));
-        }
+            let metadata = crate::table::metadata_for(state, &layout)
+                .map_err(|e| DeltaError::delta(planner.table_dir, "new metadata", e))?;
+            plan.actions.push(deltalake::kernel::Action::Metadata(metadata));
+            if let Some(protocol) = crate::table::protocol_upgrade(state, &layout) {
+                plan.actions.push(deltalake::kernel::Action::Protocol(protocol));
+            }
+            Ok(plan)
+        };
+        let plan = make_plan(&self.planner(), self.state()?)?;
         let mut note = CommitNote::new(&self.app_id, CommitKind::SchemaChange, Some(position), None);
         note.schema_changes = planned.changes.clone();
         // Recorded as a metadata update ("UPDATE TABLE METADATA"); the note in
@@ -692,7 +842,7 @@ impl TableWriter {
                 description: None,
             },
         };
-        self.commit_plan(plan, operation, note).await?;
+        self.commit_plan(plan, operation, note, Some(&make_plan)).await?;
         self.layout = layout;
         Ok(planned.changes)
     }
@@ -706,11 +856,19 @@ impl TableWriter {
         if self.stale {
             self.reload().await?;
         }
-        let plan = self.planner().plan_remove_all();
+        let remove_all = |planner: &Planner<'_>, _: &DeltaTableState| Ok(planner.plan_remove_all());
+        let plan = remove_all(&self.planner(), self.state()?)?;
         let note = CommitNote::new(&self.app_id, CommitKind::Reset, self.committed_position.as_ref(), None);
         let operation = DeltaOperation::Delete { predicate: None };
-        self.commit_plan(plan, operation, note).await?;
+        self.commit_plan(plan, operation, note, Some(&remove_all)).await?;
         Ok(())
+    }
+}
+
+/// Deletes files a plan wrote that no commit refers to (best effort).
+fn remove_files(table: &Path, written: &[String]) {
+    for path in written {
+        let _ = std::fs::remove_file(table.join(path));
     }
 }
 
