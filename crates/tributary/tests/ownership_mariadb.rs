@@ -1,8 +1,9 @@
 //! Table ownership with real MariaDB: a second pipeline started against a
 //! table the first one writes refuses with one line and touches nothing
 //! (the first keeps streaming); two pipelines on different tables of one
-//! root run side by side; `tributary adopt` hands the table over and the
-//! new owner continues exactly once; a table prefix keeps a second source's
+//! root run side by side; `tributary adopt` hands the table over (the old
+//! owner, still running, stops writing it) and the new owner continues
+//! exactly once; a table prefix keeps a second source's
 //! tables apart under the same root.
 
 mod common;
@@ -103,15 +104,24 @@ fn a_second_pipeline_refuses_a_table_it_does_not_own_and_adopt_continues_exactly
     // The first keeps streaming.
     db.exec("UPDATE t1 SET v = 30 WHERE id = 3; INSERT INTO t1 VALUES (4, 4)").unwrap();
     wait_committed_as(&mut first, &path1, master_version(&server), "a");
-    assert!(first.stop().success());
     assert!(third.stop().success());
 
-    // Changes while nobody runs, then adopt: b continues from a's position.
-    db.exec("UPDATE t1 SET v = 40 WHERE id = 4; DELETE FROM t1 WHERE id = 1; INSERT INTO t1 VALUES (5, 5)").unwrap();
+    // Adopt while the old owner still runs: b takes a's position over, and a
+    // stops writing the table at its next commit (only that table; it keeps running).
     let out = tributary(&["adopt", &t1, "--config", b.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "adopt failed: {stdout} {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("continues from"), "{stdout}");
+    db.exec("UPDATE t1 SET v = 40 WHERE id = 4; DELETE FROM t1 WHERE id = 1; INSERT INTO t1 VALUES (5, 5)").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !first.log_text().contains("table stopped") {
+        first.assert_running();
+        assert!(std::time::Instant::now() < deadline, "a never stopped the adopted table:\n{}", first.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(first.log_text().contains("belongs to pipeline \"b\""), "{}", first.log_text());
+    first.assert_running();
+    assert!(first.stop().success());
     let mut second = Pipeline::start(&b);
     wait_committed_as(&mut second, &path1, master_version(&server), "b");
     db.exec("UPDATE t1 SET v = 50 WHERE id = 5").unwrap();

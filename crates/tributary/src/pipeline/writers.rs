@@ -219,8 +219,23 @@ impl TableWriters {
                 }
             }
             let started = Instant::now();
-            let stats = writer.apply(&batch).await.inspect_err(|_| self.metrics.error(ErrorKind::sink));
-            let stats = stats.with_context(|| format!("commit to Delta table of {id}"))?;
+            let stats = match writer.apply(&batch).await {
+                Ok(stats) => stats,
+                Err(e @ (DeltaError::NotOwner { .. } | DeltaError::ForeignChange { .. })) => {
+                    // Another writer changed the table in a way this pipeline must not
+                    // follow (handed it to another pipeline, another process of this
+                    // pipeline, a change Tributary cannot write): stop only this table.
+                    tracing::error!(table = %id, error = %e, "table stopped: its changes are not committed; the other tables keep flowing");
+                    self.metrics.error(ErrorKind::sink);
+                    self.metrics.table_stopped(&id, &e.to_string());
+                    self.stopped.insert(id, e.to_string());
+                    continue;
+                }
+                Err(e) => {
+                    self.metrics.error(ErrorKind::sink);
+                    return Err(anyhow::Error::new(e).context(format!("commit to Delta table of {id}")));
+                }
+            };
             self.report_commit(&id, &stats, started);
             summary.tables_committed += 1;
             summary.rows_written += stats.rows_written as u64;
