@@ -217,3 +217,48 @@ fn five_updates_of_one_key_in_one_transaction_keep_their_order_in_the_change_seq
     assert_eq!(mirror[0]["qty"], 7);
     assert_eq!(mirror[0]["_tributary_change_seq"], 5);
 }
+
+#[test]
+fn spark_vacuum_and_a_users_delete_work_on_a_streaming_table_and_streaming_goes_on() {
+    let Some(server) = mariadb() else { return };
+    let Some(spark) = spark("the Spark pipeline tests") else { return };
+    let db = server.create_database().unwrap();
+    db.exec("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), qty INT)").unwrap();
+    db.exec("INSERT INTO items VALUES (1,'a',1),(2,'b',2),(3,'c',3),(4,'d',4),(5,'e',5)").unwrap();
+    let dir = test_dir();
+    let config = write_config(dir.path(), &server, &format!("{}.items", db.name()), "");
+    let path = table_path(dir.path(), db.name(), "items");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    db.exec("UPDATE items SET qty = 30 WHERE id = 3").unwrap();
+    wait_committed(&mut pipeline, &path, master_version(&server));
+
+    // Maintenance and a user's DELETE from Spark while the pipeline runs: Tributary's
+    // protocol and properties must not make Spark refuse them.
+    let table = format!("delta.`{}`", path.display());
+    spark.sql(&format!("VACUUM {table} RETAIN 168 HOURS")).unwrap();
+    spark.sql(&format!("DELETE FROM {table} WHERE id <= 2")).unwrap();
+    let deleted_at = latest_version(spark, &path);
+
+    // The pipeline's next batch was planned before the DELETE: it is re-planned on top of it.
+    db.exec("UPDATE items SET qty = 50 WHERE id = 5").unwrap();
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    pipeline.assert_running();
+    assert!(pipeline.stop().success());
+    let mirror = spark.rows(&path, &["id"]).unwrap();
+    assert_eq!(
+        items(&mirror),
+        [(3, "c".into(), 30), (4, "d".into(), 4), (5, "e".into(), 50)],
+        "the user's delete stays"
+    );
+    let feed = spark.cdf(&path, deleted_at + 1, None, &["id"]).unwrap();
+    let changes: Vec<(&str, i64, i64)> = feed
+        .iter()
+        .map(|r| (r["_change_type"].as_str().unwrap(), r["id"].as_i64().unwrap(), r["qty"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(
+        changes.contains(&("update_preimage", 5, 5)) && changes.contains(&("update_postimage", 5, 50)),
+        "{changes:?}"
+    );
+}
