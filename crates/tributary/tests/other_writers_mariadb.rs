@@ -80,25 +80,6 @@ fn source_checksums(server: &MariaDb, db: &str) -> Vec<String> {
     source_lines(server, &format!("SELECT id, MD5(CONCAT_WS('|', id, v, w)) FROM `{db}`.big ORDER BY id"))
 }
 
-/// The same checksum over the mirror (delta-rs), one line per stored row.
-fn mirror_checksums(python: &Path, path: &Path) -> Vec<String> {
-    let script = r#"
-import hashlib, os, sys
-from deltalake import DeltaTable
-t = DeltaTable(sys.argv[1]).to_pyarrow_table(columns=["id", "v", "w"]).to_pylist()
-t.sort(key=lambda r: r["id"])
-for r in t:
-    parts = [str(r["id"])] + [str(x) for x in (r["v"], r["w"]) if x is not None]
-    print(f'{r["id"]}\t' + hashlib.md5("|".join(parts).encode()).hexdigest())
-sys.stdout.flush()
-# delta-rs can abort at interpreter exit: leave at once.
-os._exit(0)
-"#;
-    let out = Command::new(python).args(["-c", script]).arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
-}
-
 /// Mirror = source, row by row; on a difference, says how (duplicates first).
 fn assert_mirror_equals_source(server: &MariaDb, db: &str, python: &Path, path: &Path) {
     let source = source_checksums(server, db);

@@ -11,26 +11,6 @@ fn source_checksums(server: &tributary_testkit::MariaDb, db: &str) -> Vec<String
     source_lines(server, &format!("SELECT id, MD5(CONCAT_WS('|', id, v, w)) FROM `{db}`.big ORDER BY id"))
 }
 
-/// The same checksum over the mirror (values rendered the way CONCAT_WS renders them).
-fn mirror_checksums(python: &std::path::Path, path: &std::path::Path) -> Vec<String> {
-    let script = r#"
-import hashlib, sys
-from deltalake import DeltaTable
-t = DeltaTable(sys.argv[1]).to_pyarrow_table(columns=["id", "v", "w"]).to_pylist()
-t.sort(key=lambda r: r["id"])
-for r in t:
-    parts = [str(r["id"])] + [str(x) for x in (r["v"], r["w"]) if x is not None]
-    print(f'{r["id"]}\t' + hashlib.md5("|".join(parts).encode()).hexdigest())
-# delta-rs can abort at interpreter exit ("terminate called without an active exception"): leave at once.
-import os
-sys.stdout.flush()
-os._exit(0)
-"#;
-    let out = std::process::Command::new(python).args(["-c", script]).arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
-}
-
 /// Inserts `n` rows starting at `first` in batches of 5,000.
 fn fill(db: &tributary_testkit::TestDatabase<'_>, first: u64, n: u64) {
     let mut next = first;

@@ -14,26 +14,6 @@ fn source_checksums(db: &PgDatabase<'_>) -> Vec<String> {
     pg_lines(db, "SELECT id, md5(concat_ws('|', id, v, w)) FROM big ORDER BY id")
 }
 
-/// The same checksum over the mirror (values rendered the way concat_ws renders them).
-fn mirror_checksums(python: &std::path::Path, path: &std::path::Path) -> Vec<String> {
-    let script = r#"
-import hashlib, sys
-from deltalake import DeltaTable
-t = DeltaTable(sys.argv[1]).to_pyarrow_table(columns=["id", "v", "w"]).to_pylist()
-t.sort(key=lambda r: r["id"])
-for r in t:
-    parts = [str(r["id"])] + [str(x) for x in (r["v"], r["w"]) if x is not None]
-    print(f'{r["id"]}\t' + hashlib.md5("|".join(parts).encode()).hexdigest())
-# delta-rs can abort at interpreter exit ("terminate called without an active exception"): leave at once.
-import os
-sys.stdout.flush()
-os._exit(0)
-"#;
-    let out = std::process::Command::new(python).args(["-c", script]).arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
-}
-
 /// The first id at which two checksum lists differ, for the failure message.
 fn first_difference(source: &[String], mirror: &[String]) -> String {
     let at = source.iter().zip(mirror).position(|(a, b)| a != b).unwrap_or(source.len().min(mirror.len()));

@@ -34,18 +34,34 @@ fn latest_version(spark: &SparkVerifier, path: &std::path::Path) -> i64 {
     spark.history(path).unwrap().last().unwrap()["version"].as_i64().unwrap()
 }
 
+/// An `items (id, name, qty)` table holding `rows` (SQL values, maybe none),
+/// copied by a running pipeline.
+struct StreamedItems<'a> {
+    db: tributary_testkit::TestDatabase<'a>,
+    _dir: tributary_testkit::TestDir,
+    path: std::path::PathBuf,
+    pipeline: Pipeline,
+}
+
+fn stream_items<'a>(server: &'a tributary_testkit::MariaDb, rows: &str) -> StreamedItems<'a> {
+    let db = server.create_database().unwrap();
+    db.exec("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), qty INT)").unwrap();
+    if !rows.is_empty() {
+        db.exec(&format!("INSERT INTO items VALUES {rows}")).unwrap();
+    }
+    let dir = test_dir();
+    let config = write_config(dir.path(), server, &format!("{}.items", db.name()), "");
+    let path = table_path(dir.path(), db.name(), "items");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, master_version(server));
+    StreamedItems { db, _dir: dir, path, pipeline }
+}
+
 #[test]
 fn spark_reads_the_mirror_the_exact_change_feed_in_commit_order_and_earlier_versions() {
     let Some(server) = mariadb() else { return };
     let Some(spark) = spark("the Spark pipeline tests") else { return };
-    let db = server.create_database().unwrap();
-    db.exec("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), qty INT)").unwrap();
-    db.exec("INSERT INTO items VALUES (1,'a',1),(2,'b',2),(3,'c',3)").unwrap();
-    let dir = test_dir();
-    let config = write_config(dir.path(), &server, &format!("{}.items", db.name()), "");
-    let path = table_path(dir.path(), db.name(), "items");
-    let mut pipeline = Pipeline::start(&config);
-    wait_committed(&mut pipeline, &path, master_version(&server));
+    let StreamedItems { db, _dir, path, mut pipeline } = stream_items(&server, "(1,'a',1),(2,'b',2),(3,'c',3)");
     let snapshot = latest_version(spark, &path);
 
     // One source transaction at a time, each committed before the next.
@@ -113,13 +129,7 @@ fn spark_reads_the_mirror_the_exact_change_feed_in_commit_order_and_earlier_vers
 fn a_10000_row_load_gives_a_change_feed_of_10000_rows_in_spark() {
     let Some(server) = mariadb() else { return };
     let Some(spark) = spark("the Spark pipeline tests") else { return };
-    let db = server.create_database().unwrap();
-    db.exec("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), qty INT)").unwrap();
-    let dir = test_dir();
-    let config = write_config(dir.path(), &server, &format!("{}.items", db.name()), "");
-    let path = table_path(dir.path(), db.name(), "items");
-    let mut pipeline = Pipeline::start(&config);
-    wait_committed(&mut pipeline, &path, master_version(&server));
+    let StreamedItems { db, _dir, path, mut pipeline } = stream_items(&server, "");
     db.exec("INSERT INTO items SELECT seq, CONCAT('n', seq), seq FROM seq_1_to_10000").unwrap();
     wait_committed(&mut pipeline, &path, master_version(&server));
     assert!(pipeline.stop().success());
@@ -175,14 +185,7 @@ fn every_mariadb_type_reads_in_spark_with_the_documented_type_and_value() {
 fn five_updates_of_one_key_in_one_transaction_keep_their_order_in_the_change_sequence() {
     let Some(server) = mariadb() else { return };
     let Some(spark) = spark("the Spark pipeline tests") else { return };
-    let db = server.create_database().unwrap();
-    db.exec("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), qty INT)").unwrap();
-    db.exec("INSERT INTO items VALUES (1,'a',0),(2,'b',0)").unwrap();
-    let dir = test_dir();
-    let config = write_config(dir.path(), &server, &format!("{}.items", db.name()), "");
-    let path = table_path(dir.path(), db.name(), "items");
-    let mut pipeline = Pipeline::start(&config);
-    wait_committed(&mut pipeline, &path, master_version(&server));
+    let StreamedItems { db, _dir, path, mut pipeline } = stream_items(&server, "(1,'a',0),(2,'b',0)");
     let snapshot = latest_version(spark, &path);
 
     // Quantities in an order that neither sorting by value nor by name reproduces.
@@ -222,14 +225,8 @@ fn five_updates_of_one_key_in_one_transaction_keep_their_order_in_the_change_seq
 fn spark_vacuum_and_a_users_delete_work_on_a_streaming_table_and_streaming_goes_on() {
     let Some(server) = mariadb() else { return };
     let Some(spark) = spark("the Spark pipeline tests") else { return };
-    let db = server.create_database().unwrap();
-    db.exec("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), qty INT)").unwrap();
-    db.exec("INSERT INTO items VALUES (1,'a',1),(2,'b',2),(3,'c',3),(4,'d',4),(5,'e',5)").unwrap();
-    let dir = test_dir();
-    let config = write_config(dir.path(), &server, &format!("{}.items", db.name()), "");
-    let path = table_path(dir.path(), db.name(), "items");
-    let mut pipeline = Pipeline::start(&config);
-    wait_committed(&mut pipeline, &path, master_version(&server));
+    let StreamedItems { db, _dir, path, mut pipeline } =
+        stream_items(&server, "(1,'a',1),(2,'b',2),(3,'c',3),(4,'d',4),(5,'e',5)");
     db.exec("UPDATE items SET qty = 30 WHERE id = 3").unwrap();
     wait_committed(&mut pipeline, &path, master_version(&server));
 

@@ -298,3 +298,26 @@ pub fn validate_json(config: &Path, extra: &[&str]) -> (i32, Json, String) {
     let json = serde_json::from_str(&stdout).unwrap_or(Json::Null);
     (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).to_string())
 }
+
+/// An MD5 per stored row of the mirror's `id, v, w` columns (delta-rs), one
+/// `id<TAB>md5` line per row sorted by id, rendered the way MySQL's
+/// `CONCAT_WS('|', id, v, w)` and PostgreSQL's `concat_ws` render them (NULLs
+/// skipped), so the lines compare with the source's.
+#[allow(dead_code)]
+pub fn mirror_checksums(python: &Path, path: &Path) -> Vec<String> {
+    let script = r#"
+import hashlib, os, sys
+from deltalake import DeltaTable
+t = DeltaTable(sys.argv[1]).to_pyarrow_table(columns=["id", "v", "w"]).to_pylist()
+t.sort(key=lambda r: r["id"])
+for r in t:
+    parts = [str(r["id"])] + [str(x) for x in (r["v"], r["w"]) if x is not None]
+    print(f'{r["id"]}\t' + hashlib.md5("|".join(parts).encode()).hexdigest())
+sys.stdout.flush()
+# delta-rs can abort at interpreter exit ("terminate called without an active exception"): leave at once.
+os._exit(0)
+"#;
+    let out = Command::new(python).args(["-c", script]).arg(path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
