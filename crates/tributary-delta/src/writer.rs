@@ -107,7 +107,6 @@ pub struct TableWriter {
     cfg: DeltaSinkConfig,
     layout: TableLayout,
     path: PathBuf,
-    app_id: String,
     table: DeltaTable,
     index: FileIndex,
     committed_version: Option<i64>,
@@ -119,7 +118,8 @@ pub struct TableWriter {
     snapshot_file: Option<OpenFile>,
     /// Set when the in-memory index may not match the log (a failed commit).
     stale: bool,
-    /// This pipeline and its source: a table recording another owner is refused.
+    /// This pipeline (its name is the txn app id) and its source: a table
+    /// recording another owner is refused.
     owner: Owner,
 }
 
@@ -127,7 +127,7 @@ impl std::fmt::Debug for TableWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TableWriter")
             .field("path", &self.path)
-            .field("app_id", &self.app_id)
+            .field("app_id", &self.owner.pipeline)
             .field("delta_version", &self.delta_version())
             .field("committed_version", &self.committed_version)
             .field("files", &self.index.len())
@@ -148,7 +148,6 @@ impl TableWriter {
     ) -> Result<Self, DeltaError> {
         cfg.validate()?;
         let owner = owner.into();
-        let app_id = owner.pipeline.as_str();
         let path = cfg.table_path(&schema.id);
         for part in [&schema.id.schema, &schema.id.name] {
             if part.is_empty() || part == "." || part == ".." || part.contains(['/', '\\', '\0']) {
@@ -168,7 +167,6 @@ impl TableWriter {
             cfg: cfg.clone(),
             layout,
             path,
-            app_id: app_id.to_string(),
             table,
             index: FileIndex::default(),
             committed_version: None,
@@ -177,9 +175,9 @@ impl TableWriter {
             last_kind: None,
             snapshot_file: None,
             stale: false,
-            owner: owner.clone(),
+            owner,
         };
-        writer.check_owner(&owner).await?;
+        writer.check_owner().await?;
         writer.add_missing_metadata_columns().await?;
         writer.check_table()?;
         writer.load_state().await?;
@@ -234,14 +232,16 @@ impl TableWriter {
 
     /// Refuses a table of another pipeline or source; records `owner` in a
     /// table that is ours but does not say so yet (metadata-only commit).
-    async fn check_owner(&mut self, owner: &Owner) -> Result<(), DeltaError> {
+    async fn check_owner(&mut self) -> Result<(), DeltaError> {
+        let owner = &self.owner.clone();
         let err = |e| DeltaError::delta(&self.path, "check the table's owner", e);
         let state = self.table.snapshot().map_err(err)?;
         let recorded = crate::ownership::recorded_owner(state.metadata().configuration());
         let (holds_ours, is_empty) = if recorded.is_none() {
             let latest = state.version() as i64;
             let log_store = self.table.log_store();
-            let ours = commit::find_note(log_store.as_ref(), latest, &self.app_id, |_| true).await.map_err(err)?;
+            let ours =
+                commit::find_note(log_store.as_ref(), latest, &self.owner.pipeline, |_| true).await.map_err(err)?;
             let files = crate::table::file_index(&self.table, &self.layout).map_err(err)?;
             (ours.is_some(), files.files.is_empty())
         } else {
@@ -269,7 +269,7 @@ impl TableWriter {
             return Ok(());
         }
         let metadata = crate::table::metadata_for(state, &self.layout).map_err(err)?;
-        let note = CommitNote::new(&self.app_id, CommitKind::Upgrade, None, None);
+        let note = CommitNote::new(&self.owner.pipeline, CommitKind::Upgrade, None, None);
         let operation = DeltaOperation::UpdateTableMetadata {
             metadata_update: deltalake::operations::update_table_metadata::TableMetadataUpdate {
                 name: None,
@@ -316,10 +316,12 @@ impl TableWriter {
         self.index = crate::table::file_index(&self.table, &self.layout).map_err(err)?;
         let state = self.table.snapshot().map_err(err)?;
         let log_store = self.table.log_store();
-        self.committed_version = state.transaction_version(log_store.as_ref(), &self.app_id).await.map_err(err)?;
+        self.committed_version =
+            state.transaction_version(log_store.as_ref(), &self.owner.pipeline).await.map_err(err)?;
         let latest = state.version() as i64;
-        let last =
-            commit::find_note(log_store.as_ref(), latest, &self.app_id, |n| !n.kind.is_upgrade()).await.map_err(err)?;
+        let last = commit::find_note(log_store.as_ref(), latest, &self.owner.pipeline, |n| !n.kind.is_upgrade())
+            .await
+            .map_err(err)?;
         self.last_kind = last.as_ref().map(|found| found.note.kind);
         self.snapshot_complete = match self.last_kind {
             Some(kind) => kind.completes_snapshot(),
@@ -328,7 +330,7 @@ impl TableWriter {
         let with_txn = match last {
             Some(found) if found.note.txn_version.is_some() => Some(found),
             Some(found) => {
-                commit::find_note(log_store.as_ref(), found.version, &self.app_id, |n| n.txn_version.is_some())
+                commit::find_note(log_store.as_ref(), found.version, &self.owner.pipeline, |n| n.txn_version.is_some())
                     .await
                     .map_err(err)?
             }
@@ -427,13 +429,13 @@ impl TableWriter {
         let operation = if plan.rewrites {
             DeltaOperation::StreamingUpdate {
                 output_mode: OutputMode::Update,
-                query_id: self.app_id.clone(),
+                query_id: self.owner.pipeline.clone(),
                 epoch_id: version,
             }
         } else {
             DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None }
         };
-        let note = CommitNote::new(&self.app_id, CommitKind::Batch, Some(&batch.position), Some(version));
+        let note = CommitNote::new(&self.owner.pipeline, CommitKind::Batch, Some(&batch.position), Some(version));
         let mut stats = self.commit_plan(plan, operation, note, Some(&make_plan)).await?;
         self.committed_position = Some(batch.position.clone());
         self.snapshot_complete = true;
@@ -542,7 +544,7 @@ impl TableWriter {
         let winners = conflict::read_commits(self.table.log_store().as_ref(), base, latest)
             .await
             .map_err(|e| DeltaError::delta(&self.path, "read the commits of other writers", e))?;
-        let verdict = conflict::judge(&winners, plan, &self.app_id);
+        let verdict = conflict::judge(&winners, plan, &self.owner.pipeline);
         let table = self.path.clone();
         let foreign = |version: i64, operation: &str, problem: String| DeltaError::ForeignChange {
             table: table.clone(),
@@ -579,7 +581,7 @@ impl TableWriter {
                 format!(
                     "moved the position of pipeline {} from {stored:?} to {:?}: another process of this pipeline \
                      writes the table; run one process per pipeline name",
-                    self.app_id, self.committed_version
+                    self.owner.pipeline, self.committed_version
                 ),
             ));
         }
@@ -712,7 +714,7 @@ impl TableWriter {
             }
         }
         let kind = if txn.is_some() { CommitKind::SnapshotDone } else { CommitKind::SnapshotChunk };
-        let note = CommitNote::new(&self.app_id, kind, Some(position), txn);
+        let note = CommitNote::new(&self.owner.pipeline, kind, Some(position), txn);
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
         // Only appends: a conflict never needs a new plan.
         let stats = self.commit_plan(plan, operation, note, None).await?;
@@ -832,7 +834,7 @@ impl TableWriter {
             Ok(plan)
         };
         let plan = make_plan(&self.planner(), self.state()?)?;
-        let mut note = CommitNote::new(&self.app_id, CommitKind::SchemaChange, Some(position), None);
+        let mut note = CommitNote::new(&self.owner.pipeline, CommitKind::SchemaChange, Some(position), None);
         note.schema_changes = planned.changes.clone();
         // Recorded as a metadata update ("UPDATE TABLE METADATA"); the note in
         // the commit info lists the column changes.
@@ -858,7 +860,7 @@ impl TableWriter {
         }
         let remove_all = |planner: &Planner<'_>, _: &DeltaTableState| Ok(planner.plan_remove_all());
         let plan = remove_all(&self.planner(), self.state()?)?;
-        let note = CommitNote::new(&self.app_id, CommitKind::Reset, self.committed_position.as_ref(), None);
+        let note = CommitNote::new(&self.owner.pipeline, CommitKind::Reset, self.committed_position.as_ref(), None);
         let operation = DeltaOperation::Delete { predicate: None };
         self.commit_plan(plan, operation, note, Some(&remove_all)).await?;
         Ok(())
