@@ -164,10 +164,8 @@ fn delta_rs_compaction_every_200ms_while_random_updates_stream_duplicates_nothin
     let db = server.create_database().unwrap();
     create_table(&db, ROWS);
     let dir = test_dir();
-    let config = write_config(dir.path(), &server, &format!("{}.big", db.name()), "");
-    let path = table_path(dir.path(), db.name(), "big");
-    let mut pipeline = Pipeline::start(&config);
-    wait_committed(&mut pipeline, &path, master_version(&server));
+    let (_config, path, mut pipeline) =
+        start_copied(dir.path(), &server, &format!("{}.big", db.name()), db.name(), "big");
     let snapshot = delta_version(&path);
 
     let secs = 30;
@@ -211,10 +209,7 @@ fn spark_optimize_again_and_again_with_kill_9_of_the_pipeline_stays_exact() {
     let db = server.create_database().unwrap();
     create_table(&db, SPARK_ROWS);
     let dir = test_dir();
-    let config = write_config(dir.path(), &server, &format!("{}.big", db.name()), "");
-    let path = table_path(dir.path(), db.name(), "big");
-    let mut pipeline = Pipeline::start(&config);
-    wait_committed(&mut pipeline, &path, master_version(&server));
+    let (config, path, pipeline) = start_copied(dir.path(), &server, &format!("{}.big", db.name()), db.name(), "big");
     let snapshot = delta_version(&path);
     assert_eq!(spark.count(&path).unwrap(), SPARK_ROWS, "Spark reads the snapshot (and is warm)");
     let mut pipeline = Some(pipeline);

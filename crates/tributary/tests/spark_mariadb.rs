@@ -50,10 +50,7 @@ fn stream_items<'a>(server: &'a tributary_testkit::MariaDb, rows: &str) -> Strea
         db.exec(&format!("INSERT INTO items VALUES {rows}")).unwrap();
     }
     let dir = test_dir();
-    let config = write_config(dir.path(), server, &format!("{}.items", db.name()), "");
-    let path = table_path(dir.path(), db.name(), "items");
-    let mut pipeline = Pipeline::start(&config);
-    wait_committed(&mut pipeline, &path, master_version(server));
+    let (_, path, pipeline) = start_copied(dir.path(), server, &format!("{}.items", db.name()), db.name(), "items");
     StreamedItems { db, _dir: dir, path, pipeline }
 }
 

@@ -33,10 +33,8 @@ fn untouched_mirror_passes_and_a_mirror_changed_behind_the_pipelines_back_fails_
     let db = server.create_database().unwrap();
     populate(&db);
     let dir = test_dir();
-    let config = write_config(dir.path(), &server, &format!("{}.*", db.name()), "");
-    let path = table_path(dir.path(), db.name(), "items");
-    let mut pipeline = Pipeline::start(&config);
-    wait_committed(&mut pipeline, &path, master_version(&server));
+    let (config, path, mut pipeline) =
+        start_copied(dir.path(), &server, &format!("{}.*", db.name()), db.name(), "items");
     db.exec("UPDATE items SET qty = qty + 1 WHERE id <= 10").unwrap();
     db.exec("DELETE FROM items WHERE id = 50").unwrap();
     wait_committed(&mut pipeline, &path, master_version(&server));
@@ -99,10 +97,7 @@ fn lag_over_the_threshold_fails() {
     let db = server.create_database().unwrap();
     populate(&db);
     let dir = test_dir();
-    let config = write_config(dir.path(), &server, &format!("{}.*", db.name()), "");
-    let path = table_path(dir.path(), db.name(), "items");
-    let mut pipeline = Pipeline::start(&config);
-    wait_committed(&mut pipeline, &path, master_version(&server));
+    let (config, _path, pipeline) = start_copied(dir.path(), &server, &format!("{}.*", db.name()), db.name(), "items");
     assert!(pipeline.stop().success());
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let (code, json, _) = validate_json(&config, &["--max-lag-secs", "1"]);
@@ -145,10 +140,7 @@ fn validate_takes_no_lock_and_needs_only_select() {
     let db = server.create_database().unwrap();
     populate(&db);
     let dir = test_dir();
-    let config = write_config(dir.path(), &server, &format!("{}.*", db.name()), "");
-    let path = table_path(dir.path(), db.name(), "items");
-    let mut pipeline = Pipeline::start(&config);
-    wait_committed(&mut pipeline, &path, master_version(&server));
+    let (config, _path, pipeline) = start_copied(dir.path(), &server, &format!("{}.*", db.name()), db.name(), "items");
     assert!(pipeline.stop().success());
 
     server.create_user("validator", "validator-pw", &["SELECT ON *.*"]).unwrap();

@@ -2,7 +2,7 @@
 //! (table ownership, docs/operations.md), for when a person decided that this
 //! pipeline takes over a table another pipeline or source wrote.
 
-use crate::config::{PipelineConfig, SourceConfig};
+use crate::config::PipelineConfig;
 use anyhow::{bail, Context};
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,10 +14,7 @@ pub async fn adopt(config_path: &Path, table: &str) -> anyhow::Result<ExitCode> 
         bail!("table {table:?}: give it as database.table (PostgreSQL: schema.table)");
     };
     let id = TableId::new(schema, name);
-    let owner = match &config.source {
-        SourceConfig::Mysql(source) => crate::pipeline::mysql_source::owner(&config, source).await?,
-        SourceConfig::Postgres(source) => crate::pipeline::postgres_source::owner(&config, source).await?,
-    };
+    let owner = crate::pipeline::source_control::owner(&config).await?;
     let adopted = tributary_delta::adopt(&config.sink.delta, &id, &owner)
         .await
         .with_context(|| format!("adopt {id} at {}", config.sink.delta.table_path(&id).display()))?;

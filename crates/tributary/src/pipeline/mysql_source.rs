@@ -25,7 +25,8 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let mut schemas: Vec<Arc<TableSchema>> = schema_loader::load_schema_map(source).await?.into_values().collect();
     schemas.sort_by(|a, b| a.id.cmp(&b.id));
     let mut writers =
-        TableWriters::open(&config.sink.delta, &schemas, owner(config, source).await?, metrics.clone()).await?;
+        TableWriters::open(&config.sink.delta, &schemas, super::source_control::owner(config).await?, metrics.clone())
+            .await?;
 
     let fresh: Vec<Arc<TableSchema>> = schemas
         .iter()
@@ -110,13 +111,4 @@ async fn read_binlog(mut binlog: BinlogSource, events: mpsc::Sender<EventMessage
             return;
         }
     }
-}
-
-/// This pipeline and its source's identity: the owner of every table it writes.
-pub async fn owner(
-    config: &PipelineConfig,
-    source: &tributary_mysql::config::MySqlSourceConfig,
-) -> anyhow::Result<tributary_delta::Owner> {
-    let identity = tributary_mysql::identity::source_identity(source).await?;
-    Ok(tributary_delta::Owner::new(config.pipeline.name.clone(), identity))
 }

@@ -38,7 +38,8 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let published_schemas = (source.publish == PublicationScope::Schemas).then(|| source.published_schemas());
     ensure_publication(&client, &source.publication, &ids, published_schemas.as_deref()).await?;
     let mut writers =
-        TableWriters::open(&config.sink.delta, &schemas, owner(config, source).await?, metrics.clone()).await?;
+        TableWriters::open(&config.sink.delta, &schemas, super::source_control::owner(config).await?, metrics.clone())
+            .await?;
     for schema in &schemas {
         let position = writers.get_mut(&schema.id).and_then(|w| w.committed_position());
         if let Some(other @ SourcePosition::MySql(_)) = position {
@@ -214,13 +215,4 @@ fn spawn_heartbeat(
             }
         }
     })
-}
-
-/// This pipeline and its source's identity: the owner of every table it writes.
-pub async fn owner(
-    config: &PipelineConfig,
-    source: &tributary_postgres::config::PostgresSourceConfig,
-) -> anyhow::Result<tributary_delta::Owner> {
-    let identity = tributary_postgres::identity::source_identity(source).await?;
-    Ok(tributary_delta::Owner::new(config.pipeline.name.clone(), identity))
 }

@@ -1,11 +1,25 @@
-//! What the source-neutral runner needs from a started source besides its
-//! events: telling the source what is durable in Delta, and stopping its
-//! reader. Each source implements [`SourceControl`] in its own start module
+//! What the source-neutral runner needs from a source besides its events:
+//! telling the source what is durable in Delta, stopping its reader, and the
+//! source's identity that every table the pipeline writes records. Each
+//! source implements [`SourceControl`] in its own start module
 //! (`mysql_source`, `postgres_source`); the runner names no source's types,
-//! so a new source adds one implementation and one arm where sources start.
+//! so a new source adds one implementation and one arm here and where
+//! sources start.
 
+use crate::config::{PipelineConfig, SourceConfig};
 use tokio::task::JoinHandle;
 use tributary_core::SourcePosition;
+use tributary_delta::Owner;
+
+/// This pipeline and its source's identity: the owner of every table it
+/// writes (`crate::commands::adopt` hands a table to it).
+pub async fn owner(config: &PipelineConfig) -> anyhow::Result<Owner> {
+    let identity = match &config.source {
+        SourceConfig::Mysql(source) => tributary_mysql::identity::source_identity(source).await?,
+        SourceConfig::Postgres(source) => tributary_postgres::identity::source_identity(source).await?,
+    };
+    Ok(Owner::new(config.pipeline.name.clone(), identity))
+}
 
 /// The control side of a started source.
 pub trait SourceControl: Send {

@@ -186,6 +186,24 @@ pub fn table_path(dir: &Path, db: &str, table: &str) -> PathBuf {
     dir.join("lake").join(db).join(table)
 }
 
+/// Writes a config capturing `include` into `dir`'s lake, starts `tributary
+/// run` and waits until the table `db.table` holds the server's current
+/// position (its copy done): the config, the table's path and the pipeline.
+#[allow(dead_code)]
+pub fn start_copied(
+    dir: &Path,
+    server: &MariaDb,
+    include: &str,
+    db: &str,
+    table: &str,
+) -> (PathBuf, PathBuf, Pipeline) {
+    let config = write_config(dir, server, include, "");
+    let path = table_path(dir, db, table);
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, master_version(server));
+    (config, path, pipeline)
+}
+
 /// Waits until the table's committed position reaches `version`.
 pub fn wait_committed(pipeline: &mut Pipeline, path: &Path, version: i64) {
     wait_committed_as(pipeline, path, version, APP)
