@@ -48,6 +48,13 @@ impl MySqlError {
     }
 }
 
+/// Server errors a new connection gets past: too many connections (1040),
+/// shutdown in progress (1053), aborted connection (1152), network read /
+/// write timeouts and errors (1158-1161), query interrupted (1317), connection
+/// or session killed (1927 MariaDB, 3169 MySQL), lock wait timeout (1205) and
+/// deadlock (1213) on the catalog connection.
+const TRANSIENT_SERVER_ERRORS: [u16; 12] = [1040, 1053, 1152, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927, 3169];
+
 impl Retryable for MySqlError {
     fn class(&self) -> ErrorClass {
         match self {
@@ -55,9 +62,34 @@ impl Retryable for MySqlError {
             MySqlError::Query { source: mysql_async::Error::Io(_) | mysql_async::Error::Driver(_), .. } => {
                 ErrorClass::Transient
             }
+            MySqlError::Query { source: mysql_async::Error::Server(s), .. }
+                if TRANSIENT_SERVER_ERRORS.contains(&s.code) =>
+            {
+                ErrorClass::Transient
+            }
             MySqlError::Query { .. } => ErrorClass::NeedsOperator,
             MySqlError::Decode(_) => ErrorClass::Fatal,
             _ => ErrorClass::NeedsOperator,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: u16) -> MySqlError {
+        let e = mysql_async::ServerError { code, message: "m".into(), state: "HY000".into() };
+        MySqlError::query("reading the binlog", mysql_async::Error::Server(e))
+    }
+
+    #[test]
+    fn a_killed_or_shut_down_connection_is_transient_and_a_syntax_error_is_not() {
+        assert_eq!(server_error(1927).class(), ErrorClass::Transient, "connection killed (MariaDB)");
+        assert_eq!(server_error(1053).class(), ErrorClass::Transient, "server shutdown in progress");
+        assert_eq!(server_error(1064).class(), ErrorClass::NeedsOperator, "syntax error");
+        assert_eq!(MySqlError::AccessDenied { user: "u".into() }.class(), ErrorClass::NeedsOperator);
+        let purged = MySqlError::BinlogUnavailable { position: "f:4".into(), reason: "purged".into() };
+        assert_eq!(purged.class(), ErrorClass::NeedsOperator);
     }
 }

@@ -37,14 +37,44 @@ pub enum PostgresError {
     Snapshot { table: String, problem: String },
     #[error("replication stream: {0}")]
     Replication(String),
+    #[error("{context}: the connection was lost ({reason})")]
+    Lost { context: String, reason: String },
     #[error("decoding {table} at {lsn}: {problem}")]
     Decode { table: String, lsn: String, problem: String },
 }
 
 impl PostgresError {
-    /// Wraps a tokio-postgres error with what was being done, on one line.
+    /// Wraps a tokio-postgres error with what was being done, on one line: a
+    /// lost connection (closed, I/O, or the server shutting down or starting
+    /// up) becomes [`PostgresError::Lost`], which a new connection gets past.
     pub fn query(context: impl Into<String>, source: tokio_postgres::Error) -> Self {
-        PostgresError::Query { context: context.into(), reason: one_line(&source) }
+        let reason = one_line(&source);
+        let lost = match source.as_db_error() {
+            Some(db) => is_transient_sqlstate(db.code().code()),
+            None => source.is_closed() || caused_by_io(&source) || source.to_string().contains("timeout"),
+        };
+        if lost {
+            PostgresError::Lost { context: context.into(), reason }
+        } else {
+            PostgresError::Query { context: context.into(), reason }
+        }
+    }
+
+    /// A pg_walstream error while `context`: what pg_walstream itself calls
+    /// transient (I/O, timeouts, SQLSTATEs such as 57P01 shutdown or 55006 a
+    /// slot still held by a session the server has not yet seen end) becomes
+    /// [`PostgresError::Lost`]; everything else goes through `otherwise`.
+    pub fn replication(
+        context: &str,
+        source: &pg_walstream::ReplicationError,
+        otherwise: impl FnOnce(String) -> PostgresError,
+    ) -> Self {
+        let reason = one_line(source);
+        if source.is_transient() {
+            PostgresError::Lost { context: context.to_string(), reason }
+        } else {
+            otherwise(reason)
+        }
     }
 }
 
@@ -68,10 +98,31 @@ pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ").replace('\n', " ")
 }
 
+/// True when an I/O error is among the causes of `e`.
+fn caused_by_io(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// SQLSTATEs a new connection gets past: connection exceptions (class 08),
+/// operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03
+/// cannot connect now, 57P05 idle session timeout), too many connections.
+fn is_transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05" | "53300")
+}
+
 impl Retryable for PostgresError {
     fn class(&self) -> ErrorClass {
         match self {
-            PostgresError::Connect { .. } | PostgresError::Replication(_) => ErrorClass::Transient,
+            PostgresError::Connect { .. } | PostgresError::Replication(_) | PostgresError::Lost { .. } => {
+                ErrorClass::Transient
+            }
             PostgresError::Decode { .. } => ErrorClass::Fatal,
             _ => ErrorClass::NeedsOperator,
         }
@@ -89,5 +140,20 @@ mod tests {
         assert_eq!(one_line(&e), "IO error: reset by peer");
         let e = pg_walstream::ReplicationError::ReplicationSlot("slot \"s\" is active".into());
         assert_eq!(one_line(&e), "Replication slot error: slot \"s\" is active");
+    }
+
+    #[test]
+    fn a_slot_held_by_a_dying_session_is_transient_and_a_missing_slot_is_not() {
+        use super::{ErrorClass, PostgresError, Retryable};
+        let slot = |problem| PostgresError::Slot { slot: "s".into(), problem };
+        let active = pg_walstream::ReplicationError::TransientConnection(
+            "[55006] replication slot \"s\" is active for PID 42".into(),
+        );
+        assert_eq!(PostgresError::replication("start", &active, slot).class(), ErrorClass::Transient);
+        let missing =
+            pg_walstream::ReplicationError::ReplicationSlot("[42704] replication slot \"s\" does not exist".into());
+        assert_eq!(PostgresError::replication("start", &missing, slot).class(), ErrorClass::NeedsOperator);
+        let refused = pg_walstream::ReplicationError::ReplicationConnection("Connection refused".into());
+        assert_eq!(PostgresError::replication("open", &refused, slot).class(), ErrorClass::Transient);
     }
 }

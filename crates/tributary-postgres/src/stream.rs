@@ -105,13 +105,16 @@ impl SlotSession {
             .with_feedback_interval(Duration::from_secs(1))
             .with_retry_config(RetryConfig { max_attempts: 1, ..RetryConfig::default() });
         let slot_error = |problem: String| PostgresError::Slot { slot: slot.to_string(), problem };
-        let mut stream = LogicalReplicationStream::new(&replication_conninfo(cfg), config)
-            .await
-            .map_err(|e| slot_error(format!("cannot open a replication session: {}", one_line(&e))))?;
-        stream
-            .ensure_replication_slot()
-            .await
-            .map_err(|e| slot_error(format!("cannot create it: {}", one_line(&e))))?;
+        let mut stream = LogicalReplicationStream::new(&replication_conninfo(cfg), config).await.map_err(|e| {
+            PostgresError::replication("opening a replication session", &e, |reason| {
+                slot_error(format!("cannot open a replication session: {reason}"))
+            })
+        })?;
+        stream.ensure_replication_slot().await.map_err(|e| {
+            PostgresError::replication("creating the replication slot", &e, |reason| {
+                slot_error(format!("cannot create it: {reason}"))
+            })
+        })?;
         let exported = match stream.exported_snapshot_name() {
             Some(name) => {
                 let row = client
@@ -150,9 +153,11 @@ impl SlotSession {
         new_tables: tributary_core::TableFilter,
         catalog: Client,
     ) -> Result<WalStream, PostgresError> {
-        self.stream.start(Some(from.0)).await.map_err(|e| PostgresError::Slot {
-            slot: self.slot.clone(),
-            problem: format!("cannot start streaming from {from}: {}", one_line(&e)),
+        self.stream.start(Some(from.0)).await.map_err(|e| {
+            PostgresError::replication("starting logical replication", &e, |reason| PostgresError::Slot {
+                slot: self.slot.clone(),
+                problem: format!("cannot start streaming from {from}: {reason}"),
+            })
         })?;
         tracing::info!(slot = %self.slot, %from, "logical replication started");
         let feedback = self.stream.shared_lsn_feedback.clone();
@@ -163,6 +168,7 @@ impl SlotSession {
             feedback,
             cancel: CancellationToken::new(),
             catalog,
+            slot: self.slot,
         })
     }
 }
@@ -174,6 +180,7 @@ pub struct WalStream {
     feedback: Arc<SharedLsnFeedback>,
     cancel: CancellationToken,
     catalog: Client,
+    slot: String,
 }
 
 impl ReplicationStream for WalStream {
@@ -190,12 +197,13 @@ impl ReplicationStream for WalStream {
             let event = match self.stream.next_event(&self.cancel).await {
                 Ok(event) => event,
                 Err(_) if self.cancel.is_cancelled() => return Ok(out),
-                Err(e) => {
-                    return Err(PostgresError::Replication(format!(
-                        "{}; the pipeline resumes from the last commit on restart",
-                        one_line(&e)
-                    )))
+                // A removed or invalidated slot, refused credentials: a person must act.
+                Err(e) if e.is_permanent() => {
+                    return Err(PostgresError::Slot { slot: self.slot.clone(), problem: one_line(&e) })
                 }
+                // Anything else ends this connection only: the pipeline reconnects and
+                // resumes from what the Delta tables hold.
+                Err(e) => return Err(PostgresError::Replication(one_line(&e))),
             };
             if let pg_walstream::EventType::Relation { relation_id, columns, .. } = &event.event_type {
                 for (oid, typmod) in self.decoder.missing_types(columns) {
@@ -267,4 +275,25 @@ pub async fn slot_retained_wal(client: &Client, slot: &str) -> Result<Option<u64
         .await
         .map_err(|e| PostgresError::query("read the slot's retained WAL", e))?;
     Ok(row.map(|r| r.get::<_, Option<i64>>(0).unwrap_or(0) as u64))
+}
+
+/// The server's current WAL insert position: how far its history reaches.
+pub async fn current_wal_lsn(client: &Client) -> Result<Lsn, PostgresError> {
+    let row = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .map_err(|e| PostgresError::query("read the current WAL position", e))?;
+    let text: String = row.get(0);
+    pg_walstream::parse_lsn(&text)
+        .map(Lsn)
+        .map_err(|e| PostgresError::Query { context: "read the current WAL position".into(), reason: e.to_string() })
+}
+
+/// True when `slot` exists on the server (whether or not a session holds it).
+pub async fn slot_exists(client: &Client, slot: &str) -> Result<bool, PostgresError> {
+    let row = client
+        .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .await
+        .map_err(|e| PostgresError::query("look up the replication slot", e))?;
+    Ok(row.is_some())
 }

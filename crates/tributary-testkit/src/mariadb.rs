@@ -33,6 +33,9 @@ pub struct MariaDb {
     process: ServiceProcess,
     dir: tempfile::TempDir,
     port: u16,
+    /// What the server was started with, to start it again the same way.
+    mariadbd: PathBuf,
+    options: MariaDbOptions,
 }
 
 impl MariaDb {
@@ -55,7 +58,7 @@ impl MariaDb {
             let port = free_loopback_port()
                 .map_err(|source| TestKitError::Io { context: "find a free port".into(), source })?;
             let process = spawn_server(&mariadbd, dir.path(), port, &options)?;
-            let mut server = MariaDb { process, dir, port };
+            let mut server = MariaDb { process, dir, port, mariadbd: mariadbd.clone(), options: options.clone() };
             match server.wait_ready() {
                 Ok(()) => {
                     server.bootstrap()?;
@@ -71,6 +74,16 @@ impl MariaDb {
             }
         }
         Err(last_error.expect("at least one attempt"))
+    }
+
+    /// Shuts the server down cleanly, waits `down`, and starts it again on
+    /// the same port with the same data: what a maintenance restart does to
+    /// the clients connected to it.
+    pub fn restart(&mut self, down: Duration) -> Result<(), TestKitError> {
+        self.process.stop();
+        std::thread::sleep(down);
+        self.process = spawn_server(&self.mariadbd, self.dir.path(), self.port, &self.options)?;
+        self.wait_ready()
     }
 
     /// The TCP port on 127.0.0.1.

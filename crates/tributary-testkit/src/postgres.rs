@@ -43,6 +43,9 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     port: u16,
     bin: PathBuf,
+    /// What the server was started with, to start it again the same way.
+    options: PostgresOptions,
+    owner: Option<(u32, u32)>,
 }
 
 impl Postgres {
@@ -69,29 +72,10 @@ impl Postgres {
             let port = free_loopback_port()
                 .map_err(|source| TestKitError::Io { context: "find a free port".into(), source })?;
             let log = dir.path().join(format!("postgres-{port}.log"));
-            let mut cmd = Command::new(bin.join("postgres"));
-            cmd.arg("-D")
-                .arg(dir.path().join("data"))
-                .arg("-p")
-                .arg(port.to_string())
-                .args(["-c", "listen_addresses=127.0.0.1"])
-                .arg("-c")
-                .arg(format!("unix_socket_directories={}", dir.path().display()))
-                .arg("-c")
-                .arg(format!("wal_level={}", options.wal_level))
-                .arg("-c")
-                .arg(format!("max_replication_slots={}", options.max_replication_slots))
-                .arg("-c")
-                .arg(format!("max_wal_senders={}", options.max_wal_senders))
-                .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
-                .args(["-c", "shared_buffers=64MB", "-c", "max_connections=200", "-c", "logging_collector=off"]);
-            if let Some((uid, gid)) = owner {
-                cmd.uid(uid).gid(gid);
-            }
-            let mut process = ServiceProcess::spawn("postgres", cmd, &log, dir.path())?;
+            let mut process = spawn_server(&bin, dir.path(), port, &options, owner, &log)?;
             match wait_ready(&mut process, &bin, dir.path(), port, &log) {
                 Ok(()) => {
-                    let server = Postgres { process, dir, port, bin };
+                    let server = Postgres { process, dir, port, bin, options: options.clone(), owner };
                     server.bootstrap()?;
                     return Ok(server);
                 }
@@ -106,6 +90,16 @@ impl Postgres {
             }
         }
         Err(last_error.expect("at least one attempt"))
+    }
+
+    /// Shuts the server down (fast mode: sessions are terminated), waits
+    /// `down`, and starts it again on the same port with the same data.
+    pub fn restart(&mut self, down: Duration) -> Result<(), TestKitError> {
+        self.process.stop_with("-INT");
+        std::thread::sleep(down);
+        let log = self.dir.path().join(format!("postgres-{}-restart.log", self.port));
+        self.process = spawn_server(&self.bin, self.dir.path(), self.port, &self.options, self.owner, &log)?;
+        wait_ready(&mut self.process, &self.bin, self.dir.path(), self.port, &log)
     }
 
     /// The TCP port on 127.0.0.1.
@@ -236,6 +230,37 @@ impl Drop for PgDatabase<'_> {
         ));
         let _ = self.server.exec(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
     }
+}
+
+/// Starts `postgres` on `dir`'s data directory with the test kit's settings.
+fn spawn_server(
+    bin: &Path,
+    dir: &Path,
+    port: u16,
+    options: &PostgresOptions,
+    owner: Option<(u32, u32)>,
+    log: &Path,
+) -> Result<ServiceProcess, TestKitError> {
+    let mut cmd = Command::new(bin.join("postgres"));
+    cmd.arg("-D")
+        .arg(dir.join("data"))
+        .arg("-p")
+        .arg(port.to_string())
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", dir.display()))
+        .arg("-c")
+        .arg(format!("wal_level={}", options.wal_level))
+        .arg("-c")
+        .arg(format!("max_replication_slots={}", options.max_replication_slots))
+        .arg("-c")
+        .arg(format!("max_wal_senders={}", options.max_wal_senders))
+        .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+        .args(["-c", "shared_buffers=64MB", "-c", "max_connections=200", "-c", "logging_collector=off"]);
+    if let Some((uid, gid)) = owner {
+        cmd.uid(uid).gid(gid);
+    }
+    ServiceProcess::spawn("postgres", cmd, log, dir)
 }
 
 /// Polls `SELECT 1` through the socket until it answers, failing early when the server exits.

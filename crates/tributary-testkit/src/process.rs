@@ -46,10 +46,19 @@ impl ServiceProcess {
     }
 }
 
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
+impl ServiceProcess {
+    /// SIGTERM (a clean shutdown), waiting up to 20 s before SIGKILL.
+    pub fn stop(&mut self) {
+        self.stop_with("-TERM");
+    }
+
+    /// Sends `signal` (e.g. `-INT`, PostgreSQL's fast shutdown), waiting up to 20 s before SIGKILL.
+    pub fn stop_with(&mut self, signal: &str) {
+        if !self.is_running() {
+            return;
+        }
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = Command::new("kill").args([signal, &pid]).status();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
             if !self.is_running() {
@@ -60,6 +69,12 @@ impl Drop for ServiceProcess {
         tracing::warn!("{} did not stop on SIGTERM; killing", self.name);
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -39,6 +39,12 @@ pub struct PipelineSection {
     pub batch_max_wait_ms: u64,
     #[serde(default = "default_idle_commit_secs")]
     pub idle_commit_secs: u64,
+    /// Longest wait between two attempts to reconnect to the source.
+    #[serde(default = "default_reconnect_max_secs")]
+    pub reconnect_max_secs: u64,
+    /// Failed reconnect attempts in a row before the pipeline stops; 0: never stops trying.
+    #[serde(default)]
+    pub reconnect_max_attempts: u32,
 }
 
 /// `[source.<kind>]`: exactly one source.
@@ -110,6 +116,9 @@ fn default_batch_max_wait_ms() -> u64 {
 fn default_idle_commit_secs() -> u64 {
     DEFAULT_IDLE_COMMIT_SECS
 }
+fn default_reconnect_max_secs() -> u64 {
+    crate::pipeline::reconnect::DEFAULT_MAX_DELAY_SECS
+}
 
 impl PipelineConfig {
     /// Reads, parses (rejecting unknown keys), applies env overrides and validates.
@@ -141,6 +150,9 @@ impl PipelineConfig {
         }
         if self.pipeline.batch_max_wait_ms == 0 {
             bail!("pipeline.batch_max_wait_ms: must be at least 1");
+        }
+        if self.pipeline.reconnect_max_secs == 0 {
+            bail!("pipeline.reconnect_max_secs: must be at least 1 (the longest wait between two reconnect attempts)");
         }
         match &self.source {
             SourceConfig::Mysql(m) => m.validate()?,
@@ -183,6 +195,7 @@ mod tests {
         let c = PipelineConfig::parse(EXAMPLE).unwrap();
         assert_eq!(c.pipeline.name, "shop");
         assert_eq!(c.pipeline.batch_max_rows, DEFAULT_BATCH_MAX_ROWS);
+        assert_eq!((c.pipeline.reconnect_max_secs, c.pipeline.reconnect_max_attempts), (10, 0));
         assert_eq!(c.sink.delta.root, std::path::PathBuf::from("/tmp/lake"));
     }
 

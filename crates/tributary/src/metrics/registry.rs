@@ -155,6 +155,8 @@ struct Inner {
     snapshot_expected: Family<TableLabels, Gauge>,
     errors: Family<ErrorLabels, Counter>,
     binlog_files: Gauge,
+    source_connected: Gauge,
+    source_reconnects: Counter,
     binlog_oldest: Gauge,
     slot_retained_wal: Gauge,
     schema_changes: Family<SchemaChangeLabels, Counter>,
@@ -229,6 +231,18 @@ impl Metrics {
         );
         let errors = Family::<ErrorLabels, Counter>::default();
         registry.register("errors", "Errors by kind", errors.clone());
+        let source_connected = Gauge::default();
+        registry.register(
+            "source_connected",
+            "1 while the pipeline streams from the source, 0 while it is reconnecting",
+            source_connected.clone(),
+        );
+        let source_reconnects = Counter::default();
+        registry.register(
+            "source_reconnects",
+            "Times the source connection was lost while streaming and the pipeline reconnected (or tried to)",
+            source_reconnects.clone(),
+        );
         let binlog_files = Gauge::default();
         registry.register(
             "mysql_binlog_files_retained",
@@ -296,6 +310,8 @@ impl Metrics {
             snapshot_expected,
             errors,
             binlog_files,
+            source_connected,
+            source_reconnects,
             binlog_oldest,
             slot_retained_wal,
             schema_changes,
@@ -428,6 +444,16 @@ impl Metrics {
     }
 
     /// What `SHOW BINARY LOGS` lists: the number of files and the oldest file's index.
+    /// Whether the pipeline is streaming from the source (false while reconnecting).
+    pub fn source_connected(&self, connected: bool) {
+        self.0.source_connected.set(i64::from(connected));
+    }
+
+    /// One lost source connection the pipeline reconnects from.
+    pub fn source_reconnect(&self) {
+        self.0.source_reconnects.inc();
+    }
+
     pub fn binlog_files(&self, files: u64, oldest_index: u64) {
         self.0.binlog_files.set(files as i64);
         self.0.binlog_oldest.set(oldest_index as i64);

@@ -1,7 +1,8 @@
 //! Starting a MySQL / MariaDB pipeline: preflight, schemas, Delta writers,
-//! the snapshot of new tables, then the binlog reader task.
+//! the snapshot of new tables, then the binlog reader task; after a lost
+//! connection, the same reader again from what the Delta tables hold.
 
-use super::runner::{EventMessage, Started};
+use super::runner::{EventMessage, SourceStream, Started};
 use super::snapshot;
 use super::writers::TableWriters;
 use crate::config::PipelineConfig;
@@ -21,7 +22,6 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let source = config.mysql("run")?;
     let report = preflight::preflight(source).await?;
     tracing::info!(?report, "source preflight passed");
-    let filter = source.table_filter()?;
     let mut schemas: Vec<Arc<TableSchema>> = schema_loader::load_schema_map(source).await?.into_values().collect();
     schemas.sort_by(|a, b| a.id.cmp(&b.id));
     let mut writers =
@@ -38,8 +38,30 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
         start_tables(source, &mut writers, &fresh).await?;
         writers.report_tables();
     }
+    let stream = stream(config, &writers, metrics).await?;
+    Ok(Started { writers, stream })
+}
+
+/// Reconnects after a lost connection: the server's settings are checked
+/// again, then streaming resumes from what the Delta tables hold.
+pub async fn reconnect(
+    config: &PipelineConfig,
+    writers: &TableWriters,
+    metrics: &Metrics,
+) -> anyhow::Result<SourceStream> {
+    let source = config.mysql("run")?;
+    preflight::preflight(source).await?;
+    stream(config, writers, metrics).await
+}
+
+/// Starts the binlog reader at the lowest committed position, once the
+/// server's binlog is known to reach every table's position.
+async fn stream(config: &PipelineConfig, writers: &TableWriters, metrics: &Metrics) -> anyhow::Result<SourceStream> {
+    let source = config.mysql("run")?;
     let from = writers.resume_position().context("every table holds a position after its snapshot")?;
     let SourcePosition::MySql(from) = from else { bail!("the Delta tables hold a non-MySQL position") };
+    let server_end = SourcePosition::MySql(tributary_mysql::stream::current_server_position(source).await?);
+    super::source_check::refuse_behind(&writers.committed_positions(), &server_end)?;
     tracing::info!(position = %SourcePosition::MySql(from.clone()), "streaming from the lowest committed position");
 
     // Decoding resumes with the schema each Delta table holds at its committed
@@ -48,17 +70,16 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
         .source_schemas()
         .into_iter()
         .map(|schema| {
-            let committed = writers.get_mut(&schema.id).and_then(|w| w.committed_position());
+            let committed = writers.committed_position(&schema.id);
             (schema, committed)
         })
         .collect();
-    let resolver = schema_loader::LiveSchemaResolver::resume(resume, filter);
+    let resolver = schema_loader::LiveSchemaResolver::resume(resume, source.table_filter()?);
     let binlog = BinlogSource::start(source, resolver, from.clone()).await?;
     let (events_tx, events_rx) = mpsc::channel(64);
     let reader = tokio::spawn(read_binlog(binlog, events_tx, metrics.clone()));
     let sampler = crate::metrics::binlog::spawn_sampler(source.clone(), metrics.clone());
-    Ok(Started {
-        writers,
+    Ok(SourceStream {
         events: events_rx,
         tasks: vec![reader, sampler],
         from: SourcePosition::MySql(from),
@@ -100,7 +121,8 @@ async fn read_binlog(mut binlog: BinlogSource, events: mpsc::Sender<EventMessage
         }
         let message = match next {
             Ok(Some(batch)) => Ok(batch),
-            Ok(None) => return,
+            // The server closed the stream (e.g. it is shutting down).
+            Ok(None) => Err(anyhow::Error::new(super::reconnect::StreamEnded)),
             Err(e) => {
                 metrics.error(ErrorKind::source);
                 Err(anyhow::Error::new(e).context("binlog stream"))

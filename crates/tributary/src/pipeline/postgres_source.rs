@@ -3,10 +3,11 @@
 //! tables, then the pgoutput reader task and the heartbeat writer.
 //!
 //! A failed first start drops the slot it created, so nothing is left
-//! behind. A slot that is gone while the Delta tables hold positions means
+//! behind. After a lost connection the same slot is opened again and
+//! streaming resumes from what the Delta tables hold. A slot that is gone while the Delta tables hold positions means
 //! the WAL in between may be lost: every table is copied again.
 
-use super::runner::{count_events, EventMessage, Started};
+use super::runner::{count_events, EventMessage, SourceStream, Started};
 use super::snapshot;
 use super::source_control::SourceControl;
 use super::writers::TableWriters;
@@ -23,8 +24,9 @@ use tributary_postgres::config::SnapshotMode;
 use tributary_postgres::preflight::preflight;
 use tributary_postgres::publication::ensure_publication;
 use tributary_postgres::snapshot::SnapshotReader;
-use tributary_postgres::stream::{drop_slot, write_heartbeat, ReplicationStream, SlotSession, WalStream};
+use tributary_postgres::stream::{current_wal_lsn, drop_slot, slot_exists, write_heartbeat};
 use tributary_postgres::stream::{Acknowledger, StopHandle};
+use tributary_postgres::stream::{ReplicationStream, SlotSession, WalStream};
 use tributary_postgres::PostgresSourceConfig;
 
 /// Prepares the tables and starts streaming from the lowest committed LSN.
@@ -87,10 +89,57 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
         }
     };
     writers.report_tables();
+    let stream = stream(source, session, client, &writers, metrics).await?;
+    Ok(Started { writers, stream })
+}
+
+/// Reconnects after a lost connection: the slot must still exist (a missing
+/// slot means WAL may be gone, which needs a person), then streaming resumes
+/// from what the Delta tables hold.
+pub async fn reconnect(
+    config: &PipelineConfig,
+    writers: &TableWriters,
+    metrics: &Metrics,
+) -> anyhow::Result<SourceStream> {
+    let crate::config::SourceConfig::Postgres(source) = &config.source else { bail!("not a PostgreSQL source") };
+    let client = tributary_postgres::connect::connect(source).await?;
+    let slot_gone = || {
+        tributary_postgres::PostgresError::Slot {
+        slot: source.slot.clone(),
+        problem: "it disappeared while the pipeline was disconnected (dropped, or invalidated by max_slot_wal_keep_size): changes may be lost; restart tributary to copy every table again".into(),
+    }
+    };
+    if !slot_exists(&client, &source.slot).await? {
+        return Err(slot_gone().into());
+    }
+    let session = SlotSession::open(source, &client, &source.slot, false).await?;
+    if session.exported().is_some() {
+        // Dropped between the check and the open: the new slot has seen nothing.
+        drop(session);
+        if let Err(e) = drop_slot(&client, &source.slot).await {
+            tracing::warn!(error = %e, "could not drop the slot created by a reconnect");
+        }
+        return Err(slot_gone().into());
+    }
+    stream(source, session, client, writers, metrics).await
+}
+
+/// Starts the pgoutput reader at the lowest committed LSN, once the
+/// server's WAL is known to reach every table's position, and the
+/// heartbeat writer and slot sampler beside it.
+async fn stream(
+    source: &PostgresSourceConfig,
+    session: SlotSession,
+    client: tributary_postgres::SqlClient,
+    writers: &TableWriters,
+    metrics: &Metrics,
+) -> anyhow::Result<SourceStream> {
     let from = writers.resume_position().context("every table holds a position after its snapshot")?;
     let SourcePosition::Postgres { lsn: from_lsn } = from else {
         bail!("the Delta tables hold a non-PostgreSQL position")
     };
+    let server_end = SourcePosition::Postgres { lsn: current_wal_lsn(&client).await? };
+    super::source_check::refuse_behind(&writers.committed_positions(), &server_end)?;
     // Decoding resumes with the schemas the Delta tables hold; relation
     // messages tell what changed since.
     let catalog = tributary_postgres::connect::connect(source).await?;
@@ -101,8 +150,7 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let reader = tokio::spawn(read_wal(stream, events_tx, metrics.clone()));
     let heartbeat = spawn_heartbeat(source.clone(), client, metrics.clone());
     let slot_sampler = crate::metrics::slot::spawn_sampler(source.clone(), metrics.clone());
-    Ok(Started {
-        writers,
+    Ok(SourceStream {
         events: events_rx,
         tasks: vec![heartbeat, slot_sampler],
         from,

@@ -1,33 +1,53 @@
 //! `tributary run`: the source starts (preflight, snapshot of new tables,
 //! reader task), then the streaming loop commits whole transactions in
 //! micro-batches until Ctrl-C / SIGTERM, and confirms to the source only
-//! what is durable in Delta.
+//! what is durable in Delta. A lost source connection is reconnected in
+//! process (see [`super::reconnect`] for which errors and how often).
 
 use super::assembler::TransactionAssembler;
 use super::batch::MicroBatch;
+use super::reconnect::{self, StreamEnded};
 use super::source_control::SourceControl;
 use super::writers::TableWriters;
 use crate::config::{PipelineConfig, SourceConfig};
-use crate::metrics::registry::{ErrorKind, Op};
+use crate::metrics::registry::Op;
 use crate::metrics::{Metrics, PipelineState};
-use anyhow::bail;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tributary_core::{ChangeEvent, SourcePosition, TableId};
+use tributary_core::{ChangeEvent, ErrorClass, SourcePosition, TableId};
 
 /// What a source reader task sends: events in source order, or why it stopped.
 pub type EventMessage = anyhow::Result<Vec<ChangeEvent>>;
 
-/// A started source: the Delta writers (every table holds a position), the
-/// events read from `from` on, and the tasks to stop at the end.
-pub struct Started {
-    pub writers: TableWriters,
+/// A connected source: the events read from `from` on, the tasks to stop
+/// when it ends, and how durable progress is confirmed.
+pub struct SourceStream {
     pub events: mpsc::Receiver<EventMessage>,
     pub tasks: Vec<JoinHandle<()>>,
     pub from: SourcePosition,
     /// Where durable progress is confirmed and how the reader stops.
     pub control: Box<dyn SourceControl>,
+}
+
+impl SourceStream {
+    /// Stops the reader (letting it tell the server what was confirmed) and the tasks beside it.
+    async fn stop(self) {
+        if let Some(reader) = self.control.stop() {
+            if tokio::time::timeout(Duration::from_secs(5), reader).await.is_err() {
+                tracing::warn!("the source reader did not stop within 5 s");
+            }
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A started source: the Delta writers (every table holds a position) and the stream.
+pub struct Started {
+    pub writers: TableWriters,
+    pub stream: SourceStream,
 }
 
 /// Runs the pipeline until `shutdown` turns true; then commits the complete
@@ -41,24 +61,26 @@ pub async fn run(
         SourceConfig::Mysql(_) => super::mysql_source::start(config, metrics).await?,
         SourceConfig::Postgres(_) => super::postgres_source::start(config, metrics).await?,
     };
-    let Started { mut writers, events: mut events_rx, tasks, from, control } = started;
+    let Started { mut writers, mut stream } = started;
     if metrics.state() != PipelineState::Stopping {
         metrics.set_state(PipelineState::Streaming);
     }
+    metrics.source_connected(true);
 
     let mut assembler = TransactionAssembler::default();
     let mut batch =
         MicroBatch::new(config.pipeline.batch_max_rows, Duration::from_millis(config.pipeline.batch_max_wait_ms));
     let idle_after = Duration::from_secs(config.pipeline.idle_commit_secs);
     let mut flushed_position: Option<SourcePosition> = None;
-    let mut read_position = from;
+    let mut read_position = stream.from.clone();
     let mut read_commit_ts = 0i64;
     let mut last_idle_check = Instant::now();
     loop {
         let wake = batch.deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let mut lost: Option<anyhow::Error> = None;
         tokio::select! {
             _ = shutdown.changed() => break,
-            message = events_rx.recv() => match message {
+            message = stream.events.recv() => match message {
                 Some(Ok(events)) => {
                     for event in events {
                         if let ChangeEvent::Heartbeat { position, commit_ts } = &event {
@@ -67,7 +89,7 @@ pub async fn run(
                             metrics.source_read(*commit_ts);
                             if !assembler.in_transaction() && batch.is_empty() {
                                 metrics.source_applied(*commit_ts);
-                                control.confirm(&writers.confirmable(position));
+                                stream.control.confirm(&writers.confirmable(position));
                             }
                             continue;
                         }
@@ -76,7 +98,7 @@ pub async fn run(
                                 // A schema change lands in order: what came before it first.
                                 if !batch.is_empty() {
                                     let read = (&read_position, read_commit_ts);
-                                    commit(&mut batch, &mut writers, metrics, control.as_ref(), read).await?;
+                                    commit(&mut batch, &mut writers, metrics, stream.control.as_ref(), read).await?;
                                     flushed_position = Some(read_position.clone());
                                 }
                                 let existing = existing_row_values(config, &writers, &txn).await?;
@@ -88,24 +110,41 @@ pub async fn run(
                         }
                     }
                 }
-                Some(Err(e)) => {
-                    metrics.health().set_fatal(format!("the source reader failed: {e:#}"));
-                    return Err(e);
-                }
-                None => {
-                    metrics.error(ErrorKind::source);
-                    metrics.health().set_fatal("the source stream ended unexpectedly");
-                    bail!("the source stream ended unexpectedly");
-                }
+                Some(Err(e)) => lost = Some(e),
+                None => lost = Some(anyhow::Error::new(StreamEnded)),
             },
             _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+        if let Some(error) = lost {
+            if reconnect::classify(&error) != ErrorClass::Transient {
+                metrics.health().set_fatal(format!("the source reader failed: {}", crate::one_line(&error)));
+                return Err(error);
+            }
+            // What is complete is committed; the half-read transaction is read again.
+            if !batch.is_empty() {
+                commit(&mut batch, &mut writers, metrics, stream.control.as_ref(), (&read_position, read_commit_ts))
+                    .await?;
+                flushed_position = Some(read_position.clone());
+            }
+            assembler = TransactionAssembler::default();
+            stream.stop().await;
+            match reconnect(config, &writers, metrics, &mut shutdown, error).await? {
+                Some(again) => stream = again,
+                None => {
+                    metrics.set_state(PipelineState::Stopping);
+                    tracing::info!(position = %read_position, "stopped while reconnecting; everything read is committed");
+                    return Ok(());
+                }
+            }
+            continue;
         }
         if batch.is_due() && super::failpoint::sink_stalled() {
             // Test failpoint: keep reading, commit nothing (and do not spin on the past deadline).
             metrics.health().commit_waiting();
             tokio::time::sleep(Duration::from_millis(100)).await;
         } else if batch.is_due() {
-            commit(&mut batch, &mut writers, metrics, control.as_ref(), (&read_position, read_commit_ts)).await?;
+            commit(&mut batch, &mut writers, metrics, stream.control.as_ref(), (&read_position, read_commit_ts))
+                .await?;
             flushed_position = Some(read_position.clone());
         }
         if last_idle_check.elapsed() >= idle_after.min(Duration::from_secs(60)) {
@@ -117,18 +156,72 @@ pub async fn run(
     }
     metrics.set_state(PipelineState::Stopping);
     if !batch.is_empty() {
-        commit(&mut batch, &mut writers, metrics, control.as_ref(), (&read_position, read_commit_ts)).await?;
+        commit(&mut batch, &mut writers, metrics, stream.control.as_ref(), (&read_position, read_commit_ts)).await?;
     }
-    if let Some(reader) = control.stop() {
-        if tokio::time::timeout(Duration::from_secs(5), reader).await.is_err() {
-            tracing::warn!("the source reader did not stop within 5 s");
-        }
-    }
-    for task in tasks {
-        task.abort();
-    }
+    stream.stop().await;
     tracing::info!(position = %read_position, "stopped after committing the last complete transactions");
     Ok(())
+}
+
+/// After a transient source failure (`cause`): waits with backoff and
+/// connects again until the stream runs, a non-transient error needs a
+/// person, the attempts run out, or `shutdown` turns true (`Ok(None)`).
+async fn reconnect(
+    config: &PipelineConfig,
+    writers: &TableWriters,
+    metrics: &Metrics,
+    shutdown: &mut watch::Receiver<bool>,
+    cause: anyhow::Error,
+) -> anyhow::Result<Option<SourceStream>> {
+    metrics.source_connected(false);
+    metrics.source_reconnect();
+    tracing::warn!(error = %crate::one_line(&cause), "lost the source connection; reconnecting");
+    let lost_at = Instant::now();
+    let policy = &config.pipeline;
+    let mut backoff =
+        reconnect::Backoff::new(Duration::from_secs(policy.reconnect_max_secs), policy.reconnect_max_attempts);
+    let mut last = cause;
+    loop {
+        let Some(delay) = backoff.next_delay() else {
+            let attempts = backoff.attempts();
+            metrics.health().set_fatal(format!("the source stayed unreachable: {}", crate::one_line(&last)));
+            return Err(last.context(format!(
+                "gave up after {attempts} reconnect attempts (pipeline.reconnect_max_attempts; 0 retries forever)"
+            )));
+        };
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(None),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        let attempt = async {
+            let now = super::source_control::owner(config).await?;
+            super::source_check::refuse_other_server(writers.owner(), &now)?;
+            match &config.source {
+                SourceConfig::Mysql(_) => super::mysql_source::reconnect(config, writers, metrics).await,
+                SourceConfig::Postgres(_) => super::postgres_source::reconnect(config, writers, metrics).await,
+            }
+        };
+        match attempt.await {
+            Ok(stream) => {
+                metrics.source_connected(true);
+                tracing::info!(
+                    attempts = backoff.attempts(),
+                    seconds = format!("{:.1}", lost_at.elapsed().as_secs_f64()),
+                    position = %stream.from,
+                    "reconnected to the source"
+                );
+                return Ok(Some(stream));
+            }
+            Err(e) if reconnect::classify(&e) == ErrorClass::Transient => {
+                tracing::info!(attempt = backoff.attempts(), error = %crate::one_line(&e), "source still unreachable");
+                last = e;
+            }
+            Err(e) => {
+                metrics.health().set_fatal(format!("cannot reconnect to the source: {}", crate::one_line(&e)));
+                return Err(e);
+            }
+        }
+    }
 }
 
 /// Commits the batch, then reports it: the lag gauge learns what is applied

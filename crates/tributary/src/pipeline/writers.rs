@@ -200,6 +200,21 @@ impl TableWriters {
         lowest
     }
 
+    /// The position `id`'s Delta table holds, if any.
+    pub fn committed_position(&self, id: &TableId) -> Option<SourcePosition> {
+        self.writers.get(id).and_then(TableWriter::committed_position)
+    }
+
+    /// Every table's committed position (tables without one are left out).
+    pub fn committed_positions(&self) -> Vec<(TableId, SourcePosition)> {
+        self.writers.iter().filter_map(|(id, w)| Some((id.clone(), w.committed_position()?))).collect()
+    }
+
+    /// The pipeline and source identity the tables were opened for.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
     /// Commits each table's batch, skipping changes the table already holds.
     pub async fn flush(&mut self, batches: BTreeMap<TableId, TableBatch>) -> anyhow::Result<FlushSummary> {
         let mut summary = FlushSummary::default();

@@ -1,0 +1,75 @@
+//! Before streaming starts (at start and after every reconnect): is the
+//! server behind the address still the one the lake was written from, and
+//! does its history reach every table's stored position?
+//!
+//! A server whose binlog / WAL ends before a table's position (RESET MASTER,
+//! a restore from backup, another server behind the same address) would
+//! otherwise hand out positions the writers treat as already committed and
+//! skip: changes lost without a word. Both cases stop the pipeline with one
+//! line naming the table, the positions and what to do.
+
+use tributary_core::{SourcePosition, TableId};
+use tributary_delta::Owner;
+
+/// The source cannot continue what the lake holds; a person must decide.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceMismatch {
+    #[error("table {table} holds source position {stored}, but the server's history ends at {offered} (RESET MASTER / a restored or different server at this address?): point the source at the server that wrote the table, or remove the table's Delta directory so it is copied again")]
+    Behind { table: TableId, stored: SourcePosition, offered: SourcePosition },
+    #[error("the server at the source address is now `{found}` but the lake's tables were written from `{expected}`: point the source at the original server, or after a planned failover run `tributary adopt <table> --config ...` for each table")]
+    OtherServer { expected: String, found: String },
+}
+
+/// Refuses a server whose history ends before a table's stored position.
+pub fn refuse_behind(stored: &[(TableId, SourcePosition)], server_end: &SourcePosition) -> Result<(), SourceMismatch> {
+    for (table, position) in stored {
+        if position.partial_cmp(server_end) == Some(std::cmp::Ordering::Greater) {
+            return Err(SourceMismatch::Behind {
+                table: table.clone(),
+                stored: position.clone(),
+                offered: server_end.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a server whose identity differs from the one the tables were opened for.
+pub fn refuse_other_server(opened_for: &Owner, now: &Owner) -> Result<(), SourceMismatch> {
+    match (&opened_for.source, &now.source) {
+        (Some(expected), Some(found)) if expected != found => {
+            Err(SourceMismatch::OtherServer { expected: expected.clone(), found: found.clone() })
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_core::MySqlPosition;
+
+    fn at(file: &str, offset: u64) -> SourcePosition {
+        SourcePosition::MySql(MySqlPosition::new(file, offset))
+    }
+
+    #[test]
+    fn a_server_whose_binlog_ends_before_a_table_is_refused_by_name() {
+        let stored =
+            vec![(TableId::new("shop", "a"), at("bin.000007", 400)), (TableId::new("shop", "b"), at("bin.000009", 4))];
+        assert!(refuse_behind(&stored, &at("bin.000009", 4)).is_ok());
+        let err = refuse_behind(&stored, &at("bin.000001", 350)).unwrap_err().to_string();
+        assert!(err.contains("shop.a") && err.contains("000007") && err.contains("000001"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn another_server_identity_is_refused_and_an_unknown_one_is_not_checked() {
+        let a = Owner::new("p", "mariadb:server_id=1,gtid_domain_id=0");
+        let b = Owner::new("p", "mariadb:server_id=2,gtid_domain_id=0");
+        assert!(refuse_other_server(&a, &a.clone()).is_ok());
+        assert!(refuse_other_server(&a, &b).unwrap_err().to_string().contains("server_id=2"));
+        let unknown = Owner { pipeline: "p".into(), source: None };
+        assert!(refuse_other_server(&unknown, &b).is_ok());
+    }
+}
