@@ -39,7 +39,8 @@ impl Default for PostgresOptions {
 /// [`REPLICATION_USER`] / [`REPLICATION_PASSWORD`] can log in over TCP.
 pub struct Postgres {
     // Field order matters: the process stops before its directory is removed.
-    process: ServiceProcess,
+    /// Behind a lock so that [`Postgres::restart`] works while databases borrow the server.
+    process: std::sync::Mutex<ServiceProcess>,
     dir: tempfile::TempDir,
     port: u16,
     bin: PathBuf,
@@ -75,7 +76,7 @@ impl Postgres {
             let mut process = spawn_server(&bin, dir.path(), port, &options, owner, &log)?;
             match wait_ready(&mut process, &bin, dir.path(), port, &log) {
                 Ok(()) => {
-                    let server = Postgres { process, dir, port, bin, options: options.clone(), owner };
+                    let server = Postgres { process: process.into(), dir, port, bin, options: options.clone(), owner };
                     server.bootstrap()?;
                     return Ok(server);
                 }
@@ -94,12 +95,17 @@ impl Postgres {
 
     /// Shuts the server down (fast mode: sessions are terminated), waits
     /// `down`, and starts it again on the same port with the same data.
-    pub fn restart(&mut self, down: Duration) -> Result<(), TestKitError> {
-        self.process.stop_with("-INT");
+    pub fn restart(&self, down: Duration) -> Result<(), TestKitError> {
+        let mut process = self.process.lock().unwrap_or_else(|e| e.into_inner());
+        process.stop_with("-INT");
         std::thread::sleep(down);
         let log = self.dir.path().join(format!("postgres-{}-restart.log", self.port));
-        self.process = spawn_server(&self.bin, self.dir.path(), self.port, &self.options, self.owner, &log)?;
-        wait_ready(&mut self.process, &self.bin, self.dir.path(), self.port, &log)
+        *process = spawn_server(&self.bin, self.dir.path(), self.port, &self.options, self.owner, &log)?;
+        wait_ready(&mut process, &self.bin, self.dir.path(), self.port, &log)
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.lock().unwrap_or_else(|e| e.into_inner()).pid()
     }
 
     /// The TCP port on 127.0.0.1.
@@ -178,13 +184,13 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         // Fast shutdown (SIGINT) first: SIGTERM alone, sent next by the
         // process handle, would wait for open sessions to end.
-        let _ = Command::new("kill").args(["-INT", &self.process.pid().to_string()]).status();
+        let _ = Command::new("kill").args(["-INT", &self.pid().to_string()]).status();
     }
 }
 
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Postgres(127.0.0.1:{}, pid {})", self.port, self.process.pid())
+        write!(f, "Postgres(127.0.0.1:{}, pid {})", self.port, self.pid())
     }
 }
 

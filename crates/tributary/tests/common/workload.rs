@@ -1,0 +1,153 @@
+//! A continuous mixed workload whose result can be checked for exactly-once
+//! delivery against the source's final rows, and the metric waits the
+//! reconnect tests share.
+//!
+//! Each transaction inserts a new id (never reused), adds 1 to `v` of a
+//! random existing key and, every third time, deletes a random key; a call
+//! that fails may or may not have committed, so the checks read the source's
+//! final `(id, v)` instead of counting calls.
+
+use super::http::get;
+use super::Pipeline;
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A running workload on table `t (id, v, w)` whose rows `1..=initial_rows` exist with `v = 0`.
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    confirmed: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Workload {
+    /// Starts running transactions through `exec` (SQL text → whether the server took it).
+    pub fn start(initial_rows: u64, exec: impl Fn(&str) -> bool + Send + 'static) -> Workload {
+        let stop = Arc::new(AtomicBool::new(false));
+        let confirmed = Arc::new(AtomicU64::new(0));
+        let (stop_flag, counter) = (stop.clone(), confirmed.clone());
+        let thread = std::thread::spawn(move || {
+            let mut next_id = initial_rows + 1;
+            let mut seed = 0x2545_F491_4F6C_DD1Du64;
+            let mut random = move |below: u64| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                1 + seed % below
+            };
+            while !stop_flag.load(Ordering::Relaxed) {
+                let (update, delete) = (random(next_id - 1), random(next_id - 1));
+                let mut sql = format!(
+                    "BEGIN; INSERT INTO t VALUES ({next_id}, 0, 'w{next_id}'); UPDATE t SET v = v + 1, w = CONCAT('u', v + 1) WHERE id = {update};"
+                );
+                if next_id % 3 == 0 {
+                    sql.push_str(&format!(" DELETE FROM t WHERE id = {delete};"));
+                }
+                sql.push_str(" COMMIT;");
+                if exec(&sql) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                next_id += 1;
+            }
+        });
+        Workload { stop, confirmed, thread: Some(thread) }
+    }
+
+    /// Transactions the server confirmed so far.
+    pub fn confirmed(&self) -> u64 {
+        self.confirmed.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `n` more transactions were confirmed.
+    pub fn wait_more(&self, n: u64) {
+        let target = self.confirmed() + n;
+        let start = Instant::now();
+        while self.confirmed() < target {
+            assert!(start.elapsed() < Duration::from_secs(60), "the workload made no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the workload and returns the number of confirmed transactions.
+    pub fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+        self.confirmed()
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Exactly once, checked against the source's final `id → v`: every id
+/// inserted once, every id deleted at most once (and then absent), and per
+/// present id as many update post-images as its `v`.
+pub fn assert_feed_exact(feed: &[serde_json::Map<String, Json>], source: &BTreeMap<i64, i64>) {
+    let count = |change_type: &str| {
+        let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
+        for id in super::feed_ids(feed, change_type) {
+            *counts.entry(id).or_default() += 1;
+        }
+        counts
+    };
+    let (inserts, deletes, posts) = (count("insert"), count("delete"), count("update_postimage"));
+    let dup: Vec<_> = inserts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dup.is_empty(), "ids inserted more than once in the feed: {dup:?}");
+    for (id, v) in source {
+        assert_eq!(inserts.get(id), Some(&1), "id {id} is in the source: inserted once in the feed");
+        assert_eq!(posts.get(id).copied().unwrap_or(0), *v, "id {id}: one post-image per update");
+        assert!(!deletes.contains_key(id), "id {id} is in the source but deleted in the feed");
+    }
+    for (id, n) in &deletes {
+        assert_eq!(*n, 1, "id {id} deleted {n} times in the feed");
+        assert!(inserts.contains_key(id) && !source.contains_key(id), "deleted id {id}");
+    }
+}
+
+/// `id<TAB>v` (or `id|v`) lines → map.
+pub fn id_values(lines: &[String]) -> BTreeMap<i64, i64> {
+    lines
+        .iter()
+        .map(|l| {
+            let mut cols = l.split(['\t', '|']).map(|c| c.trim().parse::<i64>().unwrap());
+            (cols.next().unwrap(), cols.next().unwrap())
+        })
+        .collect()
+}
+
+/// The value of the sample `name` in a Prometheus text page.
+pub fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
+}
+
+/// Waits until the pipeline's `/metrics` at `address` shows `name` = `want`.
+pub fn wait_metric(address: &str, name: &str, want: f64, within: Duration, pipeline: &mut Pipeline) {
+    let deadline = Instant::now() + within;
+    loop {
+        pipeline.assert_running();
+        let page = get(address, "/metrics").body;
+        if metric(&page, name) == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} did not reach {want} in {within:?}; /metrics:\n{page}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Points the config's `[metrics] listen` at a free loopback port and returns the address.
+pub fn listen_on_free_port(config: &std::path::Path) -> String {
+    let address = format!("127.0.0.1:{}", tributary_testkit::ports::free_loopback_port().unwrap());
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, text.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{address}\""))).unwrap();
+    address
+}

@@ -1,0 +1,122 @@
+//! PostgreSQL sources reconnect in process: a continuous mixed workload runs
+//! while the server is restarted 20 times (fast shutdown) and the walsender
+//! is terminated (`pg_terminate_backend`); the pipeline never exits, the
+//! reconnect counter counts every loss, the slot survives, and at the end
+//! mirror = source and the change feed holds each change exactly once. Then
+//! kill -9 while the server is down, a restart of the pipeline, and Spark
+//! reads the result.
+
+mod common;
+
+use common::pg::*;
+use common::workload::{assert_feed_exact, id_values, listen_on_free_port, wait_metric, Workload};
+use common::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tributary_testkit::postgres::{PgDatabase, REPLICATION_PASSWORD, REPLICATION_USER};
+
+const RESTARTS: u64 = 20;
+const INITIAL_ROWS: u64 = 200;
+
+/// Runs `sql` as the replication role over TCP; false when the server did not take it.
+fn try_exec(port: u16, database: &str, sql: &str) -> bool {
+    Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", REPLICATION_USER, "-d", database])
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGPASSWORD", REPLICATION_PASSWORD)
+        .env("PGCONNECT_TIMEOUT", "2")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn assert_mirror_exact(python: &std::path::Path, path: &std::path::Path, db: &PgDatabase<'_>, what: &str) {
+    let source_md5 = pg_lines(db, "SELECT id, md5(concat_ws('|', id, v, w)) FROM t ORDER BY id");
+    assert_eq!(mirror_checksums(python, path), source_md5, "mirror = source {what}");
+    let source = id_values(&pg_lines(db, "SELECT id, v FROM t"));
+    assert_feed_exact(&change_feed(python, path, 0), &source);
+}
+
+/// Waits until every change made so far to `t` is in the Delta table (the
+/// workload keeps changing `t`, so its position moves past `lsn_now`).
+fn wait_caught_up(pipeline: &mut Pipeline, path: &std::path::Path, db: &PgDatabase<'_>) {
+    wait_past(pipeline, path, lsn_now(db));
+}
+
+#[test]
+fn restarts_and_terminated_walsenders_are_ridden_through_exactly_once() {
+    let Some(python) = python() else { return };
+    let Some(server) = postgres() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id BIGINT PRIMARY KEY, v INT NOT NULL, w TEXT)");
+    sql(&db, &format!("INSERT INTO t SELECT i, 0, 'w' || i FROM generate_series(1, {INITIAL_ROWS}) AS i"));
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.*", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("batch_max_wait_ms = 200", "batch_max_wait_ms = 200\nreconnect_max_secs = 2"))
+        .unwrap();
+    let address = listen_on_free_port(&config);
+    let path = table_path(dir.path(), "public", "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_past(&mut pipeline, &path, lsn_now(&db) - 1);
+    wait_metric(&address, "tributary_source_connected", 1.0, Duration::from_secs(10), &mut pipeline);
+
+    let (port, database) = (server.port(), db.name().to_string());
+    let workload = Workload::start(INITIAL_ROWS, move |sql| try_exec(port, &database, sql));
+    let mut back_to_caught_up = Vec::new();
+    for restart in 1..=RESTARTS {
+        workload.wait_more(5);
+        server.restart(Duration::from_millis(300)).expect("restart PostgreSQL");
+        let back = Instant::now();
+        let total = "tributary_source_reconnects_total";
+        wait_metric(&address, total, restart as f64, Duration::from_secs(30), &mut pipeline);
+        wait_metric(&address, "tributary_source_connected", 1.0, Duration::from_secs(30), &mut pipeline);
+        workload.wait_more(1);
+        wait_caught_up(&mut pipeline, &path, &db);
+        back_to_caught_up.push(back.elapsed().as_secs_f64());
+    }
+    eprintln!("server accepting connections -> lake caught up, per restart (s): {back_to_caught_up:.2?}");
+
+    // The walsender terminated from the server side.
+    let terminated = db
+        .exec(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'walsender' AND datname = '{}'",
+            db.name()
+        ))
+        .unwrap();
+    assert_eq!(terminated.trim(), "1", "one walsender of the pipeline");
+    let total = "tributary_source_reconnects_total";
+    wait_metric(&address, total, (RESTARTS + 1) as f64, Duration::from_secs(30), &mut pipeline);
+    wait_metric(&address, "tributary_source_connected", 1.0, Duration::from_secs(30), &mut pipeline);
+
+    workload.wait_more(5);
+    let confirmed = workload.finish();
+    eprintln!("{confirmed} workload transactions confirmed by the server");
+    let before = change(&db, "INSERT INTO t VALUES (1000000, 0, 'a'), (1000001, 0, 'b')");
+    wait_past(&mut pipeline, &path, before);
+    pipeline.assert_running();
+    assert!(pipeline.log_text().contains("lost the source connection; reconnecting"), "one line per loss in the log");
+    assert_eq!(slot_count(&db), 1, "the same slot throughout");
+    assert_mirror_exact(&python, &path, &db, "after 20 restarts and a terminated walsender");
+
+    // kill -9 while the server is down; the server comes back first, the pipeline after.
+    sql(&db, "UPDATE t SET v = v + 1 WHERE id = 1000001; DELETE FROM t WHERE id = 1000000");
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        pipeline.kill9();
+    });
+    server.restart(Duration::from_millis(1500)).expect("restart PostgreSQL");
+    killer.join().unwrap();
+    let before = change(&db, "UPDATE t SET v = v + 1 WHERE id = 1000001");
+    let mut pipeline = Pipeline::start(&config);
+    wait_past(&mut pipeline, &path, before);
+    assert_mirror_exact(&python, &path, &db, "after kill -9 across a restart");
+    assert!(pipeline.stop().success());
+
+    if let Some(spark) = spark("reconnect") {
+        let rows: u64 = pg_lines(&db, "SELECT count(*) FROM t")[0].parse().unwrap();
+        assert_eq!(spark.count(&path).unwrap(), rows, "Spark reads the mirror");
+        let feed = change_feed(&python, &path, 0).len() as u64;
+        assert_eq!(spark.cdf_count(&path, 0, None).unwrap(), feed, "Spark reads the same change feed");
+    }
+}
