@@ -11,6 +11,8 @@ pub use crate::decoder::DecodeError;
 pub enum MySqlError {
     #[error("cannot connect to MySQL at {address}: {reason}; check source.host / source.port and that the server is running")]
     Connect { address: String, reason: String },
+    #[error("TLS to MySQL at {address}: {failure}")]
+    Tls { address: String, failure: tributary_core::TlsFailure },
     #[error("MySQL refused user '{user}' (wrong password or unknown user); check source.user and the password in TRIBUTARY_SOURCE_PASSWORD")]
     AccessDenied { user: String },
     #[error("server setting {name} is '{found}' but CDC needs '{expected}'; {fix}")]
@@ -52,6 +54,8 @@ impl Retryable for MySqlError {
     fn class(&self) -> ErrorClass {
         match self {
             MySqlError::Connect { .. } => ErrorClass::Transient,
+            // A certificate, CA or mode that does not fit the server: someone must change it.
+            MySqlError::Tls { .. } => ErrorClass::NeedsOperator,
             MySqlError::Query { source: mysql_async::Error::Io(_) | mysql_async::Error::Driver(_), .. } => {
                 ErrorClass::Transient
             }

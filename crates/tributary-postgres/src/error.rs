@@ -13,6 +13,8 @@ pub enum PostgresError {
     AccessDenied { user: String },
     #[error("PostgreSQL refused the login of user '{user}': {reason}; allow it in the server's pg_hba.conf, or give the role LOGIN (ALTER ROLE {user} WITH LOGIN)")]
     LoginRefused { user: String, reason: String },
+    #[error("TLS to PostgreSQL at {address}: {failure}")]
+    Tls { address: String, failure: tributary_core::TlsFailure },
     #[error("PostgreSQL database '{database}' does not exist; check source.database")]
     NoDatabase { database: String },
     #[error("server setting {name} is '{found}' but CDC needs '{expected}'; {fix}")]
@@ -73,6 +75,8 @@ impl Retryable for PostgresError {
         match self {
             PostgresError::Connect { .. } | PostgresError::Replication(_) => ErrorClass::Transient,
             PostgresError::Decode { .. } => ErrorClass::Fatal,
+            // A certificate, CA or mode that does not fit the server: someone must change it.
+            PostgresError::Tls { .. } => ErrorClass::NeedsOperator,
             _ => ErrorClass::NeedsOperator,
         }
     }
