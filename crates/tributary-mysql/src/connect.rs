@@ -130,6 +130,9 @@ fn ssl_opts(cfg: &MySqlSourceConfig, verify_name: Option<String>) -> Option<SslO
 /// an error text rustls no longer prints), so when the certificate, verified
 /// up to the CA, does not name the host, the connection is made again
 /// verifying it against a name it does carry, which checks the same chain.
+/// Under `disable`, a refused login is tried once more encrypted, because
+/// MariaDB refuses an unencrypted login to a TLS-only server as if the
+/// password were wrong.
 pub async fn connect(cfg: &MySqlSourceConfig) -> Result<Conn, MySqlError> {
     tls::install_crypto_provider();
     let mode = cfg.tls().effective_mode();
@@ -146,12 +149,27 @@ pub async fn connect(cfg: &MySqlSourceConfig) -> Result<Conn, MySqlError> {
         (SslMode::VerifyCa, Some(failure @ TlsFailure::HostnameMismatch { .. })) => {
             failure.presented_host().map(|name| ssl_opts(cfg, Some(name)))
         }
+        (SslMode::Disable, None) if is_access_denied(&error) => {
+            // MariaDB answers an unencrypted login to a server with
+            // require_secure_transport=ON as a wrong password (1045): see
+            // whether the same login works encrypted, to name the real cause.
+            let encrypted = SslOpts::default().with_danger_accept_invalid_certs(true);
+            if let Ok(Ok(conn)) = attempt(cfg, Some(encrypted)).await {
+                let _ = conn.disconnect().await;
+                return Err(MySqlError::Tls { address: cfg.address(), failure: TlsFailure::ServerRequiresTls });
+            }
+            None
+        }
         _ => None,
     };
     match retry {
         Some(ssl) => attempt(cfg, ssl).await?.map_err(|e| connect_error(cfg, e)),
         None => Err(connect_error(cfg, error)),
     }
+}
+
+fn is_access_denied(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == ER_ACCESS_DENIED)
 }
 
 /// One connection attempt within `source.connect_timeout_secs`.
