@@ -241,7 +241,8 @@ impl TlsFailure {
     }
 
     /// The failure a message of a client library that flattens rustls errors
-    /// into text (pg_walstream) describes, if any.
+    /// into text (pg_walstream; tokio-postgres for a server without TLS)
+    /// describes, if any.
     pub fn from_text(text: &str, host: &str, ca: Option<&Path>, mode: SslMode) -> Option<Self> {
         if text.contains("UnknownIssuer") || text.contains("BadSignature") {
             Some(TlsFailure::UnknownCa { ca: ca.map(Path::to_path_buf) })
@@ -249,7 +250,7 @@ impl TlsFailure {
             Some(TlsFailure::HostnameMismatch { host: host.to_string(), presented: Vec::new() })
         } else if text.contains("certificate expired") || text.contains("not valid yet") {
             Some(TlsFailure::Validity { detail: text.to_string() })
-        } else if text.contains("does not support SSL") {
+        } else if text.contains("does not support SSL") || text.contains("does not support TLS") {
             Some(TlsFailure::ServerWithoutTls { mode })
         } else if text.contains("received fatal alert") {
             Some(TlsFailure::RefusedByServer { detail: text.to_string() })
@@ -365,6 +366,13 @@ mod tests {
         assert_eq!(f, Some(TlsFailure::UnknownCa { ca: None }));
         let f = TlsFailure::from_text("Server does not support SSL but sslmode=require", "h", None, SslMode::Require);
         assert_eq!(f, Some(TlsFailure::ServerWithoutTls { mode: SslMode::Require }));
+        let f = TlsFailure::from_text(
+            "error performing TLS handshake: server does not support TLS",
+            "h",
+            None,
+            SslMode::VerifyCa,
+        );
+        assert_eq!(f, Some(TlsFailure::ServerWithoutTls { mode: SslMode::VerifyCa }));
         assert_eq!(TlsFailure::from_text("connection refused", "h", None, SslMode::Require), None);
     }
 
