@@ -96,7 +96,9 @@ impl TlsConfig {
             }
         }
         match (&self.ssl_cert, &self.ssl_key) {
-            (Some(_), None) => return error("ssl_key", "must be set with ssl_cert (the client certificate's key)".into()),
+            (Some(_), None) => {
+                return error("ssl_key", "must be set with ssl_cert (the client certificate's key)".into())
+            }
             (None, Some(_)) => return error("ssl_cert", "must be set with ssl_key (the client certificate)".into()),
             _ => {}
         }

@@ -238,8 +238,9 @@ mod tests {
         let cfg = parse(r#"{"user": "cdc", "include": ["a.b"]}"#).unwrap();
         assert_eq!(cfg.ssl_mode, SslMode::Prefer);
         assert_eq!(cfg.tls(), TlsConfig::default());
-        let cfg = parse(r#"{"user": "cdc", "include": ["a.b"], "ssl_mode": "verify-full", "ssl_ca": "/nonexistent/ca.pem"}"#)
-            .unwrap();
+        let cfg =
+            parse(r#"{"user": "cdc", "include": ["a.b"], "ssl_mode": "verify-full", "ssl_ca": "/nonexistent/ca.pem"}"#)
+                .unwrap();
         assert_eq!(cfg.ssl_mode, SslMode::VerifyFull);
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("source.ssl_ca") && err.contains("/nonexistent/ca.pem"), "{err}");

@@ -122,10 +122,9 @@ pub fn replication_conninfo(cfg: &PostgresSourceConfig) -> String {
 pub fn replication_tls_error(cfg: &PostgresSourceConfig, text: &str) -> Option<PostgresError> {
     let tls = cfg.tls();
     if tls.effective_mode() == SslMode::Disable {
-        return text.contains("no encryption").then(|| PostgresError::Tls {
-            address: cfg.address(),
-            failure: TlsFailure::ServerRequiresTls,
-        });
+        return text
+            .contains("no encryption")
+            .then(|| PostgresError::Tls { address: cfg.address(), failure: TlsFailure::ServerRequiresTls });
     }
     TlsFailure::from_text(text, &cfg.host, tls.ssl_ca.as_deref(), tls.effective_mode())
         .map(|failure| PostgresError::Tls { address: cfg.address(), failure })

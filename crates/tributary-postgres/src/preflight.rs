@@ -113,7 +113,8 @@ pub async fn preflight(cfg: &PostgresSourceConfig) -> Result<Preflight, Postgres
     for table in &tables {
         check_replica_identity(table)?;
     }
-    let report = PreflightReport { server_version, tls, wal_level: "logical".into(), slot_exists, tables: tables.len() };
+    let report =
+        PreflightReport { server_version, tls, wal_level: "logical".into(), slot_exists, tables: tables.len() };
     Ok(Preflight { report, tables, client })
 }
 

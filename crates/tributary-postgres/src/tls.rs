@@ -71,7 +71,9 @@ pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, TlsSetupError> {
         (Some(cert), Some(key)) => {
             let chain = read_pem(cert, "ssl_cert", |p| CertificateDer::pem_file_iter(p).and_then(Iterator::collect))?;
             let key = read_pem(key, "ssl_key", |p| PrivateKeyDer::from_pem_file(p))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| TlsSetupError { field: "ssl_cert", problem: e.to_string() })
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| TlsSetupError { field: "ssl_cert", problem: e.to_string() })
         }
         _ => Ok(builder.with_no_client_auth()),
     }

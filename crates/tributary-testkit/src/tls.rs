@@ -74,8 +74,12 @@ impl TestCa {
     /// `DNS:localhost`), signed by this CA; files `<name>-<file>.pem` / `.key`.
     pub fn issue(&self, file: &str, names: &[String]) -> Result<CertPair, TestKitError> {
         let base = self.dir.join(format!("{}-{file}", self.name));
-        let (cert, key, csr, ext) =
-            (base.with_extension("pem"), base.with_extension("key"), base.with_extension("csr"), base.with_extension("ext"));
+        let (cert, key, csr, ext) = (
+            base.with_extension("pem"),
+            base.with_extension("key"),
+            base.with_extension("csr"),
+            base.with_extension("ext"),
+        );
         let cn = names.first().and_then(|n| n.split_once(':')).map_or("server", |(_, v)| v);
         openssl(&[
             "req",

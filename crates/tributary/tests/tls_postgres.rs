@@ -58,7 +58,8 @@ fn snapshot_and_logical_replication_through_a_hostssl_only_server_with_verify_fu
     let lsn = change(&db, "BEGIN; UPDATE t SET w = NULL WHERE id = 1; INSERT INTO t VALUES (203,'tx',NULL); COMMIT;");
     wait_past(&mut pipeline, &path, lsn);
     // The replication session is encrypted too (pg_hba.conf would refuse it otherwise).
-    let walsender = db.exec("SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_replication r USING (pid)").unwrap();
+    let walsender =
+        db.exec("SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_replication r USING (pid)").unwrap();
     assert!(walsender.trim().starts_with("t\tTLSv1."), "walsender: {walsender:?}");
     let log = pipeline.log_text();
     assert!(pipeline.stop().success());
@@ -82,7 +83,8 @@ fn a_wrong_ca_a_wrong_host_name_and_disable_each_fail_with_one_line() {
         assert!(expect(&run), "run: {run}");
         let check = fails_with_one_line("check", &config);
         assert_eq!(check, run, "check says what run says");
-        let lake: Vec<_> = std::fs::read_dir(dir.path().join("lake")).map(|d| d.flatten().collect()).unwrap_or_default();
+        let lake: Vec<_> =
+            std::fs::read_dir(dir.path().join("lake")).map(|d| d.flatten().collect()).unwrap_or_default();
         assert!(lake.is_empty(), "nothing may be written: {lake:?}");
         assert_eq!(slot_count(&db), 0, "no replication slot may be left behind");
     };
