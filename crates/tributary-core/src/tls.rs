@@ -109,7 +109,7 @@ impl TlsConfig {
         ] {
             let Some(path) = path else { continue };
             match std::fs::read_to_string(path) {
-                Ok(text) if text.contains(&format!("-----BEGIN ")) && text.contains(marker) => {}
+                Ok(text) if text.contains("-----BEGIN ") && text.contains(marker) => {}
                 Ok(_) => return error(field, format!("{} holds no PEM {marker}", path.display())),
                 Err(e) => return error(field, format!("cannot read {}: {e}", path.display())),
             }
