@@ -65,3 +65,19 @@ impl Retryable for MySqlError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_failure_needs_an_operator_and_names_the_fix() {
+        let e = MySqlError::Tls {
+            address: "db:3306".into(),
+            failure: tributary_core::TlsFailure::UnknownCa { ca: Some("/ca.pem".into()) },
+        };
+        assert_eq!(e.class(), ErrorClass::NeedsOperator);
+        let text = e.to_string();
+        assert!(text.starts_with("TLS to MySQL at db:3306: ") && text.contains("set ssl_ca"), "{text}");
+    }
+}

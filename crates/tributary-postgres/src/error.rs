@@ -84,7 +84,18 @@ impl Retryable for PostgresError {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{one_line, PostgresError};
+    use tributary_core::{ErrorClass, Retryable, SslMode, TlsFailure};
+
+    #[test]
+    fn a_tls_failure_needs_an_operator() {
+        let e = PostgresError::Tls {
+            address: "db:5432".into(),
+            failure: TlsFailure::ServerWithoutTls { mode: SslMode::VerifyFull },
+        };
+        assert_eq!(e.class(), ErrorClass::NeedsOperator);
+        assert!(e.to_string().contains("ssl_mode = \"verify-full\""), "{e}");
+    }
 
     #[test]
     fn a_replication_error_and_its_cause_fit_on_one_line_without_repeats() {
