@@ -12,6 +12,7 @@ pub mod position;
 pub mod schema;
 pub mod secret;
 pub mod source;
+pub mod tls;
 pub mod value;
 
 pub use error::{ErrorClass, Retryable};
@@ -21,4 +22,5 @@ pub use position::{Gtid, Lsn, MySqlPosition, SourcePosition};
 pub use schema::{Column, ColumnType, TableId, TableSchema};
 pub use secret::Secret;
 pub use source::{SnapshotMode, PASSWORD_ENV};
+pub use tls::{SslMode, TlsConfig, TlsFailure};
 pub use value::{Row, Value};

@@ -3,8 +3,9 @@
 //! `validate()` that names the failing field.
 
 use serde::Deserialize;
-use tributary_core::Secret;
-pub use tributary_core::{SnapshotMode, PASSWORD_ENV};
+use std::path::PathBuf;
+use tributary_core::{Secret, TlsConfig};
+pub use tributary_core::{SnapshotMode, SslMode, PASSWORD_ENV};
 
 use crate::error::MySqlError;
 use tributary_core::TableFilter;
@@ -52,6 +53,18 @@ pub struct MySqlSourceConfig {
     /// for three periods is treated as dead.
     #[serde(default = "default_heartbeat_secs")]
     pub heartbeat_secs: u64,
+    /// TLS on every connection (SQL sessions, snapshot, binlog stream); libpq's names and meanings.
+    #[serde(default)]
+    pub ssl_mode: SslMode,
+    /// PEM file of the CA that signed the server certificate.
+    #[serde(default)]
+    pub ssl_ca: Option<PathBuf>,
+    /// PEM file of the client certificate (with `ssl_key`).
+    #[serde(default)]
+    pub ssl_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[serde(default)]
+    pub ssl_key: Option<PathBuf>,
 }
 
 fn default_host() -> String {
@@ -92,6 +105,20 @@ impl MySqlSourceConfig {
             snapshot_chunk_rows: DEFAULT_SNAPSHOT_CHUNK_ROWS,
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
             heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
+            ssl_mode: SslMode::default(),
+            ssl_ca: None,
+            ssl_cert: None,
+            ssl_key: None,
+        }
+    }
+
+    /// The TLS settings.
+    pub fn tls(&self) -> TlsConfig {
+        TlsConfig {
+            ssl_mode: self.ssl_mode,
+            ssl_ca: self.ssl_ca.clone(),
+            ssl_cert: self.ssl_cert.clone(),
+            ssl_key: self.ssl_key.clone(),
         }
     }
 
@@ -139,6 +166,7 @@ impl MySqlSourceConfig {
         if self.heartbeat_secs == 0 || self.heartbeat_secs > 4_294_967 {
             return Err(config_error("heartbeat_secs", "must be between 1 and 4294967"));
         }
+        self.tls().validate().map_err(|e| config_error(e.field, e.problem))?;
         self.table_filter().map(|_| ())
     }
 
@@ -203,6 +231,23 @@ mod tests {
         let cfg = MySqlSourceConfig::new("cdc", vec!["shop".into()]);
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("source.include"), "{err}");
+    }
+
+    #[test]
+    fn tls_settings_parse_default_to_prefer_and_are_validated() {
+        let cfg = parse(r#"{"user": "cdc", "include": ["a.b"]}"#).unwrap();
+        assert_eq!(cfg.ssl_mode, SslMode::Prefer);
+        assert_eq!(cfg.tls(), TlsConfig::default());
+        let cfg =
+            parse(r#"{"user": "cdc", "include": ["a.b"], "ssl_mode": "verify-full", "ssl_ca": "/nonexistent/ca.pem"}"#)
+                .unwrap();
+        assert_eq!(cfg.ssl_mode, SslMode::VerifyFull);
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("source.ssl_ca") && err.contains("/nonexistent/ca.pem"), "{err}");
+        let err = parse(r#"{"user": "cdc", "include": ["a.b"], "ssl_mode": "required"}"#).unwrap_err().to_string();
+        assert!(err.contains("verify-full"), "lists the accepted modes: {err}");
+        let err = parse(r#"{"user": "cdc", "include": ["a.b"], "sslmode": "require"}"#).unwrap_err().to_string();
+        assert!(err.contains("sslmode"), "{err}");
     }
 
     #[test]

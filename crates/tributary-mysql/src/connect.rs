@@ -1,14 +1,16 @@
 //! A session to the source: client options and the connection itself (a
-//! refused login or an unreachable server named as such), which server it is
-//! (flavor and version), the current end of its binlog, and reading the
-//! columns of result rows. Preflight, schema loading, snapshot, streaming and
-//! the binary's own sessions all connect through here.
+//! refused login, an unreachable server or a failed TLS handshake named as
+//! such), TLS as `source.ssl_mode` asks, which server it is (flavor and
+//! version), the current end of its binlog, and reading the columns of
+//! result rows. Preflight, schema loading, snapshot, streaming and the
+//! binary's own sessions all connect through here, so every one of them
+//! (the binlog stream included) has the same TLS.
 
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Row};
-use tributary_core::MySqlPosition;
+use mysql_async::{ClientIdentity, Conn, Opts, OptsBuilder, Row, SslOpts};
+use tributary_core::{tls, MySqlPosition, SslMode, TlsFailure};
 
 use crate::config::MySqlSourceConfig;
 use crate::error::MySqlError;
@@ -17,6 +19,10 @@ use crate::error::MySqlError;
 const MAX_PACKET_BYTES: usize = 1 << 30;
 /// Server error: access denied for user (wrong password or unknown user).
 const ER_ACCESS_DENIED: u16 = 1045;
+/// Server error: an unencrypted connection to a server with `require_secure_transport=ON` (MySQL).
+const ER_SECURE_TRANSPORT_REQUIRED_MYSQL: u16 = 3159;
+/// The same on MariaDB.
+const ER_SECURE_TRANSPORT_REQUIRED_MARIADB: u16 = 4036;
 /// Server error: a statement needs a privilege the user lacks (e.g. SHOW MASTER STATUS,
 /// FLUSH TABLES WITH READ LOCK).
 pub(crate) const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
@@ -68,8 +74,13 @@ impl ServerInfo {
 }
 
 /// Client options for `cfg`: TCP only (never the local socket), the password
-/// from the [`tributary_core::Secret`]. Never `Debug`-print the result: it holds the password.
+/// from the [`tributary_core::Secret`], TLS as the first attempt of
+/// [`connect`] makes it. Never `Debug`-print the result: it holds the password.
 pub fn mysql_opts(cfg: &MySqlSourceConfig) -> Opts {
+    opts_with_tls(cfg, ssl_opts(cfg, None))
+}
+
+fn opts_with_tls(cfg: &MySqlSourceConfig, ssl: Option<SslOpts>) -> Opts {
     let password = (!cfg.password.is_empty()).then(|| cfg.password.expose().to_string());
     OptsBuilder::default()
         .ip_or_hostname(cfg.host.clone())
@@ -79,24 +90,130 @@ pub fn mysql_opts(cfg: &MySqlSourceConfig) -> Opts {
         .prefer_socket(false)
         .tcp_nodelay(true)
         .max_allowed_packet(Some(MAX_PACKET_BYTES))
+        .ssl_opts(ssl)
         .into()
 }
 
-/// Opens one connection, mapping a refused login to [`MySqlError::AccessDenied`]
-/// and an unreachable server or a timeout to [`MySqlError::Connect`].
+/// The TLS options of `source.ssl_mode` (`None`: no TLS). `prefer` and
+/// `require` encrypt without checking the certificate; `verify-ca` and
+/// `verify-full` check the chain against `ssl_ca` only (when set) or the
+/// bundled Mozilla roots, and the name: the host, or `verify_name` (see
+/// [`connect`] for why `verify-ca` needs one).
+fn ssl_opts(cfg: &MySqlSourceConfig, verify_name: Option<String>) -> Option<SslOpts> {
+    let tls = cfg.tls();
+    let identity = match (&tls.ssl_cert, &tls.ssl_key) {
+        (Some(cert), Some(key)) => Some(ClientIdentity::new(cert.clone().into(), key.clone().into())),
+        _ => None,
+    };
+    let opts = SslOpts::default().with_client_identity(identity);
+    match tls.effective_mode() {
+        SslMode::Disable => None,
+        SslMode::Prefer | SslMode::Require => Some(opts.with_danger_accept_invalid_certs(true)),
+        SslMode::VerifyCa | SslMode::VerifyFull => {
+            let roots = tls.ssl_ca.iter().map(|ca| ca.clone().into()).collect();
+            Some(
+                opts.with_root_certs(roots)
+                    .with_disable_built_in_roots(tls.ssl_ca.is_some())
+                    .with_danger_tls_hostname_override(verify_name),
+            )
+        }
+    }
+}
+
+/// Opens one connection, mapping a refused login to [`MySqlError::AccessDenied`],
+/// an unreachable server or a timeout to [`MySqlError::Connect`] and a TLS
+/// problem to [`MySqlError::Tls`].
+///
+/// `prefer` falls back to an unencrypted connection when the server offers no
+/// TLS or the handshake fails, as libpq does. `verify-ca` checks the chain
+/// only: mysql_async cannot skip the name check with this rustls (it matches
+/// an error text rustls no longer prints), so when the certificate, verified
+/// up to the CA, does not name the host, the connection is made again
+/// verifying it against a name it does carry, which checks the same chain.
+/// Under `disable`, a refused login is tried once more encrypted, because
+/// MariaDB refuses an unencrypted login to a TLS-only server as if the
+/// password were wrong.
 pub async fn connect(cfg: &MySqlSourceConfig) -> Result<Conn, MySqlError> {
+    tls::install_crypto_provider();
+    let mode = cfg.tls().effective_mode();
+    let error = match attempt(cfg, ssl_opts(cfg, None)).await? {
+        Ok(conn) => return Ok(conn),
+        Err(error) => error,
+    };
+    let failure = tls_failure(cfg, &error);
+    let retry = match (mode, &failure) {
+        (SslMode::Prefer, Some(TlsFailure::ServerWithoutTls { .. } | TlsFailure::Handshake { .. })) => {
+            tracing::debug!(error = %error, "the server offers no TLS (ssl_mode = prefer): connecting unencrypted");
+            Some(None)
+        }
+        (SslMode::VerifyCa, Some(failure @ TlsFailure::HostnameMismatch { .. })) => {
+            failure.presented_host().map(|name| ssl_opts(cfg, Some(name)))
+        }
+        (SslMode::Disable, None) if is_access_denied(&error) => {
+            // MariaDB answers an unencrypted login to a server with
+            // require_secure_transport=ON as a wrong password (1045): see
+            // whether the same login works encrypted, to name the real cause.
+            let encrypted = SslOpts::default().with_danger_accept_invalid_certs(true);
+            if let Ok(Ok(conn)) = attempt(cfg, Some(encrypted)).await {
+                let _ = conn.disconnect().await;
+                return Err(MySqlError::Tls { address: cfg.address(), failure: TlsFailure::ServerRequiresTls });
+            }
+            None
+        }
+        _ => None,
+    };
+    match retry {
+        Some(ssl) => attempt(cfg, ssl).await?.map_err(|e| connect_error(cfg, e)),
+        None => Err(connect_error(cfg, error)),
+    }
+}
+
+fn is_access_denied(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == ER_ACCESS_DENIED)
+}
+
+/// One connection attempt within `source.connect_timeout_secs`.
+async fn attempt(
+    cfg: &MySqlSourceConfig,
+    ssl: Option<SslOpts>,
+) -> Result<Result<Conn, mysql_async::Error>, MySqlError> {
     let timeout = Duration::from_secs(cfg.connect_timeout_secs);
-    match tokio::time::timeout(timeout, Conn::new(mysql_opts(cfg))).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(connect_error(cfg, e)),
-        Err(_) => Err(MySqlError::Connect {
-            address: cfg.address(),
-            reason: format!("no answer within {} s (source.connect_timeout_secs)", cfg.connect_timeout_secs),
-        }),
+    tokio::time::timeout(timeout, Conn::new(opts_with_tls(cfg, ssl))).await.map_err(|_| MySqlError::Connect {
+        address: cfg.address(),
+        reason: format!("no answer within {} s (source.connect_timeout_secs)", cfg.connect_timeout_secs),
+    })
+}
+
+/// The TLS problem `e` reports, if it is one.
+fn tls_failure(cfg: &MySqlSourceConfig, e: &mysql_async::Error) -> Option<TlsFailure> {
+    let tls = cfg.tls();
+    let mode = tls.effective_mode();
+    match e {
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {
+            Some(TlsFailure::ServerWithoutTls { mode })
+        }
+        mysql_async::Error::Server(s)
+            if s.code == ER_SECURE_TRANSPORT_REQUIRED_MYSQL
+                || s.code == ER_SECURE_TRANSPORT_REQUIRED_MARIADB
+                || s.message.contains("insecure transport") =>
+        {
+            Some(TlsFailure::ServerRequiresTls)
+        }
+        mysql_async::Error::Io(mysql_async::IoError::Tls(mysql_async::TlsError::Tls(r))) => {
+            Some(TlsFailure::from_rustls(r, &cfg.host, tls.ssl_ca.as_deref()))
+        }
+        mysql_async::Error::Io(mysql_async::IoError::Tls(other)) => {
+            Some(TlsFailure::Handshake { detail: other.to_string() })
+        }
+        _ if mode == SslMode::Disable => None,
+        _ => TlsFailure::from_error(e, &cfg.host, tls.ssl_ca.as_deref()),
     }
 }
 
 fn connect_error(cfg: &MySqlSourceConfig, e: mysql_async::Error) -> MySqlError {
+    if let Some(failure) = tls_failure(cfg, &e) {
+        return MySqlError::Tls { address: cfg.address(), failure };
+    }
     match e {
         mysql_async::Error::Server(s) if s.code == ER_ACCESS_DENIED => {
             MySqlError::AccessDenied { user: cfg.user.clone() }
@@ -105,6 +222,18 @@ fn connect_error(cfg: &MySqlSourceConfig, e: mysql_async::Error) -> MySqlError {
         mysql_async::Error::Io(io) => MySqlError::Connect { address: cfg.address(), reason: io.to_string() },
         other => MySqlError::query(format!("connecting to {}", cfg.address()), other),
     }
+}
+
+/// The negotiated TLS version of the session, e.g. `TLS 1.3`, or `not encrypted`.
+pub async fn tls_version(conn: &mut Conn) -> Result<String, MySqlError> {
+    const CONTEXT: &str = "reading the session's TLS version";
+    let row: Option<Row> =
+        conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_version'").await.map_err(|e| MySqlError::query(CONTEXT, e))?;
+    let version = match row {
+        Some(row) => Some(row_text(&row, 1, CONTEXT)?),
+        None => None,
+    };
+    Ok(tls::describe_version(version.as_deref()))
 }
 
 /// A [`MySqlError::Protocol`] for an answer the server should not have given.
@@ -210,5 +339,26 @@ mod tests {
         assert_eq!(opts.tcp_port(), 3306);
         assert_eq!(opts.pass(), Some("pw"));
         assert!(!opts.prefer_socket());
+        // ssl_mode defaults to prefer: TLS is tried, the certificate not checked.
+        let ssl = opts.ssl_opts().expect("TLS is tried by default");
+        assert!(ssl.accept_invalid_certs());
+    }
+
+    #[test]
+    fn ssl_mode_chooses_what_is_checked() {
+        let mut cfg = MySqlSourceConfig::new("cdc", vec!["a.*".into()]);
+        cfg.ssl_mode = SslMode::Disable;
+        assert!(mysql_opts(&cfg).ssl_opts().is_none());
+        cfg.ssl_mode = SslMode::Require;
+        assert!(mysql_opts(&cfg).ssl_opts().unwrap().accept_invalid_certs());
+        cfg.ssl_ca = Some("/etc/ca.pem".into());
+        let ssl = mysql_opts(&cfg).ssl_opts().unwrap().clone();
+        assert!(!ssl.accept_invalid_certs(), "require with ssl_ca checks the chain, as libpq");
+        assert!(ssl.disable_built_in_roots(), "only the CA of ssl_ca is trusted");
+        cfg.ssl_mode = SslMode::VerifyFull;
+        cfg.ssl_ca = None;
+        let ssl = mysql_opts(&cfg).ssl_opts().unwrap().clone();
+        assert!(!ssl.accept_invalid_certs() && !ssl.disable_built_in_roots() && !ssl.skip_domain_validation());
+        assert_eq!(ssl.tls_hostname_override(), None);
     }
 }

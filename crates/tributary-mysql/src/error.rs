@@ -11,6 +11,8 @@ pub use crate::decoder::DecodeError;
 pub enum MySqlError {
     #[error("cannot connect to MySQL at {address}: {reason}; check source.host / source.port and that the server is running")]
     Connect { address: String, reason: String },
+    #[error("TLS to MySQL at {address}: {failure}")]
+    Tls { address: String, failure: tributary_core::TlsFailure },
     #[error("MySQL refused user '{user}' (wrong password or unknown user); check source.user and the password in TRIBUTARY_SOURCE_PASSWORD")]
     AccessDenied { user: String },
     #[error("server setting {name} is '{found}' but CDC needs '{expected}'; {fix}")]
@@ -59,6 +61,8 @@ impl Retryable for MySqlError {
     fn class(&self) -> ErrorClass {
         match self {
             MySqlError::Connect { .. } => ErrorClass::Transient,
+            // A certificate, CA or mode that does not fit the server: someone must change it.
+            MySqlError::Tls { .. } => ErrorClass::NeedsOperator,
             MySqlError::Query { source: mysql_async::Error::Io(_) | mysql_async::Error::Driver(_), .. } => {
                 ErrorClass::Transient
             }
@@ -91,5 +95,16 @@ mod tests {
         assert_eq!(MySqlError::AccessDenied { user: "u".into() }.class(), ErrorClass::NeedsOperator);
         let purged = MySqlError::BinlogUnavailable { position: "f:4".into(), reason: "purged".into() };
         assert_eq!(purged.class(), ErrorClass::NeedsOperator);
+    }
+
+    #[test]
+    fn a_tls_failure_needs_an_operator_and_names_the_fix() {
+        let e = MySqlError::Tls {
+            address: "db:3306".into(),
+            failure: tributary_core::TlsFailure::UnknownCa { ca: Some("/ca.pem".into()) },
+        };
+        assert_eq!(e.class(), ErrorClass::NeedsOperator);
+        let text = e.to_string();
+        assert!(text.starts_with("TLS to MySQL at db:3306: ") && text.contains("set ssl_ca"), "{text}");
     }
 }

@@ -10,7 +10,9 @@ use mysql_async::{Conn, Row};
 use tributary_core::{MySqlPosition, TableId};
 
 use crate::config::{MySqlSourceConfig, SnapshotMode};
-use crate::connect::{binlog_status, connect, log_bin_off, protocol, row_text, server_info, Flavor, ServerInfo};
+use crate::connect::{
+    binlog_status, connect, log_bin_off, protocol, row_text, server_info, tls_version, Flavor, ServerInfo,
+};
 use crate::error::MySqlError;
 use crate::schema_loader::{load_schemas, quote_table};
 
@@ -30,6 +32,8 @@ pub struct PreflightReport {
     pub binlog: MySqlPosition,
     /// Tables selected by the filters, sorted.
     pub tables: Vec<TableId>,
+    /// The session's encryption: `TLS 1.3`, or `not encrypted`.
+    pub tls: String,
     /// Things that work but deserve attention (e.g. privileges hidden in roles).
     pub warnings: Vec<String>,
 }
@@ -39,6 +43,7 @@ pub async fn preflight(cfg: &MySqlSourceConfig) -> Result<PreflightReport, MySql
     cfg.validate()?;
     let filter = cfg.table_filter()?;
     let mut conn = connect(cfg).await?;
+    let tls = tls_version(&mut conn).await?;
     let info = server_info(&mut conn).await?;
     check_version(&info)?;
     let vars = global_variables(&mut conn).await?;
@@ -64,7 +69,7 @@ pub async fn preflight(cfg: &MySqlSourceConfig) -> Result<PreflightReport, MySql
             .map(|s| format!("table {} has no primary key: it is mirrored as an append-only changelog", s.id)),
     );
     let _ = conn.disconnect().await;
-    Ok(PreflightReport { flavor: info.flavor, version: info.version_text, server_id, binlog, tables, warnings })
+    Ok(PreflightReport { flavor: info.flavor, version: info.version_text, server_id, binlog, tables, tls, warnings })
 }
 
 /// MySQL 8.0+ and MariaDB 10.3+.

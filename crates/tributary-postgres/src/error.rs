@@ -13,6 +13,8 @@ pub enum PostgresError {
     AccessDenied { user: String },
     #[error("PostgreSQL refused the login of user '{user}': {reason}; allow it in the server's pg_hba.conf, or give the role LOGIN (ALTER ROLE {user} WITH LOGIN)")]
     LoginRefused { user: String, reason: String },
+    #[error("TLS to PostgreSQL at {address}: {failure}")]
+    Tls { address: String, failure: tributary_core::TlsFailure },
     #[error("PostgreSQL database '{database}' does not exist; check source.database")]
     NoDatabase { database: String },
     #[error("server setting {name} is '{found}' but CDC needs '{expected}'; {fix}")]
@@ -124,6 +126,8 @@ impl Retryable for PostgresError {
                 ErrorClass::Transient
             }
             PostgresError::Decode { .. } => ErrorClass::Fatal,
+            // A certificate, CA or mode that does not fit the server: someone must change it.
+            PostgresError::Tls { .. } => ErrorClass::NeedsOperator,
             _ => ErrorClass::NeedsOperator,
         }
     }
@@ -131,7 +135,18 @@ impl Retryable for PostgresError {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{one_line, PostgresError};
+    use tributary_core::{ErrorClass, Retryable, SslMode, TlsFailure};
+
+    #[test]
+    fn a_tls_failure_needs_an_operator() {
+        let e = PostgresError::Tls {
+            address: "db:5432".into(),
+            failure: TlsFailure::ServerWithoutTls { mode: SslMode::VerifyFull },
+        };
+        assert_eq!(e.class(), ErrorClass::NeedsOperator);
+        assert!(e.to_string().contains("ssl_mode = \"verify-full\""), "{e}");
+    }
 
     #[test]
     fn a_replication_error_and_its_cause_fit_on_one_line_without_repeats() {

@@ -14,6 +14,7 @@ pub mod schema_loader;
 pub mod snapshot;
 pub mod stream;
 pub mod text_value;
+pub mod tls;
 pub mod type_map;
 
 pub use config::PostgresSourceConfig;

@@ -3,7 +3,7 @@
 //! change.
 
 use crate::config::PostgresSourceConfig;
-use crate::connect::connect;
+use crate::connect::{connect, tls_version};
 use crate::error::PostgresError;
 use crate::schema_loader::{load_tables, ReplicaIdentity, SourceTable};
 use tokio_postgres::Client;
@@ -15,6 +15,8 @@ pub const MIN_SERVER_VERSION: i32 = 140_000;
 #[derive(Debug, Clone)]
 pub struct PreflightReport {
     pub server_version: String,
+    /// The SQL session's encryption: `TLS 1.3`, or `not encrypted`.
+    pub tls: String,
     pub wal_level: String,
     /// Whether the slot already exists (streaming resumes from it).
     pub slot_exists: bool,
@@ -31,6 +33,13 @@ pub struct Preflight {
 /// Connects and checks settings, role, slot capacity and every selected table.
 pub async fn preflight(cfg: &PostgresSourceConfig) -> Result<Preflight, PostgresError> {
     let client = connect(cfg).await?;
+    let tls = tls_version(&client).await?;
+    if cfg.ssl_cert.is_some() {
+        tracing::warn!(
+            "source.ssl_cert is presented by the SQL sessions only: the replication session (pg_walstream 0.9) \
+             cannot present a client certificate, so pg_hba.conf must accept it with a password"
+        );
+    }
     let version_num: i32 = show(&client, "server_version_num").await?.parse().unwrap_or(0);
     let server_version = show(&client, "server_version").await?;
     if version_num < MIN_SERVER_VERSION {
@@ -104,7 +113,8 @@ pub async fn preflight(cfg: &PostgresSourceConfig) -> Result<Preflight, Postgres
     for table in &tables {
         check_replica_identity(table)?;
     }
-    let report = PreflightReport { server_version, wal_level: "logical".into(), slot_exists, tables: tables.len() };
+    let report =
+        PreflightReport { server_version, tls, wal_level: "logical".into(), slot_exists, tables: tables.len() };
     Ok(Preflight { report, tables, client })
 }
 

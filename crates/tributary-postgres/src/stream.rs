@@ -11,7 +11,7 @@
 //! [`crate::decoder`] names its types.
 
 use crate::config::PostgresSourceConfig;
-use crate::connect::replication_conninfo;
+use crate::connect::{replication_conninfo, replication_tls_error};
 use crate::decoder::PgOutputDecoder;
 use crate::error::{one_line, PostgresError};
 use pg_walstream::{
@@ -106,8 +106,11 @@ impl SlotSession {
             .with_retry_config(RetryConfig { max_attempts: 1, ..RetryConfig::default() });
         let slot_error = |problem: String| PostgresError::Slot { slot: slot.to_string(), problem };
         let mut stream = LogicalReplicationStream::new(&replication_conninfo(cfg), config).await.map_err(|e| {
-            PostgresError::replication("opening a replication session", &e, |reason| {
-                slot_error(format!("cannot open a replication session: {reason}"))
+            let text = one_line(&e);
+            replication_tls_error(cfg, &text).unwrap_or_else(|| {
+                PostgresError::replication("opening a replication session", &e, |reason| {
+                    slot_error(format!("cannot open a replication session: {reason}"))
+                })
             })
         })?;
         stream.ensure_replication_slot().await.map_err(|e| {

@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod process;
 pub mod prometheus;
 pub mod spark;
+pub mod tls;
 pub mod webhook;
 
 pub use alertmanager::{Alert, AlertManager, AlertManagerClient, AlertManagerOptions};
@@ -23,6 +24,7 @@ pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{PgDatabase, Postgres, PostgresOptions};
 pub use prometheus::{Prometheus, PrometheusOptions};
 pub use spark::{SparkField, SparkVerifier, SparkVerifierOptions};
+pub use tls::{CertPair, ServerCerts, ServerTls, TestCa};
 pub use webhook::{Notification, WebhookReceiver};
 
 use std::fmt::Display;

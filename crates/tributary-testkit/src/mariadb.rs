@@ -3,6 +3,7 @@
 
 use crate::ports::free_loopback_port;
 use crate::process::{find_binary, ServiceProcess};
+use crate::tls::{ServerCerts, ServerTls};
 use crate::{TestDatabase, TestKitError};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,11 +20,15 @@ pub struct MariaDbOptions {
     pub binlog_format: String,
     pub binlog_row_image: String,
     pub log_bin: bool,
+    /// TLS with a test CA and server certificate made in the server's temp dir
+    /// (`ssl_ca`, `ssl_cert`, `ssl_key`; `require_secure_transport=ON` when
+    /// required); `None` (the default): no TLS.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for MariaDbOptions {
     fn default() -> Self {
-        MariaDbOptions { binlog_format: "ROW".into(), binlog_row_image: "FULL".into(), log_bin: true }
+        MariaDbOptions { binlog_format: "ROW".into(), binlog_row_image: "FULL".into(), log_bin: true, tls: None }
     }
 }
 
@@ -36,6 +41,7 @@ pub struct MariaDb {
     /// What the server was started with, to start it again the same way.
     mariadbd: PathBuf,
     options: MariaDbOptions,
+    certs: Option<ServerCerts>,
 }
 
 impl MariaDb {
@@ -53,12 +59,20 @@ impl MariaDb {
             .tempdir()
             .map_err(|source| TestKitError::Io { context: "create MariaDB temp dir".into(), source })?;
         install(&install_db, dir.path())?;
+        let certs = options.tls.as_ref().map(|tls| ServerCerts::generate(dir.path(), tls)).transpose()?;
         let mut last_error = None;
         for _attempt in 0..5 {
             let port = free_loopback_port()
                 .map_err(|source| TestKitError::Io { context: "find a free port".into(), source })?;
-            let process = spawn_server(&mariadbd, dir.path(), port, &options)?;
-            let mut server = MariaDb { process, dir, port, mariadbd: mariadbd.clone(), options: options.clone() };
+            let process = spawn_server(&mariadbd, dir.path(), port, &options, certs.as_ref())?;
+            let mut server = MariaDb {
+                process,
+                dir,
+                port,
+                mariadbd: mariadbd.clone(),
+                options: options.clone(),
+                certs: certs.clone(),
+            };
             match server.wait_ready() {
                 Ok(()) => {
                     server.bootstrap()?;
@@ -82,13 +96,18 @@ impl MariaDb {
     pub fn restart(&mut self, down: Duration) -> Result<(), TestKitError> {
         self.process.stop();
         std::thread::sleep(down);
-        self.process = spawn_server(&self.mariadbd, self.dir.path(), self.port, &self.options)?;
+        self.process = spawn_server(&self.mariadbd, self.dir.path(), self.port, &self.options, self.certs.as_ref())?;
         self.wait_ready()
     }
 
     /// The TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The test CA and server certificate, when started with [`MariaDbOptions::tls`].
+    pub fn certs(&self) -> Option<&ServerCerts> {
+        self.certs.as_ref()
     }
 
     /// The server's data directory (binlogs live here).
@@ -206,6 +225,7 @@ fn spawn_server(
     dir: &Path,
     port: u16,
     options: &MariaDbOptions,
+    certs: Option<&ServerCerts>,
 ) -> Result<ServiceProcess, TestKitError> {
     let mut cmd = Command::new(mariadbd);
     cmd.arg("--no-defaults")
@@ -222,6 +242,14 @@ fn spawn_server(
         .arg("--binlog-row-metadata=FULL");
     if options.log_bin {
         cmd.arg(format!("--log-bin={}", dir.join("data").join("mariadb-bin").display()));
+    }
+    if let (Some(certs), Some(tls)) = (certs, &options.tls) {
+        cmd.arg(format!("--ssl-ca={}", certs.ca.cert.display()))
+            .arg(format!("--ssl-cert={}", certs.server.cert.display()))
+            .arg(format!("--ssl-key={}", certs.server.key.display()));
+        if tls.require {
+            cmd.arg("--require-secure-transport=ON");
+        }
     }
     ServiceProcess::spawn("mariadbd", cmd, &dir.join("server.log"), dir)
 }

@@ -5,6 +5,7 @@
 
 use crate::ports::free_loopback_port;
 use crate::process::ServiceProcess;
+use crate::tls::{ServerCerts, ServerTls};
 use crate::TestKitError;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
@@ -27,11 +28,15 @@ pub struct PostgresOptions {
     pub wal_level: String,
     pub max_replication_slots: u32,
     pub max_wal_senders: u32,
+    /// `ssl=on` with a test CA and server certificate made in the server's
+    /// temp dir; when required, a pg_hba.conf with `hostssl` lines only
+    /// (replication included) and trust on the socket. `None` (the default): no TLS.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        PostgresOptions { wal_level: "logical".into(), max_replication_slots: 20, max_wal_senders: 20 }
+        PostgresOptions { wal_level: "logical".into(), max_replication_slots: 20, max_wal_senders: 20, tls: None }
     }
 }
 
@@ -47,6 +52,7 @@ pub struct Postgres {
     /// What the server was started with, to start it again the same way.
     options: PostgresOptions,
     owner: Option<(u32, u32)>,
+    certs: Option<ServerCerts>,
 }
 
 impl Postgres {
@@ -68,15 +74,17 @@ impl Postgres {
                 .map_err(|source| TestKitError::Io { context: format!("chown {}", dir.path().display()), source })?;
         }
         initdb(&bin, dir.path(), owner)?;
+        let certs = options.tls.as_ref().map(|tls| server_tls(dir.path(), tls, owner)).transpose()?;
         let mut last_error = None;
         for _attempt in 0..5 {
             let port = free_loopback_port()
                 .map_err(|source| TestKitError::Io { context: "find a free port".into(), source })?;
             let log = dir.path().join(format!("postgres-{port}.log"));
-            let mut process = spawn_server(&bin, dir.path(), port, &options, owner, &log)?;
+            let mut process = spawn_server(&bin, dir.path(), port, &options, owner, certs.as_ref(), &log)?;
             match wait_ready(&mut process, &bin, dir.path(), port, &log) {
                 Ok(()) => {
-                    let server = Postgres { process: process.into(), dir, port, bin, options: options.clone(), owner };
+                    let server =
+                        Postgres { process: process.into(), dir, port, bin, options: options.clone(), owner, certs };
                     server.bootstrap()?;
                     return Ok(server);
                 }
@@ -100,7 +108,8 @@ impl Postgres {
         process.stop_with("-INT");
         std::thread::sleep(down);
         let log = self.dir.path().join(format!("postgres-{}-restart.log", self.port));
-        *process = spawn_server(&self.bin, self.dir.path(), self.port, &self.options, self.owner, &log)?;
+        *process =
+            spawn_server(&self.bin, self.dir.path(), self.port, &self.options, self.owner, self.certs.as_ref(), &log)?;
         wait_ready(&mut process, &self.bin, self.dir.path(), self.port, &log)
     }
 
@@ -111,6 +120,11 @@ impl Postgres {
     /// The TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The test CA and server certificate, when started with [`PostgresOptions::tls`].
+    pub fn certs(&self) -> Option<&ServerCerts> {
+        self.certs.as_ref()
     }
 
     /// The directory holding the server's socket (and its data under `data/`).
@@ -245,6 +259,7 @@ fn spawn_server(
     port: u16,
     options: &PostgresOptions,
     owner: Option<(u32, u32)>,
+    certs: Option<&ServerCerts>,
     log: &Path,
 ) -> Result<ServiceProcess, TestKitError> {
     let mut cmd = Command::new(bin.join("postgres"));
@@ -263,6 +278,16 @@ fn spawn_server(
         .arg(format!("max_wal_senders={}", options.max_wal_senders))
         .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
         .args(["-c", "shared_buffers=64MB", "-c", "max_connections=200", "-c", "logging_collector=off"]);
+    if let (Some(certs), Some(tls)) = (certs, &options.tls) {
+        cmd.args(["-c", "ssl=on"])
+            .arg("-c")
+            .arg(format!("ssl_cert_file={}", certs.server.cert.display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", certs.server.key.display()));
+        if tls.require {
+            cmd.arg("-c").arg(format!("hba_file={}", dir.join("pg_hba_tls.conf").display()));
+        }
+    }
     if let Some((uid, gid)) = owner {
         cmd.uid(uid).gid(gid);
     }
@@ -319,6 +344,31 @@ fn postgres_bin_dir() -> Result<PathBuf, TestKitError> {
         binary: "postgres / initdb".into(),
         package: "postgresql-15".into(),
     })
+}
+
+/// The certificates of a TLS server in `dir` (the key readable by the
+/// server's user only, as PostgreSQL demands) and, when TLS is required, a
+/// pg_hba.conf that accepts TCP only with TLS.
+fn server_tls(dir: &Path, tls: &ServerTls, owner: Option<(u32, u32)>) -> Result<ServerCerts, TestKitError> {
+    use std::os::unix::fs::PermissionsExt;
+    let certs = ServerCerts::generate(dir, tls)?;
+    let io = |context: String| move |source| TestKitError::Io { context, source };
+    std::fs::set_permissions(&certs.server.key, std::fs::Permissions::from_mode(0o600))
+        .map_err(io(format!("chmod {}", certs.server.key.display())))?;
+    let hba = dir.join("pg_hba_tls.conf");
+    std::fs::write(
+        &hba,
+        "local all all trust\n\
+         hostssl all all 127.0.0.1/32 scram-sha-256\n\
+         hostssl replication all 127.0.0.1/32 scram-sha-256\n",
+    )
+    .map_err(io(format!("write {}", hba.display())))?;
+    if let Some((uid, gid)) = owner {
+        for file in [&certs.server.cert, &certs.server.key, &certs.ca.cert, &hba] {
+            std::os::unix::fs::chown(file, Some(uid), Some(gid)).map_err(io(format!("chown {}", file.display())))?;
+        }
+    }
+    Ok(certs)
 }
 
 /// As root: the uid/gid of the `postgres` OS user to run the server as.

@@ -12,6 +12,7 @@ pub async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
         SourceConfig::Mysql(source) => {
             let report = tributary_mysql::preflight::preflight(source).await?;
             println!("source: {report:?}");
+            println!("source connection: {} (ssl_mode = {})", report.tls, source.ssl_mode);
             let resolver = tributary_mysql::schema_loader::LiveSchemaResolver::load(source).await?;
             let mut schemas: Vec<_> = resolver.tables().values().cloned().collect();
             schemas.sort_by(|a, b| a.id.cmp(&b.id));
@@ -20,6 +21,7 @@ pub async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
         SourceConfig::Postgres(source) => {
             let checked = tributary_postgres::preflight::preflight(source).await?;
             println!("source: {:?}", checked.report);
+            println!("source connection: {} (ssl_mode = {})", checked.report.tls, source.ssl_mode);
             checked.tables.iter().map(|t| t.schema.clone()).collect()
         }
     };

@@ -340,3 +340,41 @@ os._exit(0)
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
 }
+
+/// Runs `tributary <command> --config <config>` expecting a failure: it must
+/// exit non-zero with exactly one `error:` line and no other error or warning
+/// line; returns that line.
+#[allow(dead_code)]
+pub fn fails_with_one_line(command: &str, config: &Path) -> String {
+    let out = tributary(&[command, "--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "`tributary {command}` must exit non-zero; stderr:\n{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "`tributary {command}`: exactly one error line; stderr:\n{stderr}");
+    let noisy: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
+    assert!(noisy.is_empty(), "`tributary {command}`: no other error or warning lines; stderr:\n{stderr}");
+    eprintln!("tributary {command}: {}", errors[0]);
+    errors[0].to_string()
+}
+
+/// `tributary check --config <config>` must pass; returns its stdout.
+#[allow(dead_code)]
+pub fn check_passes(config: &Path) -> String {
+    let out = tributary(&["check", "--config", config.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "check failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// Sets the source's `host` and appends `lines` (e.g. `ssl_mode = "verify-full"`)
+/// to the source section of a config written by [`write_config`] or
+/// `pg::write_pg_config` (they go right after its `include` line).
+#[allow(dead_code)]
+pub fn set_source(config: &Path, host: &str, lines: &[String]) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let text = text.replacen("host = \"127.0.0.1\"", &format!("host = \"{host}\""), 1);
+    let start = text.find("include = [").expect("an include line");
+    let end = start + text[start..].find('\n').unwrap();
+    let text = format!("{}\n{}{}", &text[..end], lines.join("\n"), &text[end..]);
+    std::fs::write(config, text).unwrap();
+}
