@@ -256,7 +256,13 @@ impl Drop for PgDatabase<'_> {
 }
 
 /// Polls `SELECT 1` through the socket until it answers, failing early when the server exits.
-fn wait_ready(process: &mut ServiceProcess, psql: &Path, dir: &Path, port: u16, log: &Path) -> Result<(), TestKitError> {
+fn wait_ready(
+    process: &mut ServiceProcess,
+    psql: &Path,
+    dir: &Path,
+    port: u16,
+    log: &Path,
+) -> Result<(), TestKitError> {
     let start = Instant::now();
     while start.elapsed() < READY_TIMEOUT {
         if !process.is_running() {

@@ -300,7 +300,10 @@ fn a_multi_dimensional_array_value_stops_the_pipeline_naming_the_column() {
 fn a_publication_publishing_generated_columns_is_refused_with_the_alter_to_run() {
     let Some(server) = postgres() else { return };
     if server.major() < 18 {
-        eprintln!("publish_generated_columns exists from PostgreSQL 18; this server is {}: nothing to refuse", server.major());
+        eprintln!(
+            "publish_generated_columns exists from PostgreSQL 18; this server is {}: nothing to refuse",
+            server.major()
+        );
         return;
     }
     let db = server.create_database().unwrap();

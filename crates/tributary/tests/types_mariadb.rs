@@ -22,9 +22,9 @@ fn every_mapped_type_round_trips_through_snapshot_and_binlog() {
     let db = server.create_database().unwrap();
     create_table(&db);
     db.exec(&format!("INSERT INTO alltypes VALUES {ROW_MIN}")).unwrap(); // via the snapshot
-    // MariaDB's UUID / INET4 / INET6 edges, via the snapshot: a version 1 UUID
-    // (whose byte order a time-ordered layout would swap), an IPv4-compatible
-    // address printed dotted, a single zero group printed as `::`.
+                                                                         // MariaDB's UUID / INET4 / INET6 edges, via the snapshot: a version 1 UUID
+                                                                         // (whose byte order a time-ordered layout would swap), an IPv4-compatible
+                                                                         // address printed dotted, a single zero group printed as `::`.
     db.exec(&format!("INSERT INTO alltypes (id, u, i4, i6) VALUES {UUID_INET_A}")).unwrap();
     let dir = test_dir();
     let config = write_config(dir.path(), &server, &format!("{}.alltypes", db.name()), "");
