@@ -19,6 +19,6 @@ pub use event::{ChangeEvent, RowChange, SchemaChangeAt, Transaction};
 pub use filter::{FilterError, TableFilter};
 pub use position::{Gtid, Lsn, MySqlPosition, SourcePosition};
 pub use schema::{Column, ColumnType, TableId, TableSchema};
-pub use secret::Secret;
-pub use source::{SnapshotMode, PASSWORD_ENV};
+pub use secret::{read_secret_file, Secret, SecretFile};
+pub use source::{SnapshotMode, PASSWORD_ENV, PASSWORD_FILE_ENV};
 pub use value::{Row, Value};
