@@ -13,17 +13,40 @@ TEST_THREADS ?= 2
 # The binary under test carries the test failpoints (crates/tributary: feature failpoints).
 TEST_FEATURES ?= --features tributary/failpoints
 
-.PHONY: setup build test test-unit test-integration test-spark test-alerting demo bench fmt lint clean-delta-tables \
-	infra-up infra-down
+# PostgreSQL: `make test` also runs PG_SUITES against these majors (Debian's
+# 15 runs in the workspace pass); `make test-pg-matrix` against PG_MATRIX.
+# Builds of majors Debian lacks come from npm (scripts/fetch_postgres.sh).
+PG_EXTRA_MAJORS ?= 14 18
+PG_MATRIX ?= 14 15 16 17 18
+PG_SUITES ?= stream_postgres snapshot_restart_postgres types_postgres bad_input_postgres
+
+.PHONY: setup build test test-unit test-integration test-spark test-alerting test-pg-versions test-pg-matrix \
+	demo bench fmt lint clean-delta-tables infra-up infra-down
 
 setup:  ## install Debian packages and the Python venv the tests need
-	TRIBUTARY_CACHE_DIR=$(CACHE_DIR) bash scripts/setup.sh
+	TRIBUTARY_CACHE_DIR=$(CACHE_DIR) TRIBUTARY_PG_MAJORS="$(PG_EXTRA_MAJORS)" bash scripts/setup.sh
 
 build:
 	$(CARGO) build --workspace --locked
 
-test: setup  ## the whole test suite: installs what is missing, then runs everything
-	$(CARGO) test --workspace --locked $(TEST_FEATURES) --no-fail-fast -- --test-threads=$(TEST_THREADS)
+test: setup  ## the whole test suite: installs what is missing, then runs everything (PostgreSQL suites also on 14 and 18)
+	@status=0; \
+	$(CARGO) test --workspace --locked $(TEST_FEATURES) --no-fail-fast -- --test-threads=$(TEST_THREADS) || status=1; \
+	$(MAKE) --no-print-directory test-pg-versions PG_VERSIONS="$(PG_EXTRA_MAJORS)" || status=1; \
+	exit $$status
+
+test-pg-versions:  ## PG_SUITES against each major of PG_VERSIONS (TRIBUTARY_PG_VERSION=<major>)
+	@failed=""; for v in $(PG_VERSIONS); do \
+	  echo "== PostgreSQL $$v: $(PG_SUITES)"; start=$$(date +%s); \
+	  TRIBUTARY_PG_VERSION=$$v $(CARGO) test --locked -p tributary $(TEST_FEATURES) --no-fail-fast \
+	    $(addprefix --test ,$(PG_SUITES)) -- --test-threads=$(TEST_THREADS) || failed="$$failed $$v"; \
+	  echo "== PostgreSQL $$v: $$(( $$(date +%s) - start )) s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "PostgreSQL suites failed on:$$failed"; exit 1; fi
+
+test-pg-matrix: setup  ## the PostgreSQL suites against every major of PG_MATRIX (14 to 18)
+	TRIBUTARY_CACHE_DIR=$(CACHE_DIR) bash scripts/fetch_postgres.sh $(PG_MATRIX)
+	$(MAKE) --no-print-directory test-pg-versions PG_VERSIONS="$(PG_MATRIX)"
 
 test-unit:
 	$(CARGO) test --workspace --locked --lib --bins

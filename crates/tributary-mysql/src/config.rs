@@ -35,6 +35,9 @@ pub struct MySqlSourceConfig {
     /// Prefer the environment variable [`PASSWORD_ENV`]; see [`MySqlSourceConfig::with_env_overrides`].
     #[serde(default)]
     pub password: Secret,
+    /// A file holding the password (`/run/secrets/...`), read at load; one trailing newline is ignored.
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
     /// Replica server id used for the binlog dump; nonzero and unique among the server's replicas.
     #[serde(default = "default_server_id")]
     pub server_id: u32,
@@ -98,6 +101,7 @@ impl MySqlSourceConfig {
             port: DEFAULT_PORT,
             user: user.into(),
             password: Secret::default(),
+            password_file: None,
             server_id: DEFAULT_SERVER_ID,
             include,
             exclude: Vec::new(),

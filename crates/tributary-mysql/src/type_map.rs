@@ -59,6 +59,8 @@ fn map_type(data_type: &str, column_type: &str) -> Result<ColumnType, String> {
         "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" => ColumnType::Text,
         "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => ColumnType::Bytes,
         "json" => ColumnType::Json,
+        // MariaDB's UUID (10.7+), INET4 (10.10+), INET6 (10.5+): their text form.
+        "uuid" | "inet4" | "inet6" => ColumnType::Text,
         "bit" => bit_type(column_type)?,
         t if is_spatial(t) => ColumnType::Bytes,
         "vector" => ColumnType::Array { element: Box::new(ColumnType::Float32) },
@@ -250,7 +252,15 @@ mod tests {
 
     #[test]
     fn unknown_types_name_table_column_and_type() {
-        let err = map_column(&TableId::new("db", "t"), "addr", "inet6", "inet6", "YES").unwrap_err().to_string();
-        assert!(err.contains("db.t.addr") && err.contains("inet6"), "{err}");
+        let err = map_column(&TableId::new("db", "t"), "addr", "xml", "xml", "YES").unwrap_err().to_string();
+        assert!(err.contains("db.t.addr") && err.contains("xml"), "{err}");
+    }
+
+    #[test]
+    fn mariadb_uuid_inet4_and_inet6_are_text() {
+        for t in ["uuid", "inet4", "inet6", "UUID"] {
+            let c = map_column(&TableId::new("db", "t"), "x", t, t, "YES").unwrap();
+            assert_eq!(c.data_type, ColumnType::Text, "{t}");
+        }
     }
 }

@@ -38,6 +38,9 @@ pub struct PostgresSourceConfig {
     /// Prefer the environment variable [`PASSWORD_ENV`].
     #[serde(default)]
     pub password: Secret,
+    /// A file holding the password (`/run/secrets/...`), read at load; one trailing newline is ignored.
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
     pub database: String,
     /// Logical replication slot (created with pgoutput when missing).
     #[serde(default = "default_slot")]
@@ -130,6 +133,7 @@ impl PostgresSourceConfig {
             port: DEFAULT_PORT,
             user: user.into(),
             password: Secret::default(),
+            password_file: None,
             database: database.into(),
             slot: default_slot(),
             publication: default_publication(),

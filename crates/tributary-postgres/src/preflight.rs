@@ -105,6 +105,7 @@ pub async fn preflight(cfg: &PostgresSourceConfig) -> Result<Preflight, Postgres
         return Err(PostgresError::NoReplicationRole { user: cfg.user.clone() });
     }
     let slot_exists = check_slot(&client, cfg).await?;
+    crate::publication::check_existing(&client, &cfg.publication).await?;
 
     let tables = load_tables(&client, &cfg.table_filter()?).await?;
     if tables.is_empty() {

@@ -8,6 +8,36 @@ use std::collections::HashSet;
 use tokio_postgres::Client;
 use tributary_core::TableId;
 
+/// Reads `publication` when it exists: (`FOR ALL TABLES`, publishes every
+/// operation). Refuses one that publishes generated columns (PostgreSQL 18's
+/// `publish_generated_columns`): the snapshot and the schema leave generated
+/// columns out, and a stream that carried them would disagree with both.
+/// Read-only: preflight (`tributary check`) runs it too.
+pub async fn check_existing(client: &Client, publication: &str) -> Result<Option<(bool, bool)>, PostgresError> {
+    let row = client
+        .query_opt(
+            // pubgencols: PostgreSQL 18 (absent before; read through jsonb to work on 14 to 17).
+            "SELECT puballtables, pubinsert AND pubupdate AND pubdelete AND pubtruncate, \
+             COALESCE(to_jsonb(p) ->> 'pubgencols', 'n') FROM pg_publication p WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| PostgresError::query("read pg_publication", e))?;
+    let Some(row) = row else { return Ok(None) };
+    let gencols: String = row.get(2);
+    if gencols != "n" {
+        return Err(PostgresError::Publication {
+            publication: publication.to_string(),
+            problem: format!(
+                "publishes generated columns (publish_generated_columns, PostgreSQL 18), which Tributary does not \
+                 mirror; run: ALTER PUBLICATION {} SET (publish_generated_columns = none)",
+                quote_ident(publication)
+            ),
+        });
+    }
+    Ok(Some((row.get(0), row.get(1))))
+}
+
 /// Makes `publication` publish inserts, updates, deletes and truncates of
 /// every table in `tables`; with `schemas`, of every table in those schemas
 /// (also tables created later).
@@ -24,14 +54,8 @@ pub async fn ensure_publication(
         }
         None => format!("TABLE {}", tables.iter().map(qualified).collect::<Vec<_>>().join(", ")),
     };
-    let existing = client
-        .query_opt(
-            "SELECT puballtables, pubinsert AND pubupdate AND pubdelete AND pubtruncate FROM pg_publication WHERE pubname = $1",
-            &[&publication],
-        )
-        .await
-        .map_err(|e| PostgresError::query("read pg_publication", e))?;
-    let Some(row) = existing else {
+    let existing = check_existing(client, publication).await?;
+    let Some((all_tables, all_ops)) = existing else {
         let sql = format!("CREATE PUBLICATION {} FOR {list}", quote_ident(publication));
         client.batch_execute(&sql).await.map_err(|e| {
             error(format!("cannot create it ({}); ask a table owner or superuser to run: {sql}", one_line(&e)))
@@ -39,7 +63,6 @@ pub async fn ensure_publication(
         tracing::info!(publication, tables = tables.len(), "publication created");
         return Ok(());
     };
-    let (all_tables, all_ops): (bool, bool) = (row.get(0), row.get(1));
     if !all_ops {
         return Err(error(format!(
             "does not publish every operation; run: ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate')",

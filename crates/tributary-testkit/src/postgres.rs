@@ -1,6 +1,8 @@
-//! A real PostgreSQL 15 (Debian's postgresql-15) with `wal_level=logical`
-//! and a replication role, on a free loopback port in a temp dir; stopped
-//! (fast shutdown) and removed on Drop. As root, the server runs as the
+//! A real PostgreSQL with `wal_level=logical` and a replication role, on a
+//! free loopback port in a temp dir; stopped (fast shutdown) and removed on
+//! Drop. Debian's postgresql-15 by default; `TRIBUTARY_PG_VERSION=14..18`
+//! picks another major (Debian's, or the registry build `make setup` fetches
+//! into `$TRIBUTARY_CACHE_DIR/postgres/<major>/`). As root, the server runs as the
 //! `postgres` OS user, since PostgreSQL refuses to run as root.
 
 use crate::ports::free_loopback_port;
@@ -53,6 +55,8 @@ pub struct Postgres {
     options: PostgresOptions,
     owner: Option<(u32, u32)>,
     certs: Option<ServerCerts>,
+    psql: PathBuf,
+    major: u32,
 }
 
 impl Postgres {
@@ -63,7 +67,16 @@ impl Postgres {
 
     /// Starts a server with `options`.
     pub fn start_with(options: PostgresOptions) -> Result<Self, TestKitError> {
-        let bin = postgres_bin_dir()?;
+        let (bin, psql) = postgres_bin_dir()?;
+        let major = server_major(&bin)?;
+        if let Ok(wanted) = std::env::var(PG_VERSION_ENV) {
+            if !wanted.trim().is_empty() && wanted.trim() != major.to_string() {
+                return Err(TestKitError::Start {
+                    what: format!("PostgreSQL {} from {}", wanted.trim(), bin.display()),
+                    detail: format!("that server is PostgreSQL {major}"),
+                });
+            }
+        }
         let owner = run_as()?;
         let dir = tempfile::Builder::new()
             .prefix("tributary-postgres-")
@@ -81,10 +94,19 @@ impl Postgres {
                 .map_err(|source| TestKitError::Io { context: "find a free port".into(), source })?;
             let log = dir.path().join(format!("postgres-{port}.log"));
             let mut process = spawn_server(&bin, dir.path(), port, &options, owner, certs.as_ref(), &log)?;
-            match wait_ready(&mut process, &bin, dir.path(), port, &log) {
+            match wait_ready(&mut process, &psql, dir.path(), port, &log) {
                 Ok(()) => {
-                    let server =
-                        Postgres { process: process.into(), dir, port, bin, options: options.clone(), owner, certs };
+                    let server = Postgres {
+                        process: process.into(),
+                        dir,
+                        port,
+                        bin,
+                        options: options.clone(),
+                        owner,
+                        certs,
+                        psql,
+                        major,
+                    };
                     server.bootstrap()?;
                     return Ok(server);
                 }
@@ -110,11 +132,16 @@ impl Postgres {
         let log = self.dir.path().join(format!("postgres-{}-restart.log", self.port));
         *process =
             spawn_server(&self.bin, self.dir.path(), self.port, &self.options, self.owner, self.certs.as_ref(), &log)?;
-        wait_ready(&mut process, &self.bin, self.dir.path(), self.port, &log)
+        wait_ready(&mut process, &self.psql, self.dir.path(), self.port, &log)
     }
 
     fn pid(&self) -> u32 {
         self.process.lock().unwrap_or_else(|e| e.into_inner()).pid()
+    }
+
+    /// The server's major version (14 to 18; see [`PG_VERSION_ENV`]).
+    pub fn major(&self) -> u32 {
+        self.major
     }
 
     /// The TCP port on 127.0.0.1.
@@ -149,7 +176,7 @@ impl Postgres {
 
     /// Runs SQL as the superuser in `database`; returns unaligned, tab-separated rows.
     pub fn exec_in(&self, database: &str, sql: &str) -> Result<String, TestKitError> {
-        let mut cmd = Command::new(self.bin.join("psql"));
+        let mut cmd = Command::new(&self.psql);
         cmd.arg("-h").arg(self.dir.path()).args(["-p", &self.port.to_string(), "-U", "postgres", "-d", database]);
         self.psql(cmd, sql)
     }
@@ -157,7 +184,7 @@ impl Postgres {
     /// Runs SQL over TCP as `user` / `password` (e.g. the replication role);
     /// `database` may be a connection string such as `dbname=x replication=database`.
     pub fn exec_as(&self, user: &str, password: &str, database: &str, sql: &str) -> Result<String, TestKitError> {
-        let mut cmd = Command::new(self.bin.join("psql"));
+        let mut cmd = Command::new(&self.psql);
         let conninfo = if database.contains('=') { database.to_string() } else { format!("dbname={database}") };
         cmd.arg(format!("host=127.0.0.1 port={} user={user} {conninfo}", self.port)).env("PGPASSWORD", password);
         self.psql(cmd, sql)
@@ -204,7 +231,7 @@ impl Drop for Postgres {
 
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Postgres(127.0.0.1:{}, pid {})", self.port, self.pid())
+        write!(f, "Postgres {}(127.0.0.1:{}, pid {})", self.major, self.port, self.pid())
     }
 }
 
@@ -295,14 +322,20 @@ fn spawn_server(
 }
 
 /// Polls `SELECT 1` through the socket until it answers, failing early when the server exits.
-fn wait_ready(process: &mut ServiceProcess, bin: &Path, dir: &Path, port: u16, log: &Path) -> Result<(), TestKitError> {
+fn wait_ready(
+    process: &mut ServiceProcess,
+    psql: &Path,
+    dir: &Path,
+    port: u16,
+    log: &Path,
+) -> Result<(), TestKitError> {
     let start = Instant::now();
     while start.elapsed() < READY_TIMEOUT {
         if !process.is_running() {
             break;
         }
         if dir.join(format!(".s.PGSQL.{port}")).exists() {
-            let ok = Command::new(bin.join("psql"))
+            let ok = Command::new(psql)
                 .arg("-h")
                 .arg(dir)
                 .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-X", "-A", "-t", "-c", "SELECT 1"])
@@ -322,28 +355,104 @@ fn wait_ready(process: &mut ServiceProcess, bin: &Path, dir: &Path, port: u16, l
     })
 }
 
-/// The PostgreSQL 15 binaries: `$TRIBUTARY_PG_BIN`, else Debian's
-/// `/usr/lib/postgresql/15/bin` (or the newest installed version).
-fn postgres_bin_dir() -> Result<PathBuf, TestKitError> {
+/// The environment variable that picks the PostgreSQL major version the test
+/// kit starts (`14` to `18`; unset: Debian's 15).
+pub const PG_VERSION_ENV: &str = "TRIBUTARY_PG_VERSION";
+
+/// The server binaries (`postgres`, `initdb`) and the `psql` to use.
+///
+/// `$TRIBUTARY_PG_BIN` wins. Otherwise `$TRIBUTARY_PG_VERSION` (a major
+/// version) picks `/usr/lib/postgresql/<major>/bin` when Debian has it, else
+/// `$TRIBUTARY_CACHE_DIR/postgres/<major>/bin` (fetched by
+/// `scripts/fetch_postgres.sh`, run by `make setup`). Unset: Debian's 15 (or
+/// the newest installed). The registry builds carry no `psql`: Debian's client
+/// talks to every server version the matrix runs.
+fn postgres_bin_dir() -> Result<(PathBuf, PathBuf), TestKitError> {
+    let server = server_bin_dir()?;
+    let psql = if server.join("psql").is_file() { server.join("psql") } else { debian_psql()? };
+    Ok((server, psql))
+}
+
+fn server_bin_dir() -> Result<PathBuf, TestKitError> {
     if let Some(dir) = std::env::var_os("TRIBUTARY_PG_BIN") {
         return Ok(PathBuf::from(dir));
+    }
+    let requested = std::env::var(PG_VERSION_ENV).ok().filter(|v| !v.trim().is_empty());
+    if let Some(major) = requested {
+        let major = major.trim();
+        if !major.chars().all(|c| c.is_ascii_digit()) {
+            return Err(TestKitError::Start {
+                what: format!("{PG_VERSION_ENV}={major}"),
+                detail: "expected a PostgreSQL major version such as 14 or 18".into(),
+            });
+        }
+        let debian = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
+        if debian.join("postgres").is_file() && debian.join("initdb").is_file() {
+            return Ok(debian);
+        }
+        let cache = std::env::var_os("TRIBUTARY_CACHE_DIR").unwrap_or_else(|| "/var/cache/tributary".into());
+        let fetched = PathBuf::from(cache).join("postgres").join(major).join("bin");
+        if fetched.join("postgres").is_file() && fetched.join("initdb").is_file() {
+            return Ok(fetched);
+        }
+        return Err(TestKitError::Start {
+            what: format!("find PostgreSQL {major} ({PG_VERSION_ENV})"),
+            detail: format!(
+                "neither {} nor {} has postgres + initdb; fetch it with `TRIBUTARY_PG_MAJORS={major} make setup`",
+                debian.display(),
+                fetched.display()
+            ),
+        });
     }
     let preferred = Path::new("/usr/lib/postgresql/15/bin");
     if preferred.join("postgres").is_file() {
         return Ok(preferred.to_path_buf());
     }
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|p| p.join("postgres").is_file() && p.join("initdb").is_file())
-        .collect();
-    versions.sort();
-    versions.pop().ok_or_else(|| TestKitError::MissingBinary {
+    newest_debian_bin("postgres").ok_or_else(|| TestKitError::MissingBinary {
         binary: "postgres / initdb".into(),
         package: "postgresql-15".into(),
     })
+}
+
+/// Debian's `psql`: the 15 client, else the newest installed.
+fn debian_psql() -> Result<PathBuf, TestKitError> {
+    let preferred = Path::new("/usr/lib/postgresql/15/bin/psql");
+    if preferred.is_file() {
+        return Ok(preferred.to_path_buf());
+    }
+    newest_debian_bin("psql")
+        .map(|dir| dir.join("psql"))
+        .ok_or_else(|| TestKitError::MissingBinary { binary: "psql".into(), package: "postgresql-client-15".into() })
+}
+
+fn newest_debian_bin(binary: &str) -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, p): &(u32, PathBuf)| p.join(binary).is_file())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, p)| p)
+}
+
+/// The major version `postgres --version` reports (`postgres (PostgreSQL) 18.4` -> 18).
+fn server_major(bin: &Path) -> Result<u32, TestKitError> {
+    let out = Command::new(bin.join("postgres"))
+        .arg("--version")
+        .output()
+        .map_err(|source| TestKitError::Io { context: format!("run {}/postgres --version", bin.display()), source })?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.split_whitespace()
+        .last()
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .filter(|_| out.status.success())
+        .ok_or_else(|| TestKitError::Start {
+            what: format!("{}/postgres --version", bin.display()),
+            detail: format!("{}{}", text.trim(), String::from_utf8_lossy(&out.stderr).trim()),
+        })
 }
 
 /// The certificates of a TLS server in `dir` (the key readable by the

@@ -90,7 +90,8 @@ pub enum Command {
     /// inventory_transactions) in a source database if missing, then run
     /// `rate x duration` seeded inserts / updates / deletes at `rate` per second.
     /// The same seed on the same starting tables gives the same statements.
-    /// Needs CREATE / INSERT / UPDATE / DELETE: the config's user, or --user / --password.
+    /// Needs CREATE / INSERT / UPDATE / DELETE: the config's user, or --user
+    /// with TRIBUTARY_GENERATE_PASSWORD or --password-file.
     Generate {
         #[arg(short, long)]
         config: PathBuf,
@@ -112,9 +113,14 @@ pub enum Command {
         /// Source user with write rights (default: the config's user).
         #[arg(long)]
         user: Option<String>,
-        /// Password of that user (default: the config's password / TRIBUTARY_SOURCE_PASSWORD).
-        #[arg(long, env = "TRIBUTARY_GENERATE_PASSWORD", hide_env_values = true)]
+        /// Password of that user (default: the config's password). Prefer
+        /// the environment variable or --password-file: a flag's value is
+        /// visible to every user in the process list.
+        #[arg(long, env = "TRIBUTARY_GENERATE_PASSWORD", hide_env_values = true, conflicts_with = "password_file")]
         password: Option<String>,
+        /// A file holding the password of that user (one trailing newline is ignored).
+        #[arg(long, env = "TRIBUTARY_GENERATE_PASSWORD_FILE")]
+        password_file: Option<PathBuf>,
     },
     /// Make this pipeline the owner of a Delta table another pipeline (or
     /// another source) owns, after a person decided so. With the same source

@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use tributary_core::{read_secret_file, Secret, PASSWORD_ENV, PASSWORD_FILE_ENV};
 use tributary_delta::DeltaSinkConfig;
 use tributary_mysql::MySqlSourceConfig;
 use tributary_postgres::PostgresSourceConfig;
@@ -131,10 +132,10 @@ impl PipelineConfig {
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let mut config: PipelineConfig =
             toml::from_str(text).map_err(|e| anyhow::anyhow!(crate::one_line(&anyhow::Error::new(e))))?;
-        config.source = match config.source {
-            SourceConfig::Mysql(m) => SourceConfig::Mysql(m.with_env_overrides()),
-            SourceConfig::Postgres(p) => SourceConfig::Postgres(p.with_env_overrides()),
-        };
+        match &mut config.source {
+            SourceConfig::Mysql(m) => resolve_password(&mut m.password, &mut m.password_file)?,
+            SourceConfig::Postgres(p) => resolve_password(&mut p.password, &mut p.password_file)?,
+        }
         config.validate()?;
         Ok(config)
     }
@@ -173,6 +174,41 @@ impl PipelineConfig {
             }
         }
     }
+}
+
+/// Sets the source password from, in this order: [`PASSWORD_ENV`],
+/// [`PASSWORD_FILE_ENV`], `source.password_file`, `source.password`; the file
+/// is read here (then `password_file` is `None`). Two settings of one place
+/// (both keys, or both variables) are refused; a file every user may read is
+/// warned about. Nothing here prints the password.
+fn resolve_password(password: &mut Secret, password_file: &mut Option<PathBuf>) -> anyhow::Result<()> {
+    if !password.is_empty() && password_file.is_some() {
+        bail!("source.password and source.password_file are both set; keep one (password_file keeps the password out of the config)");
+    }
+    let env_password = std::env::var(PASSWORD_ENV).ok();
+    let env_file = std::env::var_os(PASSWORD_FILE_ENV).filter(|f| !f.is_empty()).map(PathBuf::from);
+    if env_password.is_some() && env_file.is_some() {
+        bail!("{PASSWORD_ENV} and {PASSWORD_FILE_ENV} are both set; unset one");
+    }
+    let config_file = password_file.take();
+    if let Some(p) = env_password {
+        *password = Secret::new(p);
+        return Ok(());
+    }
+    let (path, field) = match (env_file, config_file) {
+        (Some(path), _) => (path, PASSWORD_FILE_ENV),
+        (None, Some(path)) => (path, "source.password_file"),
+        (None, None) => return Ok(()),
+    };
+    let read = read_secret_file(&path, field).map_err(anyhow::Error::msg)?;
+    if let Some(mode) = read.world_readable_mode {
+        tracing::warn!(
+            "{field}: {} is readable by every user (mode {mode:o}); run chmod 600 (or 640 for a group) on it",
+            path.display()
+        );
+    }
+    *password = read.secret;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -243,6 +279,28 @@ mod tests {
         let err = PipelineConfig::parse(&text.replace("shop_slot", "Shop-Slot")).unwrap_err().to_string();
         assert!(err.contains("source.slot"), "{err}");
         assert!(c.mysql("validate").unwrap_err().to_string().contains("MySQL"));
+    }
+
+    #[test]
+    fn password_file_is_read_and_password_with_password_file_is_refused() {
+        if std::env::var_os(PASSWORD_ENV).is_some() || std::env::var_os(PASSWORD_FILE_ENV).is_some() {
+            return; // the environment overrides both keys
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let text =
+            EXAMPLE.replace("password = \"from-file\"", &format!("password_file = {:?}", file.display().to_string()));
+        let c = PipelineConfig::parse(&text).unwrap();
+        let m = c.mysql("run").unwrap();
+        assert_eq!((m.password.expose(), m.password_file.is_none()), ("from-a-file", true));
+        let both =
+            EXAMPLE.replace("password = ", &format!("password_file = {:?}\npassword = ", file.display().to_string()));
+        let err = PipelineConfig::parse(&both).unwrap_err().to_string();
+        assert!(err.contains("source.password and source.password_file are both set"), "{err}");
+        let missing = text.replace("/pw", "/no-such-file");
+        let err = PipelineConfig::parse(&missing).unwrap_err().to_string();
+        assert!(err.contains("source.password_file: cannot read") && err.contains("no-such-file"), "{err}");
     }
 
     #[test]

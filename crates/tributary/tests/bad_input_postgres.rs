@@ -295,3 +295,51 @@ fn a_multi_dimensional_array_value_stops_the_pipeline_naming_the_column() {
     let rows = mirror_rows(&python, &path);
     assert_eq!(rows.iter().map(|r| r["id"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2], "nothing after it");
 }
+
+#[test]
+fn a_publication_publishing_generated_columns_is_refused_with_the_alter_to_run() {
+    let Some(server) = postgres() else { return };
+    if server.major() < 18 {
+        eprintln!(
+            "publish_generated_columns exists from PostgreSQL 18; this server is {}: nothing to refuse",
+            server.major()
+        );
+        return;
+    }
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE g (id INT PRIMARY KEY, a INT, doubled INT GENERATED ALWAYS AS (a * 2) STORED)");
+    // The publication write_pg_config names: the database's name.
+    sql(&db, &format!("CREATE PUBLICATION \"{}\" FOR TABLE g WITH (publish_generated_columns = stored)", db.name()));
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.g", "");
+    run_and_check_fail(&config, |e| {
+        e.contains("publishes generated columns") && e.contains("SET (publish_generated_columns = none)")
+    });
+    let lake = dir.path().join("lake");
+    let entries: Vec<_> = std::fs::read_dir(&lake).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(entries.is_empty(), "nothing may be written under the lake root: {entries:?}");
+    assert_eq!(slot_count(&db), 0, "no replication slot may be left behind");
+}
+
+#[test]
+fn a_password_file_logs_in_and_a_missing_one_is_one_line() {
+    let Some(server) = postgres() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id INT PRIMARY KEY)");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.*", "");
+    let file = dir.path().join("replicator-password");
+    std::fs::write(&file, format!("{REPLICATION_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let line = format!("password_file = {:?}", file.display().to_string());
+    replace_in(&config, &format!("password = \"{REPLICATION_PASSWORD}\""), &line);
+    let out = tributary(&["check", "--config", config.to_str().unwrap()]);
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "check with password_file: {all}");
+    assert!(!all.contains(REPLICATION_PASSWORD), "the password is never printed: {all}");
+    replace_in(&config, &line, &line.replace("replicator-password", "missing"));
+    let error =
+        run_and_check_fail(&config, |e| e.contains("source.password_file: cannot read") && e.contains("missing"));
+    assert!(!error.contains(REPLICATION_PASSWORD), "{error}");
+    nothing_left(dir.path(), Some(&db));
+}

@@ -2,8 +2,9 @@
 //! per-column [`CellPlan`], so a row reads the same from the snapshot as from
 //! the binlog. The snapshot uses the binary protocol (prepared statements)
 //! with `time_zone = '+00:00'` and utf8mb4 results, whose values have the
-//! shapes the decoder accepts; the one difference is SET, which the server
-//! sends as its label text where the binlog has a bitmask.
+//! shapes the decoder accepts; the differences are SET, which the server
+//! sends as its label text where the binlog has a bitmask, and MariaDB's
+//! UUID / INET4 / INET6, sent as text where the binlog has their bytes.
 
 use std::sync::Arc;
 
@@ -20,15 +21,16 @@ use crate::error::MySqlError;
 enum Cell {
     /// The decoder's conversion.
     Plan(CellPlan),
-    /// SET: the server's comma-joined labels, kept as they are.
-    SetLabels,
+    /// SET (the server's comma-joined labels), and MariaDB's UUID, INET4 and
+    /// INET6 (the server's text form): kept as the server sends them.
+    ServerText,
 }
 
 impl Cell {
     fn of(source_type: &str, plan: CellPlan) -> Self {
         let word = source_type.trim_start().split(|c: char| c == '(' || c.is_whitespace()).next().unwrap_or("");
-        if word.eq_ignore_ascii_case("set") {
-            Cell::SetLabels
+        if ["set", "uuid", "inet4", "inet6"].iter().any(|w| word.eq_ignore_ascii_case(w)) {
+            Cell::ServerText
         } else {
             Cell::Plan(plan)
         }
@@ -65,19 +67,19 @@ impl RowConverter {
         match (cell, value) {
             (_, MyValue::NULL) => Ok(Value::Null),
             (Cell::Plan(plan), value) => Ok(plan.decode(BinlogValue::Value(value), column, &self.table.id)?),
-            (Cell::SetLabels, MyValue::Bytes(labels)) => String::from_utf8(labels).map(Value::Text).map_err(|_| {
+            (Cell::ServerText, MyValue::Bytes(text)) => String::from_utf8(text).map(Value::Text).map_err(|_| {
                 MySqlError::Decode(DecodeError::Value {
                     table: self.table.id.to_string(),
                     column: column.name.clone(),
                     source_type: column.source_type.clone(),
-                    reason: "SET labels are not UTF-8".into(),
+                    reason: "the server's text is not UTF-8".into(),
                 })
             }),
-            (Cell::SetLabels, other) => Err(MySqlError::Decode(DecodeError::Value {
+            (Cell::ServerText, other) => Err(MySqlError::Decode(DecodeError::Value {
                 table: self.table.id.to_string(),
                 column: column.name.clone(),
                 source_type: column.source_type.clone(),
-                reason: format!("unexpected value {other:?} for a SET"),
+                reason: format!("unexpected value {other:?} for a {}", column.source_type),
             })),
         }
     }

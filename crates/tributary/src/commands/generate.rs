@@ -1,7 +1,9 @@
 //! `tributary generate`: creates the reference schemas in a source database (if
 //! missing) and runs `rate × duration` seeded inserts / updates / deletes at
 //! `rate` statements per second. Needs CREATE / INSERT / UPDATE / DELETE on the
-//! database: the config's user, or `--user` / `--password`.
+//! database: the config's user, or `--user` with its password from
+//! `TRIBUTARY_GENERATE_PASSWORD` or `--password-file` (`--password` works,
+//! but puts the password in the process list).
 
 use crate::config::PipelineConfig;
 use crate::generate::schemas::RefSchema;
@@ -24,6 +26,7 @@ pub struct GenerateArgs<'a> {
     pub schemas: Vec<String>,
     pub user: Option<String>,
     pub password: Option<String>,
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 pub async fn generate(args: GenerateArgs<'_>) -> anyhow::Result<ExitCode> {
@@ -51,11 +54,21 @@ pub async fn generate(args: GenerateArgs<'_>) -> anyhow::Result<ExitCode> {
         source.user = user;
     }
     source = source.with_password_override(args.password);
+    if let Some(path) = &args.password_file {
+        let read = tributary_core::read_secret_file(path, "--password-file").map_err(anyhow::Error::msg)?;
+        if let Some(mode) = read.world_readable_mode {
+            tracing::warn!(
+                "--password-file: {} is readable by every user (mode {mode:o}); run chmod 600 on it",
+                path.display()
+            );
+        }
+        source.password = read.secret;
+    }
     let mut conn = connect(&source).await?;
     let db = &args.database;
-    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}`"))
-        .await
-        .with_context(|| format!("creating database {db} (needs CREATE; use --user / --password)"))?;
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}`")).await.with_context(|| {
+        format!("creating database {db} (needs CREATE; use --user with --password-file or TRIBUTARY_GENERATE_PASSWORD)")
+    })?;
     let mut tables = Vec::new();
     for schema in schemas {
         conn.query_drop(schema.ddl(db)).await.with_context(|| format!("creating {db}.{}", schema.name()))?;

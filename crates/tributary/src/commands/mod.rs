@@ -25,7 +25,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate { config, tables, json, max_lag_secs, chunk_rows } => {
             validate::validate(validate::ValidateArgs { config: &config, tables, json, max_lag_secs, chunk_rows }).await
         }
-        Command::Generate { config, database, rate, duration_secs, seed, schemas, user, password } => {
+        Command::Generate { config, database, rate, duration_secs, seed, schemas, user, password, password_file } => {
             generate::generate(generate::GenerateArgs {
                 config: &config,
                 database,
@@ -35,6 +35,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 schemas,
                 user,
                 password,
+                password_file,
             })
             .await
         }

@@ -64,6 +64,9 @@ pub const TYPES: &[TypeCase] = &[
     case("b1", "BIT(1)", "b1+0", "boolean", "boolean"),
     case("b10", "BIT(10)", "LOWER(LPAD(HEX(b10),4,'0'))", "binary", "binary"),
     case("g", "GEOMETRY", "LOWER(HEX(ST_AsWKB(g)))", "binary", "binary"),
+    case("u", "UUID", "u", "string", "string"),
+    case("i4", "INET4", "i4", "string", "string"),
+    case("i6", "INET6", "i6", "string", "string"),
 ];
 
 /// Minimum values (and non-ASCII text) of every column.
@@ -71,13 +74,15 @@ pub const ROW_MIN: &str = "(1, -128, 0, -32768, 0, -8388608, 0, -2147483648, 0, 
     -12345678.91, -1234567890123456789012345678.0123456789, -12345678901234567890123456789012345.123456789012345678901234567890, \
     1.5, -2.5e-300, '1000-01-01', '1000-01-01 00:00:00', '9999-12-31 23:59:59.999999', '1970-01-01 00:00:01', \
     '2038-01-19 03:14:07.999', '-838:59:59', '12:34:56.78', 1901, 'ab', 'héllo 🦀', 'text', 0x00ff10ab, 0x0102, \
-    0xdeadbeef, 'large', 'a,c', '{\"k\": [1, 2]}', b'1', b'1010100101', ST_GeomFromText('POINT(1 2)'))";
+    0xdeadbeef, 'large', 'a,c', '{\"k\": [1, 2]}', b'1', b'1010100101', ST_GeomFromText('POINT(1 2)'), \
+    '00000000-0000-0000-0000-000000000000', '0.0.0.0', '::')";
 /// Maximum values (and empty strings / blobs) of every column.
 pub const ROW_MAX: &str = "(2, 127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295, 9223372036854775807, \
     18446744073709551615, 99999999.99, 9999999999999999999999999999.9999999999, 0.000000000000000000000000000001, \
     -0.25, 1.7976931348623157e308, '9999-12-31', '2024-02-29 13:14:15', '2024-02-29 13:14:15.000001', \
     '2024-02-29 13:14:15', '2024-02-29 13:14:15.123', '838:59:59', '-00:00:00.01', 2155, 'abcde', '', REPEAT('x', 300), \
-    0x00000000, X'', X'', 'small', '', '[]', b'0', b'0000000001', ST_GeomFromText('LINESTRING(0 0, 1 1.5)'))";
+    0x00000000, X'', X'', 'small', '', '[]', b'0', b'0000000001', ST_GeomFromText('LINESTRING(0 0, 1 1.5)'), \
+    'ffffffff-ffff-ffff-ffff-ffffffffffff', '255.255.255.255', '::ffff:192.0.2.1')";
 
 /// Creates `alltypes (id INT PRIMARY KEY, <every type>)`.
 pub fn create_table(db: &TestDatabase<'_>) {
