@@ -44,15 +44,8 @@ pub async fn preflight(cfg: &MySqlSourceConfig) -> Result<PreflightReport, MySql
     let filter = cfg.table_filter()?;
     let mut conn = connect(cfg).await?;
     let tls = tls_version(&mut conn).await?;
-    let info = server_info(&mut conn).await?;
-    check_version(&info)?;
-    let vars = global_variables(&mut conn).await?;
-    check_settings(&info, &vars)?;
-    let server_id = own_server_id(&vars)?;
-    check_server_id(cfg, server_id)?;
     let mut warnings = Vec::new();
-    let grants = show_grants(&mut conn).await?;
-    check_global_grants(&info, cfg.snapshot, &grants, &cfg.user, &mut warnings)?;
+    let (info, server_id) = check_server(&mut conn, cfg, &mut warnings).await?;
     let binlog = binlog_status(&mut conn, &info, &cfg.user).await?;
     let schemas = load_schemas(&mut conn, &filter).await?;
     if schemas.is_empty() {
@@ -90,6 +83,33 @@ fn check_version(info: &ServerInfo) -> Result<(), MySqlError> {
 }
 
 /// The global variables the checks read (absent ones are left out).
+/// The server-wide part of [`preflight`] (version, CDC settings, replica id,
+/// global grants), also run before streaming resumes after a reconnect: a
+/// failover target must be set up for CDC too. Per-table checks are left to
+/// the stream, which meets tables created or dropped meanwhile as DDL.
+pub async fn check_server_for_reconnect(cfg: &MySqlSourceConfig) -> Result<(), MySqlError> {
+    let mut conn = connect(cfg).await?;
+    check_server(&mut conn, cfg, &mut Vec::new()).await?;
+    let _ = conn.disconnect().await;
+    Ok(())
+}
+
+async fn check_server(
+    conn: &mut Conn,
+    cfg: &MySqlSourceConfig,
+    warnings: &mut Vec<String>,
+) -> Result<(ServerInfo, u32), MySqlError> {
+    let info = server_info(conn).await?;
+    check_version(&info)?;
+    let vars = global_variables(conn).await?;
+    check_settings(&info, &vars)?;
+    let server_id = own_server_id(&vars)?;
+    check_server_id(cfg, server_id)?;
+    let grants = show_grants(conn).await?;
+    check_global_grants(&info, cfg.snapshot, &grants, &cfg.user, warnings)?;
+    Ok((info, server_id))
+}
+
 async fn global_variables(conn: &mut Conn) -> Result<HashMap<String, String>, MySqlError> {
     const CONTEXT: &str = "reading server variables";
     let sql = "SHOW GLOBAL VARIABLES WHERE Variable_name IN \

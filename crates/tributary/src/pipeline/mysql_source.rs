@@ -42,15 +42,15 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     Ok(Started { writers, stream })
 }
 
-/// Reconnects after a lost connection: the server's settings are checked
-/// again, then streaming resumes from what the Delta tables hold.
+/// Reconnects after a lost connection: the server's CDC settings and grants
+/// are checked again, then streaming resumes from what the Delta tables hold.
 pub async fn reconnect(
     config: &PipelineConfig,
     writers: &TableWriters,
     metrics: &Metrics,
 ) -> anyhow::Result<SourceStream> {
     let source = config.mysql("run")?;
-    preflight::preflight(source).await?;
+    preflight::check_server_for_reconnect(source).await?;
     stream(config, writers, metrics).await
 }
 
