@@ -117,3 +117,40 @@ fn restarts_and_killed_dump_threads_are_ridden_through_exactly_once() {
         assert_eq!(spark.cdf_count(&path, 0, None).unwrap(), feed, "Spark reads the same change feed");
     }
 }
+
+/// `RESET MASTER` under a running lake: the next connection finds a binlog
+/// that ends before the table's position and the pipeline stops with one line
+/// naming the table, both positions and the options; nothing is written.
+#[test]
+fn reset_master_under_a_running_lake_is_refused_and_nothing_is_written() {
+    let Some(python) = python() else { return };
+    let Some(server) = mariadb() else { return };
+    server
+        .exec(&format!(
+            "CREATE DATABASE {DB}; CREATE TABLE {DB}.t (id BIGINT PRIMARY KEY, v INT NOT NULL, w VARCHAR(40)); \
+             INSERT INTO {DB}.t VALUES (1, 0, 'a'), (2, 0, 'b')"
+        ))
+        .unwrap();
+    // Enough binlog that the stored position lies beyond a fresh binlog's end.
+    server.exec("FLUSH BINARY LOGS; FLUSH BINARY LOGS").unwrap();
+    server.exec(&format!("INSERT INTO {DB}.t VALUES (3, 0, 'c')")).unwrap();
+    let dir = test_dir();
+    let config = write_config(dir.path(), &server, &format!("{DB}.*"), "");
+    let path = table_path(dir.path(), DB, "t");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    let before = mirror_checksums(&python, &path);
+
+    server.exec(&format!("RESET MASTER; INSERT INTO {DB}.t VALUES (4, 0, 'after the reset')")).unwrap();
+    // However the running stream takes the reset, the next connection sees it.
+    for id in source_lines(&server, "SELECT id FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'") {
+        let _ = server.exec(&format!("KILL {id}"));
+    }
+    let status = pipeline.wait_exit(Duration::from_secs(60)).expect("the pipeline stops");
+    assert!(!status.success(), "exit non-zero");
+    let log = pipeline.log_text();
+    let line = log.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("an error line; log:\n{log}"));
+    assert!(line.contains(&format!("{DB}.t")) && line.contains("RESET MASTER"), "{line}");
+    assert!(line.contains("mariadb-bin.000001"), "names the server's position: {line}");
+    assert_eq!(mirror_checksums(&python, &path), before, "nothing written after the reset");
+}

@@ -117,6 +117,11 @@ pub async fn run(
         }
         if let Some(error) = lost {
             if reconnect::classify(&error) != ErrorClass::Transient {
+                let stored = writers.committed_positions();
+                let error = match super::source_check::explain_stream_failure(config, &stored).await {
+                    Some(cause) => anyhow::Error::new(cause),
+                    None => error,
+                };
                 metrics.health().set_fatal(format!("the source reader failed: {}", crate::one_line(&error)));
                 return Err(error);
             }

@@ -34,6 +34,26 @@ pub fn refuse_behind(stored: &[(TableId, SourcePosition)], server_end: &SourcePo
     Ok(())
 }
 
+/// Why a stream that failed for good may have failed: when the server's
+/// history now ends before a table's position (`RESET MASTER` under a running
+/// pipeline shows up as "could not find next log"), that is the cause to
+/// report. `None` when the server is not behind or cannot be asked.
+pub async fn explain_stream_failure(
+    config: &crate::config::PipelineConfig,
+    stored: &[(TableId, SourcePosition)],
+) -> Option<SourceMismatch> {
+    let server_end = match &config.source {
+        crate::config::SourceConfig::Mysql(source) => {
+            SourcePosition::MySql(tributary_mysql::stream::current_server_position(source).await.ok()?)
+        }
+        crate::config::SourceConfig::Postgres(source) => {
+            let client = tributary_postgres::connect::connect(source).await.ok()?;
+            SourcePosition::Postgres { lsn: tributary_postgres::stream::current_wal_lsn(&client).await.ok()? }
+        }
+    };
+    refuse_behind(stored, &server_end).err()
+}
+
 /// Refuses a server whose identity differs from the one the tables were opened for.
 pub fn refuse_other_server(opened_for: &Owner, now: &Owner) -> Result<(), SourceMismatch> {
     match (&opened_for.source, &now.source) {
