@@ -15,7 +15,7 @@ use tributary_delta::Owner;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceMismatch {
     #[error("table {table} holds source position {stored}, but the server's history ends at {offered} (RESET MASTER / a restored or different server at this address?): point the source at the server that wrote the table, or remove the table's Delta directory so it is copied again")]
-    Behind { table: TableId, stored: SourcePosition, offered: SourcePosition },
+    Behind { table: TableId, stored: String, offered: String },
     #[error("the server at the source address is now `{found}` but the lake's tables were written from `{expected}`: point the source at the original server, or after a planned failover run `tributary adopt <table> --config ...` for each table")]
     OtherServer { expected: String, found: String },
 }
@@ -26,8 +26,8 @@ pub fn refuse_behind(stored: &[(TableId, SourcePosition)], server_end: &SourcePo
         if position.partial_cmp(server_end) == Some(std::cmp::Ordering::Greater) {
             return Err(SourceMismatch::Behind {
                 table: table.clone(),
-                stored: position.clone(),
-                offered: server_end.clone(),
+                stored: position.to_string(),
+                offered: server_end.to_string(),
             });
         }
     }

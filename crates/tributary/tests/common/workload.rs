@@ -43,7 +43,7 @@ impl Workload {
                 let mut sql = format!(
                     "BEGIN; INSERT INTO t VALUES ({next_id}, 0, 'w{next_id}'); UPDATE t SET v = v + 1, w = CONCAT('u', v + 1) WHERE id = {update};"
                 );
-                if next_id % 3 == 0 {
+                if next_id.is_multiple_of(3) {
                     sql.push_str(&format!(" DELETE FROM t WHERE id = {delete};"));
                 }
                 sql.push_str(" COMMIT;");
