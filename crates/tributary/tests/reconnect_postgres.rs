@@ -120,3 +120,52 @@ fn restarts_and_terminated_walsenders_are_ridden_through_exactly_once() {
         assert_eq!(spark.cdf_count(&path, 0, None).unwrap(), feed, "Spark reads the same change feed");
     }
 }
+
+/// A Delta commit that takes longer than the server's `wal_sender_timeout`
+/// (held by the test failpoint) while changes keep coming: the reader's
+/// channel fills, the connection goes unanswered and the server drops it; the
+/// pipeline reconnects once the commit ends, and nothing is lost or doubled.
+#[test]
+fn a_commit_longer_than_wal_sender_timeout_ends_in_a_clean_reconnect() {
+    if !failpoints() {
+        return;
+    }
+    let Some(python) = python() else { return };
+    let Some(server) = postgres() else { return };
+    server.exec("ALTER SYSTEM SET wal_sender_timeout = '2s'").unwrap();
+    server.exec("SELECT pg_reload_conf()").unwrap();
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id BIGINT PRIMARY KEY, v INT NOT NULL, w TEXT)");
+    sql(&db, &format!("INSERT INTO t SELECT i, 0, 'w' || i FROM generate_series(1, {INITIAL_ROWS}) AS i"));
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.t", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("batch_max_wait_ms = 200", "batch_max_wait_ms = 200\nreconnect_max_secs = 1"))
+        .unwrap();
+    let address = listen_on_free_port(&config);
+    let path = table_path(dir.path(), "public", "t");
+    let hold = dir.path().join("hold-commit");
+    let mut pipeline = Pipeline::start_with_env(&config, &[("TRIBUTARY_FAILPOINT_HOLD_COMMIT_FILE", &hold)]);
+    wait_past(&mut pipeline, &path, lsn_now(&db) - 1);
+
+    let (port, database) = (server.port(), db.name().to_string());
+    let workload = Workload::start(INITIAL_ROWS, move |sql| try_exec(port, &database, sql));
+    workload.wait_more(5);
+    std::fs::write(&hold, b"").unwrap();
+    // Many more transactions than the reader's channel holds, over several timeouts.
+    workload.wait_more(300);
+    std::thread::sleep(Duration::from_secs(6));
+    std::fs::remove_file(&hold).unwrap();
+    let total = "tributary_source_reconnects_total";
+    wait_metric(&address, total, 1.0, Duration::from_secs(30), &mut pipeline);
+    wait_metric(&address, "tributary_source_connected", 1.0, Duration::from_secs(30), &mut pipeline);
+    workload.wait_more(5);
+    workload.finish();
+    let before = change(&db, "INSERT INTO t VALUES (1000000, 0, 'last')");
+    wait_past(&mut pipeline, &path, before);
+    let log = pipeline.log_text();
+    let lost = log.lines().find(|l| l.contains("lost the source connection")).expect("the loss is logged");
+    eprintln!("{lost}");
+    assert_mirror_exact(&python, &path, &db, "after a commit held past wal_sender_timeout");
+    assert!(pipeline.stop().success());
+}

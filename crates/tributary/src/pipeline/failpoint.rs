@@ -7,6 +7,11 @@
 //! streaming loop keeps reading the binlog but commits nothing to Delta, so
 //! the source lag grows (the live alert test stalls the sink this way); once
 //! the file is removed the pending batch is committed and the lag drops.
+//!
+//! `TRIBUTARY_FAILPOINT_HOLD_COMMIT_FILE=<path>`: while the file exists a
+//! commit that starts waits inside the commit (a Delta commit that takes as
+//! long as the file lives): the loop reads nothing meanwhile, so the source
+//! reader's channel fills and the reader stops reading the connection.
 
 #[cfg(feature = "failpoints")]
 use std::path::PathBuf;
@@ -33,3 +38,25 @@ pub fn sink_stalled() -> bool {
 pub fn sink_stalled() -> bool {
     false
 }
+
+/// The environment variable naming the hold-commit file.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub const HOLD_COMMIT_FILE_VAR: &str = "TRIBUTARY_FAILPOINT_HOLD_COMMIT_FILE";
+
+/// Waits while the hold-commit file of [`HOLD_COMMIT_FILE_VAR`] exists.
+#[cfg(feature = "failpoints")]
+pub async fn hold_commit() {
+    static HOLD_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let path =
+        HOLD_FILE.get_or_init(|| std::env::var_os(HOLD_COMMIT_FILE_VAR).filter(|v| !v.is_empty()).map(PathBuf::from));
+    if let Some(path) = path {
+        while path.exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Without the `failpoints` feature a commit is never held.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub async fn hold_commit() {}

@@ -240,6 +240,7 @@ async fn commit(
     read: (&SourcePosition, i64),
 ) -> anyhow::Result<()> {
     metrics.health().commit_waiting();
+    super::failpoint::hold_commit().await;
     if let Err(e) = flush(batch, writers).await {
         metrics.health().commit_failed(&format!("{e:#}"));
         return Err(e);

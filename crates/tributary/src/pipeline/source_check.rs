@@ -16,7 +16,7 @@ use tributary_delta::Owner;
 pub enum SourceMismatch {
     #[error("table {table} holds source position {stored}, but the server's history ends at {offered} (RESET MASTER / a restored or different server at this address?): point the source at the server that wrote the table, or remove the table's Delta directory so it is copied again")]
     Behind { table: TableId, stored: String, offered: String },
-    #[error("the server at the source address is now `{found}` but the lake's tables were written from `{expected}`: point the source at the original server, or after a planned failover run `tributary adopt <table> --config ...` for each table")]
+    #[error("the server at the source address is now `{found}` but the lake's tables were written from `{expected}`: point the source at the original server, or after a planned failover run `tributary adopt <table> --config ...` for each table (its next start copies it again from the new server: binlog positions do not carry over, and following a failover by GTID is not supported yet)")]
     OtherServer { expected: String, found: String },
 }
 
