@@ -169,3 +169,31 @@ fn a_commit_longer_than_wal_sender_timeout_ends_in_a_clean_reconnect() {
     assert_mirror_exact(&python, &path, &db, "after a commit held past wal_sender_timeout");
     assert!(pipeline.stop().success());
 }
+
+/// The heartbeat's SQL session dies between heartbeats (`idle_session_timeout`
+/// shorter than `heartbeat_secs`) while the replication connection lives on:
+/// the heartbeat opens a new session each time, so on an idle database the
+/// slot still moves past WAL written by other tables.
+#[test]
+fn heartbeats_survive_a_killed_sql_session_and_the_idle_slot_keeps_moving() {
+    let Some(server) = postgres() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE watched (id INT PRIMARY KEY); CREATE TABLE other (id INT PRIMARY KEY, pad TEXT)");
+    server.exec(&format!("ALTER ROLE {REPLICATION_USER} SET idle_session_timeout = '1s'")).unwrap();
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.watched", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("heartbeat_secs = 1", "heartbeat_secs = 3")).unwrap();
+    let path = table_path(dir.path(), "public", "watched");
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, 1);
+    // Long enough for several heartbeat sessions to be killed.
+    std::thread::sleep(Duration::from_secs(7));
+    sql(&db, "INSERT INTO other SELECT i, repeat(md5(i::text), 20) FROM generate_series(1, 5000) AS i");
+    let written = lsn_now(&db);
+    wait_slot_confirmed(&db, db.name(), written);
+    pipeline.assert_running();
+    let log = pipeline.log_text();
+    assert!(log.contains("idle-session timeout") || log.contains("cannot write a heartbeat"), "the session was killed");
+    assert!(pipeline.stop().success());
+}

@@ -247,19 +247,48 @@ async fn read_wal(mut stream: WalStream, events: mpsc::Sender<EventMessage>, met
 
 /// Writes a heartbeat message every `heartbeat_secs`: when it comes back
 /// through the stream with nothing in flight, the slot is confirmed up to it.
+/// A lost SQL session is opened again on the next tick (the replication
+/// connection may outlive it, e.g. after `idle_session_timeout`); one warning
+/// per outage.
 fn spawn_heartbeat(
     source: PostgresSourceConfig,
     client: tributary_postgres::SqlClient,
     metrics: Metrics,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut session = Some(client);
+        let mut failing = false;
         let mut tick = tokio::time::interval(Duration::from_secs(source.heartbeat_secs));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = write_heartbeat(&client, super::snapshot::now_micros()).await {
-                metrics.error(ErrorKind::source);
-                tracing::warn!(error = %e, "cannot write a heartbeat message (pg_logical_emit_message)");
+            // A session lost since the last tick is replaced at once, so one tick writes one heartbeat.
+            let mut written = Err("no SQL session".to_string());
+            for _attempt in 0..2 {
+                if session.is_none() {
+                    session = tributary_postgres::connect::connect(&source).await.ok();
+                }
+                let Some(client) = &session else { break };
+                written = write_heartbeat(client, super::snapshot::now_micros()).await.map_err(|e| e.to_string());
+                if written.is_ok() {
+                    break;
+                }
+                session = None;
+            }
+            match written {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("heartbeat messages are written again");
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    metrics.error(ErrorKind::source);
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot write a heartbeat message (pg_logical_emit_message); retrying every heartbeat_secs");
+                    }
+                    failing = true;
+                    session = None;
+                }
             }
         }
     })
