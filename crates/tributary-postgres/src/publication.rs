@@ -38,6 +38,54 @@ pub async fn check_existing(client: &Client, publication: &str) -> Result<Option
     Ok(Some((row.get(0), row.get(1))))
 }
 
+/// The tables a table-list publication names, or `None` when the
+/// publication does not exist or is not a plain table list (`FOR ALL
+/// TABLES`, or tables in schemas): then membership says nothing about
+/// whether a table's changes were streamed.
+pub async fn listed_tables(client: &Client, publication: &str) -> Result<Option<HashSet<TableId>>, PostgresError> {
+    match check_existing(client, publication).await? {
+        None | Some((true, _)) => return Ok(None),
+        Some(_) => {}
+    }
+    let by_schema = client
+        .query_opt(
+            "SELECT 1 FROM pg_publication_namespace pn JOIN pg_publication p ON p.oid = pn.pnpubid WHERE p.pubname = $1",
+            &[&publication],
+        )
+        .await;
+    // pg_publication_namespace exists from PostgreSQL 15 on; an error means 14 (no schema publications).
+    if matches!(by_schema, Ok(Some(_))) {
+        return Ok(None);
+    }
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_publication_rel pr \
+             JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| PostgresError::query("read pg_publication_rel", e))?;
+    Ok(Some(rows.into_iter().map(|r| TableId::new(r.get::<_, String>(0), r.get::<_, String>(1))).collect()))
+}
+
+/// Removes `tables` from `publication` (tables this pipeline owns and no
+/// longer captures), so that their absence tells a later start that their
+/// changes were not streamed meanwhile. Best effort: a refusal is logged.
+pub async fn drop_from_publication(client: &Client, publication: &str, tables: &[TableId]) {
+    if tables.is_empty() {
+        return;
+    }
+    let list = tables.iter().map(qualified).collect::<Vec<_>>().join(", ");
+    let sql = format!("ALTER PUBLICATION {} DROP TABLE {list}", quote_ident(publication));
+    match client.batch_execute(&sql).await {
+        Ok(()) => tracing::info!(publication, tables = %list, "tables no longer captured left the publication"),
+        Err(e) => {
+            tracing::warn!(publication, error = %one_line(&e), "cannot remove tables no longer captured from the publication; if they are captured again later, changes made meanwhile are not detected as missing: {sql}")
+        }
+    }
+}
+
 /// Makes `publication` publish inserts, updates, deletes and truncates of
 /// every table in `tables`; with `schemas`, of every table in those schemas
 /// (also tables created later).

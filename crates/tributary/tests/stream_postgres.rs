@@ -595,3 +595,45 @@ fn tables_with_generated_and_dropped_columns_stream() {
     // which preflight refuses): they are not mirrored.
     assert!(rows.iter().all(|r| !r.contains_key("doubled")), "{rows:?}");
 }
+
+#[test]
+fn a_table_left_out_while_the_slot_moved_on_is_copied_again_when_it_is_captured_again() {
+    let Some(server) = postgres() else { return };
+    let Some(python) = python() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE a (id INT PRIMARY KEY, v INT); INSERT INTO a VALUES (1,1)");
+    sql(&db, "CREATE TABLE b (id INT PRIMARY KEY, v TEXT); INSERT INTO b SELECT i, 'b' || i FROM generate_series(1, 20) AS i");
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.*", "");
+    set_include(&config, &["public.a", "public.b"]);
+    let (a, b) = (table_path(dir.path(), "public", "a"), table_path(dir.path(), "public", "b"));
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &b, 1);
+    assert!(pipeline.stop().success());
+
+    // b is left out: it leaves the publication, and the slot moves on past its changes.
+    set_include(&config, &["public.a"]);
+    let mut pipeline = Pipeline::start(&config);
+    let published = |db: &tributary_testkit::postgres::PgDatabase<'_>| {
+        pg_lines(db, &format!("SELECT tablename FROM pg_publication_tables WHERE pubname = '{}' ORDER BY 1", db.name()))
+    };
+    let lsn = change(&db, "INSERT INTO b VALUES (21, 'while out'); UPDATE b SET v = 'changed while out' WHERE id = 3; DELETE FROM b WHERE id = 4; UPDATE a SET v = 2 WHERE id = 1");
+    wait_past(&mut pipeline, &a, lsn);
+    wait_slot_confirmed(&db, db.name(), lsn);
+    assert_eq!(published(&db), vec!["a".to_string()], "b left the publication");
+    assert!(pipeline.stop().success());
+
+    // Captured again: its changes while out were never streamed, so it is copied again.
+    set_include(&config, &["public.a", "public.b"]);
+    let mut pipeline = Pipeline::start(&config);
+    let lsn = change(&db, "INSERT INTO b VALUES (22, 'after'); UPDATE a SET v = 3 WHERE id = 1");
+    wait_past(&mut pipeline, &b, lsn);
+    wait_past(&mut pipeline, &a, lsn);
+    assert!(pipeline.log_text().contains("were not in the publication"), "the re-copy is logged");
+    assert!(pipeline.stop().success());
+    let source = pg_lines(&db, "SELECT id, v FROM b ORDER BY id");
+    let mirror: Vec<String> =
+        mirror_rows(&python, &b).iter().map(|r| format!("{}\t{}", r["id"], r["v"].as_str().unwrap())).collect();
+    assert_eq!(mirror, source, "b = source, including what changed while it was left out");
+    assert_eq!(mirror_rows(&python, &a), vec![row(&[("id", json!(1)), ("v", json!(3))])]);
+}

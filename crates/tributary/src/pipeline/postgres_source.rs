@@ -18,11 +18,11 @@ use anyhow::{bail, Context};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tributary_core::{SourcePosition, TableSchema};
+use tributary_core::{SourcePosition, TableId, TableSchema};
 use tributary_postgres::config::PublicationScope;
 use tributary_postgres::config::SnapshotMode;
 use tributary_postgres::preflight::preflight;
-use tributary_postgres::publication::ensure_publication;
+use tributary_postgres::publication::{drop_from_publication, ensure_publication, listed_tables};
 use tributary_postgres::snapshot::SnapshotReader;
 use tributary_postgres::stream::{current_wal_lsn, drop_slot, slot_exists, write_heartbeat};
 use tributary_postgres::stream::{Acknowledger, StopHandle};
@@ -38,10 +38,33 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     let schemas: Vec<Arc<TableSchema>> = checked.tables.iter().map(|t| t.schema.clone()).collect();
     let ids: Vec<_> = schemas.iter().map(|s| s.id.clone()).collect();
     let published_schemas = (source.publish == PublicationScope::Schemas).then(|| source.published_schemas());
+    // Before the publication is completed: which tables it did not list.
+    let listed = match source.publish {
+        PublicationScope::Tables => listed_tables(&client, &source.publication).await?,
+        PublicationScope::Schemas => None,
+    };
     ensure_publication(&client, &source.publication, &ids, published_schemas.as_deref()).await?;
     let mut writers =
         TableWriters::open(&config.sink.delta, &schemas, super::source_control::owner(config).await?, metrics.clone())
             .await?;
+    if let Some(listed) = &listed {
+        let dormant = dormant_tables(config, &ids).await;
+        let leave: Vec<_> = dormant.into_iter().filter(|id| listed.contains(id)).collect();
+        drop_from_publication(&client, &source.publication, &leave).await;
+    }
+    // A table that holds a position but was not in the publication: its
+    // changes since it left were not streamed (it was dropped from the
+    // include list, or from the publication by hand). It is copied again.
+    let unstreamed: Vec<TableId> = match &listed {
+        Some(listed) => {
+            ids.iter().filter(|id| !listed.contains(id) && writers.committed_position(id).is_some()).cloned().collect()
+        }
+        None => Vec::new(),
+    };
+    if !unstreamed.is_empty() {
+        let names: Vec<String> = unstreamed.iter().map(ToString::to_string).collect();
+        tracing::warn!(publication = %source.publication, tables = ?names, "these tables hold positions but were not in the publication, so their changes since then were not streamed: copying them again");
+    }
     for schema in &schemas {
         let position = writers.get_mut(&schema.id).and_then(|w| w.committed_position());
         if let Some(other @ SourcePosition::MySql(_)) = position {
@@ -66,7 +89,7 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
         }
         None => schemas
             .iter()
-            .filter(|s| writers.get_mut(&s.id).is_some_and(|w| w.committed_position().is_none()))
+            .filter(|s| writers.committed_position(&s.id).is_none() || unstreamed.contains(&s.id))
             .cloned()
             .collect(),
     };
@@ -91,6 +114,27 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     writers.report_tables();
     let stream = stream(source, session, client, &writers, metrics).await?;
     Ok(Started { writers, stream })
+}
+
+/// Tables this pipeline wrote (its app id holds a position) under its lake
+/// root that `included` no longer names.
+async fn dormant_tables(config: &PipelineConfig, included: &[TableId]) -> Vec<TableId> {
+    let root = config.sink.delta.tables_root();
+    let mut dormant = Vec::new();
+    for path in tributary_delta::list_tables(&root) {
+        let Ok(relative) = path.strip_prefix(&root) else { continue };
+        let parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let [schema, name] = parts.as_slice() else { continue };
+        let id = TableId::new(schema.clone(), name.clone());
+        if included.contains(&id) {
+            continue;
+        }
+        let ours = tributary_delta::table_status(&path, &config.pipeline.name).await;
+        if ours.is_ok_and(|status| status.committed_version.is_some()) {
+            dormant.push(id);
+        }
+    }
+    dormant
 }
 
 /// Reconnects after a lost connection: the slot must still exist (a missing
