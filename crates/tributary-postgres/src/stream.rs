@@ -172,6 +172,8 @@ impl SlotSession {
             cancel: CancellationToken::new(),
             catalog,
             slot: self.slot,
+            handed_out: from,
+            mid_transaction: false,
         })
     }
 }
@@ -184,6 +186,59 @@ pub struct WalStream {
     cancel: CancellationToken,
     catalog: Client,
     slot: String,
+    /// The LSN of the last transaction end or heartbeat handed to the
+    /// pipeline, and whether a transaction was handed over in part after it.
+    handed_out: Lsn,
+    mid_transaction: bool,
+}
+
+/// How often a reader waiting between transactions checks whether it may
+/// confirm what the server sent since (see [`WalStream::confirm_caught_up`]).
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+impl WalStream {
+    /// The next replication event, or `None` after [`IDLE_TICK`] without one.
+    /// pg_walstream's reads are cancellation-safe (a frame read in part stays
+    /// in its buffer), so the tick cancels only the wait.
+    async fn next_event_or_idle_tick(
+        &mut self,
+    ) -> Option<Result<pg_walstream::ChangeEvent, pg_walstream::ReplicationError>> {
+        let wake = self.cancel.child_token();
+        let timer = {
+            let wake = wake.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(IDLE_TICK).await;
+                wake.cancel();
+            })
+        };
+        let next = self.stream.next_event(&wake).await;
+        timer.abort();
+        match next {
+            Err(pg_walstream::ReplicationError::Cancelled(_)) if !self.cancel.is_cancelled() => None,
+            other => Some(other),
+        }
+    }
+
+    /// With every transaction handed to the pipeline durable (the pipeline
+    /// confirmed the last one's end) and nothing handed over in part, the
+    /// whole stream received so far is accounted for: keepalives carry the
+    /// server's send position, which follows everything it sent before. So
+    /// the slot may be confirmed up to what was received — as PostgreSQL's
+    /// own subscriber does. Without it, a server shutting down waits forever
+    /// for the confirmation of its shutdown checkpoint (fast shutdown hung
+    /// while a pipeline was connected), and an idle slot moves only with
+    /// heartbeat messages.
+    async fn confirm_caught_up(&mut self) {
+        let (_, confirmed) = self.feedback.get_feedback_lsn();
+        let received = self.stream.current_lsn();
+        if self.mid_transaction || confirmed < self.handed_out.0 || received <= confirmed {
+            return;
+        }
+        self.feedback.update_applied_lsn(received);
+        if let Err(e) = self.stream.send_feedback().await {
+            tracing::debug!(error = %one_line(&e), "status update not sent");
+        }
+    }
 }
 
 impl ReplicationStream for WalStream {
@@ -197,7 +252,20 @@ impl ReplicationStream for WalStream {
             if !out.is_empty() && (boundary || out.len() >= MAX_EVENTS_PER_READ) {
                 break;
             }
-            let event = match self.stream.next_event(&self.cancel).await {
+            let next = if out.is_empty() {
+                // Between batches: wake up now and then to confirm what the
+                // server sent past the last transaction once that is durable.
+                match self.next_event_or_idle_tick().await {
+                    Some(next) => next,
+                    None => {
+                        self.confirm_caught_up().await;
+                        continue;
+                    }
+                }
+            } else {
+                self.stream.next_event(&self.cancel).await
+            };
+            let event = match next {
                 Ok(event) => event,
                 Err(_) if self.cancel.is_cancelled() => return Ok(out),
                 // A removed or invalidated slot, refused credentials: a person must act.
@@ -217,6 +285,16 @@ impl ReplicationStream for WalStream {
                 self.decoder.set_catalog_columns(*relation_id, attnums);
             }
             self.decoder.decode(event, &mut out)?;
+        }
+        match out.last() {
+            Some(ChangeEvent::Commit { position, .. } | ChangeEvent::Heartbeat { position, .. }) => {
+                if let tributary_core::SourcePosition::Postgres { lsn } = position {
+                    self.handed_out = *lsn;
+                }
+                self.mid_transaction = false;
+            }
+            Some(_) => self.mid_transaction = true,
+            None => {}
         }
         if matches!(out.last(), Some(ChangeEvent::Commit { .. } | ChangeEvent::Heartbeat { .. })) {
             // Once per transaction or heartbeat (at most every feedback interval):

@@ -124,15 +124,37 @@ impl Postgres {
     }
 
     /// Shuts the server down (fast mode: sessions are terminated), waits
-    /// `down`, and starts it again on the same port with the same data.
-    pub fn restart(&self, down: Duration) -> Result<(), TestKitError> {
+    /// `down`, and starts it again on the same port with the same data;
+    /// returns how long the shutdown took (a replication client that does not
+    /// confirm the end of the WAL holds it up; after 20 s it is killed).
+    pub fn restart(&self, down: Duration) -> Result<Duration, TestKitError> {
         let mut process = self.process.lock().unwrap_or_else(|e| e.into_inner());
+        let stopping = Instant::now();
         process.stop_with("-INT");
+        let shutdown = stopping.elapsed();
         std::thread::sleep(down);
         let log = self.dir.path().join(format!("postgres-{}-restart.log", self.port));
-        *process =
-            spawn_server(&self.bin, self.dir.path(), self.port, &self.options, self.owner, self.certs.as_ref(), &log)?;
-        wait_ready(&mut process, &self.psql, self.dir.path(), self.port, &log)
+        // A server process of the old postmaster can outlive it for a moment
+        // (it notices the postmaster's death on its next wait) and keeps the
+        // shared memory block: the new postmaster then refuses to start. Retry.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            *process = spawn_server(
+                &self.bin,
+                self.dir.path(),
+                self.port,
+                &self.options,
+                self.owner,
+                self.certs.as_ref(),
+                &log,
+            )?;
+            match wait_ready(&mut process, &self.psql, self.dir.path(), self.port, &log) {
+                Err(e) if Instant::now() < deadline && e.to_string().contains("pre-existing shared memory block") => {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                other => return other.map(|()| shutdown),
+            }
+        }
     }
 
     fn pid(&self) -> u32 {

@@ -64,9 +64,11 @@ fn restarts_and_terminated_walsenders_are_ridden_through_exactly_once() {
     let (port, database) = (server.port(), db.name().to_string());
     let workload = Workload::start(INITIAL_ROWS, move |sql| try_exec(port, &database, sql));
     let mut back_to_caught_up = Vec::new();
+    let mut shutdowns = Vec::new();
     for restart in 1..=RESTARTS {
         workload.wait_more(5);
-        server.restart(Duration::from_millis(300)).expect("restart PostgreSQL");
+        let shutdown = server.restart(Duration::from_millis(300)).expect("restart PostgreSQL");
+        shutdowns.push(shutdown.as_secs_f64());
         let back = Instant::now();
         let total = "tributary_source_reconnects_total";
         wait_metric(&address, total, restart as f64, Duration::from_secs(30), &mut pipeline);
@@ -76,6 +78,9 @@ fn restarts_and_terminated_walsenders_are_ridden_through_exactly_once() {
         back_to_caught_up.push(back.elapsed().as_secs_f64());
     }
     eprintln!("server accepting connections -> lake caught up, per restart (s): {back_to_caught_up:.2?}");
+    eprintln!("fast shutdown with the pipeline connected, per restart (s): {shutdowns:.2?}");
+    let slowest = shutdowns.iter().cloned().fold(0.0, f64::max);
+    assert!(slowest < 10.0, "a fast shutdown waited {slowest:.1} s for the pipeline to confirm the end of the WAL");
 
     // The walsender terminated from the server side.
     let terminated = db
