@@ -15,28 +15,6 @@ use std::path::Path;
 use tributary_testkit::postgres::{PgDatabase, PostgresOptions, REPLICATION_PASSWORD};
 use tributary_testkit::{require, Postgres};
 
-/// Runs `tributary <command> --config <config>` expecting a failure; returns its one error line.
-fn fails(command: &str, config: &Path) -> String {
-    let out = tributary(&[command, "--config", config.to_str().unwrap()]);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "`tributary {command}` must exit non-zero; stderr:\n{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "`tributary {command}`: exactly one error line; stderr:\n{stderr}");
-    let noisy: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
-    assert!(noisy.is_empty(), "`tributary {command}`: no other error or warning lines; stderr:\n{stderr}");
-    eprintln!("tributary {command}: {}", errors[0]);
-    errors[0].to_string()
-}
-
-/// `tributary run` and `tributary check` both fail with the same line, which `expect` accepts.
-fn run_and_check_fail(config: &Path, expect: impl Fn(&str) -> bool) -> String {
-    let run = fails("run", config);
-    assert!(expect(&run), "run: {run}");
-    let check = fails("check", config);
-    assert_eq!(check, run, "check says what run says");
-    run
-}
-
 /// Nothing at all under the lake root, no slot and no publication on the database.
 fn nothing_left(dir: &Path, db: Option<&PgDatabase<'_>>) {
     let lake = dir.join("lake");

@@ -79,10 +79,7 @@ fn a_wrong_ca_a_wrong_host_name_and_disable_each_fail_with_one_line() {
     let other_ca = TestCa::generate(dir.path(), "other").expect("make a second CA");
     let config = dir.path().join("pipeline.toml");
     let both_fail = |expect: &dyn Fn(&str) -> bool| {
-        let run = fails_with_one_line("run", &config);
-        assert!(expect(&run), "run: {run}");
-        let check = fails_with_one_line("check", &config);
-        assert_eq!(check, run, "check says what run says");
+        run_and_check_fail(&config, expect);
         let lake: Vec<_> =
             std::fs::read_dir(dir.path().join("lake")).map(|d| d.flatten().collect()).unwrap_or_default();
         assert!(lake.is_empty(), "nothing may be written: {lake:?}");

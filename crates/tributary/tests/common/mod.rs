@@ -357,6 +357,17 @@ pub fn fails_with_one_line(command: &str, config: &Path) -> String {
     errors[0].to_string()
 }
 
+/// `tributary run` and `tributary check` both fail with the same one line,
+/// which `expect` accepts; returns it.
+#[allow(dead_code)]
+pub fn run_and_check_fail(config: &Path, expect: impl Fn(&str) -> bool) -> String {
+    let run = fails_with_one_line("run", config);
+    assert!(expect(&run), "run: {run}");
+    let check = fails_with_one_line("check", config);
+    assert_eq!(check, run, "check says what run says");
+    run
+}
+
 /// `tributary check --config <config>` must pass; returns its stdout.
 #[allow(dead_code)]
 pub fn check_passes(config: &Path) -> String {
