@@ -38,7 +38,7 @@ pub use encode::{value_to_json, Op};
 pub use error::DeltaError;
 pub use evolve::{ColumnChange, SchemaChangeError};
 pub use mirror::{expected_delta_type, for_each_row, mirror_columns, MirrorColumn};
-pub use ownership::{adopt, Adopted, Owner};
+pub use ownership::{adopt, Adopted, Owner, Recorded};
 pub use status::{table_status, SchemaChangeRecord, TableStatus};
 pub use table::{list_tables, TRIBUTARY_DIR};
 pub use writer::{CommitStats, SourcedChange, TableBatch, TableWriter};

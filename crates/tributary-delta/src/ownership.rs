@@ -155,27 +155,86 @@ pub async fn adopt(cfg: &DeltaSinkConfig, id: &TableId, owner: &Owner) -> Result
     if previous.as_ref() == Some(owner) {
         return Ok(Adopted { previous, continues_from: None, delta_version: latest });
     }
-    let log_store = table.log_store();
     let same_source = previous.as_ref().is_some_and(|p| p.source.is_some() && p.source == owner.source);
-    let mut carry = None;
-    if let (Some(prev), true) = (&previous, same_source) {
-        let last = commit::find_note(log_store.as_ref(), latest, &prev.pipeline, |n| !n.kind.is_upgrade())
-            .await
-            .map_err(err)?;
-        if let Some(found) = last.filter(|f| f.note.kind.completes_snapshot()) {
-            let with_txn = if found.note.txn_version.is_some() {
-                Some(found)
-            } else {
-                commit::find_note(log_store.as_ref(), found.version, &prev.pipeline, |n| n.txn_version.is_some())
-                    .await
-                    .map_err(err)?
-            };
-            carry = with_txn.and_then(|f| Some((f.note.position()?, f.note.txn_version?)));
-        }
-    }
+    let carry = match (&previous, same_source) {
+        (Some(prev), true) => complete_position(&table, &prev.pipeline).await.map_err(err)?,
+        _ => None,
+    };
     let version = record_owner(&mut table, owner, carry.as_ref().map(|(p, v)| (p, *v))).await.map_err(err)?;
     tracing::info!(table = %path.display(), previous = ?previous, owner = ?owner, version, "table adopted");
     Ok(Adopted { previous, continues_from: carry.map(|(p, _)| p), delta_version: version })
+}
+
+/// The position (and its txn version) `pipeline` committed last, when its
+/// copy of the table is complete; `None` otherwise.
+async fn complete_position(
+    table: &DeltaTable,
+    pipeline: &str,
+) -> Result<Option<(SourcePosition, i64)>, deltalake::DeltaTableError> {
+    let latest = table.snapshot()?.version() as i64;
+    let log_store = table.log_store();
+    let last = commit::find_note(log_store.as_ref(), latest, pipeline, |n| !n.kind.is_upgrade()).await?;
+    let Some(found) = last.filter(|f| f.note.kind.completes_snapshot()) else { return Ok(None) };
+    let with_txn = if found.note.txn_version.is_some() {
+        Some(found)
+    } else {
+        commit::find_note(log_store.as_ref(), found.version, pipeline, |n| n.txn_version.is_some()).await?
+    };
+    Ok(with_txn.and_then(|f| Some((f.note.position()?, f.note.txn_version?))))
+}
+
+/// What a table records about its writer: the owner, and the position that
+/// owner's complete copy holds (`None` while a copy is unfinished).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub owner: Owner,
+    pub position: Option<SourcePosition>,
+}
+
+/// What the table of `id` records, if it exists and records an owner.
+pub async fn recorded(cfg: &DeltaSinkConfig, id: &TableId) -> Result<Option<Recorded>, DeltaError> {
+    let path = cfg.table_path(id);
+    if !crate::table::exists(&path) {
+        return Ok(None);
+    }
+    let table = crate::table::open_existing(&path).await?;
+    let err = |e| DeltaError::delta(&path, "read the table's owner", e);
+    let Some(owner) = recorded_owner(table.snapshot().map_err(err)?.metadata().configuration()) else {
+        return Ok(None);
+    };
+    let position = complete_position(&table, &owner.pipeline).await.map_err(err)?.map(|(p, _)| p);
+    Ok(Some(Recorded { owner, position }))
+}
+
+/// After a failover (the same pipeline, a new server of the same source):
+/// records `owner` (the new server's identity) and `position` (where the
+/// table continues in the new server's binlog) as the table's txn, in one
+/// commit, so the pipeline continues on the new server exactly once. Refused
+/// when the table no longer records `previous` (someone else moved it meanwhile).
+pub async fn follow_failover(
+    cfg: &DeltaSinkConfig,
+    id: &TableId,
+    previous: &Owner,
+    owner: &Owner,
+    position: &SourcePosition,
+) -> Result<i64, DeltaError> {
+    let path = cfg.table_path(id);
+    let mut table = crate::table::open_existing(&path).await?;
+    let err = |e| DeltaError::delta(&path, "continue after the failover", e);
+    let recorded = recorded_owner(table.snapshot().map_err(err)?.metadata().configuration());
+    if recorded.as_ref() != Some(previous) {
+        return Err(DeltaError::NotOwner {
+            table: path.clone(),
+            owner: recorded.as_ref().map_or_else(|| "nobody".to_string(), describe),
+            ours: describe(owner),
+        });
+    }
+    let version = position.to_version().map_err(|source| DeltaError::Position {
+        table: path.clone(),
+        position: position.to_string(),
+        source,
+    })?;
+    record_owner(&mut table, owner, Some((position, version))).await.map_err(err)
 }
 
 #[cfg(test)]

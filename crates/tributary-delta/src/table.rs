@@ -30,9 +30,14 @@ fn unloaded(path: &Path) -> Result<DeltaTable, DeltaError> {
     DeltaTableBuilder::from_url(url).map_err(err("open"))?.build().map_err(err("open"))
 }
 
+/// True when `path` holds a Delta table (a `_delta_log` folder).
+pub(crate) fn exists(path: &Path) -> bool {
+    path.join(DELTA_LOG).is_dir()
+}
+
 /// Opens an existing table at `path` (latest version) for reading.
 pub(crate) async fn open_existing(path: &Path) -> Result<DeltaTable, DeltaError> {
-    if !path.join(DELTA_LOG).is_dir() {
+    if !exists(path) {
         return Err(DeltaError::delta(path, "open", DeltaTableError::NotATable(format!("no {DELTA_LOG} folder"))));
     }
     let mut table = unloaded(path)?;

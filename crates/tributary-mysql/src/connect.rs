@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{ClientIdentity, Conn, Opts, OptsBuilder, Row, SslOpts};
-use tributary_core::{tls, MySqlPosition, SslMode, TlsFailure};
+use tributary_core::{tls, Gtid, MySqlPosition, SslMode, TlsFailure};
 
 use crate::config::MySqlSourceConfig;
 use crate::error::MySqlError;
@@ -290,6 +290,33 @@ pub async fn binlog_status(conn: &mut Conn, info: &ServerInfo, user: &str) -> Re
     let file = row_text(row, 0, CONTEXT)?;
     let offset = row_u64(row, 1, CONTEXT)?.ok_or_else(|| protocol(CONTEXT, "binlog position is NULL"))?;
     Ok(MySqlPosition::new(file, offset))
+}
+
+/// `position` labelled with the GTID of the last transaction before it, on
+/// MariaDB when the binlog holds one replication domain (`BINLOG_GTID_POS`,
+/// exact for any point of the binlog, not "now"): what lets a table's
+/// position continue on a promoted replica ([`crate::gtid`]). The server
+/// reads the binlog file up to the position for it, so this labels the
+/// positions a table starts from (snapshot, `snapshot = "never"`), not every check.
+pub async fn label_with_gtid(
+    conn: &mut Conn,
+    info: &ServerInfo,
+    mut position: MySqlPosition,
+) -> Result<MySqlPosition, MySqlError> {
+    if info.flavor == Flavor::MariaDb {
+        position.gtid = mariadb_gtid_at(conn, &position).await?;
+    }
+    Ok(position)
+}
+
+pub(crate) async fn mariadb_gtid_at(conn: &mut Conn, position: &MySqlPosition) -> Result<Option<Gtid>, MySqlError> {
+    const CONTEXT: &str = "reading the GTID position of the binlog position";
+    let text: Option<Option<String>> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (position.file.as_str(), position.offset))
+        .await
+        .map_err(|e| MySqlError::query(CONTEXT, e))?;
+    let state = crate::gtid::parse_state(text.flatten().as_deref().unwrap_or("")).map_err(|d| protocol(CONTEXT, d))?;
+    Ok(crate::gtid::single_domain(&state))
 }
 
 fn missing_client_privilege(user: &str) -> MySqlError {

@@ -39,6 +39,8 @@ pub enum MySqlError {
     Snapshot { table: String, problem: String },
     #[error("the server cannot send the binlog from {position}: {reason}; if that file was purged, raise binlog_expire_logs_seconds (expire_logs_days on MariaDB) and take a new snapshot; if another replica uses the same id, change source.server_id")]
     BinlogUnavailable { position: String, reason: String },
+    #[error("cannot continue after GTID {gtid} on this server: {reason}; point the source at a server whose binlog holds the lake's GTIDs (the old primary, or a replica that has caught up), or remove the table's Delta directory so it is copied again")]
+    GtidNotOnServer { gtid: String, reason: String },
     #[error(transparent)]
     Decode(#[from] DecodeError),
 }

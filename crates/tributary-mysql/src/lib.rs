@@ -11,6 +11,7 @@ pub mod config;
 pub mod connect;
 pub mod decoder;
 pub mod error;
+pub mod gtid;
 pub mod identity;
 pub mod preflight;
 pub mod schema_loader;

@@ -265,7 +265,12 @@ async fn start_mariadb(conn: &mut Conn) -> Result<MySqlPosition, MySqlError> {
     let file = status.get("binlog_snapshot_file").filter(|f| !f.is_empty());
     let offset = status.get("binlog_snapshot_position").and_then(|p| p.parse::<u64>().ok());
     match (file, offset) {
-        (Some(file), Some(offset)) => Ok(MySqlPosition::new(file.clone(), offset)),
+        (Some(file), Some(offset)) => {
+            // Labelled with its GTID so the table can continue on a promoted replica.
+            let mut position = MySqlPosition::new(file.clone(), offset);
+            position.gtid = crate::connect::mariadb_gtid_at(conn, &position).await?;
+            Ok(position)
+        }
         _ => Err(protocol(CONTEXT, format!("Binlog_snapshot_file / _position missing or empty: {status:?}"))),
     }
 }

@@ -72,7 +72,7 @@ impl BinlogSource {
         let heartbeat = Duration::from_secs(cfg.heartbeat_secs);
         Ok(BinlogSource {
             stream,
-            decoder: BinlogDecoder::new(resolver, from.file.clone()),
+            decoder: BinlogDecoder::new(resolver, from.file.clone()).with_gtid(from.gtid.clone()),
             address: cfg.address(),
             start: from,
             idle_limit: heartbeat * MISSED_HEARTBEATS + Duration::from_secs(1),
@@ -194,11 +194,22 @@ fn stream_error(position: &MySqlPosition, e: mysql_async::Error) -> MySqlError {
     }
 }
 
-/// The current end of the server's binlog, e.g. where to start with `snapshot = "never"`.
+/// The current end of the server's binlog.
 pub async fn current_server_position(cfg: &MySqlSourceConfig) -> Result<MySqlPosition, MySqlError> {
     let mut conn = connect(cfg).await?;
     let info = server_info(&mut conn).await?;
     let position = binlog_status(&mut conn, &info, &cfg.user).await?;
+    let _ = conn.disconnect().await;
+    Ok(position)
+}
+
+/// [`current_server_position`] labelled with its GTID on MariaDB: where a
+/// table starts with `snapshot = "never"`.
+pub async fn start_position(cfg: &MySqlSourceConfig) -> Result<MySqlPosition, MySqlError> {
+    let mut conn = connect(cfg).await?;
+    let info = server_info(&mut conn).await?;
+    let position = binlog_status(&mut conn, &info, &cfg.user).await?;
+    let position = crate::connect::label_with_gtid(&mut conn, &info, position).await?;
     let _ = conn.disconnect().await;
     Ok(position)
 }

@@ -24,11 +24,22 @@ pub struct MariaDbOptions {
     /// (`ssl_ca`, `ssl_cert`, `ssl_key`; `require_secure_transport=ON` when
     /// required); `None` (the default): no TLS.
     pub tls: Option<ServerTls>,
+    /// `--server-id` (1 by default; servers that replicate from each other need distinct ids).
+    pub server_id: u32,
+    /// Further `mariadbd` options, e.g. `--log-slave-updates=ON`, `--gtid-strict-mode=ON`.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for MariaDbOptions {
     fn default() -> Self {
-        MariaDbOptions { binlog_format: "ROW".into(), binlog_row_image: "FULL".into(), log_bin: true, tls: None }
+        MariaDbOptions {
+            binlog_format: "ROW".into(),
+            binlog_row_image: "FULL".into(),
+            log_bin: true,
+            tls: None,
+            server_id: 1,
+            extra_args: Vec::new(),
+        }
     }
 }
 
@@ -234,7 +245,8 @@ fn spawn_server(
         .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
         .arg(format!("--tmpdir={}", tmp_dir(dir)?.display()))
         .arg(format!("--port={port}"))
-        .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--server-id=1"])
+        .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve"])
+        .arg(format!("--server-id={}", options.server_id))
         .args(["--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0"])
         .args(["--max-connections=300", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin"])
         .arg(format!("--binlog-format={}", options.binlog_format))
@@ -251,6 +263,7 @@ fn spawn_server(
             cmd.arg("--require-secure-transport=ON");
         }
     }
+    cmd.args(&options.extra_args);
     ServiceProcess::spawn("mariadbd", cmd, &dir.join("server.log"), dir)
 }
 

@@ -221,6 +221,14 @@ impl<R: SchemaResolver> BinlogDecoder<R> {
         }
     }
 
+    /// Starts with `gtid` as the last transaction before the first event (the
+    /// resume position's label), so positions read before the next
+    /// transaction keep it.
+    pub fn with_gtid(mut self, gtid: Option<Gtid>) -> Self {
+        self.gtid = gtid;
+        self
+    }
+
     /// The DDL statement the last event fed was, if its tables need their
     /// schema read from the catalog: read them (`None` for a table not in
     /// the catalog) and pass them to [`Self::finish_ddl`] before feeding the

@@ -12,6 +12,10 @@
 //! commit that starts waits inside the commit (a Delta commit that takes as
 //! long as the file lives): the loop reads nothing meanwhile, so the source
 //! reader's channel fills and the reader stops reading the connection.
+//!
+//! `TRIBUTARY_FAILPOINT_DIE_AFTER_FOLLOW=<n>`: after carrying `n` tables over
+//! to a promoted replica ([`super::failover`]) the process dies at once
+//! (abort: no cleanup, as kill -9), in the middle of the hand-over.
 
 #[cfg(feature = "failpoints")]
 use std::path::PathBuf;
@@ -60,3 +64,22 @@ pub async fn hold_commit() {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub async fn hold_commit() {}
+
+/// The environment variable giving the number of tables after which the failover hand-over dies.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub const DIE_AFTER_FOLLOW_VAR: &str = "TRIBUTARY_FAILPOINT_DIE_AFTER_FOLLOW";
+
+/// Dies at once when `followed` reaches the count of [`DIE_AFTER_FOLLOW_VAR`].
+#[cfg(feature = "failpoints")]
+pub fn after_followed(followed: usize) {
+    let limit = std::env::var(DIE_AFTER_FOLLOW_VAR).ok().and_then(|v| v.parse::<usize>().ok());
+    if limit.is_some_and(|n| followed >= n) {
+        eprintln!("failpoint {DIE_AFTER_FOLLOW_VAR}: dying after carrying {followed} tables over");
+        std::process::abort();
+    }
+}
+
+/// Without the `failpoints` feature the hand-over never dies on purpose.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn after_followed(_followed: usize) {}

@@ -3,6 +3,7 @@
 
 pub mod assembler;
 pub mod batch;
+pub mod failover;
 pub mod failpoint;
 pub mod mysql_source;
 pub mod postgres_source;

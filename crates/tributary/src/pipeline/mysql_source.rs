@@ -1,5 +1,6 @@
-//! Starting a MySQL / MariaDB pipeline: preflight, schemas, Delta writers,
-//! the snapshot of new tables, then the binlog reader task; after a lost
+//! Starting a MySQL / MariaDB pipeline: preflight, schemas, tables carried
+//! over to a promoted replica ([`super::failover`]), Delta writers, the
+//! snapshot of new tables, then the binlog reader task; after a lost
 //! connection, the same reader again from what the Delta tables hold.
 
 use super::runner::{EventMessage, SourceStream, Started};
@@ -24,9 +25,13 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
     tracing::info!(?report, "source preflight passed");
     let mut schemas: Vec<Arc<TableSchema>> = schema_loader::load_schema_map(source).await?.into_values().collect();
     schemas.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut writers =
-        TableWriters::open(&config.sink.delta, &schemas, super::source_control::owner(config).await?, metrics.clone())
-            .await?;
+    let owner = super::source_control::owner(config).await?;
+    let ids: Vec<_> = schemas.iter().map(|s| s.id.clone()).collect();
+    let followed = super::failover::follow(config, &owner, &ids).await?;
+    if followed > 0 {
+        tracing::info!(tables = followed, source = ?owner.source, "failover: tables continue on the new server");
+    }
+    let mut writers = TableWriters::open(&config.sink.delta, &schemas, owner, metrics.clone()).await?;
 
     let fresh: Vec<Arc<TableSchema>> = schemas
         .iter()
@@ -105,7 +110,7 @@ async fn start_tables(
             reader.finish().await.context("end the snapshot transaction")?;
         }
         SnapshotMode::Never => {
-            let position = SourcePosition::MySql(tributary_mysql::stream::current_server_position(source).await?);
+            let position = SourcePosition::MySql(tributary_mysql::stream::start_position(source).await?);
             snapshot::start_empty(writers, tables, &position).await?;
         }
     }

@@ -7,6 +7,7 @@
 use super::assembler::TransactionAssembler;
 use super::batch::MicroBatch;
 use super::reconnect::{self, StreamEnded};
+use super::source_check::SourceMismatch;
 use super::source_control::SourceControl;
 use super::writers::TableWriters;
 use crate::config::{PipelineConfig, SourceConfig};
@@ -51,8 +52,23 @@ pub struct Started {
 }
 
 /// Runs the pipeline until `shutdown` turns true; then commits the complete
-/// transactions already read and returns.
-pub async fn run(
+/// transactions already read and returns. When a reconnect finds a promoted
+/// replica of the same GTID domain behind the source address, everything
+/// starts again on it (the tables continue by GTID, see [`super::failover`]).
+pub async fn run(config: &PipelineConfig, shutdown: watch::Receiver<bool>, metrics: &Metrics) -> anyhow::Result<()> {
+    loop {
+        match run_until_stopped(config, shutdown.clone(), metrics).await {
+            Err(e) if matches!(e.downcast_ref(), Some(SourceMismatch::FailedOver { .. })) => {
+                tracing::warn!(reason = %e, "the source failed over");
+                metrics.set_state(PipelineState::Starting);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// [`run`] on one source server.
+async fn run_until_stopped(
     config: &PipelineConfig,
     mut shutdown: watch::Receiver<bool>,
     metrics: &Metrics,
@@ -221,6 +237,7 @@ async fn reconnect(
                 tracing::info!(attempt = backoff.attempts(), error = %crate::one_line(&e), "source still unreachable");
                 last = e;
             }
+            Err(e) if matches!(e.downcast_ref(), Some(SourceMismatch::FailedOver { .. })) => return Err(e),
             Err(e) => {
                 metrics.health().set_fatal(format!("cannot reconnect to the source: {}", crate::one_line(&e)));
                 return Err(e);

@@ -16,8 +16,13 @@ use tributary_delta::Owner;
 pub enum SourceMismatch {
     #[error("table {table} holds source position {stored}, but the server's history ends at {offered} (RESET MASTER / a restored or different server at this address?): point the source at the server that wrote the table, or remove the table's Delta directory so it is copied again")]
     Behind { table: TableId, stored: String, offered: String },
-    #[error("the server at the source address is now `{found}` but the lake's tables were written from `{expected}`: point the source at the original server, or after a planned failover run `tributary adopt <table> --config ...` for each table (its next start copies it again from the new server: binlog positions do not carry over, and following a failover by GTID is not supported yet)")]
+    #[error("the server at the source address is now `{found}` but the lake's tables were written from `{expected}`: point the source at the original server, or after a planned failover run `tributary adopt <table> --config ...` for each table (its next start copies it again from the new server: binlog positions carry over only between MariaDB servers of one GTID domain)")]
     OtherServer { expected: String, found: String },
+    /// Not a refusal: the address now leads to another MariaDB server of the
+    /// same GTID domain (a promoted replica); the pipeline starts again so
+    /// every table continues on it by its GTID ([`super::failover`]).
+    #[error("the server at the source address is now `{found}`, a server of the same GTID domain as `{expected}` (a failover): starting again to continue on it by GTID")]
+    FailedOver { expected: String, found: String },
 }
 
 /// Refuses a server whose history ends before a table's stored position.
@@ -57,6 +62,9 @@ pub async fn explain_stream_failure(
 /// Refuses a server whose identity differs from the one the tables were opened for.
 pub fn refuse_other_server(opened_for: &Owner, now: &Owner) -> Result<(), SourceMismatch> {
     match (&opened_for.source, &now.source) {
+        (Some(expected), Some(found)) if tributary_mysql::gtid::same_domain(expected, found) => {
+            Err(SourceMismatch::FailedOver { expected: expected.clone(), found: found.clone() })
+        }
         (Some(expected), Some(found)) if expected != found => {
             Err(SourceMismatch::OtherServer { expected: expected.clone(), found: found.clone() })
         }
@@ -86,9 +94,12 @@ mod tests {
     #[test]
     fn another_server_identity_is_refused_and_an_unknown_one_is_not_checked() {
         let a = Owner::new("p", "mariadb:server_id=1,gtid_domain_id=0");
-        let b = Owner::new("p", "mariadb:server_id=2,gtid_domain_id=0");
+        let b = Owner::new("p", "mariadb:server_id=2,gtid_domain_id=1");
         assert!(refuse_other_server(&a, &a.clone()).is_ok());
-        assert!(refuse_other_server(&a, &b).unwrap_err().to_string().contains("server_id=2"));
+        let err = refuse_other_server(&a, &b).unwrap_err();
+        assert!(matches!(err, SourceMismatch::OtherServer { .. }) && err.to_string().contains("server_id=2"));
+        let replica = Owner::new("p", "mariadb:server_id=2,gtid_domain_id=0");
+        assert!(matches!(refuse_other_server(&a, &replica), Err(SourceMismatch::FailedOver { .. })));
         let unknown = Owner { pipeline: "p".into(), source: None };
         assert!(refuse_other_server(&unknown, &b).is_ok());
     }

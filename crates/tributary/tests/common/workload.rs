@@ -26,11 +26,18 @@ pub struct Workload {
 impl Workload {
     /// Starts running transactions through `exec` (SQL text → whether the server took it).
     pub fn start(initial_rows: u64, exec: impl Fn(&str) -> bool + Send + 'static) -> Workload {
+        Self::start_at(initial_rows + 1, initial_rows, exec)
+    }
+
+    /// [`Workload::start`] inserting new ids from `first_id` on (above every id
+    /// an earlier workload on the table used); updates and deletes pick keys
+    /// among `1..=initial_rows` and the ids this workload inserted.
+    pub fn start_at(first_id: u64, initial_rows: u64, exec: impl Fn(&str) -> bool + Send + 'static) -> Workload {
         let stop = Arc::new(AtomicBool::new(false));
         let confirmed = Arc::new(AtomicU64::new(0));
         let (stop_flag, counter) = (stop.clone(), confirmed.clone());
         let thread = std::thread::spawn(move || {
-            let mut next_id = initial_rows + 1;
+            let mut next_id = first_id;
             let mut seed = 0x2545_F491_4F6C_DD1Du64;
             let mut random = move |below: u64| {
                 seed ^= seed << 13;
@@ -38,8 +45,16 @@ impl Workload {
                 seed ^= seed << 17;
                 1 + seed % below
             };
+            let mut key = move |next_id: u64| {
+                let r = random((initial_rows + (next_id - first_id)).max(1));
+                if r <= initial_rows {
+                    r
+                } else {
+                    first_id + (r - initial_rows - 1)
+                }
+            };
             while !stop_flag.load(Ordering::Relaxed) {
-                let (update, delete) = (random(next_id - 1), random(next_id - 1));
+                let (update, delete) = (key(next_id), key(next_id));
                 let mut sql = format!(
                     "BEGIN; INSERT INTO t VALUES ({next_id}, 0, 'w{next_id}'); UPDATE t SET v = v + 1, w = CONCAT('u', v + 1) WHERE id = {update};"
                 );
