@@ -57,6 +57,9 @@ pub(crate) enum CommitKind {
     /// (metadata only, no data change); says nothing about the table's copy
     /// or position, so readers of the notes skip it ([`CommitKind::is_upgrade`]).
     Upgrade,
+    /// Small data files rewritten into bigger ones (`dataChange = false`);
+    /// like [`CommitKind::Upgrade`] it says nothing about the copy or position.
+    Compaction,
 }
 
 impl CommitKind {
@@ -67,7 +70,7 @@ impl CommitKind {
 
     /// True for commits that change only the table's format, not its content or position.
     pub fn is_upgrade(self) -> bool {
-        self == CommitKind::Upgrade
+        matches!(self, CommitKind::Upgrade | CommitKind::Compaction)
     }
 }
 

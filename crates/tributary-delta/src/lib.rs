@@ -17,6 +17,7 @@
 mod apply;
 pub mod cdf;
 mod commit;
+pub mod compact;
 pub mod config;
 mod conflict;
 pub mod encode;
@@ -30,9 +31,11 @@ pub mod schema;
 mod stats;
 pub mod status;
 mod table;
+pub mod vacuum;
 pub mod writer;
 
 pub use cdf::{read_changes, read_rows, ChangeRecord};
+pub use compact::{CompactionOptions, CompactionStats};
 pub use config::{DeltaSinkConfig, TypeChangePolicy};
 pub use encode::{value_to_json, Op};
 pub use error::DeltaError;
@@ -41,6 +44,7 @@ pub use mirror::{expected_delta_type, for_each_row, mirror_columns, MirrorColumn
 pub use ownership::{adopt, Adopted, Owner, Recorded};
 pub use status::{table_status, SchemaChangeRecord, TableStatus};
 pub use table::{list_tables, TRIBUTARY_DIR};
+pub use vacuum::{vacuum, VacuumOptions, VacuumStats};
 pub use writer::{CommitStats, SourcedChange, TableBatch, TableWriter};
 
 #[cfg(test)]

@@ -1644,3 +1644,67 @@ async fn a_running_writer_stops_writing_a_table_adopted_by_another_pipeline() {
     assert!(err.to_string().contains("belongs to pipeline \"b\""), "{err}");
     assert_eq!(rows_by_id(w.path()).await.len(), 1, "nothing written after the hand-over");
 }
+
+/// Many small commits (inserts, updates, deletes) → compaction: one file, the
+/// same rows, the same change feed (the compaction commit adds no change
+/// data and no data change), position and copy state untouched; later
+/// batches apply on top; vacuum then deletes exactly the replaced files.
+#[tokio::test]
+async fn compaction_combines_small_files_without_changing_rows_feed_or_position_and_vacuum_removes_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let mut w = open(dir.path(), &schema).await;
+    let path = w.path().to_path_buf();
+    for b in 0..30i64 {
+        let mut changes: Vec<RowChange> = (0..10).map(|i| ins(item(b * 10 + i, "n", i))).collect();
+        if b > 0 {
+            changes.push(upd(item((b - 1) * 10, "n", 0), item((b - 1) * 10, "updated", 99)));
+            changes.push(del(item((b - 1) * 10 + 1, "n", 1)));
+        }
+        w.apply(&batch(changes, 100 + b as u64)).await.unwrap();
+    }
+    let options = crate::CompactionOptions { target_file_bytes: 64 << 20, min_small_files: 4, max_bytes_per_run: 1 << 30 };
+    let (files_before, rows_before) = (w.file_count(), rows_by_id(&path).await);
+    let feed_before = brief(&read_changes(&path, 0, None).await.unwrap());
+    let (committed, position) = (w.committed_version(), w.committed_position());
+    assert!(files_before >= 30 && w.small_file_count(&options) == files_before, "{files_before} small files");
+
+    let done = w.compact(&options).await.unwrap().expect("compacted");
+    assert_eq!((done.files_removed, done.files_added, w.file_count()), (files_before, 1, 1));
+    assert_eq!(done.rows, rows_before.len() as u64);
+    let commit = actions(&path, done.delta_version);
+    assert!(commit["add"].iter().chain(&commit["remove"]).all(|a| a["dataChange"] == json!(false)), "{commit:?}");
+    assert_eq!(count(&commit, "cdc") + count(&commit, "txn"), 0, "no change data, no position");
+    assert_eq!(commit["commitInfo"][0]["operation"], json!("OPTIMIZE"));
+    assert_eq!(rows_by_id(&path).await, rows_before, "the same rows");
+    assert_eq!(brief(&read_changes(&path, 0, None).await.unwrap()), feed_before, "the same change feed");
+    assert!(w.compact(&options).await.unwrap().is_none(), "nothing left to combine");
+
+    let mut reopened = open(dir.path(), &schema).await;
+    assert_eq!((reopened.committed_version(), reopened.committed_position()), (committed, position));
+    assert!(reopened.snapshot_complete(), "a compaction says nothing about the copy");
+    reopened.apply(&batch(vec![upd(item(5, "n", 5), item(5, "after compaction", 6))], 200)).await.unwrap();
+    assert_eq!(rows_by_id(&path).await[&5]["name"], json!("after compaction"));
+
+    // Vacuum: refused below the table's retention property, then (property
+    // lowered) a dry run lists the replaced files and deletes nothing.
+    let week = crate::VacuumOptions { retention: std::time::Duration::from_secs(3600), dry_run: true };
+    let err = crate::vacuum(&path, &week).await.unwrap_err().to_string();
+    assert!(err.contains("delta.deletedFileRetentionDuration"), "{err}");
+    assert!(reopened.keep_unreferenced_files_for(std::time::Duration::ZERO).await.unwrap());
+    let now = crate::VacuumOptions { retention: std::time::Duration::ZERO, dry_run: true };
+    let listed = crate::vacuum(&path, &now).await.unwrap();
+    let replaced: Vec<&String> = listed.files.iter().filter(|f| !f.starts_with("_change_data")).collect();
+    assert!(replaced.len() >= files_before, "the compacted files: {listed:?}");
+    assert!(listed.files.iter().all(|f| path.join(f).exists()), "a dry run deletes nothing");
+    let active = active_files(&path, reopened.delta_version());
+    assert!(listed.files.iter().all(|f| !active.contains(f)), "no active file is listed");
+    let deleted = crate::vacuum(&path, &crate::VacuumOptions { dry_run: false, ..now }).await.unwrap();
+    assert_eq!(deleted.files, listed.files);
+    assert!(deleted.files.iter().all(|f| !path.join(f).exists()) && deleted.bytes > 0);
+    assert!(active.iter().all(|f| path.join(f).exists()), "every active file is kept");
+    let mut after = rows_before.clone();
+    after.get_mut(&5).unwrap().insert("name".into(), json!("after compaction"));
+    after.get_mut(&5).unwrap().insert("qty".into(), json!(6));
+    assert_eq!(rows_by_id(&path).await, after, "the table reads the same after the vacuum");
+}

@@ -8,6 +8,7 @@
 
 use crate::apply::{push_add, Plan, Planner};
 use crate::commit::{self, check_writable, CommitKind, CommitNote};
+use crate::compact::{CompactionOptions, CompactionStats};
 use crate::config::{DeltaSinkConfig, TypeChangePolicy};
 use crate::conflict::{self, Replan, Verdict};
 use crate::encode::{encode, Op, OutRow, RowMeta};
@@ -27,7 +28,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tributary_core::{Row, RowChange, SourcePosition, TableSchema, Value};
+use tributary_core::{Row, RowChange, SourcePosition, TableId, TableSchema, Value};
 
 /// One row change with the source transaction it belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -505,8 +506,10 @@ impl TableWriter {
         if let Some(v) = txn_version {
             self.committed_version = Some(v);
         }
-        self.snapshot_complete = kind.completes_snapshot();
-        self.last_kind = Some(kind);
+        if !kind.is_upgrade() {
+            self.snapshot_complete = kind.completes_snapshot();
+            self.last_kind = Some(kind);
+        }
         if version > 0 && (version as u64).is_multiple_of(self.cfg.checkpoint_interval) {
             if let Err(e) = commit::checkpoint_and_cleanup(&self.table).await {
                 tracing::warn!(table = %self.path.display(), version, error = %e, "checkpoint failed; will retry at the next interval");
@@ -615,6 +618,98 @@ impl TableWriter {
             Verdict::Stop { .. } => unreachable!("returned above"),
         }
         Ok(())
+    }
+
+    /// Opens the existing table of `id` with the schema it stores (for
+    /// maintenance without the source: `tributary optimize`).
+    pub async fn open_stored(cfg: &DeltaSinkConfig, id: &TableId, owner: impl Into<Owner>) -> Result<Self, DeltaError> {
+        let path = cfg.table_path(id);
+        let table = crate::table::open_existing(&path).await?;
+        let layout = stored_layout(&table).ok_or_else(|| DeltaError::Unsupported {
+            table: path.clone(),
+            problem: "the table records no Tributary schema (not written by Tributary)".into(),
+        })?;
+        Self::open_or_create(cfg, layout.source.clone(), owner).await
+    }
+
+    /// Records `retention` as the table's `delta.deletedFileRetentionDuration`
+    /// (metadata only, when it differs): how long files the table no longer
+    /// references are kept, for every vacuum (Tributary's and Spark's).
+    pub async fn keep_unreferenced_files_for(&mut self, retention: Duration) -> Result<bool, DeltaError> {
+        use deltalake::kernel::MetadataExt as _;
+        use deltalake::table::config::TablePropertiesExt as _;
+        let path = self.path.clone();
+        let err = |e: deltalake::DeltaTableError| DeltaError::delta(&path, "set delta.deletedFileRetentionDuration", e);
+        let state = self.table.snapshot().map_err(err)?;
+        if state.table_config().deleted_file_retention_duration().as_secs() == retention.as_secs() {
+            return Ok(false);
+        }
+        let metadata = state
+            .metadata()
+            .clone()
+            .add_config_key(
+                "delta.deletedFileRetentionDuration".to_string(),
+                format!("interval {} seconds", retention.as_secs()),
+            )
+            .map_err(|e| err(e.into()))?;
+        let note = CommitNote::new(&self.owner.pipeline, CommitKind::Upgrade, None, None);
+        let operation = DeltaOperation::UpdateTableMetadata {
+            metadata_update: deltalake::operations::update_table_metadata::TableMetadataUpdate {
+                name: None,
+                description: None,
+            },
+        };
+        let actions = vec![deltalake::kernel::Action::Metadata(metadata)];
+        commit::commit(&mut self.table, actions, operation, note, Default::default()).await.map_err(err)?;
+        Ok(true)
+    }
+
+    /// How many of the table's data files are small for `options`.
+    pub fn small_file_count(&self, options: &CompactionOptions) -> usize {
+        options.small_files(&self.index)
+    }
+
+    /// Rewrites small data files into files near the target size, ordered by
+    /// primary key, in one commit without data change ([`crate::compact`]);
+    /// `None` when the table has too few small files, a snapshot copy is
+    /// unfinished, or nothing could be combined.
+    pub async fn compact(&mut self, options: &CompactionOptions) -> Result<Option<CompactionStats>, DeltaError> {
+        if self.snapshot_file.is_some() || !self.snapshot_complete {
+            return Ok(None);
+        }
+        if self.stale {
+            self.reload().await?;
+        }
+        let Some(plan) = crate::compact::plan(&self.path, &self.layout, &self.index, options)? else {
+            return Ok(None);
+        };
+        let bytes_removed: u64 = plan
+            .removed
+            .iter()
+            .filter_map(|p| self.index.files.get(p))
+            .map(|e| e.size as u64)
+            .sum();
+        let options_again = options.clone();
+        let replan = move |planner: &Planner<'_>, _: &DeltaTableState| {
+            crate::compact::plan(planner.table_dir, planner.layout, planner.index, &options_again)?
+                .ok_or_else(|| DeltaError::State {
+                    table: planner.table_dir.to_path_buf(),
+                    problem: "nothing left to compact after another writer's commit".into(),
+                })
+        };
+        let operation = DeltaOperation::Optimize { predicate: None, target_size: options.target_file_bytes as i64 };
+        let note = CommitNote::new(&self.owner.pipeline, CommitKind::Compaction, None, None);
+        let (files_removed, rows) = (plan.removed.len(), plan.rows_copied);
+        let stats = self.commit_plan(plan, operation, note, Some(&replan)).await?;
+        Ok(Some(CompactionStats {
+            delta_version: stats.delta_version,
+            files_removed: stats.files_removed.max(files_removed),
+            files_added: stats.files_added,
+            bytes_removed,
+            bytes_written: stats.bytes_written,
+            rows: stats.rows_copied.max(rows),
+            conflicts: stats.conflicts,
+        }))
     }
 
     /// Adds snapshot rows (op `r`). Rows are streamed into data files of

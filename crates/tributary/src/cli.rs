@@ -134,6 +134,36 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Compact the small data files of the pipeline's Delta tables now (what
+    /// `run` does automatically, `[maintenance]`): rows ordered by primary key
+    /// into files near `maintenance.target_file_mb`, without data change (the
+    /// change feed is untouched). Safe while the pipeline runs.
+    Optimize {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Only these tables (`database.table`); default: every table of the pipeline.
+        #[arg(long = "table")]
+        tables: Vec<String>,
+    },
+    /// Delete the files of the pipeline's Delta tables that no version inside
+    /// the retention references: data files compaction or updates replaced,
+    /// old change data, orphans of failed writes. Time travel to versions
+    /// older than the retention stops working.
+    Vacuum {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Only these tables (`database.table`); default: every table of the pipeline.
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        /// Keep files unreferenced for less than this many hours (default:
+        /// `maintenance.vacuum_retention_hours`, 168); never below a table's
+        /// `delta.deletedFileRetentionDuration`.
+        #[arg(long)]
+        retention_hours: Option<f64>,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Remove leftovers of test runs (kept Delta table dirs of failed tests) older than an age.
     ///
     /// Only what the test kit created is removed: the root must hold the test

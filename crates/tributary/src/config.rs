@@ -26,6 +26,108 @@ pub struct PipelineConfig {
     pub sink: SinkConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub maintenance: MaintenanceConfig,
+}
+
+/// `[maintenance]`: what `tributary run` does to keep its tables healthy
+/// (docs/operations.md "Table maintenance"), and the defaults of `tributary
+/// optimize` / `tributary vacuum`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// Compact small data files automatically while streaming.
+    #[serde(default = "default_true")]
+    pub compaction: bool,
+    /// Size compaction aims for; files below half of it count as small.
+    #[serde(default = "default_target_file_mb")]
+    pub target_file_mb: u64,
+    /// A table is compacted once it has this many small data files.
+    #[serde(default = "default_min_small_files")]
+    pub min_small_files: usize,
+    /// At most this much is rewritten in one compaction run (it holds streaming of that table up meanwhile).
+    #[serde(default = "default_max_compaction_mb")]
+    pub max_compaction_mb: u64,
+    /// How often `run` looks for tables to compact.
+    #[serde(default = "default_maintenance_interval_secs")]
+    pub check_interval_secs: u64,
+    /// Vacuum automatically while streaming.
+    #[serde(default = "default_true")]
+    pub vacuum: bool,
+    /// Files no longer referenced are kept this long (time travel, readers
+    /// of older versions); also recorded as the tables'
+    /// `delta.deletedFileRetentionDuration`, which Spark's VACUUM honours too.
+    #[serde(default = "default_vacuum_retention_hours")]
+    pub vacuum_retention_hours: f64,
+    /// How often `run` vacuums each table.
+    #[serde(default = "default_vacuum_interval_secs")]
+    pub vacuum_interval_secs: u64,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            compaction: true,
+            target_file_mb: default_target_file_mb(),
+            min_small_files: default_min_small_files(),
+            max_compaction_mb: default_max_compaction_mb(),
+            check_interval_secs: default_maintenance_interval_secs(),
+            vacuum: true,
+            vacuum_retention_hours: default_vacuum_retention_hours(),
+            vacuum_interval_secs: default_vacuum_interval_secs(),
+        }
+    }
+}
+
+impl MaintenanceConfig {
+    /// The compaction settings for the Delta writers.
+    pub fn compaction_options(&self) -> tributary_delta::CompactionOptions {
+        tributary_delta::CompactionOptions {
+            target_file_bytes: self.target_file_mb.max(1) * 1024 * 1024,
+            min_small_files: self.min_small_files,
+            max_bytes_per_run: self.max_compaction_mb.max(1) * 1024 * 1024,
+        }
+    }
+
+    /// How long unreferenced files are kept.
+    pub fn vacuum_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.vacuum_retention_hours * 3600.0)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(self.vacuum_retention_hours.is_finite() && self.vacuum_retention_hours >= 0.0) {
+            bail!("maintenance.vacuum_retention_hours: must be a number of hours >= 0 (default 168, 7 days)");
+        }
+        if self.min_small_files < 2 {
+            bail!("maintenance.min_small_files: must be at least 2 (compaction combines files)");
+        }
+        if self.check_interval_secs == 0 || self.vacuum_interval_secs == 0 {
+            bail!("maintenance.check_interval_secs / vacuum_interval_secs: must be at least 1 second");
+        }
+        Ok(())
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_target_file_mb() -> u64 {
+    128
+}
+fn default_min_small_files() -> usize {
+    16
+}
+fn default_max_compaction_mb() -> u64 {
+    256
+}
+fn default_maintenance_interval_secs() -> u64 {
+    60
+}
+fn default_vacuum_retention_hours() -> f64 {
+    168.0
+}
+fn default_vacuum_interval_secs() -> u64 {
+    3600
 }
 
 /// `[pipeline]`: name and batching.
@@ -161,6 +263,7 @@ impl PipelineConfig {
         }
         self.sink.delta.validate()?;
         self.metrics.validate()?;
+        self.maintenance.validate()?;
         Ok(())
     }
 

@@ -5,8 +5,10 @@ mod changes;
 mod check;
 mod clean;
 mod generate;
+mod optimize;
 mod run;
 mod status;
+mod vacuum;
 mod validate;
 
 use crate::cli::Command;
@@ -18,6 +20,10 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { config } => run::run(&config).await,
         Command::Adopt { table, config } => adopt::adopt(&config, &table).await,
         Command::Check { config } => check::check(&config).await,
+        Command::Optimize { config, tables } => optimize::optimize(&config, &tables).await,
+        Command::Vacuum { config, tables, retention_hours, dry_run } => {
+            vacuum::vacuum(&config, &tables, retention_hours, dry_run).await
+        }
         Command::Status { config, format } => status::status(&config, format).await,
         Command::Clean { root, older_than, dry_run } => {
             clean::clean(&root.unwrap_or_else(clean::default_root), &older_than, dry_run)

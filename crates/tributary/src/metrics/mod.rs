@@ -3,6 +3,7 @@
 
 pub mod binlog;
 pub mod health;
+pub mod maintenance;
 pub mod registry;
 pub mod server;
 pub mod slot;

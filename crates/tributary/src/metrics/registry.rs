@@ -172,6 +172,7 @@ struct Inner {
     scrape: Mutex<()>,
     /// What `/healthz` and `/readyz` answer besides the state.
     health: super::health::Health,
+    maintenance: super::maintenance::MaintenanceMetrics,
 }
 
 /// The pipeline's metrics; clones share the same values.
@@ -297,6 +298,7 @@ impl Metrics {
         for kind in ErrorKind::ALL {
             let _ = errors.get_or_create(&ErrorLabels { kind });
         }
+        let maintenance = super::maintenance::MaintenanceMetrics::register(&mut registry);
         let metrics = Metrics(Arc::new(Inner {
             registry,
             events,
@@ -325,6 +327,7 @@ impl Metrics {
             validation: ValidationSource::default(),
             scrape: Mutex::new(()),
             health: super::health::Health::default(),
+            maintenance,
         }));
         metrics.set_state(PipelineState::Starting);
         metrics
@@ -434,6 +437,10 @@ impl Metrics {
     }
 
     /// The pipeline's health (`/healthz`, `/readyz`).
+    pub fn maintenance(&self) -> &super::maintenance::MaintenanceMetrics {
+        &self.0.maintenance
+    }
+
     pub fn health(&self) -> &super::health::Health {
         &self.0.health
     }

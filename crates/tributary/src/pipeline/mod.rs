@@ -5,6 +5,7 @@ pub mod assembler;
 pub mod batch;
 pub mod failover;
 pub mod failpoint;
+pub mod maintenance;
 pub mod mysql_source;
 pub mod postgres_source;
 pub mod reconnect;

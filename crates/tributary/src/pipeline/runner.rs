@@ -91,6 +91,7 @@ async fn run_until_stopped(
     let mut read_position = stream.from.clone();
     let mut read_commit_ts = 0i64;
     let mut last_idle_check = Instant::now();
+    let mut maintenance = super::maintenance::Maintenance::new(&config.maintenance);
     loop {
         let wake = batch.deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         let mut lost: Option<anyhow::Error> = None;
@@ -173,6 +174,9 @@ async fn run_until_stopped(
             if let Some(position) = &flushed_position {
                 writers.advance_idle(position, idle_after).await?;
             }
+        }
+        if maintenance.due() {
+            maintenance.run(&mut writers).await;
         }
     }
     metrics.set_state(PipelineState::Stopping);

@@ -72,6 +72,7 @@ impl TableWriters {
     pub fn report_commit(&self, id: &TableId, stats: &CommitStats, started: Instant) {
         self.metrics.commit(started.elapsed().as_secs_f64());
         self.metrics.table_written(id, stats.rows_written, stats.bytes_written);
+        self.metrics.maintenance().conflicts(id, stats.conflicts);
         if let Some(writer) = self.writers.get(id) {
             self.metrics.table_state(id, writer.delta_version(), writer.committed_position().as_ref());
         }
@@ -208,6 +209,12 @@ impl TableWriters {
     /// Every table's committed position (tables without one are left out).
     pub fn committed_positions(&self) -> Vec<(TableId, SourcePosition)> {
         self.writers.iter().filter_map(|(id, w)| Some((id.clone(), w.committed_position()?))).collect()
+    }
+
+    /// The writers of the tables that are not stopped, for maintenance between batches.
+    pub fn active_mut(&mut self) -> impl Iterator<Item = (&TableId, &mut TableWriter)> {
+        let stopped = &self.stopped;
+        self.writers.iter_mut().filter(move |(id, _)| !stopped.contains_key(*id))
     }
 
     /// The pipeline and source identity the tables were opened for.
