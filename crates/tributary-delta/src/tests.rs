@@ -1663,7 +1663,8 @@ async fn compaction_combines_small_files_without_changing_rows_feed_or_position_
         }
         w.apply(&batch(changes, 100 + b as u64)).await.unwrap();
     }
-    let options = crate::CompactionOptions { target_file_bytes: 64 << 20, min_small_files: 4, max_bytes_per_run: 1 << 30 };
+    let options =
+        crate::CompactionOptions { target_file_bytes: 64 << 20, min_small_files: 4, max_bytes_per_run: 1 << 30 };
     let (files_before, rows_before) = (w.file_count(), rows_by_id(&path).await);
     let feed_before = brief(&read_changes(&path, 0, None).await.unwrap());
     let (committed, position) = (w.committed_version(), w.committed_position());

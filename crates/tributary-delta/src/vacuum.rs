@@ -18,8 +18,8 @@
 //! (Spark, streaming jobs, time travel) rely on files of that age existing.
 
 use crate::DeltaError;
-use deltalake::operations::vacuum::VacuumMode;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
+use deltalake::operations::vacuum::VacuumMode;
 use deltalake::table::config::TablePropertiesExt as _;
 use std::path::Path;
 use std::time::Duration;

@@ -683,19 +683,16 @@ impl TableWriter {
         let Some(plan) = crate::compact::plan(&self.path, &self.layout, &self.index, options)? else {
             return Ok(None);
         };
-        let bytes_removed: u64 = plan
-            .removed
-            .iter()
-            .filter_map(|p| self.index.files.get(p))
-            .map(|e| e.size as u64)
-            .sum();
+        let bytes_removed: u64 =
+            plan.removed.iter().filter_map(|p| self.index.files.get(p)).map(|e| e.size as u64).sum();
         let options_again = options.clone();
         let replan = move |planner: &Planner<'_>, _: &DeltaTableState| {
-            crate::compact::plan(planner.table_dir, planner.layout, planner.index, &options_again)?
-                .ok_or_else(|| DeltaError::State {
+            crate::compact::plan(planner.table_dir, planner.layout, planner.index, &options_again)?.ok_or_else(|| {
+                DeltaError::State {
                     table: planner.table_dir.to_path_buf(),
                     problem: "nothing left to compact after another writer's commit".into(),
-                })
+                }
+            })
         };
         let operation = DeltaOperation::Optimize { predicate: None, target_size: options.target_file_bytes as i64 };
         let note = CommitNote::new(&self.owner.pipeline, CommitKind::Compaction, None, None);

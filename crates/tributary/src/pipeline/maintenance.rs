@@ -84,9 +84,12 @@ impl Maintenance {
                 let started = Instant::now();
                 let options = VacuumOptions { retention: self.config.vacuum_retention(), dry_run: false };
                 match tributary_delta::vacuum(writer.path(), &options).await {
-                    Ok(done) => {
-                        metrics.maintenance().vacuumed(id, done.files.len(), done.bytes, started.elapsed().as_secs_f64())
-                    }
+                    Ok(done) => metrics.maintenance().vacuumed(
+                        id,
+                        done.files.len(),
+                        done.bytes,
+                        started.elapsed().as_secs_f64(),
+                    ),
                     Err(e) => warn(&metrics, id, "vacuum", &e),
                 }
             }
