@@ -38,6 +38,14 @@ impl Maintenance {
         }
     }
 
+    /// Exports every active table's file counts (at start; each pass updates them).
+    pub fn report_files(&self, writers: &mut TableWriters) {
+        let metrics = writers.metrics().clone();
+        for (id, writer) in writers.active_mut() {
+            metrics.maintenance().files(id, writer.file_count(), writer.small_file_count(&self.compaction));
+        }
+    }
+
     /// True when a maintenance pass is due.
     pub fn due(&self) -> bool {
         self.last_check.elapsed() >= Duration::from_secs(self.config.check_interval_secs)

@@ -92,6 +92,7 @@ async fn run_until_stopped(
     let mut read_commit_ts = 0i64;
     let mut last_idle_check = Instant::now();
     let mut maintenance = super::maintenance::Maintenance::new(&config.maintenance);
+    maintenance.report_files(&mut writers);
     loop {
         let wake = batch.deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         let mut lost: Option<anyhow::Error> = None;
