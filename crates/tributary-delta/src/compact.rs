@@ -40,9 +40,9 @@ pub struct CompactionOptions {
 impl Default for CompactionOptions {
     fn default() -> Self {
         CompactionOptions {
-            target_file_bytes: 128 * 1024 * 1024,
+            target_file_bytes: 64 * 1024 * 1024,
             min_small_files: 16,
-            max_bytes_per_run: 256 * 1024 * 1024,
+            max_bytes_per_run: 48 * 1024 * 1024,
         }
     }
 }

@@ -45,7 +45,8 @@ pub struct MaintenanceConfig {
     /// A table is compacted once it has this many small data files.
     #[serde(default = "default_min_small_files")]
     pub min_small_files: usize,
-    /// At most this much is rewritten in one compaction run (it holds streaming of that table up meanwhile).
+    /// At most this much Parquet is rewritten in one compaction run: it holds
+    /// streaming up meanwhile and is decoded in memory (about 4x its size).
     #[serde(default = "default_max_compaction_mb")]
     pub max_compaction_mb: u64,
     /// How often `run` looks for tables to compact.
@@ -112,13 +113,13 @@ fn default_true() -> bool {
     true
 }
 fn default_target_file_mb() -> u64 {
-    128
+    64
 }
 fn default_min_small_files() -> usize {
     16
 }
 fn default_max_compaction_mb() -> u64 {
-    256
+    48
 }
 fn default_maintenance_interval_secs() -> u64 {
     60
