@@ -57,6 +57,19 @@ impl MySqlPosition {
         digits.parse().unwrap_or(0)
     }
 
+    /// Base name of a binlog file only the index of which is known ([`SourcePosition::from_version`]).
+    pub const UNKNOWN_BASE_NAME: &'static str = "?";
+
+    /// This position in the binlog whose files are named like `file` (a file
+    /// of the server), when its own base name is unknown; else unchanged.
+    pub fn named_like(&self, file: &str) -> MySqlPosition {
+        let Some(index) = self.file.strip_prefix(Self::UNKNOWN_BASE_NAME).and_then(|r| r.strip_prefix('.')) else {
+            return self.clone();
+        };
+        let base = file.rsplit_once('.').map_or(file, |(base, _)| base);
+        MySqlPosition { file: format!("{base}.{index}"), ..self.clone() }
+    }
+
     fn key(&self) -> (u64, u64) {
         (self.file_index(), self.offset)
     }
@@ -131,6 +144,21 @@ impl SourcePosition {
                 Ok(((idx << 32) | p.offset) as i64)
             }
             SourcePosition::Postgres { lsn } => i64::try_from(lsn.0).map_err(|_| PositionError::LsnTooLarge(*lsn)),
+        }
+    }
+
+    /// The position a txn version stands for, when only the version survived
+    /// (the commit info holding the full position was cleaned from the log):
+    /// PostgreSQL exactly; MySQL / MariaDB without GTID and with the binlog
+    /// file's base name unknown ([`MySqlPosition::UNKNOWN_BASE_NAME`]) until
+    /// the server names it ([`MySqlPosition::named_like`]).
+    pub fn from_version(version: i64, mysql: bool) -> SourcePosition {
+        let v = version.max(0) as u64;
+        if mysql {
+            let file = format!("{}.{:06}", MySqlPosition::UNKNOWN_BASE_NAME, v >> 32);
+            SourcePosition::MySql(MySqlPosition::new(file, v & 0xffff_ffff))
+        } else {
+            SourcePosition::Postgres { lsn: Lsn(v) }
         }
     }
 
@@ -210,6 +238,18 @@ mod tests {
         for (a, b) in [(&bare, &labelled), (&labelled, &later), (&later, &bare)] {
             assert_eq!(a == b, a.cmp(b) == Ordering::Equal, "{a:?} vs {b:?}");
         }
+    }
+
+    #[test]
+    fn a_txn_version_alone_gives_the_position_back() {
+        let pos = my("mariadb-bin.000012", 4567);
+        let back = SourcePosition::from_version(pos.to_version().unwrap(), true);
+        assert_eq!(back, pos, "same point");
+        let named = back.as_mysql().unwrap().named_like("mariadb-bin.000013");
+        assert_eq!(named.file, "mariadb-bin.000012");
+        assert_eq!(pos.as_mysql().unwrap().named_like("x.000001").file, "mariadb-bin.000012", "a known name stays");
+        let lsn = SourcePosition::Postgres { lsn: Lsn(0x1_0000_00A0) };
+        assert_eq!(SourcePosition::from_version(lsn.to_version().unwrap(), false), lsn);
     }
 
     #[test]

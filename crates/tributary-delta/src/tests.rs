@@ -1709,3 +1709,29 @@ async fn compaction_combines_small_files_without_changing_rows_feed_or_position_
     after.get_mut(&5).unwrap().insert("qty".into(), json!(6));
     assert_eq!(rows_by_id(&path).await, after, "the table reads the same after the vacuum");
 }
+
+/// Log cleanup removes the commits whose commit info held the full position:
+/// the table still knows its position (from the txn version in the
+/// checkpoint) and that its copy is complete; it is not treated as new.
+#[tokio::test]
+async fn the_position_survives_log_cleanup_of_the_commits_that_named_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let mut config = cfg(dir.path());
+    config.checkpoint_interval = 4;
+    let owner = crate::Owner::new(APP, "mariadb:server_id=1,gtid_domain_id=0");
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), owner.clone()).await.unwrap();
+    for b in 0..4u64 {
+        w.apply(&batch(vec![ins(item(b as i64, "n", 1))], 100 + b)).await.unwrap();
+    }
+    let (version, path) = (w.delta_version(), w.path().to_path_buf());
+    assert!(path.join(format!("_delta_log/{version:020}.checkpoint.parquet")).exists(), "checkpoint at {version}");
+    drop(w);
+    for v in 0..=version {
+        std::fs::remove_file(path.join(format!("_delta_log/{v:020}.json"))).unwrap();
+    }
+    let reopened = TableWriter::open_or_create(&config, schema, owner).await.unwrap();
+    assert_eq!(reopened.committed_version(), Some(pos(103).to_version().unwrap()));
+    assert_eq!(reopened.committed_position(), Some(pos(103)), "the same point of the binlog");
+    assert!(reopened.snapshot_complete(), "not a new table");
+}

@@ -337,15 +337,24 @@ impl TableWriter {
             }
             None => None,
         };
-        self.committed_position = with_txn.and_then(|found| {
-            if found.note.txn_version == self.committed_version {
-                found.note.position()
-            } else {
+        self.committed_position = match with_txn {
+            Some(found) if found.note.txn_version == self.committed_version => found.note.position(),
+            Some(found) => {
                 tracing::warn!(table = %self.path.display(), note = ?found.note.txn_version, txn = ?self.committed_version,
                     "commit info position does not match the txn version; position unknown");
                 None
             }
-        });
+            // The commit that held the full position is gone from the log (log
+            // cleanup after a checkpoint): the txn version still says where.
+            None => self.committed_version.and_then(|version| {
+                let source = self.owner.source.as_deref()?;
+                let mysql = source.starts_with("mysql:") || source.starts_with("mariadb:");
+                let position = SourcePosition::from_version(version, mysql);
+                tracing::info!(table = %self.path.display(), %position,
+                    "position read from the txn version (its commit info is no longer in the log)");
+                Some(position)
+            }),
+        };
         self.stale = false;
         Ok(())
     }

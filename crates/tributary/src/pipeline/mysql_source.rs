@@ -65,7 +65,10 @@ async fn stream(config: &PipelineConfig, writers: &TableWriters, metrics: &Metri
     let source = config.mysql("run")?;
     let from = writers.resume_position().context("every table holds a position after its snapshot")?;
     let SourcePosition::MySql(from) = from else { bail!("the Delta tables hold a non-MySQL position") };
-    let server_end = SourcePosition::MySql(tributary_mysql::stream::current_server_position(source).await?);
+    let server_end = tributary_mysql::stream::current_server_position(source).await?;
+    // A position read back from a txn version alone names its file by index only.
+    let from = from.named_like(&server_end.file);
+    let server_end = SourcePosition::MySql(server_end);
     super::source_check::refuse_behind(&writers.committed_positions(), &server_end)?;
     tracing::info!(position = %SourcePosition::MySql(from.clone()), "streaming from the lowest committed position");
 
