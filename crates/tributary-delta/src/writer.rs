@@ -683,6 +683,16 @@ impl TableWriter {
     /// `None` when the table has too few small files, a snapshot copy is
     /// unfinished, or nothing could be combined.
     pub async fn compact(&mut self, options: &CompactionOptions) -> Result<Option<CompactionStats>, DeltaError> {
+        self.compact_with(options, &|| {}).await
+    }
+
+    /// [`TableWriter::compact`], calling `before_commit` once the new files
+    /// are written and before they are committed (a test failpoint dies there).
+    pub async fn compact_with(
+        &mut self,
+        options: &CompactionOptions,
+        before_commit: &(dyn Fn() + Sync),
+    ) -> Result<Option<CompactionStats>, DeltaError> {
         if self.snapshot_file.is_some() || !self.snapshot_complete {
             return Ok(None);
         }
@@ -706,6 +716,7 @@ impl TableWriter {
         let operation = DeltaOperation::Optimize { predicate: None, target_size: options.target_file_bytes as i64 };
         let note = CommitNote::new(&self.owner.pipeline, CommitKind::Compaction, None, None);
         let (files_removed, rows) = (plan.removed.len(), plan.rows_copied);
+        before_commit();
         let stats = self.commit_plan(plan, operation, note, Some(&replan)).await?;
         Ok(Some(CompactionStats {
             delta_version: stats.delta_version,

@@ -16,6 +16,9 @@
 //! `TRIBUTARY_FAILPOINT_DIE_AFTER_FOLLOW=<n>`: after carrying `n` tables over
 //! to a promoted replica ([`super::failover`]) the process dies at once
 //! (abort: no cleanup, as kill -9), in the middle of the hand-over.
+//!
+//! `TRIBUTARY_FAILPOINT_DIE_IN_COMPACTION=1`: the first compaction dies at
+//! once after writing its new files, before committing them.
 
 #[cfg(feature = "failpoints")]
 use std::path::PathBuf;
@@ -83,3 +86,21 @@ pub fn after_followed(followed: usize) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn after_followed(_followed: usize) {}
+
+/// The environment variable that makes a compaction die before its commit.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub const DIE_IN_COMPACTION_VAR: &str = "TRIBUTARY_FAILPOINT_DIE_IN_COMPACTION";
+
+/// Dies at once when [`DIE_IN_COMPACTION_VAR`] is set (called between a compaction's files and its commit).
+#[cfg(feature = "failpoints")]
+pub fn in_compaction() {
+    if std::env::var(DIE_IN_COMPACTION_VAR).is_ok_and(|v| v == "1") {
+        eprintln!("failpoint {DIE_IN_COMPACTION_VAR}: dying with a compaction's files written and not committed");
+        std::process::abort();
+    }
+}
+
+/// Without the `failpoints` feature a compaction never dies on purpose.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn in_compaction() {}

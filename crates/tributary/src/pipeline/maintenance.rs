@@ -70,7 +70,7 @@ impl Maintenance {
             }
             if self.config.compaction && writer.small_file_count(&self.compaction) >= self.compaction.min_small_files {
                 let started = Instant::now();
-                match writer.compact(&self.compaction).await {
+                match writer.compact_with(&self.compaction, &super::failpoint::in_compaction).await {
                     Ok(Some(done)) => {
                         metrics.maintenance().compacted(id, done.bytes_removed, started.elapsed().as_secs_f64());
                         metrics.maintenance().conflicts(id, done.conflicts);
