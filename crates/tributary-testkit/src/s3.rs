@@ -39,6 +39,9 @@ pub struct S3Options {
     pub script: PathBuf,
     /// The bucket to create; `None`: a unique `tributary-<8 hex>`.
     pub bucket: Option<String>,
+    /// `false` emulates an S3-compatible store without conditional writes:
+    /// `If-None-Match` / `If-Match` are dropped, so a create silently overwrites.
+    pub conditional_writes: bool,
     pub ready_timeout: Duration,
 }
 
@@ -48,6 +51,7 @@ impl Default for S3Options {
             python: venv_python(),
             script: crate::disk::repo_root().join("scripts/s3_server.py"),
             bucket: None,
+            conditional_writes: true,
             ready_timeout: READY_TIMEOUT,
         }
     }
@@ -92,6 +96,9 @@ impl S3Server {
         let log = dir.path().join("s3-server.log");
         let mut cmd = Command::new(&options.python);
         cmd.arg(&options.script).args(["--host", "127.0.0.1", "--port", "0"]).current_dir(dir.path());
+        if !options.conditional_writes {
+            cmd.arg("--ignore-conditional-writes");
+        }
         let mut process = ServiceProcess::spawn("S3 server (moto)", cmd, &log, dir.path())?;
         let port = wait_listening(&mut process, &log, options.ready_timeout)?;
         let server = S3Server { process, dir, port, bucket: options.bucket.unwrap_or_else(unique_bucket) };

@@ -96,6 +96,16 @@ fn if_none_match_refuses_an_existing_key_and_creates_a_new_one() {
     assert!(counts["PUT"] >= 5 && counts["POST"] >= 4 && counts["GET"] >= 3, "{counts:?}");
 }
 
+#[test]
+fn without_conditional_writes_a_create_silently_overwrites() {
+    // What a store without If-None-Match support does, for the bad-input tests of the sink.
+    let options = S3Options { conditional_writes: false, ..S3Options::default() };
+    let Some(s3) = require("S3 server (moto; `make setup`)", S3Server::start_with(options)) else { return };
+    let out = run_python(&s3, BOTO3_CONDITIONAL, &[s3.bucket()]);
+    assert_eq!((&out["put_existing"], &out["after_put"]), (&json!(200), &json!("second")), "{out}");
+    assert_eq!((&out["multipart_existing"], &out["after_multipart"]), (&json!(200), &json!("third")), "{out}");
+}
+
 const BOTO3_RACE: &str = r#"
 import json, os, sys, threading
 import boto3, botocore
