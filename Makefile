@@ -55,7 +55,7 @@ test-integration: setup  ## the integration tests only (tests/ of every crate)
 	$(CARGO) test --workspace --locked $(TEST_FEATURES) --tests -- --test-threads=$(TEST_THREADS)
 
 test-spark: setup  ## Spark + Delta verification (one JVM per test binary)
-	$(CARGO) test --locked -p tributary-testkit --test spark -- --test-threads=$(TEST_THREADS)
+	$(CARGO) test --locked -p tributary-testkit --test spark --test s3 -- --test-threads=$(TEST_THREADS)
 	@if ls crates/tributary/tests/spark_*.rs >/dev/null 2>&1; then \
 	  for t in crates/tributary/tests/spark_*.rs; do \
 	    $(CARGO) test --locked -p tributary $(TEST_FEATURES) --test "$$(basename $$t .rs)" -- --test-threads=$(TEST_THREADS) || exit 1; \

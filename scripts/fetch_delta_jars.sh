@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Fetches the Delta Lake jars the Spark verifier loads (io.delta:delta-spark_2.12
-# and io.delta:delta-storage) once into the cache dir with Maven; later runs
-# find them there and download nothing. Spark 3.5 ships everything else.
+# Fetches the jars the Spark verifier loads once into the cache dir with Maven;
+# later runs find them there and download nothing: Delta Lake
+# (io.delta:delta-spark_2.12, io.delta:delta-storage) and S3A for `s3a://` tables
+# (org.apache.hadoop:hadoop-aws at the Hadoop version pyspark 3.5 bundles,
+# 3.3.4, and the AWS SDK bundle that hadoop-aws 3.3.4 was built against).
+# Spark 3.5 ships everything else.
 #   DELTA_VERSION        (default 3.3.2, the Delta 3.x line for Spark 3.5)
+#   HADOOP_AWS_VERSION   (default 3.3.4: must equal pyspark's hadoop-client-api-*.jar)
+#   AWS_SDK_BUNDLE_VERSION (default 1.12.262, hadoop-aws 3.3.4's own dependency)
 #   TRIBUTARY_JARS_DIR   (default $TRIBUTARY_CACHE_DIR/jars = /var/cache/tributary/jars)
 #   TRIBUTARY_MAVEN_ARGS extra Maven arguments (e.g. -o for offline, -s settings.xml for a mirror)
 set -euo pipefail
 
 DELTA_VERSION="${DELTA_VERSION:-3.3.2}"
 JARS_DIR="${TRIBUTARY_JARS_DIR:-${TRIBUTARY_CACHE_DIR:-/var/cache/tributary}/jars}"
-ARTIFACTS=("io.delta:delta-spark_2.12:$DELTA_VERSION" "io.delta:delta-storage:$DELTA_VERSION")
+HADOOP_AWS_VERSION="${HADOOP_AWS_VERSION:-3.3.4}"
+AWS_SDK_BUNDLE_VERSION="${AWS_SDK_BUNDLE_VERSION:-1.12.262}"
+ARTIFACTS=(
+  "io.delta:delta-spark_2.12:$DELTA_VERSION"
+  "io.delta:delta-storage:$DELTA_VERSION"
+  "org.apache.hadoop:hadoop-aws:$HADOOP_AWS_VERSION"
+  "com.amazonaws:aws-java-sdk-bundle:$AWS_SDK_BUNDLE_VERSION"
+)
 
 mkdir -p "$JARS_DIR"
 for coords in "${ARTIFACTS[@]}"; do

@@ -2,8 +2,9 @@
 # Installs what Tributary's tests and demo need on a fresh Debian/Ubuntu machine:
 # Debian packages (MariaDB server and client, PostgreSQL 15, Prometheus,
 # AlertManager, Java 17, Maven, npm, build tools), a Python venv with the
-# independent Delta readers (delta-rs, pyspark 3.5), the Delta Lake jars
-# for Spark and PostgreSQL server builds of other majors (fetch_postgres.sh).
+# independent Delta readers (delta-rs, pyspark 3.5) and the test S3 server
+# (moto), the Delta Lake and S3A jars for Spark and PostgreSQL server builds of
+# other majors (fetch_postgres.sh).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -73,6 +74,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 for line in open(sys.argv[1]):
     name, _, want = line.split("#")[0].strip().partition("==")
+    name = name.partition("[")[0]  # moto[s3]: the extra's packages are pinned on their own lines
     try:
         if name and want and version(name) != want:
             sys.exit(1)
@@ -81,7 +83,7 @@ for line in open(sys.argv[1]):
 PY
 }
 if ! venv_ok; then
-  echo "setup: creating Python venv $VENV with the independent Delta readers (delta-rs, pyspark)"
+  echo "setup: creating Python venv $VENV with the independent Delta readers (delta-rs, pyspark) and the S3 server (moto)"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   PIP_CACHE_DIR="$CACHE_DIR/pip" "$VENV/bin/pip" install -q --disable-pip-version-check \
     -r "$REQUIREMENTS"
@@ -89,4 +91,4 @@ fi
 TRIBUTARY_CACHE_DIR="$CACHE_DIR" bash "$(dirname "$0")/fetch_delta_jars.sh" >/dev/null
 # PostgreSQL majors besides Debian's 15 for the test matrix ($TRIBUTARY_PG_MAJORS, default "14 18").
 TRIBUTARY_CACHE_DIR="$CACHE_DIR" bash "$(dirname "$0")/fetch_postgres.sh"
-echo "setup: ok (venv $VENV, Delta jars ${TRIBUTARY_JARS_DIR:-$CACHE_DIR/jars}, PostgreSQL ${TRIBUTARY_PG_MAJORS:-14 18} in $CACHE_DIR/postgres)"
+echo "setup: ok (venv $VENV, Delta and S3A jars ${TRIBUTARY_JARS_DIR:-$CACHE_DIR/jars}, PostgreSQL ${TRIBUTARY_PG_MAJORS:-14 18} in $CACHE_DIR/postgres)"

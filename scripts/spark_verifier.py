@@ -17,7 +17,11 @@ then one answer per request line read on stdin:
   {"id": 6, "op": "cdf_count", "path": P, "start": S [, "end": E]} -> n
   {"id": 7, "op": "sql",     "query": Q}                           -> [{col: value}]
   {"id": 8, "op": "ping"}                                          -> {"spark_version": ...}
+  {"id": 9, "op": "register_s3", "bucket": B, "endpoint": URL, "region": R, "access_key": K, "secret_key": S}
+                                   -> {"bucket": B}; then P may be "s3a://B/<key>"
 answered as {"id": N, "ok": true, "result": R} or {"id": N, "ok": false, "error": "Class: message"}.
+P is a local path, or an s3a:// URL of a bucket registered with register_s3 (the
+jars must include hadoop-aws and the AWS SDK bundle).
 "version" is time travel (versionAsOf). Values: decimals as strings, timestamps as
 ISO-8601 (UTC, "+00:00" for TIMESTAMP, none for TIMESTAMP_NTZ), dates ISO, binary as
 hex, NaN/Infinity as strings: the same canonical form as scripts/delta_reader.py.
@@ -155,6 +159,31 @@ class Verifier:
 
     def op_ping(self, req):
         return {"spark_version": self.spark.version}
+
+    def op_register_s3(self, req):
+        # Per-bucket S3A settings (fs.s3a.bucket.<bucket>.*), set on the context's
+        # Hadoop configuration that every later DeltaLog copies. A bucket name is
+        # used once per test run, so the FileSystem cache (keyed by bucket) never
+        # hands out a client of an earlier test's server.
+        bucket = req["bucket"]
+        settings = {
+            "endpoint": req["endpoint"],
+            "endpoint.region": req.get("region") or "us-east-1",
+            "path.style.access": "true",
+            "connection.ssl.enabled": "false",
+            "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+            "access.key": req["access_key"],
+            "secret.key": req["secret_key"],
+            # A loopback server that is down should fail a request in seconds, not minutes.
+            "attempts.maximum": "2",
+            "retry.limit": "2",
+            "connection.establish.timeout": "5000",
+            "connection.timeout": "30000",
+        }
+        conf = self.spark.sparkContext._jsc.hadoopConfiguration()
+        for key, value in settings.items():
+            conf.set(f"fs.s3a.bucket.{bucket}.{key}", value)
+        return {"bucket": bucket}
 
     def op_schema(self, req):
         return [

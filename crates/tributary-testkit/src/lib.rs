@@ -13,6 +13,7 @@ pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod s3;
 pub mod spark;
 pub mod tls;
 pub mod webhook;
@@ -23,6 +24,7 @@ pub use isolation::{test_root, unique_name, TestDatabase, TestDir, TEST_ROOT_MAR
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{PgDatabase, Postgres, PostgresOptions};
 pub use prometheus::{Prometheus, PrometheusOptions};
+pub use s3::{S3Options, S3Server};
 pub use spark::{SparkField, SparkVerifier, SparkVerifierOptions};
 pub use tls::{CertPair, ServerCerts, ServerTls, TestCa};
 pub use webhook::{Notification, WebhookReceiver};

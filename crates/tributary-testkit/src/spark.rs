@@ -3,6 +3,11 @@
 //! one JVM) per test binary, shared by its tests through [`SparkVerifier::shared`],
 //! since a JVM start costs seconds. JSON lines over stdin/stdout; Spark's logs go
 //! to a file whose tail is in every error once the process has died.
+//!
+//! Tables on the test S3 server are read through `s3a://` (hadoop-aws and the
+//! AWS SDK bundle jars) once their bucket is registered with
+//! [`SparkVerifier::register_s3`]; every method taking a path then also takes
+//! an `s3a://<bucket>/<key>` URL.
 
 use crate::process::{find_binary, spawn_watchdog};
 use crate::TestKitError;
@@ -41,7 +46,8 @@ pub struct SparkVerifierOptions {
     pub python: PathBuf,
     /// The verifier script.
     pub script: PathBuf,
-    /// The Delta jars (`delta-spark_2.12`, `delta-storage`).
+    /// The jars: Delta (`delta-spark_2.12`, `delta-storage`) and S3A
+    /// (`hadoop-aws`, `aws-java-sdk-bundle`).
     pub jars: Vec<PathBuf>,
     /// A spark-defaults.conf applied first (the repo's config/spark/spark-defaults.conf).
     pub conf: Option<PathBuf>,
@@ -83,7 +89,8 @@ pub fn venv_python() -> PathBuf {
     }
 }
 
-/// The newest `delta-spark_2.12-*.jar` and `delta-storage-*.jar` in `dir`.
+/// The newest `delta-spark_2.12-*.jar`, `delta-storage-*.jar`, `hadoop-aws-*.jar`
+/// and `aws-java-sdk-bundle-*.jar` in `dir` (all fetched by scripts/fetch_delta_jars.sh).
 pub fn delta_jars(dir: &Path) -> Result<Vec<PathBuf>, TestKitError> {
     let names: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
@@ -93,14 +100,14 @@ pub fn delta_jars(dir: &Path) -> Result<Vec<PathBuf>, TestKitError> {
         .filter(|n| n.ends_with(".jar"))
         .collect();
     let mut jars = Vec::new();
-    for prefix in ["delta-spark_2.12-", "delta-storage-"] {
+    for prefix in ["delta-spark_2.12-", "delta-storage-", "hadoop-aws-", "aws-java-sdk-bundle-"] {
         let mut found: Vec<&String> = names.iter().filter(|n| n.starts_with(prefix)).collect();
         found.sort();
         match found.pop() {
             Some(name) => jars.push(dir.join(name)),
             None => {
                 return Err(TestKitError::Start {
-                    what: "find the Delta jars".into(),
+                    what: "find the Delta and S3A jars".into(),
                     detail: format!(
                         "no {prefix}*.jar in {}; run `bash scripts/fetch_delta_jars.sh` (or `make setup`), \
                          or set TRIBUTARY_JARS_DIR",
@@ -246,6 +253,22 @@ impl SparkVerifier {
     /// The file holding Spark's and Python's stderr.
     pub fn log_path(&self) -> &Path {
         &self.stderr_log
+    }
+
+    /// Lets Spark read `s3a://<bucket>/...` of `s3`'s bucket: S3A settings for
+    /// that bucket only (endpoint, path-style access, plain HTTP, its static keys
+    /// through `SimpleAWSCredentialsProvider`, few retries). Each test's server
+    /// has its own bucket name, so servers of earlier tests never get in the way.
+    pub fn register_s3(&self, s3: &crate::S3Server) -> Result<(), TestKitError> {
+        self.call(json!({
+            "op": "register_s3",
+            "bucket": s3.bucket(),
+            "endpoint": s3.endpoint(),
+            "region": s3.region(),
+            "access_key": s3.access_key_id(),
+            "secret_key": s3.secret_access_key(),
+        }))
+        .map(|_| ())
     }
 
     /// The schema of the Delta table at `path` (latest version).
