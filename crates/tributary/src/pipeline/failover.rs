@@ -25,6 +25,9 @@ use tributary_mysql::gtid::same_domain;
 pub async fn follow(config: &PipelineConfig, owner: &Owner, tables: &[TableId]) -> anyhow::Result<usize> {
     let source = config.mysql("run")?;
     let Some(now) = owner.source.as_deref() else { return Ok(0) };
+    if tributary_mysql::gtid::identity_domain(now).is_none() {
+        return Ok(0); // not MariaDB: nothing is followed (and no table is read twice at start)
+    }
     let mut translated: HashMap<Gtid, MySqlPosition> = HashMap::new();
     let mut followed = 0;
     for id in tables {
