@@ -19,6 +19,7 @@ pub mod cdf;
 mod commit;
 pub mod config;
 mod conflict;
+mod durable;
 pub mod encode;
 pub mod error;
 pub mod evolve;
