@@ -247,9 +247,10 @@ pub(crate) struct CommitMetrics {
 /// Commits `actions` (plus the txn and Tributary's commit info) on top of the
 /// table's loaded state, and moves the table's state to the new version.
 /// Returns the new Delta version once the commit is durable: the files its
-/// actions add and the new log entry are fsynced (see [`crate::durable`]). Fails (see `error::is_conflict`) when the
-/// log holds a newer version than the loaded state, or another writer takes
-/// the next version first: delta-rs does not retry.
+/// actions add and the new log entry are fsynced (see [`crate::durable`]).
+/// Fails (see `error::is_conflict`) when the log holds a newer version than
+/// the loaded state, or another writer takes the next version first:
+/// delta-rs does not retry.
 pub(crate) async fn commit(
     table: &mut DeltaTable,
     actions: Vec<Action>,
