@@ -249,9 +249,11 @@ pub(crate) struct CommitMetrics {
 
 /// Commits `actions` (plus the txn and Tributary's commit info) on top of the
 /// table's loaded state, and moves the table's state to the new version.
-/// Returns the new Delta version. Fails (see `error::is_conflict`) when the
-/// log holds a newer version than the loaded state, or another writer takes
-/// the next version first: delta-rs does not retry.
+/// Returns the new Delta version once the commit is durable: the files its
+/// actions add and the new log entry are fsynced (see [`crate::durable`]).
+/// Fails (see `error::is_conflict`) when the log holds a newer version than
+/// the loaded state, or another writer takes the next version first:
+/// delta-rs does not retry.
 pub(crate) async fn commit(
     table: &mut DeltaTable,
     actions: Vec<Action>,
@@ -280,6 +282,11 @@ pub(crate) async fn commit(
     if let Some(txn) = txn {
         properties = properties.with_application_transaction(txn);
     }
+    // The files the log entry names are durable before the entry exists.
+    let local = crate::durable::local_dir(table);
+    if let Some(dir) = &local {
+        crate::durable::sync_new_files(dir, &actions)?;
+    }
     let state = table.snapshot()?;
     let reference = WritableTable::new(state);
     let finalized = CommitBuilder::from(properties)
@@ -288,15 +295,22 @@ pub(crate) async fn commit(
         .await?;
     let version = finalized.version() as i64;
     table.state = Some(finalized.snapshot());
+    if let Some(dir) = &local {
+        crate::durable::sync_log_entry(dir, version)?;
+    }
     Ok(version)
 }
 
-/// Writes a checkpoint for the table's current version, then deletes log
+/// Writes a checkpoint for the table's current version (fsynced with
+/// `_last_checkpoint`, see [`crate::durable`]), then deletes log
 /// files older than the table's `delta.logRetentionDuration` (default 30
 /// days) that the checkpoint makes unnecessary, unless
 /// `delta.enableExpiredLogCleanup` is false.
 pub(crate) async fn checkpoint_and_cleanup(table: &DeltaTable) -> Result<(), DeltaTableError> {
     deltalake::checkpoints::create_checkpoint(table, None).await?;
+    if let Some(dir) = crate::durable::local_dir(table) {
+        crate::durable::sync_checkpoint(&dir, table.snapshot()?.version() as i64)?;
+    }
     if table.snapshot()?.table_config().enable_expired_log_cleanup() {
         let removed = deltalake::checkpoints::cleanup_metadata(table, None).await?;
         if removed > 0 {

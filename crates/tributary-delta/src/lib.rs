@@ -20,6 +20,7 @@ mod commit;
 pub mod compact;
 pub mod config;
 mod conflict;
+mod durable;
 pub mod encode;
 pub mod error;
 pub mod evolve;

@@ -107,6 +107,9 @@ pub(crate) async fn load_or_create(
         .await;
     match created {
         Ok(table) => {
+            if let Some(dir) = crate::durable::local_dir(&table) {
+                crate::durable::sync_log_entry(&dir, 0).map_err(err("sync the new table's first log entry"))?;
+            }
             tracing::info!(table = %path.display(), source = %layout.source.id, "created delta table");
             Ok(table)
         }

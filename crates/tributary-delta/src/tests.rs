@@ -1735,3 +1735,139 @@ async fn the_position_survives_log_cleanup_of_the_commits_that_named_it() {
     assert_eq!(reopened.committed_position(), Some(pos(103)), "the same point of the binlog");
     assert!(reopened.snapshot_complete(), "not a new table");
 }
+
+// Durability: what each commit path fsyncs before it returns (crate::durable).
+
+/// Checks that commit `version` of `table` is durable by the syncs in
+/// `synced` (those one call made, in order): each file its add / cdc actions
+/// name, each directory holding them, then its log entry and `_delta_log`.
+fn assert_commit_synced(table: &Path, version: i64, synced: &[std::path::PathBuf]) {
+    let at = |p: &Path| synced.iter().position(|s| s == p);
+    let last_at = |p: &Path| synced.iter().rposition(|s| s == p);
+    let entry = table.join(format!("_delta_log/{version:020}.json"));
+    let entry_at = at(&entry).unwrap_or_else(|| panic!("log entry {version} not synced; synced: {synced:?}"));
+    let log_dir_at = last_at(&table.join("_delta_log")).expect("_delta_log synced");
+    assert!(log_dir_at > entry_at, "_delta_log synced after its new entry: {synced:?}");
+    let commit = actions(table, version);
+    let files: Vec<&str> = ["add", "cdc"]
+        .iter()
+        .flat_map(|kind| commit.get(*kind).into_iter().flatten())
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    for file in &files {
+        let path = table.join(file);
+        let file_at = at(&path).unwrap_or_else(|| panic!("{file} of commit {version} not synced: {synced:?}"));
+        assert!(file_at < entry_at, "{file} synced before the log entry naming it");
+        let mut dir = path.parent().unwrap();
+        loop {
+            let dir_at = at(dir).unwrap_or_else(|| panic!("{} not synced: {synced:?}", dir.display()));
+            assert!(dir_at < entry_at, "{} synced before the log entry", dir.display());
+            if dir == table {
+                break;
+            }
+            dir = dir.parent().unwrap();
+        }
+    }
+    let unique: std::collections::BTreeSet<_> = synced.iter().collect();
+    assert_eq!(unique.len(), synced.len(), "each file and directory synced once: {synced:?}");
+}
+
+/// The syncs below `root` since `from` of them.
+fn synced_since(root: &Path, from: usize) -> Vec<std::path::PathBuf> {
+    crate::durable::record::below(root)[from..].to_vec()
+}
+
+#[tokio::test]
+async fn a_new_table_is_synced_with_its_first_log_entry_and_the_directories_above_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap().join("lake");
+    let w = TableWriter::open_or_create(&cfg(&root), items_schema(true), APP).await.unwrap();
+    let synced = synced_since(&root, 0);
+    assert_commit_synced(w.path(), 0, &synced);
+    for d in [w.path(), &root.join("shop"), &root] {
+        assert!(synced.iter().any(|s| s == d), "{} synced: {synced:?}", d.display());
+    }
+    let above = root.parent().unwrap();
+    assert!(crate::durable::record::below(above).iter().any(|s| s == above), "the directory holding the root");
+}
+
+#[tokio::test]
+async fn every_commit_path_syncs_its_files_directories_and_log_entry_before_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let config = DeltaSinkConfig { target_file_rows: 4, checkpoint_interval: 1000, ..cfg(&root) };
+    let mut w = TableWriter::open_or_create(&config, items_schema(true), APP).await.unwrap();
+    let rows = |r: std::ops::Range<i64>| r.map(|i| item(i, "s", i)).collect::<Vec<_>>();
+
+    // Snapshot: a full file committed on its own, then the rest with the position.
+    let from = crate::durable::record::below(&root).len();
+    let before = w.delta_version();
+    let s = w.append_snapshot_chunk(rows(0..6), &pos(10), 5, true).await.unwrap();
+    assert_eq!(s.commits, 2);
+    let synced = synced_since(&root, from);
+    let log_dir = w.path().join("_delta_log");
+    let per_commit: Vec<&[std::path::PathBuf]> = synced.split_inclusive(|p| p == &log_dir).collect();
+    assert_eq!(per_commit.len(), 2, "{synced:?}");
+    for (version, synced) in (before + 1..).zip(per_commit) {
+        assert_commit_synced(w.path(), version, synced);
+    }
+
+    // A batch that rewrites a file and writes change data (new _change_data directory).
+    let from = crate::durable::record::below(&root).len();
+    w.apply(&batch(vec![upd(item(1, "s", 1), item(1, "one", 1)), del(item(2, "s", 2)), ins(item(9, "n", 9))], 20))
+        .await
+        .unwrap();
+    let commit = actions(w.path(), w.delta_version());
+    assert!(count(&commit, "add") >= 1 && count(&commit, "cdc") == 1 && count(&commit, "remove") == 1, "{commit:?}");
+    let synced = synced_since(&root, from);
+    assert_commit_synced(w.path(), w.delta_version(), &synced);
+    assert!(synced.iter().any(|p| p == &w.path().join("_change_data")));
+    assert!(
+        !synced.iter().any(|p| commit["remove"].iter().any(|r| p == &w.path().join(r["path"].as_str().unwrap()))),
+        "removed files are not synced again"
+    );
+
+    // A position-only commit: nothing but its log entry.
+    let from = crate::durable::record::below(&root).len();
+    w.apply(&batch(vec![], 30)).await.unwrap();
+    let synced = synced_since(&root, from);
+    assert_commit_synced(w.path(), w.delta_version(), &synced);
+    assert_eq!(synced.len(), 2, "the entry and _delta_log: {synced:?}");
+
+    // A schema change that rewrites every data file (an added column with a default).
+    let mut added = (*items_schema(true)).clone();
+    added.columns.push(Column { source_type: "int".into(), ..col("extra", ColumnType::Int32) });
+    let from = crate::durable::record::below(&root).len();
+    let changes = w.change_schema(&added, &pos(40), &[("extra".into(), Value::Int(7))], &[]).await.unwrap();
+    assert!(!changes.is_empty());
+    assert!(count(&actions(w.path(), w.delta_version()), "add") >= 2);
+    assert_commit_synced(w.path(), w.delta_version(), &synced_since(&root, from));
+
+    // A reset: removes only.
+    let from = crate::durable::record::below(&root).len();
+    w.reset().await.unwrap();
+    assert_commit_synced(w.path(), w.delta_version(), &synced_since(&root, from));
+}
+
+#[tokio::test]
+async fn a_checkpoint_and_last_checkpoint_are_synced_before_the_commit_that_wrote_them_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let config = DeltaSinkConfig { checkpoint_interval: 2, ..cfg(&root) };
+    let mut w = TableWriter::open_or_create(&config, items_schema(true), APP).await.unwrap();
+    w.apply(&batch(vec![ins(item(1, "a", 1))], 10)).await.unwrap();
+    let from = crate::durable::record::below(&root).len();
+    w.apply(&batch(vec![ins(item(2, "b", 2))], 20)).await.unwrap();
+    assert_eq!(w.delta_version(), 2);
+    let log = w.path().join("_delta_log");
+    let checkpoint = log.join(format!("{:020}.checkpoint.parquet", 2));
+    assert!(checkpoint.exists());
+    let synced = synced_since(&root, from);
+    let at = |p: &Path| {
+        synced.iter().position(|s| s == p).unwrap_or_else(|| panic!("{} not synced: {synced:?}", p.display()))
+    };
+    let (checkpoint_at, last_at) = (at(&checkpoint), at(&log.join("_last_checkpoint")));
+    let log_dir_at = synced.iter().rposition(|s| s == &log).unwrap();
+    assert!(checkpoint_at < last_at && last_at < log_dir_at, "{synced:?}");
+    assert!(at(&log.join(format!("{:020}.json", 2))) < checkpoint_at, "the commit first, then its checkpoint");
+}

@@ -161,6 +161,11 @@ impl TableWriter {
         std::fs::create_dir_all(&path).map_err(|e| DeltaError::io(&path, "create directory", &path, e))?;
         let layout = TableLayout::new(schema);
         let table = crate::table::load_or_create(&path, &layout, &owner.properties()).await?;
+        // The directories just made (table, schema, root) are part of what a commit needs to survive.
+        if crate::durable::local_dir(&table).is_some() {
+            crate::durable::sync_dirs_up_to(&path, &cfg.root)
+                .map_err(|e| DeltaError::delta(&path, "sync the table's directories", e))?;
+        }
         // The schema stored with the table is the one in force at its committed
         // position: decoding resumes with it, whatever the source says now.
         let layout = stored_layout(&table).unwrap_or(layout);
