@@ -78,6 +78,27 @@ pub fn same_domain(from: &str, to: &str) -> bool {
     from != to && identity_domain(from).is_some() && identity_domain(from) == identity_domain(to)
 }
 
+/// The highest sequence the server `cfg` points at has in its binlog for
+/// `gtid`'s origin (its domain and server id; `@@gtid_binlog_state` keeps the
+/// last GTID per domain and server id), `None` when it has none: then it never
+/// wrote nor replicated a transaction of that server (a shard of the same
+/// domain, another history), and is not taken for a promoted replica.
+pub async fn origin_sequence(cfg: &MySqlSourceConfig, gtid: &Gtid) -> Result<Option<u64>, MySqlError> {
+    let Gtid::MariaDb { domain, server_id, .. } = gtid else { return Ok(None) };
+    let mut conn = connect(cfg).await?;
+    let state: Option<String> = conn
+        .query_first("SELECT @@gtid_binlog_state")
+        .await
+        .map_err(|e| MySqlError::query("reading the server's GTID state", e))?;
+    let _ = conn.disconnect().await;
+    let state = parse_state(state.as_deref().unwrap_or(""))
+        .map_err(|detail| MySqlError::Protocol { context: "reading the server's GTID state".into(), detail })?;
+    Ok(state.iter().find_map(|g| match g {
+        Gtid::MariaDb { domain: d, server_id: s, sequence } if d == domain && s == server_id => Some(*sequence),
+        _ => None,
+    }))
+}
+
 /// Why a GTID cannot be continued on this server.
 fn not_here(gtid: &Gtid, reason: impl Into<String>) -> MySqlError {
     MySqlError::GtidNotOnServer { gtid: gtid.to_string(), reason: reason.into() }
@@ -114,8 +135,8 @@ pub async fn position_after(cfg: &MySqlSourceConfig, after: &Gtid) -> Result<MyS
             ),
         ));
     }
-    let server_sequence = match state.first() {
-        Some(Gtid::MariaDb { domain: d, sequence: s, .. }) if d == domain => *s,
+    let (server_sequence, server_origin) = match state.first() {
+        Some(Gtid::MariaDb { domain: d, sequence: s, server_id }) if d == domain => (*s, *server_id),
         _ => {
             return Err(not_here(
                 after,
@@ -131,6 +152,16 @@ pub async fn position_after(cfg: &MySqlSourceConfig, after: &Gtid) -> Result<MyS
             after,
             format!(
                 "the server's binlog ends at {} before it: it lacks transactions the lake holds (a replica promoted before it caught up?)",
+                join(&state)
+            ),
+        ));
+    }
+    let Gtid::MariaDb { server_id: origin, .. } = after else { unreachable!("matched above") };
+    if server_sequence == *sequence && server_origin != *origin {
+        return Err(not_here(
+            after,
+            format!(
+                "the server's binlog ends at {}, another transaction with the same sequence: the histories diverged",
                 join(&state)
             ),
         ));

@@ -147,11 +147,13 @@ fn a_second_pipeline_refuses_a_table_it_does_not_own_and_adopt_continues_exactly
 #[test]
 fn a_table_prefix_keeps_a_second_sources_tables_apart_under_one_root() {
     let Some(server) = mariadb() else { return };
-    let Some(other) = mariadb() else { return };
+    // Two servers with the same database and table names (shards), server ids 1 and 2.
+    let options = tributary_testkit::MariaDbOptions { server_id: 2, ..Default::default() };
+    let Some(other) = tributary_testkit::require("MariaDB", tributary_testkit::MariaDb::start_with(options)) else {
+        return;
+    };
+    other.create_user(CDC_USER, CDC_PASSWORD, &["REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*"]).unwrap();
     let Some(python) = python() else { return };
-    // Two servers with the same database and table names (shards); the
-    // test kit starts every server with server_id 1.
-    other.exec("SET GLOBAL server_id = 2").unwrap();
     let db = server.create_database().unwrap();
     let name = db.name().to_string();
     other.exec(&format!("CREATE DATABASE `{name}`")).unwrap();

@@ -9,8 +9,12 @@
 //! A kill during the hand-over leaves each table either on the old server or
 //! on the new one, never between; the next start finishes the rest.
 //!
-//! Tables whose copy was not finished are handed over without a position and
-//! copied again. MySQL (server UUIDs, GTID sets) is not followed: the tables
+//! A server counts as a promoted replica only when its binlog holds
+//! transactions of the table's GTID origin (`gtid::origin_sequence`: same
+//! domain and server id); a shard of the same domain with another history is
+//! refused by the ownership check as before, and so is a table whose copy
+//! was not finished (no GTID to prove anything; `tributary adopt` hands it
+//! over, copied again). MySQL (server UUIDs, GTID sets) is not followed: the tables
 //! are refused with the ownership message, as for any other server.
 
 use crate::config::PipelineConfig;
@@ -37,9 +41,8 @@ pub async fn follow(config: &PipelineConfig, owner: &Owner, tables: &[TableId]) 
             _ => continue,
         };
         let Some(position) = recorded.position else {
-            tributary_delta::adopt(&config.sink.delta, id, owner).await?;
-            tracing::warn!(table = %id, from = %was, to = %now, "failover: the table's copy was not finished; it is copied again from the new server");
-            followed += 1;
+            // A half-copied table proves nothing about the new server: the ownership
+            // check refuses it, and `tributary adopt` hands it over (copied again).
             continue;
         };
         let Some(gtid) = position.as_mysql().and_then(|p| p.gtid.clone()) else {
@@ -47,6 +50,12 @@ pub async fn follow(config: &PipelineConfig, owner: &Owner, tables: &[TableId]) 
                 "table {id} was written from `{was}` and the server is now `{now}` (same GTID domain), but its position {position} carries no GTID (written by an older Tributary): run `tributary adopt {id}` to copy it again from the new server"
             );
         };
+        if tributary_mysql::gtid::origin_sequence(source, &gtid).await?.is_none() {
+            // Not a replica of the table's server (a shard with the same names, another history):
+            // the writer refuses the table with the ownership message.
+            tracing::debug!(table = %id, %gtid, "the server's binlog does not hold the table's GTID origin; not a failover");
+            continue;
+        }
         let at = match translated.get(&gtid) {
             Some(at) => at.clone(),
             None => {
