@@ -154,8 +154,6 @@ pub(crate) fn plan(
     }
     plan.rewrites = true;
     plan.rows_copied = rows as u64;
-    plan.metrics.rows_written = 0;
-    debug_assert!(plan.actions.iter().all(|a| !matches!(a, Action::Add(add) if add.data_change)));
     Ok(Some(plan))
 }
 

@@ -265,7 +265,8 @@ impl TableWriter {
     /// column (NULL in its older rows) in one metadata-only commit; any other
     /// difference is left for [`TableWriter::check_table`] to report.
     async fn add_missing_metadata_columns(&mut self) -> Result<(), DeltaError> {
-        let err = |e| DeltaError::delta(&self.path, "add the change sequence column", e);
+        let path = self.path.clone();
+        let err = |e| DeltaError::delta(&path, "add the change sequence column", e);
         let state = self.table.snapshot().map_err(err)?;
         let on_disk = state.schema();
         let expected = self.layout.delta_fields();
@@ -275,16 +276,7 @@ impl TableWriter {
             return Ok(());
         }
         let metadata = crate::table::metadata_for(state, &self.layout).map_err(err)?;
-        let note = CommitNote::new(&self.owner.pipeline, CommitKind::Upgrade, None, None);
-        let operation = DeltaOperation::UpdateTableMetadata {
-            metadata_update: deltalake::operations::update_table_metadata::TableMetadataUpdate {
-                name: None,
-                description: None,
-            },
-        };
-        let actions = vec![deltalake::kernel::Action::Metadata(metadata)];
-        let version =
-            commit::commit(&mut self.table, actions, operation, note, Default::default()).await.map_err(err)?;
+        let version = self.commit_metadata(metadata).await.map_err(err)?;
         tracing::info!(table = %self.path.display(), version, column = CHANGE_SEQ_COLUMN, "added a metadata column");
         Ok(())
     }
@@ -666,6 +658,16 @@ impl TableWriter {
                 format!("interval {} seconds", retention.as_secs()),
             )
             .map_err(|e| err(e.into()))?;
+        self.commit_metadata(metadata).await.map_err(err)?;
+        Ok(true)
+    }
+
+    /// Commits `metadata` alone (no data change, no position): a format
+    /// change the notes' readers skip ([`CommitKind::Upgrade`]).
+    async fn commit_metadata(
+        &mut self,
+        metadata: deltalake::kernel::Metadata,
+    ) -> Result<i64, deltalake::DeltaTableError> {
         let note = CommitNote::new(&self.owner.pipeline, CommitKind::Upgrade, None, None);
         let operation = DeltaOperation::UpdateTableMetadata {
             metadata_update: deltalake::operations::update_table_metadata::TableMetadataUpdate {
@@ -674,8 +676,7 @@ impl TableWriter {
             },
         };
         let actions = vec![deltalake::kernel::Action::Metadata(metadata)];
-        commit::commit(&mut self.table, actions, operation, note, Default::default()).await.map_err(err)?;
-        Ok(true)
+        commit::commit(&mut self.table, actions, operation, note, Default::default()).await
     }
 
     /// How many of the table's data files are small for `options`.

@@ -21,12 +21,11 @@
 
 mod common;
 
-use common::workload::{assert_feed_exact, id_values, listen_on_free_port, wait_metric, Workload};
+use common::workload::{assert_mirror_and_feed_exact, listen_on_free_port, mariadb_try_exec, wait_metric, Workload};
 use common::*;
 use std::io::Write as _;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -115,24 +114,8 @@ fn promote(server: &MariaDb) {
     server.exec("STOP SLAVE; RESET SLAVE ALL").unwrap();
 }
 
-fn try_exec(port: u16, sql: &str) -> bool {
-    let password = format!("-p{}", tributary_testkit::mariadb::ADMIN_PASSWORD);
-    Command::new("mariadb")
-        .args(["-h127.0.0.1", &format!("-P{port}"), "-uadmin", &password, "--connect-timeout=2", "-D", DB, "-e", sql])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 fn workload_on(port: u16, first_id: u64) -> Workload {
-    Workload::start_at(first_id, INITIAL_ROWS, move |sql| try_exec(port, sql))
-}
-
-fn assert_exact(python: &Path, path: &Path, server: &MariaDb, what: &str) {
-    let source_md5 = source_lines(server, &format!("SELECT id, MD5(CONCAT_WS('|', id, v, w)) FROM {DB}.t ORDER BY id"));
-    assert_eq!(mirror_checksums(python, path), source_md5, "mirror = source {what}");
-    let source = id_values(&source_lines(server, &format!("SELECT id, v FROM {DB}.t")));
-    assert_feed_exact(&change_feed(python, path, 0), &source);
+    Workload::start_at(first_id, INITIAL_ROWS, move |sql| mariadb_try_exec(port, DB, sql))
 }
 
 /// A pipeline config reading through `port` (the movable address).
@@ -206,7 +189,7 @@ fn the_pipeline_follows_failovers_by_gtid_exactly_once() {
     let carried: Vec<&str> = log.lines().filter(|l| l.contains("continues after its GTID")).collect();
     eprintln!("{}", carried.join("\n"));
     assert_eq!(carried.len(), 1, "the table the killed hand-over did not carry over, and only it");
-    assert_exact(&python, &path, &b, "after the failover A → B");
+    assert_mirror_and_feed_exact(&python, &path, &b, DB, "after the failover A → B");
     assert_eq!(mirror_lines(&python, &quiet, &["id", "note"]), vec!["1\ta".to_string()], "the idle table too");
 
     // 2. B → C while the pipeline runs: the address moves under it.
@@ -225,7 +208,7 @@ fn the_pipeline_follows_failovers_by_gtid_exactly_once() {
     let log = pipeline.log_text();
     assert!(log.contains("the source failed over"), "noticed in process; log:\n{log}");
     wait_metric(&metrics, "tributary_source_connected", 1.0, Duration::from_secs(30), &mut pipeline);
-    assert_exact(&python, &path, &c, "after the failover B → C in process");
+    assert_mirror_and_feed_exact(&python, &path, &c, DB, "after the failover B → C in process");
     c.exec(&format!("UPDATE {DB}.quiet SET note = 'b' WHERE id = 1")).unwrap();
     wait_committed(&mut pipeline, &quiet, master_version(&c));
     assert_eq!(mirror_lines(&python, &quiet, &["id", "note"]), vec!["1\tb".to_string()]);

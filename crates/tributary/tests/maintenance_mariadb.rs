@@ -11,23 +11,16 @@
 
 mod common;
 
-use common::workload::{assert_feed_exact, id_values, listen_on_free_port, metric, Workload};
+use common::workload::{
+    assert_mirror_and_feed_exact, create_workload_table, id_values, listen_on_free_port, mariadb_try_exec, metric,
+    Workload,
+};
 use common::*;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DB: &str = "maint";
 const INITIAL_ROWS: u64 = 300;
-
-fn try_exec(port: u16, sql: &str) -> bool {
-    let password = format!("-p{}", tributary_testkit::mariadb::ADMIN_PASSWORD);
-    Command::new("mariadb")
-        .args(["-h127.0.0.1", &format!("-P{port}"), "-uadmin", &password, "--connect-timeout=2", "-D", DB, "-e", sql])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 /// Active data files of the table at its latest version, and their bytes.
 fn active_data_files(path: &Path) -> (usize, u64) {
@@ -101,14 +94,7 @@ fn compaction_keeps_files_bounded_while_streaming_through_kill_9_and_vacuum_recl
     }
     let Some(python) = python() else { return };
     let Some(server) = mariadb() else { return };
-    let values: Vec<String> = (1..=INITIAL_ROWS).map(|i| format!("({i}, 0, 'w{i}')")).collect();
-    server
-        .exec(&format!(
-            "CREATE DATABASE {DB}; CREATE TABLE {DB}.t (id BIGINT PRIMARY KEY, v INT NOT NULL, w VARCHAR(40)); \
-             INSERT INTO {DB}.t VALUES {}",
-            values.join(",")
-        ))
-        .unwrap();
+    create_workload_table(&server, DB, INITIAL_ROWS);
     let dir = test_dir();
     let config = write_config(dir.path(), &server, &format!("{DB}.*"), "");
     with_maintenance(
@@ -122,7 +108,7 @@ fn compaction_keeps_files_bounded_while_streaming_through_kill_9_and_vacuum_recl
     let mut dying = Pipeline::start_with_env(&config, &die);
     wait_committed(&mut dying, &path, master_version(&server));
     let port = server.port();
-    let workload = Workload::start(INITIAL_ROWS, move |sql| try_exec(port, sql));
+    let workload = Workload::start(INITIAL_ROWS, move |sql| mariadb_try_exec(port, DB, sql));
     let died = dying.wait_exit(Duration::from_secs(90)).expect("the failpoint ends the process");
     assert!(!died.success() && dying.log_text().contains("dying with a compaction's files written"));
     assert!(compaction_versions(&path).is_empty(), "nothing committed by the dead compaction");
@@ -150,11 +136,10 @@ fn compaction_keeps_files_bounded_while_streaming_through_kill_9_and_vacuum_recl
     assert!(compactions.len() >= 3, "compaction ran while streaming: {compactions:?}");
     assert!(most_files <= 24, "the file count stays bounded (saw {most_files})");
 
+    assert_mirror_and_feed_exact(&python, &path, &server, DB, "after compactions and kill -9");
     let source = id_values(&source_lines(&server, &format!("SELECT id, v FROM {DB}.t")));
     let source_md5 =
         source_lines(&server, &format!("SELECT id, MD5(CONCAT_WS('|', id, v, w)) FROM {DB}.t ORDER BY id"));
-    assert_eq!(mirror_checksums(&python, &path), source_md5, "mirror = source");
-    assert_feed_exact(&change_feed(&python, &path, 0), &source);
     let page = common::http::get(&address, "/metrics").body;
     assert!(metric(&page, "tributary_compactions_total{table=\"maint.t\"}").is_some_and(|n| n >= 1.0), "{page}");
     assert!(metric(&page, "tributary_delta_table_files{table=\"maint.t\"}").is_some(), "{page}");

@@ -8,50 +8,22 @@
 
 mod common;
 
-use common::workload::{assert_feed_exact, id_values, listen_on_free_port, wait_metric, Workload};
+use common::workload::{
+    assert_mirror_and_feed_exact, create_workload_table, listen_on_free_port, mariadb_try_exec, wait_metric, Workload,
+};
 use common::*;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const RESTARTS: u64 = 20;
 const INITIAL_ROWS: u64 = 200;
 const DB: &str = "reconnect";
 
-/// Runs `sql` as the admin user over TCP; false when the server did not take it.
-fn try_exec(port: u16, sql: &str) -> bool {
-    let password = format!("-p{}", tributary_testkit::mariadb::ADMIN_PASSWORD);
-    Command::new("mariadb")
-        .args(["-h127.0.0.1", &format!("-P{port}"), "-uadmin", &password, "--connect-timeout=2", "-D", DB, "-e", sql])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn assert_mirror_exact(
-    python: &std::path::Path,
-    path: &std::path::Path,
-    server: &tributary_testkit::MariaDb,
-    what: &str,
-) {
-    let source_md5 = source_lines(server, &format!("SELECT id, MD5(CONCAT_WS('|', id, v, w)) FROM {DB}.t ORDER BY id"));
-    assert_eq!(mirror_checksums(python, path), source_md5, "mirror = source {what}");
-    let source = id_values(&source_lines(server, &format!("SELECT id, v FROM {DB}.t")));
-    assert_feed_exact(&change_feed(python, path, 0), &source);
-}
-
 #[test]
 fn restarts_and_killed_dump_threads_are_ridden_through_exactly_once() {
     let Some(python) = python() else { return };
     let Some(mut server) = mariadb() else { return };
     // The server is this test's own (it restarts it): a plain database, no TestDatabase borrow.
-    let values: Vec<String> = (1..=INITIAL_ROWS).map(|i| format!("({i}, 0, 'w{i}')")).collect();
-    server
-        .exec(&format!(
-            "CREATE DATABASE {DB}; CREATE TABLE {DB}.t (id BIGINT PRIMARY KEY, v INT NOT NULL, w VARCHAR(40)); \
-             INSERT INTO {DB}.t VALUES {}",
-            values.join(",")
-        ))
-        .unwrap();
+    create_workload_table(&server, DB, INITIAL_ROWS);
     let dir = test_dir();
     let config = write_config(dir.path(), &server, &format!("{DB}.*"), "reconnect_max_secs = 2");
     let address = listen_on_free_port(&config);
@@ -61,7 +33,7 @@ fn restarts_and_killed_dump_threads_are_ridden_through_exactly_once() {
     wait_metric(&address, "tributary_source_connected", 1.0, Duration::from_secs(10), &mut pipeline);
 
     let port = server.port();
-    let workload = Workload::start(INITIAL_ROWS, move |sql| try_exec(port, sql));
+    let workload = Workload::start(INITIAL_ROWS, move |sql| mariadb_try_exec(port, DB, sql));
     let mut back_to_caught_up = Vec::new();
     for restart in 1..=RESTARTS {
         workload.wait_more(5);
@@ -88,7 +60,7 @@ fn restarts_and_killed_dump_threads_are_ridden_through_exactly_once() {
     wait_committed(&mut pipeline, &path, master_version(&server));
     pipeline.assert_running();
     assert!(pipeline.log_text().contains("lost the source connection; reconnecting"), "one line per loss in the log");
-    assert_mirror_exact(&python, &path, &server, "after 20 restarts and a KILL");
+    assert_mirror_and_feed_exact(&python, &path, &server, DB, "after 20 restarts and a KILL");
 
     // kill -9 while the source is down; the source comes back first, the
     // pipeline after. The changes touch rows that surely exist (an UPDATE
@@ -107,7 +79,7 @@ fn restarts_and_killed_dump_threads_are_ridden_through_exactly_once() {
     server.exec(&format!("UPDATE {DB}.t SET v = v + 1 WHERE id = 1000001")).unwrap();
     let mut pipeline = Pipeline::start(&config);
     wait_committed(&mut pipeline, &path, master_version(&server));
-    assert_mirror_exact(&python, &path, &server, "after kill -9 across a restart");
+    assert_mirror_and_feed_exact(&python, &path, &server, DB, "after kill -9 across a restart");
     assert!(pipeline.stop().success());
 
     if let Some(spark) = spark("reconnect") {

@@ -104,6 +104,45 @@ impl Drop for Workload {
     }
 }
 
+/// Runs `sql` in database `db` as the MariaDB admin user over TCP at `port`;
+/// false when the server did not take it (down, restarting, refused).
+pub fn mariadb_try_exec(port: u16, db: &str, sql: &str) -> bool {
+    let password = format!("-p{}", tributary_testkit::mariadb::ADMIN_PASSWORD);
+    std::process::Command::new("mariadb")
+        .args(["-h127.0.0.1", &format!("-P{port}"), "-uadmin", &password, "--connect-timeout=2", "-D", db, "-e", sql])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// `CREATE DATABASE db` with the workload's table `t (id, v, w)` holding rows `1..=rows` (`v = 0`).
+pub fn create_workload_table(server: &tributary_testkit::MariaDb, db: &str, rows: u64) {
+    let values: Vec<String> = (1..=rows).map(|i| format!("({i}, 0, 'w{i}')")).collect();
+    server
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id BIGINT PRIMARY KEY, v INT NOT NULL, w VARCHAR(40)); \
+             INSERT INTO {db}.t VALUES {}",
+            values.join(",")
+        ))
+        .unwrap();
+}
+
+/// The mirror of `db.t` equals the source row by row (md5 of each row) and its
+/// change feed holds each change exactly once ([`assert_feed_exact`]).
+pub fn assert_mirror_and_feed_exact(
+    python: &std::path::Path,
+    path: &std::path::Path,
+    server: &tributary_testkit::MariaDb,
+    db: &str,
+    what: &str,
+) {
+    let source_md5 =
+        super::source_lines(server, &format!("SELECT id, MD5(CONCAT_WS('|', id, v, w)) FROM {db}.t ORDER BY id"));
+    assert_eq!(super::mirror_checksums(python, path), source_md5, "mirror = source {what}");
+    let source = id_values(&super::source_lines(server, &format!("SELECT id, v FROM {db}.t")));
+    assert_feed_exact(&super::change_feed(python, path, 0), &source);
+}
+
 /// Exactly once, checked against the source's final `id → v`: every id
 /// inserted once, every id deleted at most once (and then absent), and per
 /// present id as many update post-images as its `v`.
