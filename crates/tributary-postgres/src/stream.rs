@@ -231,6 +231,13 @@ impl WalStream {
     async fn confirm_caught_up(&mut self) {
         let (_, confirmed) = self.feedback.get_feedback_lsn();
         let received = self.stream.current_lsn();
+        tracing::trace!(
+            received = %Lsn(received),
+            confirmed = %Lsn(confirmed),
+            handed_out = %self.handed_out,
+            mid_transaction = self.mid_transaction,
+            "idle: confirm what was received?"
+        );
         if self.mid_transaction || confirmed < self.handed_out.0 || received <= confirmed {
             return;
         }

@@ -130,7 +130,7 @@ impl Postgres {
     pub fn restart(&self, down: Duration) -> Result<Duration, TestKitError> {
         let mut process = self.process.lock().unwrap_or_else(|e| e.into_inner());
         let stopping = Instant::now();
-        process.stop_with("-INT");
+        process.stop_with_children("-INT");
         let shutdown = stopping.elapsed();
         std::thread::sleep(down);
         let log = self.dir.path().join(format!("postgres-{}-restart.log", self.port));
@@ -150,6 +150,7 @@ impl Postgres {
             )?;
             match wait_ready(&mut process, &self.psql, self.dir.path(), self.port, &log) {
                 Err(e) if Instant::now() < deadline && e.to_string().contains("pre-existing shared memory block") => {
+                    kill_shared_memory_holders(&e.to_string());
                     std::thread::sleep(Duration::from_millis(500));
                 }
                 other => return other.map(|()| shutdown),
@@ -344,6 +345,30 @@ fn spawn_server(
 }
 
 /// Polls `SELECT 1` through the socket until it answers, failing early when the server exits.
+/// Kills the processes still attached to the shared memory block named in
+/// PostgreSQL's "pre-existing shared memory block (key K, ID N) is still in
+/// use" (they map it as `/SYSV<key in hex>`): what is left of the stopped
+/// server, never another one (keys are derived from the data directory).
+fn kill_shared_memory_holders(message: &str) {
+    let Some(key) = message
+        .split("(key ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|key| key.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let mapping = format!("/SYSV{key:08x}");
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        if maps.contains(&mapping) {
+            tracing::warn!("process {pid} still holds the stopped PostgreSQL's shared memory; killing");
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
 fn wait_ready(
     process: &mut ServiceProcess,
     psql: &Path,

@@ -70,6 +70,44 @@ impl ServiceProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// [`stop_with`](Self::stop_with), then waits up to 10 s for the processes
+    /// the server had forked (PostgreSQL backends, walsenders) and kills those
+    /// still alive: an orphaned backend keeps the server's shared memory, and
+    /// a server started on the same data directory refuses to start beside it.
+    pub fn stop_with_children(&mut self, signal: &str) {
+        let children = child_pids(self.pid());
+        self.stop_with(signal);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while children.iter().any(|pid| alive(*pid)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        for pid in children.iter().filter(|pid| alive(**pid)) {
+            tracing::warn!("{}: child process {pid} outlived it; killing", self.name);
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// The processes whose parent is `pid` (from `/proc/<pid>/stat`).
+fn child_pids(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|candidate| {
+            let stat = std::fs::read_to_string(format!("/proc/{candidate}/stat")).unwrap_or_default();
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after its ')'.
+            let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+            after.split_whitespace().nth(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(pid)
+        })
+        .collect()
+}
+
+/// True while `pid` exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    matches!(state, Some(s) if s != "Z" && s != "X")
 }
 
 impl Drop for ServiceProcess {

@@ -108,6 +108,13 @@ async fn run_until_stopped(
                             if !assembler.in_transaction() && batch.is_empty() {
                                 metrics.source_applied(*commit_ts);
                                 stream.control.confirm(&writers.confirmable(position));
+                            } else if !assembler.in_transaction() {
+                                // The open batch holds everything before it: its commit
+                                // confirms the heartbeat too. Forgetting it left the slot
+                                // short of the end of the WAL, and a PostgreSQL fast
+                                // shutdown (no new heartbeats) waited for it forever.
+                                read_position = position.clone();
+                                read_commit_ts = read_commit_ts.max(*commit_ts);
                             }
                             continue;
                         }
