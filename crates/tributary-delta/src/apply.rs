@@ -74,6 +74,8 @@ pub(crate) struct Plan {
 pub(crate) struct Planner<'a> {
     pub layout: &'a TableLayout,
     pub table_dir: &'a Path,
+    /// Where the table's files are read and written.
+    pub files: &'a crate::storage::TableFiles,
     pub index: &'a FileIndex,
     /// Largest number of rows in one file written by a rewrite.
     pub piece_rows: usize,
@@ -175,7 +177,7 @@ impl Planner<'_> {
 
     /// Reads a data file, conformed to the table's layout, as one batch.
     fn read_data_file(&self, path: &str) -> Result<RecordBatch, DeltaError> {
-        let batches = read_file(self.table_dir, path).map_err(|e| self.file_err(e))?;
+        let batches = read_file(self.files, path).map_err(|e| self.file_err(e))?;
         let batches = batches
             .iter()
             .map(|b| crate::encode::conform(b, &self.layout.arrow))
@@ -186,7 +188,7 @@ impl Planner<'_> {
 
     /// Encodes rows and writes them as a new data file; adds it to the plan.
     fn add_data_file(&self, plan: &mut Plan, batches: &[RecordBatch]) -> Result<(), DeltaError> {
-        let written = write_file(self.table_dir, data_file_name(), self.layout, &self.layout.arrow, batches, true)
+        let written = write_file(self.files, data_file_name(), self.layout, &self.layout.arrow, batches, true)
             .map_err(|e| self.file_err(e))?;
         plan.written.push(written.rel_path.clone());
         push_add(plan, written);
@@ -195,7 +197,7 @@ impl Planner<'_> {
 
     fn add_cdc_file(&self, plan: &mut Plan, rows: &[&OutRow<'_>], types: &[&'static str]) -> Result<(), DeltaError> {
         let batch = encode(self.layout, rows, Some(types)).map_err(|e| self.encode_err(e))?;
-        let written = write_file(self.table_dir, cdc_file_name(), self.layout, &self.layout.cdc_arrow, &[batch], false)
+        let written = write_file(self.files, cdc_file_name(), self.layout, &self.layout.cdc_arrow, &[batch], false)
             .map_err(|e| self.file_err(e))?;
         plan.written.push(written.rel_path.clone());
         plan.metrics.bytes_written += written.size as u64;
@@ -246,7 +248,7 @@ impl Planner<'_> {
     fn write_piece(&self, survivors: Option<RecordBatch>, rows: &[&OutRow<'_>]) -> Result<WrittenFile, DeltaError> {
         let changed = encode(self.layout, rows, None).map_err(|e| self.encode_err(e))?;
         let batches: Vec<RecordBatch> = survivors.into_iter().chain([changed]).collect();
-        write_file(self.table_dir, data_file_name(), self.layout, &self.layout.arrow, &batches, true)
+        write_file(self.files, data_file_name(), self.layout, &self.layout.arrow, &batches, true)
             .map_err(|e| self.file_err(e))
     }
 

@@ -33,6 +33,7 @@ pub async fn read_changes(
     to_version: Option<i64>,
 ) -> Result<Vec<ChangeRecord>, DeltaError> {
     let table = open_existing(table_path).await?;
+    let table_files = crate::storage::TableFiles::of(table_path)?;
     let latest = table.version().map_or(-1, |v| v as i64);
     let to = to_version.unwrap_or(latest).min(latest);
     let log_store = table.log_store();
@@ -78,7 +79,7 @@ pub async fn read_changes(
             files.extend(cdc.into_iter().map(|p| (p, None)));
         }
         for (path, change_type) in files {
-            let batches = read_file(table_path, path).map_err(|e| e.into_delta(table_path))?;
+            let batches = read_file(&table_files, path).map_err(|e| e.into_delta(table_path))?;
             for batch in &batches {
                 let rows = batch_to_json(batch)
                     .map_err(|problem| DeltaError::Corrupt { table: table_path.to_path_buf(), problem })?;
@@ -111,11 +112,12 @@ pub async fn read_changes(
 /// Every row of the table's current version, as JSON objects.
 pub async fn read_rows(table_path: &Path) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DeltaError> {
     let table = open_existing(table_path).await?;
+    let table_files = crate::storage::TableFiles::of(table_path)?;
     let state = table.snapshot().map_err(|e| DeltaError::delta(table_path, "load", e))?;
     let mut out = Vec::new();
     for file in state.log_data().iter() {
         let path = file.path().to_string();
-        for batch in read_file(table_path, &path).map_err(|e| e.into_delta(table_path))? {
+        for batch in read_file(&table_files, &path).map_err(|e| e.into_delta(table_path))? {
             out.extend(
                 batch_to_json(&batch)
                     .map_err(|problem| DeltaError::Corrupt { table: table_path.to_path_buf(), problem })?,

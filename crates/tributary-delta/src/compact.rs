@@ -98,6 +98,7 @@ fn choose(index: &FileIndex, options: &CompactionOptions) -> Option<Vec<(String,
 /// Plans one compaction run of the table at `table_dir` (`None`: nothing to do).
 pub(crate) fn plan(
     table_dir: &Path,
+    files: &crate::storage::TableFiles,
     layout: &TableLayout,
     index: &FileIndex,
     options: &CompactionOptions,
@@ -108,7 +109,7 @@ pub(crate) fn plan(
     let mut plan = Plan::default();
     let mut input_bytes = 0u64;
     for (path, entry) in &inputs {
-        let read = read_file(table_dir, path).map_err(file_err)?;
+        let read = read_file(files, path).map_err(file_err)?;
         if read.iter().any(|b| b.schema().fields() != layout.arrow.fields()) {
             tracing::debug!(table = %table_dir.display(), file = %path, "file with an older layout left out of compaction");
             continue;
@@ -139,7 +140,7 @@ pub(crate) fn plan(
     let mut offset = 0;
     while offset < rows {
         let len = rows_per_file.min(rows - offset);
-        let mut file = OpenFile::create(table_dir, data_file_name(), layout, &layout.arrow).map_err(file_err)?;
+        let mut file = OpenFile::create(files, data_file_name(), layout, &layout.arrow).map_err(file_err)?;
         plan.written.push(file.rel_path.clone());
         file.write(&sorted.slice(offset, len), true).map_err(file_err)?;
         let written = file.close().map_err(file_err)?;

@@ -10,9 +10,13 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeltaSinkConfig {
-    /// Local directory holding one Delta table per source table, at `<root>/<schema>/<table>`.
+    /// Where the Delta tables live, one per source table at `<root>/<schema>/<table>`:
+    /// a local directory, or an object-store URL (`s3://bucket/prefix`; see [`crate::storage`]).
     #[serde(default = "default_root")]
     pub root: PathBuf,
+    /// `[sink.delta.storage]`: endpoint, region, credentials, ... of an object-store root.
+    #[serde(default)]
+    pub storage: crate::storage::StorageOptions,
     /// A checkpoint is written every this many Delta commits of a table.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: u64,
@@ -88,6 +92,26 @@ impl DeltaSinkConfig {
         if self.root.as_os_str().is_empty() {
             return Err(DeltaError::Config { field: "sink.delta.root", problem: "must not be empty".into() });
         }
+        match crate::storage::remote_url(&self.root) {
+            Some(url) => self.storage.validate(url.scheme())?,
+            None if self.root.to_str().is_some_and(|r| r.contains("://") && !r.starts_with("file://")) => {
+                return Err(DeltaError::Config {
+                    field: "sink.delta.root",
+                    problem: format!(
+                        "{} is neither a local directory nor an object store URL Tributary knows \
+                         (s3://bucket/prefix, gs://bucket/prefix, abfss://container@account.dfs.core.windows.net/prefix)",
+                        self.root.display()
+                    ),
+                })
+            }
+            None if !self.storage.0.is_empty() => {
+                return Err(DeltaError::Config {
+                    field: "sink.delta.storage",
+                    problem: "is only for an object-store root (sink.delta.root = \"s3://bucket/prefix\")".into(),
+                })
+            }
+            None => {}
+        }
         if self.checkpoint_interval == 0 {
             return Err(DeltaError::Config {
                 field: "sink.delta.checkpoint_interval",
@@ -108,6 +132,7 @@ impl Default for DeltaSinkConfig {
     fn default() -> Self {
         DeltaSinkConfig {
             root: default_root(),
+            storage: Default::default(),
             table_prefix: None,
             checkpoint_interval: DeltaSinkConfig::DEFAULT_CHECKPOINT_INTERVAL,
             target_file_rows: DeltaSinkConfig::DEFAULT_TARGET_FILE_ROWS,

@@ -128,6 +128,11 @@ pub enum DeltaError {
     #[error("delta table {}: {problem}", table.display())]
     State { table: PathBuf, problem: String },
 
+    /// The object store of a remote root cannot serve as a lake (unreachable,
+    /// missing bucket, refused credentials, no conditional writes).
+    #[error("sink.delta.root {}: {problem}", root.display())]
+    Storage { root: PathBuf, problem: String },
+
     /// The table holds something this writer never writes.
     #[error("delta table {}: unexpected content: {problem}", table.display())]
     Corrupt { table: PathBuf, problem: String },
@@ -169,6 +174,20 @@ impl DeltaError {
     }
 }
 
+/// `e` and its sources on one line (`a: b: c`).
+pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
 /// True when delta-rs refused a commit because another one took its version.
 pub(crate) fn is_conflict(err: &DeltaTableError) -> bool {
     matches!(
@@ -204,7 +223,8 @@ impl Retryable for DeltaError {
             | DeltaError::SchemaChange { .. }
             | DeltaError::Unsupported { .. }
             | DeltaError::NotOwner { .. }
-            | DeltaError::State { .. } => ErrorClass::NeedsOperator,
+            | DeltaError::State { .. }
+            | DeltaError::Storage { .. } => ErrorClass::NeedsOperator,
             DeltaError::Io { source, .. } => io_class(source.kind()),
             DeltaError::Delta { source, .. } => match source.as_ref() {
                 DeltaTableError::ObjectStore { source: deltalake::ObjectStoreError::NotFound { .. }, .. } => {

@@ -1,13 +1,16 @@
-//! Data and change-data files on disk: names, parquet writing (whole or
-//! streamed), reading back, and the in-memory index of a table's active data
-//! files with their primary-key bounds.
+//! Data and change-data files: names, parquet writing (whole or streamed),
+//! reading back, and the in-memory index of a table's active data files with
+//! their primary-key bounds. Files of a local table are written in place; those
+//! of a remote table are built in memory and stored when closed (one PUT, or a
+//! multipart upload when large: [`crate::storage::TableFiles`]).
 
 use crate::key::KeyBounds;
 use crate::schema::TableLayout;
 use crate::stats::{FileStats, StatsBuilder};
+use crate::storage::{StoreError, TableFiles};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::errors::ParquetError;
@@ -48,6 +51,7 @@ fn properties() -> WriterProperties {
 pub(crate) enum FileError {
     Io { file: PathBuf, context: &'static str, source: std::io::Error },
     Parquet { file: String, source: ParquetError },
+    Store { context: &'static str, source: StoreError },
 }
 
 impl FileError {
@@ -55,6 +59,33 @@ impl FileError {
         match self {
             FileError::Io { file, context, source } => crate::DeltaError::io(table, context, &file, source),
             FileError::Parquet { file, source } => crate::DeltaError::parquet(table, file, source),
+            FileError::Store { context, source } => {
+                crate::DeltaError::delta(table, context, deltalake::DeltaTableError::ObjectStore { source })
+            }
+        }
+    }
+}
+
+/// Where the bytes of a file being written go.
+enum FileSink {
+    /// The file itself, in a local table.
+    Disk(File),
+    /// A buffer stored as the file when it is closed.
+    Memory(Vec<u8>),
+}
+
+impl std::io::Write for FileSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            FileSink::Disk(file) => file.write(buf),
+            FileSink::Memory(bytes) => bytes.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            FileSink::Disk(file) => file.flush(),
+            FileSink::Memory(_) => Ok(()),
         }
     }
 }
@@ -62,34 +93,40 @@ impl FileError {
 /// A data file being written batch by batch, with its statistics.
 pub(crate) struct OpenFile {
     pub rel_path: String,
-    abs_path: PathBuf,
-    writer: ArrowWriter<File>,
+    files: TableFiles,
+    writer: ArrowWriter<FileSink>,
     pub stats: StatsBuilder,
 }
 
 impl OpenFile {
     pub fn create(
-        table_dir: &Path,
+        files: &TableFiles,
         rel_path: String,
         layout: &TableLayout,
         schema: &SchemaRef,
     ) -> Result<Self, FileError> {
-        let abs_path = table_dir.join(&rel_path);
-        if let Some(parent) = abs_path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| FileError::Io {
-                file: parent.to_path_buf(),
-                context: "create directory",
-                source,
-            })?;
-        }
-        let file = File::create(&abs_path).map_err(|source| FileError::Io {
-            file: abs_path.clone(),
-            context: "create",
-            source,
-        })?;
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties()))
+        let sink = match files.local_dir() {
+            Some(table_dir) => {
+                let abs_path = table_dir.join(&rel_path);
+                if let Some(parent) = abs_path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|source| FileError::Io {
+                        file: parent.to_path_buf(),
+                        context: "create directory",
+                        source,
+                    })?;
+                }
+                let file = File::create(&abs_path).map_err(|source| FileError::Io {
+                    file: abs_path.clone(),
+                    context: "create",
+                    source,
+                })?;
+                FileSink::Disk(file)
+            }
+            None => FileSink::Memory(Vec::new()),
+        };
+        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(properties()))
             .map_err(|source| FileError::Parquet { file: rel_path.clone(), source })?;
-        Ok(OpenFile { rel_path, abs_path, writer, stats: StatsBuilder::new(layout) })
+        Ok(OpenFile { rel_path, files: files.clone(), writer, stats: StatsBuilder::new(layout) })
     }
 
     /// Appends a batch (statistics are taken only for data-file schemas).
@@ -107,18 +144,31 @@ impl OpenFile {
     /// Finishes the file; returns its size and statistics.
     pub fn close(self) -> Result<WrittenFile, FileError> {
         let rel_path = self.rel_path;
-        self.writer.close().map_err(|source| FileError::Parquet { file: rel_path.clone(), source })?;
-        let size = std::fs::metadata(&self.abs_path)
-            .map_err(|source| FileError::Io { file: self.abs_path.clone(), context: "stat", source })?
-            .len() as i64;
+        let parquet = |source| FileError::Parquet { file: rel_path.clone(), source };
+        let sink = self.writer.into_inner().map_err(parquet)?;
+        let size = match sink {
+            FileSink::Disk(file) => {
+                let abs_path = self.files.local_dir().map(|dir| dir.join(&rel_path)).unwrap_or_default();
+                file.metadata().map_err(|source| FileError::Io { file: abs_path, context: "stat", source })?.len()
+                    as i64
+            }
+            FileSink::Memory(bytes) => {
+                let size = bytes.len() as i64;
+                self.files
+                    .put(&rel_path, bytes)
+                    .map_err(|source| FileError::Store { context: "store a file", source })?;
+                size
+            }
+        };
         Ok(WrittenFile { rel_path, size, stats: self.stats.finish() })
     }
 
-    /// Abandons the file and deletes what was written of it.
+    /// Abandons the file and deletes what was written of it (a remote file was never stored).
     pub fn discard(self) {
-        let path = self.abs_path.clone();
         drop(self.writer);
-        let _ = std::fs::remove_file(path);
+        if self.files.local_dir().is_some() {
+            self.files.delete(&self.rel_path);
+        }
     }
 }
 
@@ -132,14 +182,14 @@ pub(crate) struct WrittenFile {
 
 /// Writes `batches` (all of `schema`) as one parquet file.
 pub(crate) fn write_file(
-    table_dir: &Path,
+    files: &TableFiles,
     rel_path: String,
     layout: &TableLayout,
     schema: &SchemaRef,
     batches: &[RecordBatch],
     with_stats: bool,
 ) -> Result<WrittenFile, FileError> {
-    let mut file = OpenFile::create(table_dir, rel_path, layout, schema)?;
+    let mut file = OpenFile::create(files, rel_path, layout, schema)?;
     for b in batches {
         file.write(b, with_stats)?;
     }
@@ -147,19 +197,36 @@ pub(crate) fn write_file(
 }
 
 /// Reads a whole parquet file of the table.
-pub(crate) fn read_file(table_dir: &Path, rel_path: &str) -> Result<Vec<RecordBatch>, FileError> {
-    let abs_path = resolve(table_dir, rel_path);
-    let file =
-        File::open(&abs_path).map_err(|source| FileError::Io { file: abs_path.clone(), context: "open", source })?;
-    let parquet = |source| FileError::Parquet { file: rel_path.to_string(), source };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(parquet)?
-        .with_batch_size(READ_BATCH_ROWS)
-        .build()
-        .map_err(parquet)?;
-    reader
+pub(crate) fn read_file(files: &TableFiles, rel_path: &str) -> Result<Vec<RecordBatch>, FileError> {
+    open_reader(files, rel_path, READ_BATCH_ROWS)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| FileError::Parquet { file: rel_path.to_string(), source: e.into() })
+}
+
+/// A reader of a parquet file of the table, `batch_rows` rows at a time (a
+/// remote file is fetched whole first).
+pub(crate) fn open_reader(
+    files: &TableFiles,
+    rel_path: &str,
+    batch_rows: usize,
+) -> Result<ParquetRecordBatchReader, FileError> {
+    let parquet = |source| FileError::Parquet { file: rel_path.to_string(), source };
+    match files.local_dir() {
+        Some(table_dir) => {
+            let abs_path = resolve(table_dir, rel_path);
+            let file = File::open(&abs_path).map_err(|source| FileError::Io {
+                file: abs_path.clone(),
+                context: "open",
+                source,
+            })?;
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet)?.with_batch_size(batch_rows).build()
+        }
+        None => {
+            let bytes = files.get(rel_path).map_err(|source| FileError::Store { context: "read a file", source })?;
+            ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?.with_batch_size(batch_rows).build()
+        }
+    }
+    .map_err(parquet)
 }
 
 /// The local path of a file named in the log (decoded: relative, absolute, or a `file:` URI).

@@ -31,6 +31,7 @@ pub mod ownership;
 pub mod schema;
 mod stats;
 pub mod status;
+pub mod storage;
 mod table;
 pub mod vacuum;
 pub mod writer;
@@ -44,9 +45,12 @@ pub use evolve::{ColumnChange, SchemaChangeError};
 pub use mirror::{expected_delta_type, for_each_row, mirror_columns, MirrorColumn};
 pub use ownership::{adopt, Adopted, Owner, Recorded};
 pub use status::{table_status, SchemaChangeRecord, TableStatus};
-pub use table::{list_tables, TRIBUTARY_DIR};
+pub use storage::{probe_conditional_writes, register_root, remote_url, StorageOptions};
+pub use table::{exists as table_exists, list_tables, TRIBUTARY_DIR};
 pub use vacuum::{vacuum, VacuumOptions, VacuumStats};
 pub use writer::{CommitStats, SourcedChange, TableBatch, TableWriter};
+
+pub(crate) use error::one_line;
 
 #[cfg(test)]
 mod tests;

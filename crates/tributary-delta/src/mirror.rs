@@ -5,13 +5,11 @@
 //! [`VALIDATE_BATCH_ROWS`] rows in memory at a time).
 
 use crate::encode::{decode_cell, time_text};
-use crate::files::resolve;
 use crate::schema::{delta_type, PROP_SCHEMA, PROP_SOURCE_COLUMNS, PROP_TEXT_COLUMNS};
 use crate::table::open_existing;
 use crate::DeltaError;
 use deltalake::arrow::array::ArrayRef;
 use deltalake::arrow::datatypes::{DataType as ArrowType, Field};
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -134,13 +132,14 @@ pub async fn for_each_row(table_path: &Path, mut row: impl FnMut(&[String], Vec<
     let table = open_existing(table_path).await?;
     let state = table.snapshot().map_err(|e| DeltaError::delta(table_path, "load", e))?;
     let paths: Vec<String> = state.log_data().iter().map(|f| f.path().to_string()).collect();
+    let files = crate::storage::TableFiles::of(table_path)?;
     let mut count = 0u64;
     for path in paths {
         let corrupt = |problem: String| DeltaError::Corrupt { table: table_path.to_path_buf(), problem };
-        let file = std::fs::File::open(resolve(table_path, &path)).map_err(|e| corrupt(format!("{path}: {e}")))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.with_batch_size(VALIDATE_BATCH_ROWS).build())
-            .map_err(|e| corrupt(format!("{path}: {e}")))?;
+        let reader = crate::files::open_reader(&files, &path, VALIDATE_BATCH_ROWS).map_err(|e| match e {
+            crate::files::FileError::Parquet { source, .. } => corrupt(format!("{path}: {source}")),
+            other => other.into_delta(table_path),
+        })?;
         for batch in reader {
             let batch = batch.map_err(|e| corrupt(format!("{path}: {e}")))?;
             let schema = batch.schema();

@@ -26,13 +26,22 @@ fn unloaded(path: &Path) -> Result<DeltaTable, DeltaError> {
         table: path.to_path_buf(),
         problem: "the table path is not valid UTF-8".into(),
     })?;
-    let url = deltalake::ensure_table_uri(text).map_err(err("resolve table location"))?;
-    DeltaTableBuilder::from_url(url).map_err(err("open"))?.build().map_err(err("open"))
+    let (url, options) = match crate::storage::remote_url(path) {
+        Some(url) => {
+            let options = crate::storage::options_for(&url);
+            (url, options)
+        }
+        None => (deltalake::ensure_table_uri(text).map_err(err("resolve table location"))?, Default::default()),
+    };
+    DeltaTableBuilder::from_url(url).map_err(err("open"))?.with_storage_options(options).build().map_err(err("open"))
 }
 
-/// True when `path` holds a Delta table (a `_delta_log` folder).
-pub(crate) fn exists(path: &Path) -> bool {
-    path.join(DELTA_LOG).is_dir()
+/// True when `path` (a local directory or an object-store URL) holds a Delta table (a `_delta_log` folder).
+pub fn exists(path: &Path) -> bool {
+    match crate::storage::remote_url(path) {
+        Some(url) => crate::storage::remote_table_exists(&url),
+        None => path.join(DELTA_LOG).is_dir(),
+    }
 }
 
 /// Opens an existing table at `path` (latest version) for reading.
@@ -53,6 +62,12 @@ pub const TRIBUTARY_DIR: &str = "_tributary";
 /// Tributary puts them at `<root>/<schema>/<table>`; any depth is searched,
 /// except hidden directories and `<root>/_tributary` ([`TRIBUTARY_DIR`]).
 pub fn list_tables(root: &Path) -> Vec<PathBuf> {
+    if crate::storage::remote_url(root).is_some() {
+        return crate::storage::list_remote_tables(root).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list the tables of the lake");
+            Vec::new()
+        });
+    }
     let mut found = Vec::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {

@@ -1323,12 +1323,20 @@ async fn compact_as_another_writer(table_dir: &Path, schema: &Arc<TableSchema>) 
     let mut batches = Vec::new();
     let mut actions = Vec::new();
     for (path, entry) in &index.files {
-        batches.extend(crate::files::read_file(table_dir, path).unwrap());
+        batches.extend(
+            crate::files::read_file(&crate::storage::TableFiles::Local(table_dir.to_path_buf()), path).unwrap(),
+        );
         actions.push(crate::commit::remove_action_no_data_change(path, entry.size));
     }
-    let written =
-        crate::files::write_file(table_dir, crate::files::data_file_name(), &layout, &layout.arrow, &batches, true)
-            .unwrap();
+    let written = crate::files::write_file(
+        &crate::storage::TableFiles::Local(table_dir.to_path_buf()),
+        crate::files::data_file_name(),
+        &layout,
+        &layout.arrow,
+        &batches,
+        true,
+    )
+    .unwrap();
     let mut add = crate::commit::add_action(&written.rel_path, written.size, written.stats.json.clone());
     if let deltalake::kernel::Action::Add(a) = &mut add {
         a.data_change = false;
@@ -1361,9 +1369,15 @@ async fn append_as_another_writer(table_dir: &Path, schema: &Arc<TableSchema>, r
         .collect();
     let refs: Vec<&crate::encode::OutRow> = out.iter().collect();
     let batch = crate::encode::encode(&layout, &refs, None).unwrap();
-    let written =
-        crate::files::write_file(table_dir, crate::files::data_file_name(), &layout, &layout.arrow, &[batch], true)
-            .unwrap();
+    let written = crate::files::write_file(
+        &crate::storage::TableFiles::Local(table_dir.to_path_buf()),
+        crate::files::data_file_name(),
+        &layout,
+        &layout.arrow,
+        &[batch],
+        true,
+    )
+    .unwrap();
     let add = crate::commit::add_action(&written.rel_path, written.size, written.stats.json.clone());
     let state = table.snapshot().unwrap();
     CommitBuilder::from(CommitProperties::default())

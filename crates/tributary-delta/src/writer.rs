@@ -19,6 +19,7 @@ use crate::schema::{
     schema_difference, TableLayout, CHANGE_SEQ_COLUMN, PROP_PRIMARY_KEY, PROP_SCHEMA, PROP_SOURCE_COLUMNS,
     PROP_TEXT_COLUMNS,
 };
+use crate::storage::TableFiles;
 use crate::DeltaError;
 use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
 use deltalake::table::state::DeltaTableState;
@@ -108,6 +109,8 @@ pub struct TableWriter {
     cfg: DeltaSinkConfig,
     layout: TableLayout,
     path: PathBuf,
+    /// The table's files (a local directory or an object-store prefix).
+    files: TableFiles,
     table: DeltaTable,
     index: FileIndex,
     committed_version: Option<i64>,
@@ -158,7 +161,10 @@ impl TableWriter {
                 });
             }
         }
-        std::fs::create_dir_all(&path).map_err(|e| DeltaError::io(&path, "create directory", &path, e))?;
+        let files = TableFiles::of(&path)?;
+        if let Some(dir) = files.local_dir() {
+            std::fs::create_dir_all(dir).map_err(|e| DeltaError::io(&path, "create directory", &path, e))?;
+        }
         let layout = TableLayout::new(schema);
         let table = crate::table::load_or_create(&path, &layout, &owner.properties()).await?;
         // The directories just made (table, schema, root) are part of what a commit needs to survive.
@@ -173,6 +179,7 @@ impl TableWriter {
             cfg: cfg.clone(),
             layout,
             path,
+            files,
             table,
             index: FileIndex::default(),
             committed_version: None,
@@ -375,6 +382,7 @@ impl TableWriter {
         Planner {
             layout: &self.layout,
             table_dir: &self.path,
+            files: &self.files,
             index: &self.index,
             piece_rows: self.cfg.target_file_rows.min(REWRITE_PIECE_ROWS),
         }
@@ -480,7 +488,7 @@ impl TableWriter {
                     replan_duration += started.elapsed();
                     if let Err(err) = resolved {
                         // Certainly not committed: the plan's files are garbage.
-                        remove_files(&self.path, &plan.written);
+                        remove_files(&self.files, &plan.written);
                         self.stale = true;
                         return Err(err);
                     }
@@ -614,7 +622,7 @@ impl TableWriter {
                         problem: format!("cannot re-plan this commit after a conflict: {reason}"),
                     });
                 };
-                remove_files(&self.path, &plan.written);
+                remove_files(&self.files, &plan.written);
                 plan.written.clear();
                 let state = self.table.snapshot().map_err(|e| DeltaError::delta(&self.path, "load", e))?;
                 *plan = replan(&self.planner(), state)?;
@@ -705,19 +713,18 @@ impl TableWriter {
         if self.stale {
             self.reload().await?;
         }
-        let Some(plan) = crate::compact::plan(&self.path, &self.layout, &self.index, options)? else {
+        let Some(plan) = crate::compact::plan(&self.path, &self.files, &self.layout, &self.index, options)? else {
             return Ok(None);
         };
         let bytes_removed: u64 =
             plan.removed.iter().filter_map(|p| self.index.files.get(p)).map(|e| e.size as u64).sum();
         let options_again = options.clone();
         let replan = move |planner: &Planner<'_>, _: &DeltaTableState| {
-            crate::compact::plan(planner.table_dir, planner.layout, planner.index, &options_again)?.ok_or_else(|| {
-                DeltaError::State {
+            crate::compact::plan(planner.table_dir, planner.files, planner.layout, planner.index, &options_again)?
+                .ok_or_else(|| DeltaError::State {
                     table: planner.table_dir.to_path_buf(),
                     problem: "nothing left to compact after another writer's commit".into(),
-                }
-            })
+                })
         };
         let operation = DeltaOperation::Optimize { predicate: None, target_size: options.target_file_bytes as i64 };
         let note = CommitNote::new(&self.owner.pipeline, CommitKind::Compaction, None, None);
@@ -778,7 +785,7 @@ impl TableWriter {
         let mut offset = 0;
         while offset < rows.len() {
             if self.snapshot_file.is_none() {
-                let file = OpenFile::create(&self.path, data_file_name(), &self.layout, &self.layout.arrow)
+                let file = OpenFile::create(&self.files, data_file_name(), &self.layout, &self.layout.arrow)
                     .map_err(|e| e.into_delta(&self.path))?;
                 self.snapshot_file = Some(file);
             }
@@ -910,8 +917,8 @@ impl TableWriter {
                 // every data file with the widened types (no data change).
                 let paths: Vec<(String, i64)> = planner.index.files.iter().map(|(p, e)| (p.clone(), e.size)).collect();
                 for (path, size) in paths {
-                    let batches = crate::files::read_file(planner.table_dir, &path)
-                        .map_err(|e| e.into_delta(planner.table_dir))?;
+                    let batches =
+                        crate::files::read_file(planner.files, &path).map_err(|e| e.into_delta(planner.table_dir))?;
                     let batches = batches
                         .iter()
                         .map(|b| crate::encode::conform(b, &layout.arrow))
@@ -925,7 +932,7 @@ impl TableWriter {
                         problem,
                     })?;
                     let written = crate::files::write_file(
-                        planner.table_dir,
+                        planner.files,
                         data_file_name(),
                         &layout,
                         &layout.arrow,
@@ -986,9 +993,9 @@ impl TableWriter {
 }
 
 /// Deletes files a plan wrote that no commit refers to (best effort).
-fn remove_files(table: &Path, written: &[String]) {
+fn remove_files(files: &TableFiles, written: &[String]) {
     for path in written {
-        let _ = std::fs::remove_file(table.join(path));
+        files.delete(path);
     }
 }
 

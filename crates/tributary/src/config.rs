@@ -240,6 +240,8 @@ impl PipelineConfig {
             SourceConfig::Postgres(p) => resolve_password(&mut p.password, &mut p.password_file)?,
         }
         config.validate()?;
+        // The storage options of an object-store root apply to every table below it.
+        tributary_delta::register_root(&config.sink.delta.root, &config.sink.delta.storage)?;
         Ok(config)
     }
 

@@ -18,7 +18,7 @@ pub async fn changes(
         bail!("table {table:?}: give it as database.table");
     };
     let path = config.sink.delta.table_path(&tributary_core::TableId::new(schema, name));
-    if !path.join("_delta_log").is_dir() {
+    if !tributary_delta::table_exists(&path) {
         bail!(
             "no Delta table for {table} at {}; check the name, sink.delta.root and sink.delta.table_prefix",
             path.display()

@@ -34,6 +34,11 @@ pub async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
         };
         println!("table {}: {} columns, {mode}", schema.id, schema.columns.len());
     }
+    let root = &config.sink.delta.root;
+    if tributary_delta::remote_url(root).is_some() {
+        tributary_delta::probe_conditional_writes(root).await?;
+        println!("lake: {} (reachable, conditional writes honoured)", root.display());
+    }
     println!("ok: {} table(s) ready for CDC", schemas.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,8 @@ use tokio::sync::watch;
 
 pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(config_path)?;
+    // An object store that cannot hold the lake safely stops the run before anything is written.
+    tributary_delta::probe_conditional_writes(&config.sink.delta.root).await?;
     let metrics = Metrics::new();
     metrics.health().set_commit_stall_bound(std::time::Duration::from_secs(config.metrics.health_commit_stall_secs));
     metrics.export_validation(crate::metrics::validation::file_path(&config.sink.delta.root));

@@ -60,7 +60,7 @@ async fn run(args: ValidateArgs<'_>) -> anyhow::Result<bool> {
         let path = config.sink.delta.table_path(&schema.id);
         let mut report = TableReport::new(schema.clone());
         report.max_lag_secs = args.max_lag_secs;
-        if !path.join("_delta_log").is_dir() {
+        if !tributary_delta::table_exists(&path) {
             report.problems.push(format!("no Delta mirror at {}", path.display()));
             report.seconds = table_started.elapsed().as_secs_f64();
             reports.push(report);

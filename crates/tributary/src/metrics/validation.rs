@@ -63,6 +63,10 @@ impl ValidationFile {
     /// Writes the file atomically: a temp file in the same directory, synced, then renamed over.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         use std::io::Write;
+        if tributary_delta::remote_url(path).is_some() {
+            let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n";
+            return tributary_delta::storage::write_object(path, text.into_bytes());
+        }
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
@@ -82,6 +86,10 @@ impl ValidationFile {
 
     /// Reads the file; `Ok(None)` when there is none.
     pub fn read(path: &Path) -> anyhow::Result<Option<ValidationFile>> {
+        if tributary_delta::remote_url(path).is_some() {
+            let bytes = tributary_delta::storage::read_object(path)?;
+            return Ok(bytes.map(|b| serde_json::from_slice(&b)).transpose()?);
+        }
         match std::fs::read(path) {
             Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -106,8 +114,17 @@ impl ValidationSource {
     /// The current result: `None` when there is no path, no file or a malformed file.
     pub fn current(&self) -> Option<ValidationFile> {
         let path = self.path.lock().unwrap().clone()?;
-        let meta = std::fs::metadata(&path).ok()?;
-        let key = (meta.modified().ok()?, meta.len());
+        let key = if tributary_delta::remote_url(&path).is_some() {
+            // An object store has no cheap modification time to watch: read it again once a minute.
+            let now = std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(
+                    SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60 * 60),
+                );
+            (now, 0)
+        } else {
+            let meta = std::fs::metadata(&path).ok()?;
+            (meta.modified().ok()?, meta.len())
+        };
         let mut cache = self.cache.lock().unwrap();
         if let Some((modified, len, parsed)) = cache.as_ref() {
             if (*modified, *len) == key {

@@ -216,7 +216,7 @@ pub fn wait_committed_as(pipeline: &mut Pipeline, path: &Path, version: i64, app
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     loop {
         pipeline.assert_running();
-        if path.join("_delta_log").is_dir() {
+        if tributary_delta::table_exists(path) {
             if let Ok(status) = rt.block_on(tributary_delta::table_status(path, app)) {
                 if status.committed_version.is_some_and(|v| v >= version) {
                     return;

@@ -56,7 +56,7 @@ impl Workload {
             while !stop_flag.load(Ordering::Relaxed) {
                 let (update, delete) = (key(next_id), key(next_id));
                 let mut sql = format!(
-                    "BEGIN; INSERT INTO t VALUES ({next_id}, 0, 'w{next_id}'); UPDATE t SET v = v + 1, w = CONCAT('u', v + 1) WHERE id = {update};"
+                    "BEGIN; INSERT INTO t (id, v, w) VALUES ({next_id}, 0, 'w{next_id}'); UPDATE t SET v = v + 1, w = CONCAT('u', v + 1) WHERE id = {update};"
                 );
                 if next_id.is_multiple_of(3) {
                     sql.push_str(&format!(" DELETE FROM t WHERE id = {delete};"));

@@ -1,0 +1,146 @@
+//! The lake on object storage: `sink.delta.root = "s3://bucket/prefix"` on a
+//! real S3 server (moto, on loopback), fed from a real MariaDB — snapshot,
+//! stream, updates and deletes, a schema change and kill -9 mid-stream; read
+//! back by delta-rs (Python) and by Spark through `s3a://`. Bad input: a
+//! missing bucket, a store that is down, a store without conditional writes.
+//!
+//! The test process talks to the server through the standard `AWS_*`
+//! environment (set once, before any thread of this file reads it); the
+//! pipeline gets the same settings from its `[sink.delta.storage]` section.
+
+mod common;
+
+use common::workload::{assert_mirror_and_feed_exact, create_workload_table, mariadb_try_exec, Workload};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use tributary_testkit::{require, S3Options, S3Server};
+
+const INITIAL_ROWS: u64 = 300;
+
+/// The S3 server of this file, with the process environment pointing at it.
+fn s3() -> Option<&'static S3Server> {
+    static SERVER: OnceLock<Option<S3Server>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            let server = require("the S3 test server (moto; `make setup`)", S3Server::start())?;
+            for (key, value) in server.env() {
+                // SAFETY: set once, under the OnceLock, before this file's tests read the environment.
+                unsafe { std::env::set_var(key, value) };
+            }
+            Some(server)
+        })
+        .as_ref()
+}
+
+/// The pipeline config of [`write_config`] with its lake at `root` on `server`.
+fn s3_config(dir: &Path, source: &tributary_testkit::MariaDb, server: &S3Server, root: &str) -> PathBuf {
+    let config = write_config(dir, source, "shop.*", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let local = format!("[sink.delta]\nroot = \"{}\"\ncheckpoint_interval = 5\n", dir.join("lake").display());
+    assert!(text.contains(&local), "{text}");
+    let remote = format!(
+        "[sink.delta]\nroot = \"{root}\"\ncheckpoint_interval = 5\n\n[sink.delta.storage]\nendpoint = \"{}\"\n\
+         region = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = \"true\"\n",
+        server.endpoint(),
+        server.region(),
+        server.access_key_id(),
+        server.secret_access_key()
+    );
+    std::fs::write(&config, text.replace(&local, &remote)).unwrap();
+    config
+}
+
+#[test]
+fn a_mariadb_pipeline_streams_into_s3_exactly_once_through_kill_9_and_spark_reads_it() {
+    if !failpoints() {
+        return;
+    }
+    let Some(python) = python() else { return };
+    let Some(s3) = s3() else { return };
+    let Some(server) = mariadb() else { return };
+    create_workload_table(&server, "shop", INITIAL_ROWS);
+    let dir = test_dir();
+    let root = s3.url("lake/pipeline-a");
+    let config = s3_config(dir.path(), &server, s3, &root);
+    let table = PathBuf::from(format!("{root}/shop/t"));
+
+    let check = check_passes(&config);
+    assert!(check.contains("conditional writes honoured"), "{check}");
+
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &table, master_version(&server));
+    let port = server.port();
+    let workload = Workload::start(INITIAL_ROWS, move |sql| mariadb_try_exec(port, "shop", sql));
+    for round in 0..3 {
+        workload.wait_more(40);
+        if round == 1 {
+            server.exec("ALTER TABLE shop.t ADD COLUMN note VARCHAR(20) DEFAULT 'n'").unwrap();
+        }
+        pipeline.kill9();
+        workload.wait_more(20);
+        pipeline = Pipeline::start(&config);
+        wait_committed(&mut pipeline, &table, master_version(&server) - 1);
+    }
+    workload.wait_more(20);
+    let confirmed = workload.finish();
+    wait_committed(&mut pipeline, &table, master_version(&server));
+    assert!(pipeline.stop().success());
+    eprintln!("{confirmed} workload transactions, 3 kill -9");
+
+    assert_mirror_and_feed_exact(&python, &table, &server, "shop", "on S3 after 3 kill -9 and a schema change");
+    assert!(!dir.path().join("s3:").exists() && !Path::new("s3:").exists(), "nothing local named after the URL");
+
+    let status = tributary(&["status", "--config", config.to_str().unwrap()]);
+    let status_text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success() && status_text.contains("shop.t"), "status on S3: {status_text}");
+
+    let Some(spark) = spark("a Spark read of the S3 lake") else { return };
+    spark.register_s3(s3).unwrap();
+    let s3a = s3.s3a_url("lake/pipeline-a/shop/t");
+    let rows = spark.rows(Path::new(&s3a), &["id"]).unwrap();
+    let spark_ids: Vec<String> =
+        rows.iter().map(|r| format!("{}\t{}", r["id"].as_i64().unwrap(), r["v"].as_i64().unwrap())).collect();
+    let source_ids = source_lines(&server, "SELECT id, v FROM shop.t ORDER BY id");
+    assert_eq!(spark_ids, source_ids, "Spark over s3a reads the source's rows");
+    let feed = change_feed(&python, &table, 0);
+    let spark_feed = spark.cdf_count(Path::new(&s3a), 0, None).unwrap();
+    assert_eq!(spark_feed, feed.len() as u64, "Spark and delta-rs read the same change feed");
+    let requests = s3.request_counts().unwrap();
+    eprintln!("S3 requests served: {requests:?}");
+}
+
+#[test]
+fn an_s3_lake_that_cannot_hold_commits_safely_is_refused_in_one_line() {
+    let Some(s3) = s3() else { return };
+    let Some(server) = mariadb() else { return };
+    server.exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)").unwrap();
+    let dir = test_dir();
+
+    // A bucket that does not exist.
+    let config = s3_config(dir.path(), &server, s3, "s3://no-such-bucket-here/lake");
+    let line = run_and_check_fail(&config, |l| l.contains("bucket does not exist"));
+    assert!(line.contains("sink.delta.root"), "{line}");
+
+    // A store that is down (a free port nobody listens on).
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_port = down.local_addr().unwrap().port();
+    drop(down);
+    let text =
+        std::fs::read_to_string(&config).unwrap().replace(&s3.endpoint(), &format!("http://127.0.0.1:{down_port}"));
+    std::fs::write(&config, text.replace("s3://no-such-bucket-here/lake", &s3.url("lake"))).unwrap();
+    run_and_check_fail(&config, |l| l.contains("cannot reach the store"));
+
+    // A store that ignores If-None-Match: two writers could overwrite each other's commits.
+    let options = S3Options { conditional_writes: false, ..S3Options::default() };
+    let Some(lax) = require("the S3 test server (moto; `make setup`)", S3Server::start_with(options)) else {
+        return;
+    };
+    let config = s3_config(dir.path(), &server, &lax, &lax.url("lake"));
+    run_and_check_fail(&config, |l| l.contains("ignores conditional writes"));
+    let leftovers = lax.request_counts().unwrap();
+    eprintln!("requests to the lax store: {leftovers:?}");
+    // Nothing half-written: no table was created in any of the three.
+    assert!(!tributary_delta::table_exists(&PathBuf::from(lax.url("lake/shop/t"))));
+    assert!(!tributary_delta::table_exists(&PathBuf::from(s3.url("lake/shop/t"))));
+}
