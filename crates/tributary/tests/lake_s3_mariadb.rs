@@ -14,6 +14,7 @@ use common::workload::{assert_mirror_and_feed_exact, create_workload_table, mari
 use common::*;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 use tributary_testkit::{require, S3Options, S3Server};
 
 const INITIAL_ROWS: u64 = 300;
@@ -143,4 +144,101 @@ fn an_s3_lake_that_cannot_hold_commits_safely_is_refused_in_one_line() {
     // Nothing half-written: no table was created in any of the three.
     assert!(!tributary_delta::table_exists(&PathBuf::from(lax.url("lake/shop/t"))));
     assert!(!tributary_delta::table_exists(&PathBuf::from(s3.url("lake/shop/t"))));
+}
+
+/// `config` as pipeline `name` with replica id `server_id`, capturing `include`.
+fn as_pipeline(config: &Path, name: &str, server_id: u32, include: &str) -> PathBuf {
+    let text: Vec<String> = std::fs::read_to_string(config)
+        .unwrap()
+        .lines()
+        .map(|line| match line {
+            l if l.starts_with("name = ") => format!("name = \"{name}\""),
+            l if l.starts_with("server_id = ") => format!("server_id = {server_id}"),
+            l if l.starts_with("include = ") => format!("include = [\"{include}\"]"),
+            l => l.to_string(),
+        })
+        .collect();
+    let path = config.with_file_name(format!("{name}.toml"));
+    std::fs::write(&path, text.join("\n")).unwrap();
+    path
+}
+
+/// delta-rs `optimize.compact()` on an S3 table every 0.3 s for `secs` (the
+/// `AWS_*` environment of this process); prints a JSON summary.
+const COMPACTOR: &str = r#"
+import json, os, sys, time
+from deltalake import DeltaTable
+path, secs = sys.argv[1], float(sys.argv[2])
+end = time.time() + secs
+done = failed = 0
+while time.time() < end:
+    try:
+        if DeltaTable(path).optimize.compact().get("numFilesRemoved", 0) > 0:
+            done += 1
+    except Exception:  # lost against the pipeline's commit: try again
+        failed += 1
+    time.sleep(0.3)
+print(json.dumps({"compactions": done, "failed": failed}))
+sys.stdout.flush()
+os._exit(0)
+"#;
+
+#[test]
+fn two_pipelines_share_one_s3_lake_an_external_compactor_runs_and_a_third_on_a_taken_table_is_refused() {
+    let Some(python) = python() else { return };
+    let Some(s3) = s3() else { return };
+    let Some(server) = mariadb() else { return };
+    create_workload_table(&server, "east", INITIAL_ROWS);
+    create_workload_table(&server, "west", INITIAL_ROWS);
+    let dir = test_dir();
+    let root = s3.url("lake/shared");
+    let base = s3_config(dir.path(), &server, s3, &root);
+    let east = as_pipeline(&base, "east", 5201, "east.*");
+    let west = as_pipeline(&base, "west", 5202, "west.*");
+    let intruder = as_pipeline(&base, "intruder", 5203, "east.*");
+    let (east_table, west_table) = (PathBuf::from(format!("{root}/east/t")), PathBuf::from(format!("{root}/west/t")));
+
+    let mut east_pipeline = Pipeline::start(&east);
+    let mut west_pipeline = Pipeline::start(&west);
+    wait_committed_as(&mut east_pipeline, &east_table, master_version(&server) - 1, "east");
+    wait_committed_as(&mut west_pipeline, &west_table, master_version(&server) - 1, "west");
+
+    let secs = 40;
+    let compactor = std::process::Command::new(&python)
+        .args(["-c", COMPACTOR])
+        .arg(&east_table)
+        .arg(secs.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = server.port();
+    let east_load = Workload::start(INITIAL_ROWS, move |sql| mariadb_try_exec(port, "east", sql));
+    let west_load = Workload::start(INITIAL_ROWS, move |sql| mariadb_try_exec(port, "west", sql));
+    std::thread::sleep(Duration::from_secs(secs));
+    let (east_n, west_n) = (east_load.finish(), west_load.finish());
+    let out = compactor.wait_with_output().unwrap();
+    assert!(out.status.success(), "compactor: {}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("{east_n} + {west_n} transactions in {secs} s; external compactor on east: {summary}");
+    assert!(summary["compactions"].as_u64().unwrap() >= 1, "the compactor must have compacted: {summary}");
+    // A table's position moves with its own transactions: one last row each, in turn.
+    server.exec("INSERT INTO east.t (id, v, w) VALUES (1000000, 0, 'last')").unwrap();
+    wait_committed_as(&mut east_pipeline, &east_table, master_version(&server), "east");
+    server.exec("INSERT INTO west.t (id, v, w) VALUES (1000000, 0, 'last')").unwrap();
+    wait_committed_as(&mut west_pipeline, &west_table, master_version(&server), "west");
+    assert!(east_pipeline.stop().success() && west_pipeline.stop().success());
+
+    // A third pipeline configured onto east's table refuses and writes nothing.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let version_before = rt.block_on(tributary_delta::table_status(&east_table, "east")).unwrap().version;
+    let mut third = Pipeline::start(&intruder);
+    let status = third.wait_exit(Duration::from_secs(60)).expect("the third pipeline must stop by itself");
+    assert!(!status.success());
+    let log = third.log_text();
+    assert!(log.contains("belongs to pipeline \"east\""), "{log}");
+    let version_after = rt.block_on(tributary_delta::table_status(&east_table, "east")).unwrap().version;
+    assert_eq!(version_after, version_before, "the refused pipeline committed nothing to east's table");
+    assert_mirror_and_feed_exact(&python, &east_table, &server, "east", "east on S3 beside west and a compactor");
+    assert_mirror_and_feed_exact(&python, &west_table, &server, "west", "west on S3 beside east");
 }
