@@ -20,6 +20,7 @@ mod commit;
 pub mod compact;
 pub mod config;
 mod conflict;
+mod deletion_vector;
 mod durable;
 pub mod encode;
 pub mod error;
