@@ -222,6 +222,44 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn marking_needs_the_feature_stays_within_the_file_and_syncs_the_vector_file_before_the_log() {
+        use crate::tests::{actions, batch, ins, item, items_schema, open, pos, APP};
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = open(dir.path(), &items_schema(true)).await;
+        w.apply(&batch((1..=5).map(|i| ins(item(i, "x", i))).collect(), 100)).await.unwrap();
+        let path = w.path().to_path_buf();
+        drop(w);
+        let file = actions(&path, 1)["add"][0]["path"].as_str().unwrap().to_string();
+        let note = || CommitNote::new(APP, commit::CommitKind::Batch, Some(&pos(200)), None);
+        let mut table = crate::table::open_existing(&path).await.unwrap();
+        let two = RoaringTreemap::from_iter([1u64, 3]);
+
+        let err = commit_deleted_rows(&mut table, &[(file.clone(), two.clone())], Placement::File, note(), vec![])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeltaError::State { .. }) && err.to_string().contains(FEATURE), "{err}");
+        enable_deletion_vectors(&mut table, APP).await.unwrap();
+        let beyond = RoaringTreemap::from_iter([5u64]);
+        let err = commit_deleted_rows(&mut table, &[(file.clone(), beyond)], Placement::File, note(), vec![])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("row index 5 is beyond the 5 rows"), "{err}");
+        let err =
+            commit_deleted_rows(&mut table, &[("nope.parquet".into(), two.clone())], Placement::File, note(), vec![])
+                .await
+                .unwrap_err();
+        assert!(err.to_string().contains("nope.parquet is not an active data file"), "{err}");
+        assert_eq!(table.version(), Some(2), "refusals commit nothing");
+
+        let version = commit_deleted_rows(&mut table, &[(file, two)], Placement::File, note(), vec![]).await.unwrap();
+        let synced = crate::durable::record::below(&path);
+        let at = |name: &dyn Fn(&Path) -> bool| synced.iter().position(|p| name(p));
+        let bin = at(&|p| p.file_name().unwrap().to_str().unwrap().starts_with("deletion_vector_")).expect("synced");
+        let entry = at(&|p| p.ends_with(format!("_delta_log/{version:020}.json"))).expect("log entry synced");
+        assert!(bin < entry, "{synced:?}");
+    }
+
     #[test]
     fn bounds_turn_loose_and_the_rest_of_the_stats_stays() {
         let stats = r#"{"numRecords":3,"minValues":{"id":1},"maxValues":{"id":3},"nullCount":{"id":0}}"#;

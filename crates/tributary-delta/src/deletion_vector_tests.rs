@@ -2,9 +2,10 @@
 //! made by Tributary's writer gets the `deletionVectors` feature and then rows
 //! of its data files marked deleted (inline, in a `.bin` file, and a file's
 //! inline vector replaced by a larger one in a file), each commit with the
-//! change-data file of the deleted rows. Spark 3.5 + Delta 3.x and delta-rs'
-//! Python `deltalake` must see the table without the marked rows, every version
-//! of it, and the deletions in the change feed.
+//! change-data file of the deleted rows, the last version also checkpointed.
+//! Spark 3.5 + Delta 3.x and delta-rs' Python `deltalake` must see the table
+//! without the marked rows, every version of it, and the deletions in the
+//! change feed.
 
 use crate::commit::{cdc_action, CommitKind, CommitNote};
 use crate::deletion_vector::{self, Placement};
@@ -136,6 +137,10 @@ async fn spark_and_delta_rs_skip_rows_marked_in_inline_and_file_deletion_vectors
     let final_a: deltalake::kernel::DeletionVectorDescriptor =
         serde_json::from_value(c6["add"][0]["deletionVector"].clone()).unwrap();
     assert_eq!(deletion_vector::read(&table, &final_a).await.unwrap(), indexes_of(&rows_a, &[2, 5, 7]));
+
+    // The latest version is read from a checkpoint: its `add` rows carry the vectors too.
+    crate::commit::checkpoint_and_cleanup(&table).await.unwrap();
+    assert!(path.join("_delta_log/00000000000000000006.checkpoint.parquet").exists());
 
     // Spark.
     let gone = [2, 5, 7, 11, 12, 13, 20];
