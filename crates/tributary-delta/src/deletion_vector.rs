@@ -24,6 +24,12 @@
 //!   for the first vector), `sizeInBytes` the size field's value: magic +
 //!   bitmap, without the size field and the checksum.
 //!
+//! The protocol's own inline example ("JSON Example 3") decodes to Delta
+//! Spark's *native* layout instead (magic 1681511376, big-endian header),
+//! which delta-kernel refuses; only the 32-bit bitmap inside is the same. We
+//! write the portable layout the format section specifies, as Delta Spark and
+//! delta-kernel write it.
+//!
 //! `cardinality` is the number of rows the vector deletes. Reading goes
 //! through deltalake's kernel ([`read`]): `DeletionVectorDescriptor::read` of
 //! delta-kernel, the reader delta-rs itself uses, which checks the version,

@@ -35,8 +35,9 @@ pub(crate) fn local_dir(table: &DeltaTable) -> Option<PathBuf> {
     url.to_file_path().ok()
 }
 
-/// Syncs the new files named by `actions` (`add` and `cdc`, in parallel) and
-/// then the directories holding them, up to and including `table_dir`.
+/// Syncs the new files named by `actions` (`add` and `cdc`, and the
+/// deletion-vector files of `add`s; in parallel) and then the directories
+/// holding them, up to and including `table_dir`.
 pub(crate) fn sync_new_files(table_dir: &Path, actions: &[Action]) -> Result<(), DeltaTableError> {
     let mut files = BTreeSet::new();
     let mut dirs = BTreeSet::new();
