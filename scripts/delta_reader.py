@@ -3,6 +3,8 @@
 
 Prints JSON on stdout:
   rows <table_path>                      -> current rows, sorted by all columns
+  scan <table_path>                      -> the same through delta-rs' DataFusion scan (QueryBuilder),
+                                            which applies deletion vectors (to_pyarrow_table refuses them)
   cdf <table_path> <from> [<to>]         -> change feed rows with _change_type, _commit_version
   txn <table_path> <app_id>              -> {"version": <delta version>, "txn": <txn version or null>}
 Values: decimals as strings, timestamps as ISO-8601, bytes as hex.
@@ -14,7 +16,7 @@ import json
 import sys
 
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, QueryBuilder
 
 
 def canon(v):
@@ -46,6 +48,11 @@ def main(argv):
         rows = rows_of(dt.to_pyarrow_table())
         rows.sort(key=lambda r: json.dumps(r, sort_keys=True))
         print(json.dumps({"version": dt.version(), "schema": dt.schema().to_json(), "rows": rows}))
+    elif cmd == "scan":
+        reader = QueryBuilder().register("t", dt).execute("SELECT * FROM t")
+        rows = rows_of(pa.RecordBatchReader.from_stream(reader).read_all())
+        rows.sort(key=lambda r: json.dumps(r, sort_keys=True))
+        print(json.dumps({"version": dt.version(), "rows": rows}))
     elif cmd == "cdf":
         start = int(argv[3])
         kwargs = {"starting_version": start}

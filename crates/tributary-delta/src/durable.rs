@@ -6,7 +6,8 @@
 //! `LocalFileSystem` sits in the page cache until the kernel writes it back;
 //! its name sits in its directory, which must be synced too. So every commit
 //! syncs, before the log entry is written, each new data and change-data file
-//! named by its `add` / `cdc` actions and each distinct directory holding them
+//! named by its `add` / `cdc` actions, each deletion-vector file an `add`
+//! names, and each distinct directory holding them
 //! (the table directory, `_change_data`); once delta-rs has written the log
 //! entry, it syncs the entry and `_delta_log`. A checkpoint syncs its parquet
 //! file(s), `_last_checkpoint` and `_delta_log`. Each file and directory is
@@ -34,18 +35,27 @@ pub(crate) fn local_dir(table: &DeltaTable) -> Option<PathBuf> {
     url.to_file_path().ok()
 }
 
-/// Syncs the new files named by `actions` (`add` and `cdc`, in parallel) and
-/// then the directories holding them, up to and including `table_dir`.
+/// Syncs the new files named by `actions` (`add` and `cdc`, and the
+/// deletion-vector files of `add`s; in parallel) and then the directories
+/// holding them, up to and including `table_dir`.
 pub(crate) fn sync_new_files(table_dir: &Path, actions: &[Action]) -> Result<(), DeltaTableError> {
     let mut files = BTreeSet::new();
     let mut dirs = BTreeSet::new();
+    let mut named = Vec::new();
     for action in actions {
-        let path = match action {
-            Action::Add(add) => &add.path,
-            Action::Cdc(cdc) => &cdc.path,
-            _ => continue,
-        };
-        let file = crate::files::resolve(table_dir, &crate::files::percent_decode(path));
+        match action {
+            Action::Add(add) => {
+                named.push(crate::files::resolve(table_dir, &crate::files::percent_decode(&add.path)));
+                if let Some(dv) = &add.deletion_vector {
+                    let file = crate::deletion_vector::file_path(table_dir, dv).map_err(DeltaTableError::Generic)?;
+                    named.extend(file);
+                }
+            }
+            Action::Cdc(cdc) => named.push(crate::files::resolve(table_dir, &crate::files::percent_decode(&cdc.path))),
+            _ => {}
+        }
+    }
+    for file in named {
         let mut dir = file.parent();
         while let Some(d) = dir {
             dirs.insert(d.to_path_buf());

@@ -20,7 +20,7 @@ use tributary_core::ColumnType;
 const DELTA_LOG: &str = "_delta_log";
 
 /// A handle on the table location `path`, its log not read yet.
-fn unloaded(path: &Path) -> Result<DeltaTable, DeltaError> {
+pub(crate) fn unloaded(path: &Path) -> Result<DeltaTable, DeltaError> {
     let err = |context| move |e| DeltaError::delta(path, context, e);
     let text = path.to_str().ok_or_else(|| DeltaError::Unsupported {
         table: path.to_path_buf(),

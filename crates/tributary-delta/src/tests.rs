@@ -13,9 +13,9 @@ use tributary_core::{
     Column, ColumnType, Gtid, MySqlPosition, Retryable, RowChange, SourcePosition, TableId, TableSchema, Value,
 };
 
-const APP: &str = "tributary-test";
+pub(crate) const APP: &str = "tributary-test";
 
-fn pos(offset: u64) -> SourcePosition {
+pub(crate) fn pos(offset: u64) -> SourcePosition {
     SourcePosition::MySql(MySqlPosition::new("mysql-bin.000001", offset))
 }
 
@@ -24,7 +24,7 @@ fn col(name: &str, ty: ColumnType) -> Column {
 }
 
 /// `id bigint primary key, name text, qty int`.
-fn items_schema(pk: bool) -> Arc<TableSchema> {
+pub(crate) fn items_schema(pk: bool) -> Arc<TableSchema> {
     Arc::new(TableSchema {
         id: TableId::new("shop", if pk { "items" } else { "events" }),
         columns: vec![
@@ -36,11 +36,11 @@ fn items_schema(pk: bool) -> Arc<TableSchema> {
     })
 }
 
-fn item(id: i64, name: &str, qty: i64) -> Vec<Value> {
+pub(crate) fn item(id: i64, name: &str, qty: i64) -> Vec<Value> {
     vec![Value::Int(id), Value::Text(name.into()), Value::Int(qty)]
 }
 
-fn ins(row: Vec<Value>) -> RowChange {
+pub(crate) fn ins(row: Vec<Value>) -> RowChange {
     RowChange::Insert { after: row }
 }
 
@@ -52,7 +52,7 @@ fn del(row: Vec<Value>) -> RowChange {
     RowChange::Delete { before: row }
 }
 
-fn batch(changes: Vec<RowChange>, at: u64) -> TableBatch {
+pub(crate) fn batch(changes: Vec<RowChange>, at: u64) -> TableBatch {
     TableBatch {
         changes: changes
             .into_iter()
@@ -68,16 +68,16 @@ fn batch(changes: Vec<RowChange>, at: u64) -> TableBatch {
     }
 }
 
-fn cfg(dir: &Path) -> DeltaSinkConfig {
+pub(crate) fn cfg(dir: &Path) -> DeltaSinkConfig {
     DeltaSinkConfig::with_root(dir)
 }
 
-async fn open(dir: &Path, schema: &Arc<TableSchema>) -> TableWriter {
+pub(crate) async fn open(dir: &Path, schema: &Arc<TableSchema>) -> TableWriter {
     TableWriter::open_or_create(&cfg(dir), schema.clone(), APP).await.unwrap()
 }
 
 /// The actions of one commit, by kind (`add`, `remove`, `cdc`, `txn`, `commitInfo`, ...).
-fn actions(table: &Path, version: i64) -> BTreeMap<String, Vec<J>> {
+pub(crate) fn actions(table: &Path, version: i64) -> BTreeMap<String, Vec<J>> {
     let text = std::fs::read_to_string(table.join(format!("_delta_log/{version:020}.json"))).unwrap();
     let mut out: BTreeMap<String, Vec<J>> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -821,7 +821,7 @@ async fn a_second_writer_with_a_stale_view_cannot_commit_the_same_position_twice
 
 /// The Python interpreter with delta-rs' `deltalake` (`TRIBUTARY_PYTHON`, set by `make test`),
 /// or `None` (a loud skip; a failure under `CI=true`).
-fn independent_reader() -> Option<std::path::PathBuf> {
+pub(crate) fn independent_reader() -> Option<std::path::PathBuf> {
     let python = std::path::PathBuf::from(std::env::var("TRIBUTARY_PYTHON").unwrap_or_else(|_| "python3".into()));
     let ok =
         std::process::Command::new(&python).args(["-c", "import deltalake"]).output().is_ok_and(|o| o.status.success());
@@ -841,7 +841,7 @@ fn independent_reader() -> Option<std::path::PathBuf> {
     None
 }
 
-fn delta_reader(python: &Path, args: &[&str]) -> J {
+pub(crate) fn delta_reader(python: &Path, args: &[&str]) -> J {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/delta_reader.py");
     let out = std::process::Command::new(python).arg(script).args(args).output().unwrap();
     assert!(out.status.success(), "delta_reader.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));

@@ -11,44 +11,18 @@
 mod common;
 
 use common::workload::{assert_mirror_and_feed_exact, create_workload_table, mariadb_try_exec, Workload};
+use common::s3::{put_lake_on_s3, s3};
 use common::*;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 use tributary_testkit::{require, S3Options, S3Server};
 
 const INITIAL_ROWS: u64 = 300;
 
-/// The S3 server of this file, with the process environment pointing at it.
-fn s3() -> Option<&'static S3Server> {
-    static SERVER: OnceLock<Option<S3Server>> = OnceLock::new();
-    SERVER
-        .get_or_init(|| {
-            let server = require("the S3 test server (moto; `make setup`)", S3Server::start())?;
-            for (key, value) in server.env() {
-                // SAFETY: set once, under the OnceLock, before this file's tests read the environment.
-                unsafe { std::env::set_var(key, value) };
-            }
-            Some(server)
-        })
-        .as_ref()
-}
-
 /// The pipeline config of [`write_config`] with its lake at `root` on `server`.
 fn s3_config(dir: &Path, source: &tributary_testkit::MariaDb, server: &S3Server, root: &str) -> PathBuf {
     let config = write_config(dir, source, "shop.*", "");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let local = format!("[sink.delta]\nroot = \"{}\"\ncheckpoint_interval = 5\n", dir.join("lake").display());
-    assert!(text.contains(&local), "{text}");
-    let remote = format!(
-        "[sink.delta]\nroot = \"{root}\"\ncheckpoint_interval = 5\n\n[sink.delta.storage]\nendpoint = \"{}\"\n\
-         region = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = \"true\"\n",
-        server.endpoint(),
-        server.region(),
-        server.access_key_id(),
-        server.secret_access_key()
-    );
-    std::fs::write(&config, text.replace(&local, &remote)).unwrap();
+    put_lake_on_s3(&config, dir, server, root);
     config
 }
 

@@ -7,6 +7,7 @@ pub mod alltypes;
 pub mod http;
 pub mod pg;
 pub mod pg_types;
+pub mod s3;
 pub mod workload;
 
 use serde_json::Value as Json;
