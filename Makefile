@@ -21,7 +21,7 @@ PG_MATRIX ?= 14 15 16 17 18
 PG_SUITES ?= stream_postgres snapshot_restart_postgres types_postgres bad_input_postgres
 
 .PHONY: setup build test test-unit test-integration test-spark test-alerting test-pg-versions test-pg-matrix \
-	demo bench fmt lint clean-delta-tables infra-up infra-down
+	demo bench bench-s3 fmt lint clean-delta-tables infra-up infra-down
 
 setup:  ## install Debian packages and the Python venv the tests need
 	TRIBUTARY_CACHE_DIR=$(CACHE_DIR) TRIBUTARY_PG_MAJORS="$(PG_EXTRA_MAJORS)" bash scripts/setup.sh
@@ -98,6 +98,9 @@ demo: setup  ## local MariaDB + sample schema + a stream of changes -> ./delta-t
 bench: setup  ## rows/s, MB/s and peak RSS, binlog -> Delta and pgoutput -> Delta (release build)
 	$(CARGO) bench --locked -p tributary --bench binlog_to_delta
 	$(CARGO) bench --locked -p tributary --bench pg_to_delta
+
+bench-s3: setup  ## the insert and random-key update benchmarks into s3:// on the local S3 server, with requests per 1000 rows
+	BENCH_LAKE=s3 $(CARGO) bench --locked -p tributary --bench binlog_to_delta
 
 fmt:
 	$(CARGO) fmt --all

@@ -6,6 +6,10 @@
 //! 1000 keys (how real updates arrive), and (c) the initial snapshot of the
 //! table left. The binlog is written before the pipeline starts, so the
 //! source is not the bottleneck.
+//!
+//! `BENCH_LAKE=s3` (`make bench-s3`) puts the lake on the local S3 server
+//! (moto, loopback) and runs (a) and (b2), printing the requests the server
+//! served per 1000 rows (object storage bills per request).
 
 mod common;
 
@@ -30,8 +34,14 @@ fn main() {
         .exec("CREATE TABLE bench.t (id BIGINT PRIMARY KEY, a INT, b VARCHAR(40), c DECIMAL(12,2), d DATETIME(6))")
         .unwrap();
     let dir = TestDir::new().unwrap();
-    let config = write_config(dir.path(), &server);
-    let table = dir.path().join("lake/bench/t");
+    let s3 = (std::env::var("BENCH_LAKE").as_deref() == Ok("s3")).then(start_s3);
+    let root = match &s3 {
+        Some(s3) => s3.url("bench"),
+        None => dir.path().join("lake").display().to_string(),
+    };
+    let config = write_config(dir.path(), &server, &root, s3.as_ref());
+    let table = PathBuf::from(format!("{root}/bench/t"));
+    let requests = || s3.as_ref().map(|s3| s3.request_counts().unwrap());
 
     // Empty snapshot: the table starts at the current position.
     let mut pipeline = start(&config);
@@ -49,9 +59,28 @@ fn main() {
             .unwrap();
     }
     let ((_, end_offset), target) = master(&server);
+    let before = requests();
     report("inserts", ROWS, &config, &table, target, end_offset - start_offset, &file);
+    print_requests("inserts", ROWS, before, requests());
 
-    let start_offset = master(&server).0 .1;
+    if s3.is_none() {
+        contiguous_updates(&server, &config, &table, &file);
+    }
+
+    random_updates(&server, &config, &table, &file, &requests);
+
+    // (c) the initial snapshot of the 950k rows left, into an empty lake.
+    if s3.is_some() {
+        return;
+    }
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    let rows: u64 = server.exec("SELECT COUNT(*) FROM bench.t").unwrap().trim().parse().unwrap();
+    report("snapshot", rows, &config, &table, master(&server).1, 0, &file);
+}
+
+/// (b) 200k updates + 50k deletes in contiguous id ranges.
+fn contiguous_updates(server: &MariaDb, config: &Path, table: &Path, file: &str) {
+    let start_offset = master(server).0 .1;
     for first in (1..=ROWS).step_by(TXN_ROWS as usize * 5) {
         let last = first + TXN_ROWS * 5 - 1;
         server
@@ -61,12 +90,20 @@ fn main() {
             ))
             .unwrap();
     }
-    let ((_, end_offset), target) = master(&server);
-    report("updates+deletes", 250_000, &config, &table, target, end_offset - start_offset, &file);
+    let ((_, end_offset), target) = master(server);
+    report("updates+deletes", 250_000, config, table, target, end_offset - start_offset, file);
+}
 
-    // (b2) random keys: per transaction 800 updates and 200 deletes of distinct
-    // ids drawn from the whole table (never one deleted before).
-    let start_offset = master(&server).0 .1;
+/// (b2) random keys: per transaction 800 updates and 200 deletes of distinct
+/// ids drawn from the whole table (never one deleted before, nor one (b) deleted).
+fn random_updates(
+    server: &MariaDb,
+    config: &Path,
+    table: &Path,
+    file: &str,
+    requests: &dyn Fn() -> Option<std::collections::BTreeMap<String, u64>>,
+) {
+    let start_offset = master(server).0 .1;
     let mut deleted: HashSet<u64> = HashSet::new();
     let mut state = 7u64;
     for _ in 0..RANDOM_TXNS {
@@ -83,14 +120,39 @@ fn main() {
             ))
             .unwrap();
     }
-    let ((_, end_offset), target) = master(&server);
+    let ((_, end_offset), target) = master(server);
     let random_rows = (RANDOM_TXNS * RANDOM_TXN_KEYS) as u64;
-    report("random upd+del", random_rows, &config, &table, target, end_offset - start_offset, &file);
+    let before = requests();
+    report("random upd+del", random_rows, config, table, target, end_offset - start_offset, file);
+    print_requests("random upd+del", random_rows, before, requests());
+}
 
-    // (c) the initial snapshot of the 950k rows left, into an empty lake.
-    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
-    let rows: u64 = server.exec("SELECT COUNT(*) FROM bench.t").unwrap().trim().parse().unwrap();
-    report("snapshot", rows, &config, &table, target, 0, &file);
+/// The local S3 server, with this process's `AWS_*` environment pointing at it.
+fn start_s3() -> tributary_testkit::S3Server {
+    let s3 = tributary_testkit::S3Server::start().expect("start the S3 server (make setup)");
+    for (key, value) in s3.env() {
+        // SAFETY: set before any other thread of the benchmark reads the environment.
+        unsafe { std::env::set_var(key, value) };
+    }
+    s3
+}
+
+/// Requests the S3 server served between `before` and `after`, per 1000 rows.
+fn print_requests(
+    name: &str,
+    rows: u64,
+    before: Option<std::collections::BTreeMap<String, u64>>,
+    after: Option<std::collections::BTreeMap<String, u64>>,
+) {
+    let (Some(before), Some(after)) = (before, after) else { return };
+    let per_1000: Vec<String> = after
+        .iter()
+        .map(|(method, n)| {
+            let served = n - before.get(method).copied().unwrap_or(0);
+            format!("{method} {:.2}", served as f64 * 1000.0 / rows as f64)
+        })
+        .collect();
+    println!("{name:>16}: S3 requests per 1000 rows: {}", per_1000.join(", "));
 }
 
 fn report(name: &str, rows: u64, config: &Path, table: &Path, target: i64, binlog_bytes: u64, file: &str) {
@@ -107,12 +169,21 @@ fn report(name: &str, rows: u64, config: &Path, table: &Path, target: i64, binlo
     print_figures(name, rows, secs, &catch_up, &binlog);
 }
 
-fn write_config(dir: &Path, server: &MariaDb) -> PathBuf {
+fn write_config(dir: &Path, server: &MariaDb, root: &str, s3: Option<&tributary_testkit::S3Server>) -> PathBuf {
+    let storage = s3.map_or(String::new(), |s3| {
+        format!(
+            "[sink.delta.storage]\nendpoint = \"{}\"\nregion = \"{}\"\naccess_key_id = \"{}\"\n\
+             secret_access_key = \"{}\"\nallow_http = \"true\"\n",
+            s3.endpoint(),
+            s3.region(),
+            s3.access_key_id(),
+            s3.secret_access_key()
+        )
+    });
     let text = format!(
         "[pipeline]\nname = \"{APP}\"\n[source.mysql]\nport = {}\nuser = \"cdc\"\npassword = \"cdc-pw\"\ninclude = [\"bench.t\"]\n\
-         [sink.delta]\nroot = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+         [sink.delta]\nroot = \"{root}\"\n{storage}[metrics]\nlisten = \"127.0.0.1:0\"\n",
         server.port(),
-        dir.join("lake").display()
     );
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, text).unwrap();
