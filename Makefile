@@ -92,8 +92,8 @@ infra-down:  ## stop what infra-up started
 	if kill -0 $$pid 2>/dev/null; then echo "infra: pid $$pid still running after 60 s"; exit 1; fi; \
 	rm -f $(INFRA_DIR)/infra.pid; echo "infra: stopped"
 
-demo: setup  ## local MariaDB + sample schema + a stream of changes -> ./delta-tables
-	bash scripts/demo.sh
+demo: setup  ## local MariaDB + sample schema + a stream of changes -> ./delta-tables (S3=1: into s3:// on a local S3 server)
+	S3=$(S3) bash scripts/demo.sh
 
 bench: setup  ## rows/s, MB/s and peak RSS, binlog -> Delta and pgoutput -> Delta (release build)
 	$(CARGO) bench --locked -p tributary --bench binlog_to_delta

@@ -2,6 +2,8 @@
 # `make demo`: a local MariaDB (own data dir, free loopback port) with a sample
 # shop schema and a stream of changes, replicated by Tributary into
 # ./delta-tables; prints what landed and where. Stops everything on exit.
+# S3=1 (`make demo S3=1`): the lake goes to s3://tributary-demo/lake on a local
+# S3 server (moto, loopback; the test venv of `make setup`) instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO_DIR="$PWD/.tributary-demo"
@@ -23,8 +25,10 @@ mariadbd --no-defaults --user="$(id -un)" --datadir="$DEMO_DIR/data" --socket="$
   --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL >"$DEMO_DIR/server.log" 2>&1 &
 DB_PID=$!
 PIPE_PID=""
+S3_PID=""
 cleanup() {
   [ -n "$PIPE_PID" ] && kill "$PIPE_PID" 2>/dev/null || true
+  [ -n "$S3_PID" ] && kill "$S3_PID" 2>/dev/null || true
   kill "$DB_PID" 2>/dev/null || true
   wait 2>/dev/null || true
 }
@@ -40,6 +44,25 @@ CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, customer_id INT, amount DECIMAL
 INSERT INTO shop.customers SELECT seq, CONCAT('customer ', seq), CONCAT('c', seq, '@example.com'), NOW(6) FROM seq_1_to_1000;
 INSERT INTO shop.orders SELECT seq, 1 + seq % 1000, seq * 1.25, 'new', NOW(3) FROM seq_1_to_5000;"
 
+STORAGE=""
+if [ "${S3:-0}" = "1" ]; then
+  PY="${TRIBUTARY_PYTHON:-/var/cache/tributary/venv/bin/python}"
+  "$PY" scripts/s3_server.py --port 0 >"$DEMO_DIR/s3.ready" 2>"$DEMO_DIR/s3-server.log" &
+  S3_PID=$!
+  for _ in $(seq 1 100); do [ -s "$DEMO_DIR/s3.ready" ] && break; sleep 0.1; done
+  S3_PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$DEMO_DIR/s3.ready")
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="PUT"))' \
+    "http://127.0.0.1:$S3_PORT/tributary-demo"
+  LAKE="s3://tributary-demo/lake"
+  STORAGE="[sink.delta.storage]
+endpoint = \"http://127.0.0.1:$S3_PORT\"
+region = \"us-east-1\"
+access_key_id = \"demo\"
+secret_access_key = \"demo\"
+allow_http = \"true\""
+  echo "demo: S3 server (moto) on 127.0.0.1:$S3_PORT, bucket tributary-demo"
+fi
+
 cat >"$DEMO_DIR/pipeline.toml" <<TOML
 [pipeline]
 name = "demo"
@@ -51,6 +74,7 @@ include = ["shop.*"]
 
 [sink.delta]
 root = "$LAKE"
+$STORAGE
 TOML
 echo "demo: running tributary (config $DEMO_DIR/pipeline.toml) into $LAKE"
 TRIBUTARY_SOURCE_PASSWORD=cdc-demo "$BIN" run --config "$DEMO_DIR/pipeline.toml" 2>"$DEMO_DIR/tributary.log" &
@@ -69,4 +93,8 @@ echo
 echo "demo: last changes of shop.orders:"
 TRIBUTARY_SOURCE_PASSWORD=cdc-demo "$BIN" changes shop.orders --config "$DEMO_DIR/pipeline.toml" --from-version 1 | tail -5
 echo
-echo "demo: Delta tables are in $LAKE (read them with Spark, delta-rs or DuckDB); log: $DEMO_DIR/tributary.log"
+if [ "${S3:-0}" = "1" ]; then
+  echo "demo: Delta tables are in $LAKE on the local S3 server, gone when the demo ends (storage settings: $DEMO_DIR/pipeline.toml); log: $DEMO_DIR/tributary.log"
+else
+  echo "demo: Delta tables are in $LAKE (read them with Spark, delta-rs or DuckDB); log: $DEMO_DIR/tributary.log"
+fi

@@ -169,14 +169,22 @@ fn bucket_store(url: &Url, options: &HashMap<String, String>) -> DeltaResult<Obj
         "gs" => {
             let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).with_retry(retry());
             for (key, value) in options {
-                builder = builder.with_config(named(key).parse().map_err(invalid)?, value);
+                builder = match named(key).as_str() {
+                    "allow_http" => {
+                        builder.with_client_options(object_store::ClientOptions::new().with_allow_http(value == "true"))
+                    }
+                    key => builder.with_config(key.parse().map_err(invalid)?, value),
+                };
             }
             Arc::new(builder.build().map_err(invalid)?)
         }
         _ => {
             let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry());
             for (key, value) in options {
-                builder = builder.with_config(named(key).parse().map_err(invalid)?, value);
+                builder = match named(key).as_str() {
+                    "allow_http" => builder.with_allow_http(value == "true"),
+                    key => builder.with_config(key.parse().map_err(invalid)?, value),
+                };
             }
             Arc::new(builder.build().map_err(invalid)?)
         }
@@ -428,25 +436,37 @@ fn short_cause(text: &str) -> String {
     text.rsplit(" - ").next().unwrap_or(text).trim().to_string()
 }
 
-/// The tables (directories holding `_delta_log/`) below the remote `root`, at any depth.
+/// The tables (directories holding `_delta_log/`) below the remote `root`,
+/// at any depth: one delimited listing per directory level, never a listing
+/// of the tables' own files.
 pub(crate) fn list_remote_tables(root: &Path) -> Result<Vec<PathBuf>, DeltaError> {
     let Some(url) = remote_url(root) else { return Ok(Vec::new()) };
     let store = prefixed_store(&url).map_err(|e| DeltaError::delta(root, "open the object store", e))?;
-    let listed = block_on_io(async move {
-        use futures_util::TryStreamExt as _;
-        store.list(None).map_ok(|meta| meta.location.to_string()).try_collect::<Vec<String>>().await
+    let found = block_on_io(async move {
+        let mut tables = Vec::new();
+        let mut pending: Vec<Option<StorePath>> = vec![None];
+        while let Some(dir) = pending.pop() {
+            let listed = store.list_with_delimiter(dir.as_ref()).await?;
+            let names: Vec<StorePath> = listed.common_prefixes;
+            if names.iter().any(|p| p.filename() == Some("_delta_log")) {
+                tables.push(dir.map(|d| d.to_string()).unwrap_or_default());
+                continue;
+            }
+            for sub in names {
+                let name = sub.filename().unwrap_or_default();
+                let tributary_state = dir.is_none() && name == crate::table::TRIBUTARY_DIR;
+                if !name.starts_with('.') && !tributary_state {
+                    pending.push(Some(sub));
+                }
+            }
+        }
+        Ok::<_, StoreError>(tables)
     })
     .map_err(|e| DeltaError::Storage { root: root.to_path_buf(), problem: explain(&e) })?;
-    let mut tables: Vec<String> = listed
-        .iter()
-        .filter_map(|key| key.split_once("/_delta_log/").map(|(table, _)| table.to_string()))
-        .filter(|table| {
-            !table.starts_with(crate::table::TRIBUTARY_DIR) && !table.split('/').any(|p| p.starts_with('.'))
-        })
-        .collect();
+    let mut tables: Vec<PathBuf> =
+        found.into_iter().map(|t| if t.is_empty() { root.to_path_buf() } else { root.join(t) }).collect();
     tables.sort();
-    tables.dedup();
-    Ok(tables.into_iter().map(|t| root.join(t)).collect())
+    Ok(tables)
 }
 
 /// The store and key of the remote file `location`.

@@ -10,8 +10,8 @@
 
 mod common;
 
-use common::workload::{assert_mirror_and_feed_exact, create_workload_table, mariadb_try_exec, Workload};
 use common::s3::{put_lake_on_s3, s3};
+use common::workload::{assert_mirror_and_feed_exact, create_workload_table, mariadb_try_exec, Workload};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,20 +38,26 @@ fn a_mariadb_pipeline_streams_into_s3_exactly_once_through_kill_9_and_spark_read
     let dir = test_dir();
     let root = s3.url("lake/pipeline-a");
     let config = s3_config(dir.path(), &server, s3, &root);
+    // Compaction and vacuum run on S3 too, often enough to happen during the test.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let maintenance = "[maintenance]\nmin_small_files = 4\ncheck_interval_secs = 1\nvacuum = false\n";
+    std::fs::write(&config, format!("{text}\n{maintenance}")).unwrap();
     let table = PathBuf::from(format!("{root}/shop/t"));
 
     let check = check_passes(&config);
     assert!(check.contains("conditional writes honoured"), "{check}");
 
     let mut pipeline = Pipeline::start(&config);
+    let mut logs = String::new();
     wait_committed(&mut pipeline, &table, master_version(&server));
     let port = server.port();
     let workload = Workload::start(INITIAL_ROWS, move |sql| mariadb_try_exec(port, "shop", sql));
-    for round in 0..3 {
+    for round in 0..5 {
         workload.wait_more(40);
         if round == 1 {
             server.exec("ALTER TABLE shop.t ADD COLUMN note VARCHAR(20) DEFAULT 'n'").unwrap();
         }
+        logs.push_str(&pipeline.log_text());
         pipeline.kill9();
         workload.wait_more(20);
         pipeline = Pipeline::start(&config);
@@ -60,10 +66,14 @@ fn a_mariadb_pipeline_streams_into_s3_exactly_once_through_kill_9_and_spark_read
     workload.wait_more(20);
     let confirmed = workload.finish();
     wait_committed(&mut pipeline, &table, master_version(&server));
+    logs.push_str(&pipeline.log_text());
     assert!(pipeline.stop().success());
-    eprintln!("{confirmed} workload transactions, 3 kill -9");
+    eprintln!("{confirmed} workload transactions, 5 kill -9");
+    let lines = |what: &str| logs.lines().filter(|l| l.contains(what)).count();
+    eprintln!("{} compactions on S3", lines("compacted small files"));
+    assert!(lines("compacted small files") >= 1, "compaction ran on S3");
 
-    assert_mirror_and_feed_exact(&python, &table, &server, "shop", "on S3 after 3 kill -9 and a schema change");
+    assert_mirror_and_feed_exact(&python, &table, &server, "shop", "on S3 after 5 kill -9 and a schema change");
     assert!(!dir.path().join("s3:").exists() && !Path::new("s3:").exists(), "nothing local named after the URL");
 
     let status = tributary(&["status", "--config", config.to_str().unwrap()]);
@@ -81,6 +91,25 @@ fn a_mariadb_pipeline_streams_into_s3_exactly_once_through_kill_9_and_spark_read
     let feed = change_feed(&python, &table, 0);
     let spark_feed = spark.cdf_count(Path::new(&s3a), 0, None).unwrap();
     assert_eq!(spark_feed, feed.len() as u64, "Spark and delta-rs read the same change feed");
+
+    // Vacuum on S3 (retention 0: the history goes, the current rows stay).
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("vacuum = false", "vacuum = true\nvacuum_interval_secs = 2\nvacuum_retention_hours = 0.0");
+    std::fs::write(&config, text).unwrap();
+    let mut pipeline = Pipeline::start(&config);
+    let started = std::time::Instant::now();
+    while !pipeline.log_text().contains("vacuumed unreferenced files") {
+        pipeline.assert_running();
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "no vacuum on S3: {}", pipeline.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let vacuumed = pipeline.log_text().lines().find(|l| l.contains("vacuumed")).unwrap_or_default().to_string();
+    eprintln!("{vacuumed}");
+    assert!(pipeline.stop().success());
+    let source_md5 = source_lines(&server, "SELECT id, MD5(CONCAT_WS('|', id, v, w)) FROM shop.t ORDER BY id");
+    assert_eq!(mirror_checksums(&python, &table), source_md5, "mirror = source after the vacuum on S3");
+    assert_eq!(spark.count(Path::new(&s3a)).unwrap(), source_ids.len() as u64, "Spark reads the vacuumed table");
     let requests = s3.request_counts().unwrap();
     eprintln!("S3 requests served: {requests:?}");
 }
@@ -177,7 +206,7 @@ fn two_pipelines_share_one_s3_lake_an_external_compactor_runs_and_a_third_on_a_t
     wait_committed_as(&mut east_pipeline, &east_table, master_version(&server) - 1, "east");
     wait_committed_as(&mut west_pipeline, &west_table, master_version(&server) - 1, "west");
 
-    let secs = 40;
+    let secs = 60;
     let compactor = std::process::Command::new(&python)
         .args(["-c", COMPACTOR])
         .arg(&east_table)

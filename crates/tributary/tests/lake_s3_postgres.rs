@@ -1,5 +1,5 @@
 //! The lake on object storage, fed from PostgreSQL: snapshot, stream, updates
-//! and deletes, a schema change and kill -9 mid-stream into an `s3://` root on
+//! and deletes, a schema change and 5 × kill -9 mid-stream into an `s3://` root on
 //! the local S3 server (moto); read back by delta-rs and by Spark through `s3a://`.
 
 mod common;
@@ -33,7 +33,7 @@ fn a_postgres_pipeline_streams_into_s3_exactly_once_through_kill_9_and_spark_rea
     let mut pipeline = Pipeline::start(&config);
     wait_committed(&mut pipeline, &table, 1);
     let mut next_id = 1u64;
-    for round in 0..3 {
+    for round in 0..5 {
         for _ in 0..40 {
             sql(
                 &db,
@@ -59,14 +59,14 @@ fn a_postgres_pipeline_streams_into_s3_exactly_once_through_kill_9_and_spark_rea
 
     let source = pg_lines(&db, "SELECT id, md5(concat_ws('|', id, v, w)) FROM big ORDER BY id");
     let mirror = mirror_checksums(&python, &table);
-    assert_eq!(source.len(), 272);
-    assert!(source == mirror, "mirror = source on S3 after 3 kill -9 and a schema change");
+    assert_eq!(source.len(), 400);
+    assert!(source == mirror, "mirror = source on S3 after 5 kill -9 and a schema change");
     let feed = change_feed(&python, &table, 0);
     let count = |t: &str| feed.iter().filter(|r| r["_change_type"] == t).count();
-    assert_eq!(count("insert"), 340, "100 snapshot rows + 240 streamed, each once");
-    assert_eq!(count("update_postimage"), 120);
-    assert_eq!(count("update_preimage"), 120);
-    assert_eq!(count("delete"), 68);
+    assert_eq!(count("insert"), 500, "100 snapshot rows + 400 streamed, each once");
+    assert_eq!(count("update_postimage"), 200);
+    assert_eq!(count("update_preimage"), 200);
+    assert_eq!(count("delete"), 100);
     assert_eq!(slot_count(&db), 1, "one slot across the restarts");
 
     let Some(spark) = spark("a Spark read of the S3 lake") else { return };

@@ -92,12 +92,18 @@ impl Maintenance {
                 let started = Instant::now();
                 let options = VacuumOptions { retention: self.config.vacuum_retention(), dry_run: false };
                 match tributary_delta::vacuum(writer.path(), &options).await {
-                    Ok(done) => metrics.maintenance().vacuumed(
-                        id,
-                        done.files.len(),
-                        done.bytes,
-                        started.elapsed().as_secs_f64(),
-                    ),
+                    Ok(done) => {
+                        if !done.files.is_empty() {
+                            tracing::info!(table = %id, files = done.files.len(), bytes = done.bytes,
+                                ms = started.elapsed().as_millis() as u64, "vacuumed unreferenced files");
+                        }
+                        metrics.maintenance().vacuumed(
+                            id,
+                            done.files.len(),
+                            done.bytes,
+                            started.elapsed().as_secs_f64(),
+                        )
+                    }
                     Err(e) => warn(&metrics, id, "vacuum", &e),
                 }
             }
