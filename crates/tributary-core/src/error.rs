@@ -20,3 +20,19 @@ pub trait Retryable {
     /// The class of this error.
     fn class(&self) -> ErrorClass;
 }
+
+/// `e` and its sources on one line (`a: b: c`): a cause its parent already
+/// quotes is left out, line breaks become spaces. The one joiner of the
+/// library crates (the binary has its own for `anyhow` chains).
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ").replace('\n', " ")
+}

@@ -174,20 +174,6 @@ impl DeltaError {
     }
 }
 
-/// `e` and its sources on one line (`a: b: c`).
-pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ").replace('\n', " ")
-}
-
 /// True when delta-rs refused a commit because another one took its version.
 pub(crate) fn is_conflict(err: &DeltaTableError) -> bool {
     matches!(

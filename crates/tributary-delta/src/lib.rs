@@ -56,7 +56,7 @@ pub use table::{exists as table_exists, list_tables, TRIBUTARY_DIR};
 pub use vacuum::{vacuum, VacuumOptions, VacuumStats};
 pub use writer::{CommitStats, SourcedChange, TableBatch, TableWriter};
 
-pub(crate) use error::one_line;
+pub(crate) use tributary_core::error::one_line;
 
 #[cfg(test)]
 mod deletion_vector_tests;

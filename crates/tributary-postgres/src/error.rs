@@ -88,16 +88,7 @@ pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     if let Some(db) = e.downcast_ref::<tokio_postgres::Error>().and_then(tokio_postgres::Error::as_db_error) {
         return format!("{} (SQLSTATE {})", db.message(), db.code().code());
     }
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.last().is_some_and(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ").replace('\n', " ")
+    tributary_core::error::one_line(e)
 }
 
 /// True when an I/O error is among the causes of `e`.
