@@ -14,6 +14,11 @@ Werkzeug logs one line per request to stderr. Stops on SIGTERM or SIGINT.
 --ignore-conditional-writes drops If-None-Match / If-Match from writes, as an
 S3-compatible store without conditional writes does (a create then silently
 overwrites): what a test of "a bucket without conditional-write support" needs.
+--require-credentials KEY_ID:SECRET makes moto check every request after the
+first (the test kit's CreateBucket) as S3 does: a signature made with another
+key id answers 403 InvalidAccessKeyId, with another secret 403
+SignatureDoesNotMatch. The one accepted key belongs to an IAM user allowed
+everything (moto's IAM, in this process).
 
 Mutating requests (PUT, POST, DELETE) run one at a time. moto checks
 `If-None-Match: *` and then stores the object in two steps
@@ -62,11 +67,31 @@ class S3Only:
         return self.app(environ, start_response)
 
 
+def require_credentials(key_id, secret):
+    """Enforces SigV4 authentication with one known key (see the module doc)."""
+    from moto import settings
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    user = iam.create_user("us-east-1", "tributary-test")
+    iam.put_user_policy(
+        user.name,
+        "everything",
+        json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+    )
+    key = iam.create_access_key(user.name)
+    key.access_key_id, key.secret_access_key = key_id, secret
+    # moto counts the actions it let through unauthenticated; from the second on it checks.
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 1
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ignore-conditional-writes", action="store_true")
+    parser.add_argument("--require-credentials", metavar="KEY_ID:SECRET")
     args = parser.parse_args()
 
     try:
@@ -79,6 +104,9 @@ def main():
             "`make setup` installs the versions of scripts/requirements-test.txt into the test venv"
         )
 
+    if args.require_credentials:
+        key_id, _, secret = args.require_credentials.partition(":")
+        require_credentials(key_id, secret)
     server = make_server(args.host, args.port, S3Only(args.ignore_conditional_writes), threaded=True, request_handler=MotoRequestHandler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ready = {"ready": True, "host": args.host, "port": server.server_port, "moto": moto.__version__}

@@ -406,11 +406,13 @@ pub(crate) fn explain(e: &StoreError) -> String {
     let lower = text.to_lowercase();
     let hint = if lower.contains("nosuchbucket") || lower.contains("bucket does not exist") {
         "the bucket does not exist: create it or fix sink.delta.root"
-    } else if lower.contains("accessdenied")
+    } else if matches!(e, StoreError::PermissionDenied { .. } | StoreError::Unauthenticated { .. })
+        || lower.contains("accessdenied")
         || lower.contains("invalidaccesskeyid")
         || lower.contains("signaturedoesnotmatch")
-        || lower.contains("403")
     {
+        // Matched by the error's kind (HTTP 401 / 403) or S3's codes, never by
+        // a bare "403" that a port number in the text could hold.
         "the store refused the credentials: check access_key_id / secret_access_key in [sink.delta.storage] or AWS_*"
     } else if lower.contains("connect") || lower.contains("dns") || lower.contains("timed out") {
         "cannot reach the store: check sink.delta.storage.endpoint and that it is running"

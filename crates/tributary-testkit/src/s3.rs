@@ -1,7 +1,8 @@
 //! A real S3 server on loopback: moto's S3 (PyPI `moto`, installed in the test
 //! venv by `make setup`), started by scripts/s3_server.py on a port the kernel
 //! picks, with one bucket `tributary-<8 hex>` made for the test. It keeps
-//! everything in memory and accepts any access key; `If-None-Match: *` on
+//! everything in memory and accepts any access key (or, with
+//! [`S3Options::require_credentials`], only the test kit's); `If-None-Match: *` on
 //! PutObject and CompleteMultipartUpload answers 412 for an existing key, and
 //! the script runs mutating requests one at a time, so such a create is atomic
 //! as on S3 (what Delta log commits rely on). Clients get the endpoint, keys and
@@ -21,9 +22,9 @@ use std::time::{Duration, Instant};
 
 /// The region clients are given (moto's default; a bucket there needs no location constraint).
 pub const REGION: &str = "us-east-1";
-/// The access key clients are given (moto accepts any).
+/// The access key clients are given (moto accepts any unless [`S3Options::require_credentials`]).
 pub const ACCESS_KEY_ID: &str = "tributary-test";
-/// The secret key clients are given (moto accepts any).
+/// The secret key clients are given (moto accepts any unless [`S3Options::require_credentials`]).
 pub const SECRET_ACCESS_KEY: &str = "tributary-test-secret";
 /// How long the server may take to listen (importing moto takes ~1 s).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +43,10 @@ pub struct S3Options {
     /// `false` emulates an S3-compatible store without conditional writes:
     /// `If-None-Match` / `If-Match` are dropped, so a create silently overwrites.
     pub conditional_writes: bool,
+    /// `true`: every request after the bucket's creation must be signed with
+    /// [`ACCESS_KEY_ID`] / [`SECRET_ACCESS_KEY`] (moto's IAM checks the
+    /// signature as S3 does); `false`: any key is accepted.
+    pub require_credentials: bool,
     pub ready_timeout: Duration,
 }
 
@@ -52,6 +57,7 @@ impl Default for S3Options {
             script: crate::disk::repo_root().join("scripts/s3_server.py"),
             bucket: None,
             conditional_writes: true,
+            require_credentials: false,
             ready_timeout: READY_TIMEOUT,
         }
     }
@@ -98,6 +104,9 @@ impl S3Server {
         cmd.arg(&options.script).args(["--host", "127.0.0.1", "--port", "0"]).current_dir(dir.path());
         if !options.conditional_writes {
             cmd.arg("--ignore-conditional-writes");
+        }
+        if options.require_credentials {
+            cmd.args(["--require-credentials", &format!("{ACCESS_KEY_ID}:{SECRET_ACCESS_KEY}")]);
         }
         let mut process = ServiceProcess::spawn("S3 server (moto)", cmd, &log, dir.path())?;
         let port = wait_listening(&mut process, &log, options.ready_timeout)?;

@@ -2,7 +2,8 @@
 //! real S3 server (moto, on loopback), fed from a real MariaDB — snapshot,
 //! stream, updates and deletes, a schema change and kill -9 mid-stream; read
 //! back by delta-rs (Python) and by Spark through `s3a://`. Bad input: a
-//! missing bucket, a store that is down, a store without conditional writes.
+//! missing bucket, a store that is down, a store without conditional writes,
+//! a wrong access key id and a wrong secret.
 //!
 //! The test process talks to the server through the standard `AWS_*`
 //! environment (set once, before any thread of this file reads it); the
@@ -144,7 +145,28 @@ fn an_s3_lake_that_cannot_hold_commits_safely_is_refused_in_one_line() {
     run_and_check_fail(&config, |l| l.contains("ignores conditional writes"));
     let leftovers = lax.request_counts().unwrap();
     eprintln!("requests to the lax store: {leftovers:?}");
-    // Nothing half-written: no table was created in any of the three.
+
+    // A store that checks signatures, given a key id it does not know, then the right id with a wrong secret.
+    let options = S3Options { require_credentials: true, ..S3Options::default() };
+    let Some(strict) = require("the S3 test server (moto; `make setup`)", S3Server::start_with(options)) else {
+        return;
+    };
+    let config = s3_config(dir.path(), &server, &strict, &strict.url("lake"));
+    let right = std::fs::read_to_string(&config).unwrap();
+    let key_id = format!("access_key_id = \"{}\"", strict.access_key_id());
+    std::fs::write(&config, right.replace(&key_id, "access_key_id = \"AKIANOTKNOWNHERE0000\"")).unwrap();
+    let line = run_and_check_fail(&config, |l| l.contains("refused the credentials"));
+    assert!(line.contains("secret_access_key"), "the line names the setting to fix: {line}");
+    assert!(!line.contains(strict.secret_access_key()), "no secret in the error: {line}");
+    let secret = format!("secret_access_key = \"{}\"", strict.secret_access_key());
+    std::fs::write(&config, right.replace(&secret, "secret_access_key = \"not-the-secret\"")).unwrap();
+    let line = run_and_check_fail(&config, |l| l.contains("refused the credentials"));
+    assert!(!line.contains("not-the-secret"), "no secret in the error: {line}");
+    // The right key passes the same check (the store is not refusing everything).
+    std::fs::write(&config, &right).unwrap();
+    check_passes(&config);
+
+    // Nothing half-written: no table was created in any of them.
     assert!(!tributary_delta::table_exists(&PathBuf::from(lax.url("lake/shop/t"))));
     assert!(!tributary_delta::table_exists(&PathBuf::from(s3.url("lake/shop/t"))));
 }
