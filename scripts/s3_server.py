@@ -8,8 +8,9 @@ Port 0 lets the kernel choose; once the socket listens, one line goes to stdout:
   {"ready": true, "host": "127.0.0.1", "port": N, "moto": "5.x.y"}
 Every request is S3 (no guessing of the AWS service from the Host header), path
 style (`http://127.0.0.1:N/<bucket>/<key>`). Extra endpoint:
-  GET /_tributary/requests -> {"GET": n, "PUT": n, ...} requests served so far,
-  by method (object storage bills per request; the benchmarks report them).
+  GET /_tributary/requests -> {"GET": n, "PUT": n, ..., "GET_BYTES": n} requests
+  served so far by method, and the bytes the GETs sent (object storage bills
+  per request and per byte out; the benchmarks and range-read tests use them).
 Werkzeug logs one line per request to stderr. Stops on SIGTERM or SIGINT.
 --ignore-conditional-writes drops If-None-Match / If-Match from writes, as an
 S3-compatible store without conditional writes does (a create then silently
@@ -57,6 +58,15 @@ class S3Only:
             return [body]
         with self.count_lock:
             self.counts[method] += 1
+        if method == "GET":
+            # Bytes sent for reads, from the response's Content-Length (what range reads save).
+            def counted_start_response(status, headers, *rest):
+                length = next((v for k, v in headers if k.lower() == "content-length"), "0")
+                with self.count_lock:
+                    self.counts["GET_BYTES"] += int(length)
+                return start_response(status, headers, *rest)
+
+            return self.app(environ, counted_start_response)
         if method in ("PUT", "POST", "DELETE"):
             if self.ignore_conditional_writes:
                 environ.pop("HTTP_IF_NONE_MATCH", None)

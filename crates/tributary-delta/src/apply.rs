@@ -3,8 +3,9 @@
 //!
 //! Tables with a primary key (upsert mirror): changes are replayed per key in
 //! source order against the stored rows they touch. Only data files whose key
-//! bounds can hold an updated / deleted key are read (in parallel, then
-//! dropped); a file that really holds one is read again by the writer threads
+//! bounds can hold an updated / deleted key are searched (in parallel): their
+//! key columns only, then the full rows of the keys found; a file that really
+//! holds one is read whole by the writer threads
 //! and replaced (Remove + Add) by files without those rows plus
 //! their final after-images, split into pieces of at most `piece_rows` rows
 //! along the old row order so key ranges stay tight and later changes rewrite
@@ -22,7 +23,7 @@
 use crate::commit::{add_action, cdc_action, remove_action, CommitMetrics};
 use crate::encode::{decode_rows, encode, EncodeError, Op, OutRow, RowMeta};
 use crate::files::{
-    cdc_file_name, data_file_name, read_file, write_file, FileEntry, FileError, FileIndex, WrittenFile,
+    cdc_file_name, data_file_name, read_file, read_part, write_file, FileEntry, FileError, FileIndex, WrittenFile,
 };
 use crate::key::{key_of_row, Key, KeyLookup, KeyMap, KeyReader, KeySet};
 use crate::schema::TableLayout;
@@ -30,6 +31,7 @@ use crate::writer::{SourcedChange, TableBatch};
 use crate::DeltaError;
 use deltalake::arrow::array::{BooleanArray, RecordBatch};
 use deltalake::arrow::compute::{concat_batches, filter_record_batch};
+use deltalake::arrow::datatypes::{Schema, SchemaRef};
 use deltalake::kernel::Action;
 use std::borrow::Cow;
 use std::path::Path;
@@ -178,12 +180,31 @@ impl Planner<'_> {
     /// Reads a data file, conformed to the table's layout, as one batch.
     fn read_data_file(&self, path: &str) -> Result<RecordBatch, DeltaError> {
         let batches = read_file(self.files, path).map_err(|e| self.file_err(e))?;
+        self.conformed(&batches, &self.layout.arrow)
+    }
+
+    /// Reads only the primary-key columns of a data file (of `size` bytes),
+    /// conformed to the table's key types, as one batch.
+    fn read_key_columns(&self, path: &str, size: i64) -> Result<RecordBatch, DeltaError> {
+        let fields: Vec<_> = self.layout.pk.iter().map(|&i| self.layout.arrow.field(i).clone()).collect();
+        let names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+        let batches = read_part(self.files, path, size, Some(&names), None).map_err(|e| self.file_err(e))?;
+        self.conformed(&batches, &Arc::new(Schema::new(fields)))
+    }
+
+    /// Reads the sorted `rows` of a data file, whole, conformed to the table's layout, as one batch.
+    fn read_data_rows(&self, path: &str, size: i64, rows: &[usize]) -> Result<RecordBatch, DeltaError> {
+        let batches = read_part(self.files, path, size, None, Some(rows)).map_err(|e| self.file_err(e))?;
+        self.conformed(&batches, &self.layout.arrow)
+    }
+
+    fn conformed(&self, batches: &[RecordBatch], schema: &SchemaRef) -> Result<RecordBatch, DeltaError> {
         let batches = batches
             .iter()
-            .map(|b| crate::encode::conform(b, &self.layout.arrow))
+            .map(|b| crate::encode::conform(b, schema))
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.arrow_err("conform a data file to the table schema"))?;
-        concat_batches(&self.layout.arrow, &batches).map_err(self.arrow_err("concatenate a data file"))
+        concat_batches(schema, &batches).map_err(self.arrow_err("concatenate a data file"))
     }
 
     /// Encodes rows and writes them as a new data file; adds it to the plan.
@@ -308,23 +329,39 @@ impl Planner<'_> {
         let read_paths: Vec<String> = wanted.iter().map(|(path, _)| (*path).clone()).collect();
 
         let scanned = par_map(wanted, |(path, entry)| -> Result<Candidate, DeltaError> {
-            let data = self.read_data_file(path)?;
-            let key_columns: Vec<_> = pk.iter().map(|&i| data.column(i).clone()).collect();
-            let reader = KeyReader::new(&key_columns);
-            let mut hits = Vec::new();
-            for r in 0..data.num_rows() {
-                let key = reader.key(r);
-                if full_scan || lookup.contains(&key) {
-                    hits.push((key, r));
-                }
+            if full_scan {
+                let data = self.read_data_file(path)?;
+                let key_columns: Vec<_> = pk.iter().map(|&i| data.column(i).clone()).collect();
+                let reader = KeyReader::new(&key_columns);
+                let hits: Vec<(Key, usize)> = (0..data.num_rows()).map(|r| (reader.key(r), r)).collect();
+                let rows: Vec<usize> = (0..data.num_rows()).collect();
+                let stored = decode_rows(self.layout, &data, &rows).map_err(|e| self.encode_err(e))?;
+                return Ok(Candidate { path: path.clone(), size: entry.size, rows: rows.len(), hits, stored });
             }
-            let rows: Vec<usize> = hits.iter().map(|(_, r)| *r).collect();
-            let stored = decode_rows(self.layout, &data, &rows).map_err(|e| self.encode_err(e))?;
-            let n = data.num_rows();
-            // The file is dropped here and read again when it is rewritten:
-            // holding every touched file between the two steps cost ~40 MB
-            // of peak RSS in the update/delete benchmark and saved no time.
-            Ok(Candidate { path: path.clone(), size: entry.size, rows: n, hits, stored })
+            // The key columns first; then only the rows holding a looked-up
+            // key (whole). The file is read again, whole, when it is
+            // rewritten: holding every touched file between the two steps
+            // cost ~40 MB of peak RSS in the update/delete benchmark.
+            let keys = self.read_key_columns(path, entry.size)?;
+            let reader = KeyReader::new(keys.columns());
+            let hits: Vec<(Key, usize)> =
+                (0..keys.num_rows()).map(|r| (reader.key(r), r)).filter(|(key, _)| lookup.contains(key)).collect();
+            let stored = if hits.is_empty() {
+                Vec::new()
+            } else {
+                let rows: Vec<usize> = hits.iter().map(|(_, r)| *r).collect();
+                let data = self.read_data_rows(path, entry.size, &rows)?;
+                if data.num_rows() != rows.len() {
+                    return Err(DeltaError::Encode {
+                        table: self.table_dir.to_path_buf(),
+                        column: "(row selection)".into(),
+                        problem: format!("{path}: asked for {} rows, read {}", rows.len(), data.num_rows()),
+                    });
+                }
+                decode_rows(self.layout, &data, &(0..data.num_rows()).collect::<Vec<_>>())
+                    .map_err(|e| self.encode_err(e))?
+            };
+            Ok(Candidate { path: path.clone(), size: entry.size, rows: keys.num_rows(), hits, stored })
         });
         let mut candidates = scanned.into_iter().collect::<Result<Vec<_>, _>>()?;
         let read = started.elapsed();

@@ -1,17 +1,21 @@
 //! Data and change-data files: names, parquet writing (whole or streamed),
 //! reading back, and the in-memory index of a table's active data files with
 //! their primary-key bounds. Files of a local table are written in place; those
-//! of a remote table are built in memory and stored when closed (one PUT, or a
-//! multipart upload when large: [`crate::storage::TableFiles`]).
+//! of a remote table are uploaded part by part as they are written, and read
+//! by byte range ([`crate::remote_file`]). [`read_part`] reads only some
+//! columns and rows of a file (the planner's key lookups).
 
 use crate::key::KeyBounds;
+use crate::remote_file::{read_remote, StreamedUpload};
 use crate::schema::TableLayout;
 use crate::stats::{FileStats, StatsBuilder};
 use crate::storage::{StoreError, TableFiles};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use deltalake::parquet::arrow::ArrowWriter;
+use deltalake::parquet::arrow::arrow_reader::{
+    ArrowReaderBuilder, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
+};
+use deltalake::parquet::arrow::{ArrowWriter, ProjectionMask};
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::errors::ParquetError;
 use deltalake::parquet::file::properties::WriterProperties;
@@ -70,22 +74,22 @@ impl FileError {
 enum FileSink {
     /// The file itself, in a local table.
     Disk(File),
-    /// A buffer stored as the file when it is closed.
-    Memory(Vec<u8>),
+    /// An upload to the object store, part by part.
+    Remote(StreamedUpload),
 }
 
 impl std::io::Write for FileSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             FileSink::Disk(file) => file.write(buf),
-            FileSink::Memory(bytes) => bytes.write(buf),
+            FileSink::Remote(upload) => upload.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             FileSink::Disk(file) => file.flush(),
-            FileSink::Memory(_) => Ok(()),
+            FileSink::Remote(_) => Ok(()),
         }
     }
 }
@@ -122,7 +126,10 @@ impl OpenFile {
                 })?;
                 FileSink::Disk(file)
             }
-            None => FileSink::Memory(Vec::new()),
+            None => match files {
+                TableFiles::Remote { store, .. } => FileSink::Remote(StreamedUpload::new(store.clone(), &rel_path)),
+                TableFiles::Local(_) => unreachable!("a local table has a directory"),
+            },
         };
         let writer = ArrowWriter::try_new(sink, schema.clone(), Some(properties()))
             .map_err(|source| FileError::Parquet { file: rel_path.clone(), source })?;
@@ -152,18 +159,15 @@ impl OpenFile {
                 file.metadata().map_err(|source| FileError::Io { file: abs_path, context: "stat", source })?.len()
                     as i64
             }
-            FileSink::Memory(bytes) => {
-                let size = bytes.len() as i64;
-                self.files
-                    .put(&rel_path, bytes)
-                    .map_err(|source| FileError::Store { context: "store a file", source })?;
-                size
+            FileSink::Remote(upload) => {
+                upload.finish().map_err(|source| FileError::Store { context: "store a file", source })? as i64
             }
         };
         Ok(WrittenFile { rel_path, size, stats: self.stats.finish() })
     }
 
-    /// Abandons the file and deletes what was written of it (a remote file was never stored).
+    /// Abandons the file and deletes what was written of it (a remote file
+    /// was never stored: dropping its upload aborts it).
     pub fn discard(self) {
         drop(self.writer);
         if self.files.local_dir().is_some() {
@@ -203,8 +207,80 @@ pub(crate) fn read_file(files: &TableFiles, rel_path: &str) -> Result<Vec<Record
         .map_err(|e| FileError::Parquet { file: rel_path.to_string(), source: e.into() })
 }
 
+/// Reads the `columns` (by name; `None`: all) of the sorted `rows` (`None`:
+/// all) of the table's parquet file `rel_path` of `size` bytes. A remote file
+/// is read by byte range: only its footer and the column chunks holding them.
+pub(crate) fn read_part(
+    files: &TableFiles,
+    rel_path: &str,
+    size: i64,
+    columns: Option<&[String]>,
+    rows: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>, FileError> {
+    let parquet = |source| FileError::Parquet { file: rel_path.to_string(), source };
+    match files {
+        TableFiles::Local(table_dir) => {
+            let abs_path = resolve(table_dir, rel_path);
+            let file = File::open(&abs_path).map_err(|source| FileError::Io {
+                file: abs_path.clone(),
+                context: "open",
+                source,
+            })?;
+            narrow(ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet)?, columns, rows)
+                .with_batch_size(READ_BATCH_ROWS)
+                .build()
+                .map_err(parquet)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| parquet(e.into()))
+        }
+        TableFiles::Remote { store, .. } => read_remote(
+            store.clone(),
+            rel_path,
+            size as u64,
+            columns.map(<[String]>::to_vec),
+            rows.map(<[usize]>::to_vec),
+            READ_BATCH_ROWS,
+        )
+        .map_err(parquet),
+    }
+}
+
+/// Limits a parquet reader to the top-level `columns` named (those the file
+/// has) and to the sorted `rows`.
+pub(crate) fn narrow<T>(
+    builder: ArrowReaderBuilder<T>,
+    columns: Option<&[String]>,
+    rows: Option<&[usize]>,
+) -> ArrowReaderBuilder<T> {
+    let mut builder = builder;
+    if let Some(names) = columns {
+        let indices: Vec<usize> = builder
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| names.iter().any(|n| n == f.name()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+        builder = builder.with_projection(mask);
+    }
+    if let Some(rows) = rows {
+        let total = builder.metadata().file_metadata().num_rows() as usize;
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        for &r in rows {
+            match ranges.last_mut() {
+                Some(last) if last.end == r => last.end = r + 1,
+                _ => ranges.push(r..r + 1),
+            }
+        }
+        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(ranges.into_iter(), total));
+    }
+    builder
+}
+
 /// A reader of a parquet file of the table, `batch_rows` rows at a time (a
-/// remote file is fetched whole first).
+/// remote file is fetched whole, in one request, first).
 pub(crate) fn open_reader(
     files: &TableFiles,
     rel_path: &str,

@@ -34,6 +34,7 @@ mod files;
 mod key;
 pub mod mirror;
 pub mod ownership;
+mod remote_file;
 pub mod schema;
 mod stats;
 pub mod status;

@@ -258,7 +258,7 @@ fn prefixed_store(url: &Url) -> Result<ObjectStoreRef, DeltaTableError> {
 }
 
 /// The runtime remote file operations run on (see the module comment).
-fn io_runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn io_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -326,13 +326,6 @@ impl TableFiles {
         block_on_io(async move { store.get(&location).await?.bytes().await })
     }
 
-    /// Stores `bytes` as `rel_path` (remote tables only), in parts when large.
-    pub fn put(&self, rel_path: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let TableFiles::Remote { store, .. } = self else { unreachable!("put is for remote tables") };
-        let (store, location) = (store.clone(), StorePath::from(rel_path));
-        block_on_io(async move { upload(store, location, bytes).await })
-    }
-
     /// Deletes `rel_path`; a file that is already gone is no error.
     pub fn delete(&self, rel_path: &str) {
         match self {
@@ -345,21 +338,6 @@ impl TableFiles {
             }
         }
     }
-}
-
-/// Parts of a multipart upload; files up to this size go up in one PUT.
-const PART_BYTES: usize = 16 * 1024 * 1024;
-
-async fn upload(store: ObjectStoreRef, location: StorePath, bytes: Vec<u8>) -> Result<(), StoreError> {
-    if bytes.len() <= PART_BYTES {
-        store.put(&location, PutPayload::from(bytes)).await?;
-        return Ok(());
-    }
-    let mut upload =
-        object_store::WriteMultipart::new_with_chunk_size(store.put_multipart(&location).await?, PART_BYTES);
-    upload.write(&bytes);
-    upload.finish().await?;
-    Ok(())
 }
 
 /// Checks once, before anything is written below `root`, that its store

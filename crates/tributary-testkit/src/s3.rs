@@ -193,7 +193,8 @@ impl S3Server {
     }
 
     /// The requests served so far by HTTP method (`GET`, `PUT`, `POST`,
-    /// `DELETE`, `HEAD`), the bucket creation included.
+    /// `DELETE`, `HEAD`), the bucket creation included, and `GET_BYTES`: the
+    /// bytes the GETs sent.
     pub fn request_counts(&self) -> Result<BTreeMap<String, u64>, TestKitError> {
         let r = self.send("GET", "/_tributary/requests")?;
         let counts: Json = serde_json::from_str(&r.body).map_err(|e| TestKitError::Start {

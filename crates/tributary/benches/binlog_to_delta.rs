@@ -145,14 +145,17 @@ fn print_requests(
     after: Option<std::collections::BTreeMap<String, u64>>,
 ) {
     let (Some(before), Some(after)) = (before, after) else { return };
+    let served = |key: &str| after.get(key).copied().unwrap_or(0) - before.get(key).copied().unwrap_or(0);
     let per_1000: Vec<String> = after
-        .iter()
-        .map(|(method, n)| {
-            let served = n - before.get(method).copied().unwrap_or(0);
-            format!("{method} {:.2}", served as f64 * 1000.0 / rows as f64)
-        })
+        .keys()
+        .filter(|method| *method != "GET_BYTES")
+        .map(|method| format!("{method} {:.2}", served(method) as f64 * 1000.0 / rows as f64))
         .collect();
-    println!("{name:>16}: S3 requests per 1000 rows: {}", per_1000.join(", "));
+    println!(
+        "{name:>16}: S3 requests per 1000 rows: {}; bytes read per row: {:.0}",
+        per_1000.join(", "),
+        served("GET_BYTES") as f64 / rows as f64
+    );
 }
 
 fn report(name: &str, rows: u64, config: &Path, table: &Path, target: i64, binlog_bytes: u64, file: &str) {
