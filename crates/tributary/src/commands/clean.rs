@@ -23,6 +23,14 @@ pub fn default_root() -> PathBuf {
 
 pub fn clean(root: &Path, older_than: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
     let age = parse_age(older_than)?;
+    if tributary_delta::storage::remote_url(root).is_some() {
+        bail!(
+            "clean removes the test kit's local run directories; {} is an object store, where the test kit \
+             writes nothing that outlives a test (its S3 server keeps everything in memory): pass --root a local \
+             test root",
+            root.display()
+        );
+    }
     if !root.is_dir() {
         println!("nothing to clean: {} does not exist", root.display());
         return Ok(ExitCode::SUCCESS);
@@ -131,6 +139,13 @@ mod tests {
         assert!(message.contains(MARKER) && message.contains("--root"), "names the cause and the fix: {message}");
         assert!(!message.contains('\n'));
         assert!(root.path().join("run-1").exists() && root.path().join("photos").exists());
+    }
+
+    #[test]
+    fn an_object_store_root_is_refused_in_one_line() {
+        let e = clean(Path::new("s3://bucket/tests"), "1d", true).unwrap_err().to_string();
+        assert!(e.contains("is an object store") && e.contains("--root a local"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
     }
 
     #[test]
