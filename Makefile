@@ -95,9 +95,10 @@ infra-down:  ## stop what infra-up started
 demo: setup  ## local MariaDB + sample schema + a stream of changes -> ./delta-tables (S3=1: into s3:// on a local S3 server)
 	S3=$(S3) bash scripts/demo.sh
 
-bench: setup  ## rows/s, MB/s and peak RSS, binlog -> Delta and pgoutput -> Delta (release build)
+bench: setup  ## rows/s, MB/s and peak RSS, binlog -> Delta and pgoutput -> Delta, compaction / vacuum cost (release build)
 	$(CARGO) bench --locked -p tributary --bench binlog_to_delta
 	$(CARGO) bench --locked -p tributary --bench pg_to_delta
+	$(CARGO) bench --locked -p tributary --bench maintenance
 
 bench-s3: setup  ## the insert and random-key update benchmarks into s3:// on the local S3 server, with requests per 1000 rows
 	BENCH_LAKE=s3 $(CARGO) bench --locked -p tributary --bench binlog_to_delta

@@ -25,7 +25,7 @@ pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{PgDatabase, Postgres, PostgresOptions};
 pub use prometheus::{Prometheus, PrometheusOptions};
 pub use s3::{S3Options, S3Server};
-pub use spark::{SparkField, SparkVerifier, SparkVerifierOptions};
+pub use spark::{venv_python, SparkField, SparkVerifier, SparkVerifierOptions};
 pub use tls::{CertPair, ServerCerts, ServerTls, TestCa};
 pub use webhook::{Notification, WebhookReceiver};
 

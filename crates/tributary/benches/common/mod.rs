@@ -104,9 +104,12 @@ pub fn random_ids(state: &mut u64, count: usize, max: u64, mut usable: impl FnMu
 }
 
 /// Keys per transaction of the random-key scenario, and how many of them are deleted.
+#[allow(dead_code)] // not every benchmark runs the random-key scenario
 pub const RANDOM_TXN_KEYS: usize = 1000;
+#[allow(dead_code)]
 pub const RANDOM_TXN_DELETES: usize = 200;
 /// Transactions of the random-key scenario.
+#[allow(dead_code)]
 pub const RANDOM_TXNS: usize = 100;
 
 /// One line of figures: rows/s, CPU µs per row, peak RSS, plus `extra`.
