@@ -58,6 +58,15 @@ const BYTES_FACTOR: u64 = 3;
 /// After log cleanup the `_delta_log` holds fewer commit JSONs than this.
 const LOG_FILES_BOUND: u64 = 200;
 
+/// The tests of this file one at a time: each measures what a pipeline does
+/// with the machine to itself (2 cores), and two at once would halve each
+/// one's commit rate.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Samples the table's active data files every 0.5 s until its stdin closes;
 /// keeps the last sample and the maximum in a JSON file (replaced atomically).
 const SAMPLER: &str = r#"
@@ -298,6 +307,7 @@ enum Lake {
 
 /// The long run on `lake` (see the module docs); database `db`.
 fn long_run_with_compaction_vacuum_and_log_cleanup(lake: Lake, db: &str) {
+    let _alone = one_at_a_time();
     let started = Instant::now();
     let Some(python) = python() else { return };
     let s3 = match lake {
@@ -344,7 +354,7 @@ fn long_run_with_compaction_vacuum_and_log_cleanup(lake: Lake, db: &str) {
         if version >= first + target {
             break;
         }
-        assert!(run_started.elapsed() < Duration::from_secs(300), "only {} commits in 300 s", version - first);
+        assert!(run_started.elapsed() < Duration::from_secs(600), "only {} commits in 600 s", version - first);
         std::thread::sleep(Duration::from_millis(500));
     }
     let transactions = workload.finish();
@@ -471,6 +481,7 @@ fn a_300_commit_run_on_s3_keeps_files_bytes_and_log_bounded_and_resumes_after_lo
 
 #[test]
 fn tributary_optimize_in_a_loop_beside_run_with_kill_9_keeps_the_mirror_and_feed_exact() {
+    let _alone = one_at_a_time();
     let started = Instant::now();
     let Some(python) = python() else { return };
     let Some(server) = mariadb() else { return };
@@ -537,6 +548,7 @@ fn tributary_optimize_in_a_loop_beside_run_with_kill_9_keeps_the_mirror_and_feed
     eprintln!("the pipeline re-planned {replanned} batches after an optimize commit");
     assert!(failures.is_empty(), "every optimize beside the running pipeline succeeds: {failures:?}");
     assert!(commits >= 3, "the second process compacted");
+    assert!(replanned >= 1, "the pipeline's batches met the optimize commits");
 
     let mirror = mirror_checksums(&python, &table);
     let ids: BTreeSet<&str> = mirror.iter().map(|l| l.split('\t').next().unwrap()).collect();
