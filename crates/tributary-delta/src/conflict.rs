@@ -11,9 +11,13 @@
 //! as an error, and then reads the commits that landed since the snapshot the
 //! plan was made on and judges them here:
 //!
-//! - a commit that also stores this pipeline's position (a `txn` action or a
-//!   Tributary note of the same app id) means another process of the same
-//!   pipeline writes the table: stop, never overwrite it;
+//! - when the plan stores this pipeline's position, a commit that also
+//!   stores it (a `txn` action, or a Tributary note of the same app id other
+//!   than a compaction or format-only one) means another process of the same
+//!   pipeline writes the table: stop, never overwrite it. A compaction by
+//!   `tributary optimize` of the same pipeline stores no position and is
+//!   judged like any other writer's OPTIMIZE; a compaction plan (storing no
+//!   position) is judged the same way against the pipeline's batches;
 //! - a commit that removed (with or without `dataChange`) a file the plan
 //!   removes or read, that touched any data file while the plan covers the
 //!   whole table (TRUNCATE, reset, schema rewrite), that added data while the
@@ -28,7 +32,7 @@
 //! bounded ([`MAX_ATTEMPTS`]) with a growing, jittered pause ([`backoff`]).
 
 use crate::apply::{Plan, Planner};
-use crate::commit::COMMIT_INFO_KEY;
+use crate::commit::{CommitNote, COMMIT_INFO_KEY};
 use crate::files::percent_decode;
 use crate::DeltaError;
 use deltalake::kernel::Action;
@@ -61,7 +65,8 @@ pub(crate) struct Winner {
     pub protocol: bool,
     /// Its `txn` actions: (app id, version).
     pub txns: Vec<(String, i64)>,
-    /// The app id of the Tributary note in its commit info, if it has one.
+    /// The app id of the Tributary note in its commit info, if it has one
+    /// that stores a position (not a compaction or format-only commit).
     pub tributary_app: Option<String>,
 }
 
@@ -83,9 +88,13 @@ impl Winner {
                     if let Some(op) = &info.operation {
                         winner.operation = op.clone();
                     }
-                    winner.tributary_app = info
-                        .info
-                        .get(COMMIT_INFO_KEY)
+                    let note = info.info.get(COMMIT_INFO_KEY);
+                    // A note this version cannot read counts as storing a position.
+                    let format_only = note
+                        .and_then(|n| serde_json::from_value::<CommitNote>(n.clone()).ok())
+                        .is_some_and(|n| n.kind.is_upgrade());
+                    winner.tributary_app = note
+                        .filter(|_| !format_only)
                         .and_then(|note| note.get("app_id"))
                         .and_then(|app| app.as_str())
                         .map(str::to_string);
@@ -130,9 +139,12 @@ pub(crate) enum Verdict {
     Stop { version: i64, operation: String, problem: String },
 }
 
-/// Judges a plan against the commits that landed since it was made (see the module docs).
-pub(crate) fn judge(winners: &[Winner], plan: &Plan, app_id: &str) -> Verdict {
-    if let Some(w) = winners.iter().find(|w| w.writes_position_of(app_id)) {
+/// Judges a plan against the commits that landed since it was made (see the
+/// module docs); `position_of` is the pipeline whose position the plan's
+/// commit stores (`None` for a compaction or a format-only commit).
+pub(crate) fn judge(winners: &[Winner], plan: &Plan, position_of: Option<&str>) -> Verdict {
+    let same_pipeline = |w: &&Winner| position_of.is_some_and(|app_id| w.writes_position_of(app_id));
+    if let Some((w, app_id)) = winners.iter().find(same_pipeline).zip(position_of) {
         return Verdict::Stop {
             version: w.version,
             operation: w.operation.clone(),
@@ -177,7 +189,7 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commit::{add_action, remove_action, remove_action_no_data_change};
+    use crate::commit::{add_action, remove_action, remove_action_no_data_change, CommitKind};
 
     fn compaction(version: i64, removed: &[&str]) -> Winner {
         let mut actions: Vec<Action> = removed.iter().map(|p| remove_action_no_data_change(p, 10)).collect();
@@ -206,39 +218,78 @@ mod tests {
         assert!(!w.added_data && w.removed.len() == 2);
         let plan = update_plan(&["a.parquet"], &["a.parquet"]);
         assert!(
-            matches!(judge(std::slice::from_ref(&w), &plan, "p"), Verdict::Replan(r) if r.contains("commit 5 (OPTIMIZE)"))
+            matches!(judge(std::slice::from_ref(&w), &plan, Some("p")), Verdict::Replan(r) if r.contains("commit 5 (OPTIMIZE)"))
         );
         let read_only = update_plan(&[], &["b.parquet", "x.parquet"]);
-        assert!(matches!(judge(&[w], &read_only, "p"), Verdict::Replan(_)));
+        assert!(matches!(judge(&[w], &read_only, Some("p")), Verdict::Replan(_)));
     }
 
     #[test]
     fn a_compaction_of_other_files_and_pure_appends_retry_as_they_are() {
         let w = compaction(5, &["c.parquet"]);
-        assert_eq!(judge(std::slice::from_ref(&w), &update_plan(&["a.parquet"], &["a.parquet"]), "p"), Verdict::Retry);
+        assert_eq!(
+            judge(std::slice::from_ref(&w), &update_plan(&["a.parquet"], &["a.parquet"]), Some("p")),
+            Verdict::Retry
+        );
         let append = Plan { actions: vec![add_action("new.parquet", 1, "{}".into())], ..Plan::default() };
-        assert_eq!(judge(&[w], &append, "p"), Verdict::Retry);
+        assert_eq!(judge(&[w], &append, Some("p")), Verdict::Retry);
         let user_append = Winner::from_actions(6, &[add_action("u.parquet", 1, "{}".into())]);
-        assert_eq!(judge(std::slice::from_ref(&user_append), &append, "p"), Verdict::Retry);
-        assert!(matches!(judge(&[user_append], &update_plan(&[], &["a.parquet"]), "p"), Verdict::Replan(_)));
+        assert_eq!(judge(std::slice::from_ref(&user_append), &append, Some("p")), Verdict::Retry);
+        assert!(matches!(judge(&[user_append], &update_plan(&[], &["a.parquet"]), Some("p")), Verdict::Replan(_)));
     }
 
     #[test]
     fn whole_table_plans_replan_on_any_data_file_change() {
         let plan = Plan { whole_table: true, ..Plan::default() };
-        assert!(matches!(judge(&[compaction(3, &["z.parquet"])], &plan, "p"), Verdict::Replan(_)));
+        assert!(matches!(judge(&[compaction(3, &["z.parquet"])], &plan, Some("p")), Verdict::Replan(_)));
         let metadata_only = Winner { metadata: true, ..Winner::default() };
-        assert_eq!(judge(&[metadata_only], &plan, "p"), Verdict::Retry);
+        assert_eq!(judge(&[metadata_only], &plan, Some("p")), Verdict::Retry);
     }
 
     #[test]
     fn the_same_pipelines_position_written_by_someone_else_stops() {
         let txn = deltalake::kernel::Transaction::new("p", 42);
         let w = Winner::from_actions(7, &[Action::Txn(txn)]);
-        let verdict = judge(&[w], &Plan::default(), "p");
+        let verdict = judge(&[w], &Plan::default(), Some("p"));
         assert!(matches!(&verdict, Verdict::Stop { version: 7, problem, .. } if problem.contains("pipeline p")));
         let other = Winner::from_actions(7, &[Action::Txn(deltalake::kernel::Transaction::new("q", 42))]);
-        assert_eq!(judge(&[other], &Plan::default(), "p"), Verdict::Retry);
+        assert_eq!(judge(&[other], &Plan::default(), Some("p")), Verdict::Retry);
+    }
+
+    /// A commit of pipeline `app` with a Tributary note of `kind` (and its txn, if it stores a position).
+    fn noted(version: i64, app: &str, kind: CommitKind, mut actions: Vec<Action>) -> Winner {
+        let txn = (!kind.is_upgrade()).then_some(7);
+        if let Some(v) = txn {
+            actions.push(Action::Txn(deltalake::kernel::Transaction::new(app, v)));
+        }
+        let note = serde_json::to_value(CommitNote::new(app, kind, None, txn)).unwrap();
+        actions.push(Action::CommitInfo(deltalake::kernel::CommitInfo {
+            operation: Some("OPTIMIZE".into()),
+            info: [(COMMIT_INFO_KEY.to_string(), note)].into_iter().collect(),
+            ..Default::default()
+        }));
+        Winner::from_actions(version, &actions)
+    }
+
+    /// Regression (issue 15): `tributary optimize` beside `tributary run` of the
+    /// same pipeline stopped the streaming table ("another process of this
+    /// pipeline writes the table"), and its compactions failed the same way.
+    #[test]
+    fn a_compaction_by_another_process_of_the_same_pipeline_is_judged_like_any_optimize() {
+        let removes = |paths: &[&str]| paths.iter().map(|p| remove_action_no_data_change(p, 10)).collect::<Vec<_>>();
+        let optimize = noted(5, "p", CommitKind::Compaction, removes(&["a.parquet"]));
+        assert_eq!(optimize.tributary_app, None, "a compaction stores no position");
+        let batch = update_plan(&["a.parquet"], &["a.parquet"]);
+        assert!(matches!(judge(std::slice::from_ref(&optimize), &batch, Some("p")), Verdict::Replan(_)));
+        let elsewhere = update_plan(&["b.parquet"], &["b.parquet"]);
+        assert_eq!(judge(&[optimize], &elsewhere, Some("p")), Verdict::Retry);
+
+        // The compaction's side: the pipeline's batches store its position, which a compaction does not write.
+        let streamed = noted(6, "p", CommitKind::Batch, removes(&["c.parquet"]));
+        let compaction_plan = update_plan(&[], &["a.parquet", "c.parquet"]);
+        assert!(matches!(judge(std::slice::from_ref(&streamed), &compaction_plan, None), Verdict::Replan(_)));
+        // A batch of another process of the pipeline still stops a batch.
+        assert!(matches!(judge(&[streamed], &batch, Some("p")), Verdict::Stop { version: 6, .. }));
     }
 
     #[test]

@@ -484,7 +484,8 @@ impl TableWriter {
                 Err(e) if crate::error::is_conflict(&e) => {
                     attempt += 1;
                     let started = Instant::now();
-                    let resolved = self.resolve_conflict(&mut plan, before, attempt, replan).await;
+                    let stores_position = !kind.is_upgrade();
+                    let resolved = self.resolve_conflict(&mut plan, before, attempt, stores_position, replan).await;
                     replan_duration += started.elapsed();
                     if let Err(err) = resolved {
                         // Certainly not committed: the plan's files are garbage.
@@ -547,11 +548,15 @@ impl TableWriter {
     /// After a commit based on version `base` lost the race: reads the table
     /// and the commits since `base`, and makes `plan` ready for attempt
     /// `attempt` (unchanged, or made again with `replan`), or says why not.
+    /// `stores_position`: the plan's commit stores the pipeline's position
+    /// (not a compaction or format-only commit, which may land beside
+    /// another process of the pipeline, e.g. `tributary optimize` beside `run`).
     async fn resolve_conflict(
         &mut self,
         plan: &mut Plan,
         base: i64,
         attempt: u32,
+        stores_position: bool,
         replan: Option<Replan<'_>>,
     ) -> Result<(), DeltaError> {
         let started = Instant::now();
@@ -561,7 +566,7 @@ impl TableWriter {
         let winners = conflict::read_commits(self.table.log_store().as_ref(), base, latest)
             .await
             .map_err(|e| DeltaError::delta(&self.path, "read the commits of other writers", e))?;
-        let verdict = conflict::judge(&winners, plan, &self.owner.pipeline);
+        let verdict = conflict::judge(&winners, plan, stores_position.then_some(self.owner.pipeline.as_str()));
         let table = self.path.clone();
         let foreign = |version: i64, operation: &str, problem: String| DeltaError::ForeignChange {
             table: table.clone(),
@@ -589,7 +594,7 @@ impl TableWriter {
             ));
         }
         self.load_state().await?;
-        if self.committed_version != stored {
+        if stores_position && self.committed_version != stored {
             // Not seen in the commits read (e.g. they were written without a
             // txn action); the position moved all the same.
             return Err(foreign(
