@@ -5,7 +5,9 @@
 //! source order against the stored rows they touch. Only data files whose key
 //! bounds can hold an updated / deleted key are searched (in parallel): their
 //! key columns only, then the full rows of the keys found; a file that really
-//! holds one is read whole by the writer threads
+//! holds one is read whole by the writer threads (a remote one is fetched
+//! whole once, when its keys are found, and kept for the rewrite while the
+//! batch's kept files stay under [`FETCHED_BYTES_BUDGET`])
 //! and replaced (Remove + Add) by files without those rows plus
 //! their final after-images, split into pieces of at most `piece_rows` rows
 //! along the old row order so key ranges stay tight and later changes rewrite
@@ -35,9 +37,15 @@ use deltalake::arrow::datatypes::{Schema, SchemaRef};
 use deltalake::kernel::Action;
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tributary_core::{ColumnType, RowChange, SourcePosition, Value};
+
+/// Remote files holding a looked-up key are kept in memory (as stored,
+/// compressed) from the key search to their rewrite up to this many bytes
+/// per batch: one GET each instead of two. Beyond it they are fetched again.
+const FETCHED_BYTES_BUDGET: u64 = 64 * 1024 * 1024;
 
 pub(crate) const INSERT: &str = "insert";
 pub(crate) const UPDATE_PRE: &str = "update_preimage";
@@ -128,14 +136,22 @@ struct Candidate {
     hits: Vec<(Key, usize)>,
     /// Those rows decoded (moved into the replay arena).
     stored: Vec<(Vec<Value>, RowMeta)>,
+    /// The whole file as stored, when remote and kept for its rewrite.
+    fetched: Option<bytes::Bytes>,
 }
 
 /// Data files to write.
 enum WriteJob<'a, 'b> {
     /// One new file of rows whose keys the table did not hold.
     Fresh { rows: Vec<&'a OutRow<'b>> },
-    /// A file to rewrite: read it again (dropped after the key lookup), write its pieces.
-    Reread { path: &'a str, hits: &'a [(Key, usize)], finals: Vec<(usize, &'a OutRow<'b>)> },
+    /// A file to rewrite: read it again (dropped after the key lookup, unless
+    /// `fetched`), write its pieces.
+    Reread {
+        path: &'a str,
+        fetched: Option<&'a bytes::Bytes>,
+        hits: &'a [(Key, usize)],
+        finals: Vec<(usize, &'a OutRow<'b>)>,
+    },
 }
 
 /// Maps `f` over `items` on up to one thread per core, keeping the order.
@@ -192,9 +208,22 @@ impl Planner<'_> {
         self.conformed(&batches, &Arc::new(Schema::new(fields)))
     }
 
-    /// Reads the sorted `rows` of a data file, whole, conformed to the table's layout, as one batch.
-    fn read_data_rows(&self, path: &str, size: i64, rows: &[usize]) -> Result<RecordBatch, DeltaError> {
-        let batches = read_part(self.files, path, size, None, Some(rows)).map_err(|e| self.file_err(e))?;
+    /// Reads the sorted `rows` (`None`: all) of a data file, whole, conformed
+    /// to the table's layout, as one batch: from `fetched` when the file is
+    /// in memory already.
+    fn read_data_rows(
+        &self,
+        path: &str,
+        size: i64,
+        fetched: Option<&bytes::Bytes>,
+        rows: Option<&[usize]>,
+    ) -> Result<RecordBatch, DeltaError> {
+        let batches = match fetched {
+            Some(bytes) => crate::files::read_fetched(bytes.clone(), path, rows),
+            None if rows.is_none() => read_file(self.files, path),
+            None => read_part(self.files, path, size, None, rows),
+        }
+        .map_err(|e| self.file_err(e))?;
         self.conformed(&batches, &self.layout.arrow)
     }
 
@@ -328,6 +357,7 @@ impl Planner<'_> {
         let files_read = wanted.len();
         let read_paths: Vec<String> = wanted.iter().map(|(path, _)| (*path).clone()).collect();
 
+        let fetched_total = AtomicU64::new(0);
         let scanned = par_map(wanted, |(path, entry)| -> Result<Candidate, DeltaError> {
             if full_scan {
                 let data = self.read_data_file(path)?;
@@ -336,7 +366,8 @@ impl Planner<'_> {
                 let hits: Vec<(Key, usize)> = (0..data.num_rows()).map(|r| (reader.key(r), r)).collect();
                 let rows: Vec<usize> = (0..data.num_rows()).collect();
                 let stored = decode_rows(self.layout, &data, &rows).map_err(|e| self.encode_err(e))?;
-                return Ok(Candidate { path: path.clone(), size: entry.size, rows: rows.len(), hits, stored });
+                let n = rows.len();
+                return Ok(Candidate { path: path.clone(), size: entry.size, rows: n, hits, stored, fetched: None });
             }
             // The key columns first; then only the rows holding a looked-up
             // key (whole). The file is read again, whole, when it is
@@ -346,11 +377,21 @@ impl Planner<'_> {
             let reader = KeyReader::new(keys.columns());
             let hits: Vec<(Key, usize)> =
                 (0..keys.num_rows()).map(|r| (reader.key(r), r)).filter(|(key, _)| lookup.contains(key)).collect();
+            let mut fetched = None;
             let stored = if hits.is_empty() {
                 Vec::new()
             } else {
                 let rows: Vec<usize> = hits.iter().map(|(_, r)| *r).collect();
-                let data = self.read_data_rows(path, entry.size, &rows)?;
+                // Remote: the rows would cost most of the file in ranged reads,
+                // and the rewrite needs all of it: fetch it whole, once.
+                if self.files.local_dir().is_none() {
+                    fetched = Some(
+                        self.files
+                            .get(path)
+                            .map_err(|source| self.file_err(FileError::Store { context: "read a file", source }))?,
+                    );
+                }
+                let data = self.read_data_rows(path, entry.size, fetched.as_ref(), Some(&rows))?;
                 if data.num_rows() != rows.len() {
                     return Err(DeltaError::Encode {
                         table: self.table_dir.to_path_buf(),
@@ -361,7 +402,11 @@ impl Planner<'_> {
                 decode_rows(self.layout, &data, &(0..data.num_rows()).collect::<Vec<_>>())
                     .map_err(|e| self.encode_err(e))?
             };
-            Ok(Candidate { path: path.clone(), size: entry.size, rows: keys.num_rows(), hits, stored })
+            let kept = fetched.as_ref().map_or(0, |b| b.len() as u64);
+            if kept > 0 && fetched_total.fetch_add(kept, Ordering::Relaxed) + kept > FETCHED_BYTES_BUDGET {
+                fetched = None; // over the batch's budget: fetched again for the rewrite
+            }
+            Ok(Candidate { path: path.clone(), size: entry.size, rows: keys.num_rows(), hits, stored, fetched })
         });
         let mut candidates = scanned.into_iter().collect::<Result<Vec<_>, _>>()?;
         let read = started.elapsed();
@@ -477,7 +522,7 @@ impl Planner<'_> {
             finals.sort_unstable_by_key(|(r, _)| *r);
             plan.rows_copied += (cand.rows - cand.hits.len()) as u64;
             plan.rows_written += finals.len() as u64;
-            jobs.push(WriteJob::Reread { path: &cand.path, hits: &cand.hits, finals });
+            jobs.push(WriteJob::Reread { path: &cand.path, fetched: cand.fetched.as_ref(), hits: &cand.hits, finals });
         }
         if !fresh.is_empty() {
             fresh.sort_unstable();
@@ -489,8 +534,8 @@ impl Planner<'_> {
         let written = par_map(jobs, |job| -> Result<Vec<WrittenFile>, DeltaError> {
             match job {
                 WriteJob::Fresh { rows } => Ok(vec![self.write_piece(None, &rows)?]),
-                WriteJob::Reread { path, hits, finals } => {
-                    let data = self.read_data_file(path)?;
+                WriteJob::Reread { path, fetched, hits, finals } => {
+                    let data = self.read_data_rows(path, 0, fetched, None)?;
                     let pieces = self.pieces(&data, hits, &finals)?;
                     drop(data);
                     pieces.into_iter().map(|(survivors, rows)| self.write_piece(Some(survivors), &rows)).collect()

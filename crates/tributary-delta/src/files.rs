@@ -245,6 +245,22 @@ pub(crate) fn read_part(
     }
 }
 
+/// Reads the sorted `rows` (`None`: all) of a parquet file held in memory
+/// (a remote file fetched whole, see `apply`).
+pub(crate) fn read_fetched(
+    bytes: bytes::Bytes,
+    rel_path: &str,
+    rows: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>, FileError> {
+    let parquet = |source| FileError::Parquet { file: rel_path.to_string(), source };
+    narrow(ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?, None, rows)
+        .with_batch_size(READ_BATCH_ROWS)
+        .build()
+        .map_err(parquet)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| parquet(e.into()))
+}
+
 /// Limits a parquet reader to the top-level `columns` named (those the file
 /// has) and to the sorted `rows`.
 pub(crate) fn narrow<T>(
