@@ -4,12 +4,13 @@
 //! update of a random key, every third transaction a delete of one) with
 //! automatic compaction on, through repeated kill -9 of the pipeline. Every
 //! update and delete marks rows instead of rewriting files; at the end the
-//! mirror equals the source row by row, the change feed holds each change
-//! exactly once (0 lost, 0 duplicated), and Spark counts the source's rows.
+//! mirror (delta-rs' DataFusion scan, which applies deletion vectors) equals
+//! the source row by row, the change feed holds each change exactly once (0
+//! lost, 0 duplicated), and Spark counts the source's rows.
 
 mod common;
 
-use common::workload::{assert_mirror_and_feed_exact, create_workload_table, id_values, mariadb_try_exec, Workload};
+use common::workload::{assert_feed_exact, create_workload_table, id_values, mariadb_try_exec, Workload};
 use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -95,8 +96,21 @@ fn deletion_vectors_stream_random_key_updates_through_kill_9_exactly_once() {
     assert_eq!(rewrites, 0, "updates and deletes mark rows, they rewrite no file");
     assert!(marking_commits >= 10, "rows were marked in deletion vectors ({marking_commits} commits)");
 
-    assert_mirror_and_feed_exact(&python, &path, &server, DB, "with deletion vectors after kill -9");
+    // delta-rs' DataFusion scan applies deletion vectors (its pyarrow dataset
+    // refuses them, so the shared md5 helper cannot read these tables).
+    let scanned = read(&python, &["scan", path.to_str().unwrap()]);
+    let mut mirror: Vec<String> = scanned["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}\t{}\t{}", r["id"], r["v"], r["w"].as_str().unwrap_or("NULL")))
+        .collect();
+    mirror.sort_by_key(|l| l.split('\t').next().unwrap().parse::<i64>().unwrap());
+    let source_rows = source_lines(&server, &format!("SELECT id, v, w FROM {DB}.t ORDER BY id"));
+    assert_eq!(mirror.len(), source_rows.len(), "mirror rows = source rows");
+    assert!(mirror == source_rows, "mirror = source row by row");
     let source = id_values(&source_lines(&server, &format!("SELECT id, v FROM {DB}.t")));
+    assert_feed_exact(&change_feed(&python, &path, 0), &source);
     if let Some(spark) = spark("deletion vectors") {
         assert_eq!(spark.count(&path).unwrap(), source.len() as u64, "Spark reads the mirror");
         let feed = change_feed(&python, &path, 0).len() as u64;
