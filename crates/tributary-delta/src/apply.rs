@@ -303,7 +303,7 @@ impl Planner<'_> {
             .map_err(|e| self.file_err(e))
     }
 
-    /// Plans a batch for a table with a primary key; `state` is the table
+    /// Plans a batch for a table with a primary key; `table_state` is the table
     /// state the index was built from (the `add` actions a deletion-vector
     /// plan replaces come from it).
     pub fn plan_upsert<'b>(&self, batch: &'b TableBatch, table_state: &DeltaTableState) -> Result<Plan, DeltaError> {

@@ -204,7 +204,8 @@ impl TableWriter {
             tracing::warn!(table = %writer.path.display(),
                 "update_mode = \"deletion_vectors\" but this existing table has no deletion vectors: its files are \
                  still rewritten (enabling them is a one-way protocol upgrade Tributary never makes silently; \
-                 `tributary optimize --enable-deletion-vectors` is not built yet, see docs/deletion-vectors.md)");
+                 upgrade it with `tributary optimize --enable-deletion-vectors --table <database.table>`, see \
+                 docs/deletion-vectors.md)");
         }
         tracing::debug!(table = %writer.path.display(), version = writer.delta_version(), files = writer.index.len(),
             committed = ?writer.committed_version, "delta table opened");

@@ -6,7 +6,9 @@
 //! update and delete marks rows instead of rewriting files; at the end the
 //! mirror (delta-rs' DataFusion scan, which applies deletion vectors) equals
 //! the source row by row, the change feed holds each change exactly once (0
-//! lost, 0 duplicated), and Spark counts the source's rows.
+//! lost, 0 duplicated), and Spark counts the source's rows. An existing
+//! table is upgraded only on request (`tributary optimize
+//! --enable-deletion-vectors --table`), then streams with vectors.
 
 mod common;
 
@@ -98,7 +100,20 @@ fn deletion_vectors_stream_random_key_updates_through_kill_9_exactly_once() {
 
     // delta-rs' DataFusion scan applies deletion vectors (its pyarrow dataset
     // refuses them, so the shared md5 helper cannot read these tables).
-    let scanned = read(&python, &["scan", path.to_str().unwrap()]);
+    assert_exact(&python, &path, &server, DB);
+    let source = id_values(&source_lines(&server, &format!("SELECT id, v FROM {DB}.t")));
+    if let Some(spark) = spark("deletion vectors") {
+        assert_eq!(spark.count(&path).unwrap(), source.len() as u64, "Spark reads the mirror");
+        let feed = change_feed(&python, &path, 0).len() as u64;
+        assert_eq!(spark.cdf_count(&path, 0, None).unwrap(), feed, "Spark reads the same change feed");
+    }
+    pipeline.stop();
+}
+
+/// The mirror (delta-rs' DataFusion scan) equals `db.t` row by row and the
+/// change feed holds each change exactly once.
+fn assert_exact(python: &Path, path: &Path, server: &tributary_testkit::MariaDb, db: &str) {
+    let scanned = read(python, &["scan", path.to_str().unwrap()]);
     let mut mirror: Vec<String> = scanned["rows"]
         .as_array()
         .unwrap()
@@ -106,15 +121,60 @@ fn deletion_vectors_stream_random_key_updates_through_kill_9_exactly_once() {
         .map(|r| format!("{}\t{}\t{}", r["id"], r["v"], r["w"].as_str().unwrap_or("NULL")))
         .collect();
     mirror.sort_by_key(|l| l.split('\t').next().unwrap().parse::<i64>().unwrap());
-    let source_rows = source_lines(&server, &format!("SELECT id, v, w FROM {DB}.t ORDER BY id"));
-    assert_eq!(mirror.len(), source_rows.len(), "mirror rows = source rows");
-    assert!(mirror == source_rows, "mirror = source row by row");
-    let source = id_values(&source_lines(&server, &format!("SELECT id, v FROM {DB}.t")));
-    assert_feed_exact(&change_feed(&python, &path, 0), &source);
-    if let Some(spark) = spark("deletion vectors") {
-        assert_eq!(spark.count(&path).unwrap(), source.len() as u64, "Spark reads the mirror");
-        let feed = change_feed(&python, &path, 0).len() as u64;
-        assert_eq!(spark.cdf_count(&path, 0, None).unwrap(), feed, "Spark reads the same change feed");
-    }
+    assert_eq!(mirror, source_lines(server, &format!("SELECT id, v, w FROM {db}.t ORDER BY id")));
+    let source = id_values(&source_lines(server, &format!("SELECT id, v FROM {db}.t")));
+    assert_feed_exact(&change_feed(python, path, 0), &source);
+}
+
+#[test]
+fn an_existing_table_gets_deletion_vectors_only_when_asked_then_streams_with_them() {
+    let Some(python) = python() else { return };
+    let Some(server) = mariadb() else { return };
+    const UP: &str = "dvup";
+    create_workload_table(&server, UP, 200);
+    let dir = test_dir();
+    let config = write_config(dir.path(), &server, &format!("{UP}.*"), "");
+    let path = table_path(dir.path(), UP, "t");
+    let update = |sql: &str| assert!(mariadb_try_exec(server.port(), UP, sql), "{sql}");
+    let has_vectors =
+        || log_entries(&path).iter().flat_map(|(_, a)| a.iter()).any(|a| a["add"]["deletionVector"].is_object());
+
+    // Copy-on-write first (the default).
+    let mut pipeline = Pipeline::start(&config);
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    update("UPDATE t SET v = v + 1, w = 'a' WHERE id IN (1, 2, 3)");
+    wait_committed(&mut pipeline, &path, master_version(&server));
     pipeline.stop();
+
+    // Asked for in the config: the existing table is not upgraded, one warning says how.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("checkpoint_interval = 5", "checkpoint_interval = 5\nupdate_mode = \"deletion_vectors\"");
+    std::fs::write(&config, text).unwrap();
+    let mut pipeline = Pipeline::start(&config);
+    update("UPDATE t SET v = v + 1, w = 'b' WHERE id = 4");
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    let log = pipeline.log_text();
+    pipeline.stop();
+    assert!(log.contains("optimize --enable-deletion-vectors"), "the warning names the command");
+    assert!(!has_vectors(), "no silent upgrade");
+    let entries = log_entries(&path);
+    assert!(entries.iter().all(|(_, a)| a.iter().all(|x| x["protocol"]["writerFeatures"].is_null())));
+
+    // The upgrade, on request, per table.
+    let config_arg = config.to_str().unwrap();
+    let out = tributary(&["optimize", "--config", config_arg, "--enable-deletion-vectors"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--table"));
+    let out = tributary(&["optimize", "--config", config_arg, "--enable-deletion-vectors", "--table", "dvup.t"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("deletion vectors enabled"), "{stdout}");
+
+    // From the next start on, updates and deletes mark rows.
+    let mut pipeline = Pipeline::start(&config);
+    update("UPDATE t SET v = v + 1, w = 'c' WHERE id IN (5, 6, 150); DELETE FROM t WHERE id IN (7, 151)");
+    update("UPDATE t SET v = v + 1, w = 'd' WHERE id IN (1, 5)");
+    wait_committed(&mut pipeline, &path, master_version(&server));
+    pipeline.stop();
+    assert!(has_vectors(), "rows marked after the upgrade");
+    assert_exact(&python, &path, &server, UP);
 }
