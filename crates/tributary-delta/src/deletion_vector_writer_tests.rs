@@ -365,3 +365,58 @@ async fn another_writer_revectoring_a_file_the_batch_marks_makes_it_replan_and_k
     assert_eq!(ids, expected);
     assert_eq!(our_feed(&path, ours.delta_version).await.len(), 2, "one update: pre- and post-image");
 }
+
+#[tokio::test]
+async fn on_an_s3_root_vector_files_go_to_the_object_store_and_read_back() {
+    let Some(s3) =
+        tributary_testkit::require("the S3 test server (moto; `make setup`)", tributary_testkit::S3Server::start())
+    else {
+        return;
+    };
+    let root = s3.url("dvlake");
+    let storage = crate::StorageOptions(
+        [
+            ("endpoint", s3.endpoint()),
+            ("region", s3.region().to_string()),
+            ("access_key_id", s3.access_key_id().to_string()),
+            ("secret_access_key", s3.secret_access_key().to_string()),
+            ("allow_http", "true".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    );
+    crate::register_root(Path::new(&root), &storage).unwrap();
+    let cfg = DeltaSinkConfig { storage, ..dv_cfg(Path::new(&root)) };
+    let mut w = TableWriter::open_or_create(&cfg, items_schema(true), APP).await.unwrap();
+    assert!(w.uses_deletion_vectors());
+    let path = w.path().to_path_buf();
+    let mut model = Model::default();
+    let inserts: Vec<RowChange> = (1..=300).map(|i| ins(item(i, "n", i))).collect();
+    let v = w.apply(&batch(inserts.clone(), 100)).await.unwrap().delta_version;
+    model.apply(&inserts, v);
+    // 150 marks in one file: its vector (> 256 bytes) goes to a `.bin` object.
+    let updates: Vec<RowChange> = (1..=300).step_by(2).map(|i| upd(model.item(i), item(i, "u", i + 1))).collect();
+    let stats = w.apply(&batch(updates.clone(), 101)).await.unwrap();
+    model.apply(&updates, stats.delta_version);
+    assert_eq!(stats.files_removed, 0);
+    let files = crate::storage::TableFiles::of(&path).unwrap();
+    let crate::storage::TableFiles::Remote { store, .. } = &files else { panic!("an s3:// table is remote") };
+    let listed: Vec<String> = {
+        use deltalake::logstore::object_store::ObjectStore as _;
+        use futures_util::TryStreamExt as _;
+        let store = store.clone();
+        crate::storage::block_on_io(async move {
+            store.list(None).map_ok(|m| m.location.to_string()).try_collect::<Vec<_>>().await.unwrap()
+        })
+    };
+    assert_eq!(listed.iter().filter(|p| p.starts_with("deletion_vector_") && p.ends_with(".bin")).count(), 1);
+    // A restart reads the vector back from the store; more marks merge with it.
+    drop(w);
+    let mut w = TableWriter::open_or_create(&cfg, items_schema(true), APP).await.unwrap();
+    let more = vec![del(model.item(2)), upd(model.item(3), item(3, "v", 0))];
+    let stats = w.apply(&batch(more.clone(), 102)).await.unwrap();
+    model.apply(&more, stats.delta_version);
+    assert_eq!(mirror(&path).await, model.rows_json());
+    assert_eq!(our_feed(&path, 2).await, model.feed_from(2));
+}
