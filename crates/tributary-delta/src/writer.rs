@@ -265,8 +265,8 @@ impl TableWriter {
     /// Upgrades the table's protocol for deletion vectors and sets
     /// `delta.enableDeletionVectors = true` (one commit, no data change); from
     /// then on updates and deletes mark rows instead of rewriting files. The
-    /// upgrade is one-way: readers older than Delta 2.3 / delta-rs 0.19 can
-    /// no longer read the table. Returns false when the table had them already.
+    /// upgrade is one-way: readers without deletion-vector support can no
+    /// longer read the table. Returns false when the table had them already.
     pub async fn enable_deletion_vectors(&mut self) -> Result<bool, DeltaError> {
         if self.stale {
             self.reload().await?;
