@@ -18,14 +18,24 @@
 //! `update_postimage`, `delete`) so readers never see untouched rows as
 //! delete + insert.
 //!
+//! With deletion vectors (`update_mode = "deletion_vectors"`, or a table that
+//! has them), a file holding touched keys is not rewritten: the rows holding
+//! them are marked in the file's deletion vector (united with the one it had;
+//! the commit replaces the file's `add` with one carrying the merged vector)
+//! and the keys' final rows go to new files like rows of new keys. Every read
+//! of a data file here skips the rows its vector deletes; row positions are
+//! always positions in the physical file.
+//!
 //! Tables without a primary key (append-only changelog): every change is a new
 //! row (after-image with op `c`/`u`, before-image with op `d`); nothing is ever
 //! rewritten. TRUNCATE removes every file in both kinds of table.
 
-use crate::commit::{add_action, cdc_action, remove_action, CommitMetrics};
+use crate::commit::{add_action, cdc_action, remove_file_action, CommitMetrics};
+use crate::deletion_vector::{Deleted, Placement};
 use crate::encode::{decode_rows, encode, EncodeError, Op, OutRow, RowMeta};
 use crate::files::{
-    cdc_file_name, data_file_name, read_file, read_part, write_file, FileEntry, FileError, FileIndex, WrittenFile,
+    cdc_file_name, data_file_name, drop_deleted, read_file, read_part, write_file, FileEntry, FileError, FileIndex,
+    WrittenFile,
 };
 use crate::key::{key_of_row, Key, KeyLookup, KeyMap, KeyReader, KeySet};
 use crate::schema::TableLayout;
@@ -35,7 +45,10 @@ use deltalake::arrow::array::{BooleanArray, RecordBatch};
 use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use deltalake::arrow::datatypes::{Schema, SchemaRef};
 use deltalake::kernel::Action;
+use deltalake::table::state::DeltaTableState;
+use roaring::RoaringTreemap;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -89,6 +102,8 @@ pub(crate) struct Planner<'a> {
     pub index: &'a FileIndex,
     /// Largest number of rows in one file written by a rewrite.
     pub piece_rows: usize,
+    /// Mark superseded rows in deletion vectors instead of rewriting files.
+    pub deletion_vectors: bool,
 }
 
 /// Metadata for rows of one source transaction, built once per position.
@@ -130,7 +145,7 @@ struct Slot {
 /// A data file read because it may hold a touched key.
 struct Candidate {
     path: String,
-    size: i64,
+    entry: FileEntry,
     rows: usize,
     /// Rows whose key the batch touches (dropped from the replacement), with their keys.
     hits: Vec<(Key, usize)>,
@@ -148,6 +163,7 @@ enum WriteJob<'a, 'b> {
     /// `fetched`), write its pieces.
     Reread {
         path: &'a str,
+        entry: &'a FileEntry,
         fetched: Option<&'a bytes::Bytes>,
         hits: &'a [(Key, usize)],
         finals: Vec<(usize, &'a OutRow<'b>)>,
@@ -193,10 +209,12 @@ impl Planner<'_> {
         self.layout.pk.iter().map(|&i| &self.layout.source.columns[i].data_type).collect()
     }
 
-    /// Reads a data file, conformed to the table's layout, as one batch.
-    fn read_data_file(&self, path: &str) -> Result<RecordBatch, DeltaError> {
+    /// Reads the rows of a data file its deletion vector does not delete,
+    /// conformed to the table's layout, as one batch.
+    fn read_live_rows(&self, path: &str, entry: &FileEntry) -> Result<RecordBatch, DeltaError> {
         let batches = read_file(self.files, path).map_err(|e| self.file_err(e))?;
-        self.conformed(&batches, &self.layout.arrow)
+        let live = drop_deleted(batches, entry.deleted_rows()).map_err(self.arrow_err("drop deleted rows"))?;
+        self.conformed(&live, &self.layout.arrow)
     }
 
     /// Reads only the primary-key columns of a data file (of `size` bytes),
@@ -210,7 +228,8 @@ impl Planner<'_> {
 
     /// Reads the sorted `rows` (`None`: all) of a data file, whole, conformed
     /// to the table's layout, as one batch: from `fetched` when the file is
-    /// in memory already.
+    /// in memory already. Rows are physical (row `i` of the file is row `i`
+    /// of the batch when all are read), deleted by its vector or not.
     fn read_data_rows(
         &self,
         path: &str,
@@ -255,8 +274,8 @@ impl Planner<'_> {
         Ok(())
     }
 
-    fn remove(&self, plan: &mut Plan, path: &str, size: i64) {
-        plan.actions.push(remove_action(path, size));
+    fn remove(&self, plan: &mut Plan, path: &str, entry: &FileEntry) {
+        plan.actions.push(remove_file_action(path, entry, true));
         plan.removed.push(path.to_string());
         plan.metrics.files_removed += 1;
         plan.rewrites = true;
@@ -268,11 +287,17 @@ impl Planner<'_> {
     fn pieces<'x, 'b>(
         &self,
         data: &RecordBatch,
+        deleted: Option<&RoaringTreemap>,
         hits: &[(Key, usize)],
         finals: &[(usize, &'x OutRow<'b>)],
     ) -> Result<Vec<(RecordBatch, Vec<&'x OutRow<'b>>)>, DeltaError> {
         let n = data.num_rows();
         let mut keep = vec![true; n];
+        for r in deleted.into_iter().flatten() {
+            if let Some(k) = keep.get_mut(r as usize) {
+                *k = false;
+            }
+        }
         for &(_, r) in hits {
             keep[r] = false;
         }
@@ -302,8 +327,10 @@ impl Planner<'_> {
             .map_err(|e| self.file_err(e))
     }
 
-    /// Plans a batch for a table with a primary key.
-    pub fn plan_upsert<'b>(&self, batch: &'b TableBatch) -> Result<Plan, DeltaError> {
+    /// Plans a batch for a table with a primary key; `table_state` is the table
+    /// state the index was built from (the `add` actions a deletion-vector
+    /// plan replaces come from it).
+    pub fn plan_upsert<'b>(&self, batch: &'b TableBatch, table_state: &DeltaTableState) -> Result<Plan, DeltaError> {
         let started = Instant::now();
         let table = self.table_dir;
         let pk = &self.layout.pk;
@@ -360,14 +387,21 @@ impl Planner<'_> {
         let fetched_total = AtomicU64::new(0);
         let scanned = par_map(wanted, |(path, entry)| -> Result<Candidate, DeltaError> {
             if full_scan {
-                let data = self.read_data_file(path)?;
+                let data = self.read_live_rows(path, entry)?;
                 let key_columns: Vec<_> = pk.iter().map(|&i| data.column(i).clone()).collect();
                 let reader = KeyReader::new(&key_columns);
                 let hits: Vec<(Key, usize)> = (0..data.num_rows()).map(|r| (reader.key(r), r)).collect();
                 let rows: Vec<usize> = (0..data.num_rows()).collect();
                 let stored = decode_rows(self.layout, &data, &rows).map_err(|e| self.encode_err(e))?;
                 let n = rows.len();
-                return Ok(Candidate { path: path.clone(), size: entry.size, rows: n, hits, stored, fetched: None });
+                return Ok(Candidate {
+                    path: path.clone(),
+                    entry: (*entry).clone(),
+                    rows: n,
+                    hits,
+                    stored,
+                    fetched: None,
+                });
             }
             // The key columns first; then only the rows holding a looked-up
             // key (whole). The file is read again, whole, when it is
@@ -375,16 +409,23 @@ impl Planner<'_> {
             // cost ~40 MB of peak RSS in the update/delete benchmark.
             let keys = self.read_key_columns(path, entry.size)?;
             let reader = KeyReader::new(keys.columns());
-            let hits: Vec<(Key, usize)> =
-                (0..keys.num_rows()).map(|r| (reader.key(r), r)).filter(|(key, _)| lookup.contains(key)).collect();
+            // Rows the file's deletion vector deletes hold no live key.
+            let deleted = entry.deleted_rows();
+            let hits: Vec<(Key, usize)> = (0..keys.num_rows())
+                .filter(|&r| !deleted.is_some_and(|d| d.contains(r as u64)))
+                .map(|r| (reader.key(r), r))
+                .filter(|(key, _)| lookup.contains(key))
+                .collect();
             let mut fetched = None;
             let stored = if hits.is_empty() {
                 Vec::new()
             } else {
                 let rows: Vec<usize> = hits.iter().map(|(_, r)| *r).collect();
-                // Remote: the rows would cost most of the file in ranged reads,
-                // and the rewrite needs all of it: fetch it whole, once.
-                if self.files.local_dir().is_none() {
+                // Remote and to be rewritten: the rows would cost most of the
+                // file in ranged reads, and the rewrite needs all of it: fetch
+                // it whole, once. (With deletion vectors nothing is rewritten:
+                // ranged reads of the rows' row groups only.)
+                if self.files.local_dir().is_none() && !self.deletion_vectors {
                     fetched = Some(
                         self.files
                             .get(path)
@@ -406,7 +447,7 @@ impl Planner<'_> {
             if kept > 0 && fetched_total.fetch_add(kept, Ordering::Relaxed) + kept > FETCHED_BYTES_BUDGET {
                 fetched = None; // over the batch's budget: fetched again for the rewrite
             }
-            Ok(Candidate { path: path.clone(), size: entry.size, rows: keys.num_rows(), hits, stored, fetched })
+            Ok(Candidate { path: path.clone(), entry: (*entry).clone(), rows: keys.num_rows(), hits, stored, fetched })
         });
         let mut candidates = scanned.into_iter().collect::<Result<Vec<_>, _>>()?;
         let read = started.elapsed();
@@ -498,22 +539,32 @@ impl Planner<'_> {
         //    is rewritten in pieces of at most `piece_rows`, each piece with
         //    the after-images of its own rows, so key ranges stay tight), or
         //    into a new file for keys the table did not hold.
+        //    With deletion vectors, every final row goes to a new file and
+        //    the stored rows of touched keys are marked deleted instead.
+        let marking = self.deletion_vectors && !full_scan;
         let mut per_row: Vec<Vec<(usize, usize)>> = vec![Vec::new(); candidates.len()];
         let mut fresh: Vec<usize> = Vec::new();
         for slot in state.values() {
             if let Some(row) = slot.current {
                 match slot.origin {
-                    Some((f, r)) if !full_scan => per_row[f].push((r, row)),
+                    Some((f, r)) if !full_scan && !marking => per_row[f].push((r, row)),
                     _ => fresh.push(row),
                 }
             }
         }
         let mut jobs: Vec<WriteJob<'_, 'b>> = Vec::new();
+        let mut marks: Vec<(&Candidate, RoaringTreemap)> = Vec::new();
         for (f, cand) in candidates.iter().enumerate() {
             if cand.hits.is_empty() && !full_scan {
                 continue; // read for nothing: its key range held none of the keys
             }
-            self.remove(&mut plan, &cand.path, cand.size);
+            if marking {
+                let mut rows = cand.entry.deleted_rows().cloned().unwrap_or_default();
+                rows.extend(cand.hits.iter().map(|&(_, r)| r as u64));
+                marks.push((cand, rows));
+                continue;
+            }
+            self.remove(&mut plan, &cand.path, &cand.entry);
             if full_scan {
                 continue;
             }
@@ -522,7 +573,13 @@ impl Planner<'_> {
             finals.sort_unstable_by_key(|(r, _)| *r);
             plan.rows_copied += (cand.rows - cand.hits.len()) as u64;
             plan.rows_written += finals.len() as u64;
-            jobs.push(WriteJob::Reread { path: &cand.path, fetched: cand.fetched.as_ref(), hits: &cand.hits, finals });
+            jobs.push(WriteJob::Reread {
+                path: &cand.path,
+                entry: &cand.entry,
+                fetched: cand.fetched.as_ref(),
+                hits: &cand.hits,
+                finals,
+            });
         }
         if !fresh.is_empty() {
             fresh.sort_unstable();
@@ -534,9 +591,9 @@ impl Planner<'_> {
         let written = par_map(jobs, |job| -> Result<Vec<WrittenFile>, DeltaError> {
             match job {
                 WriteJob::Fresh { rows } => Ok(vec![self.write_piece(None, &rows)?]),
-                WriteJob::Reread { path, fetched, hits, finals } => {
-                    let data = self.read_data_rows(path, 0, fetched, None)?;
-                    let pieces = self.pieces(&data, hits, &finals)?;
+                WriteJob::Reread { path, entry, fetched, hits, finals } => {
+                    let data = self.read_data_rows(path, entry.size, fetched, None)?;
+                    let pieces = self.pieces(&data, entry.deleted_rows(), hits, &finals)?;
                     drop(data);
                     pieces.into_iter().map(|(survivors, rows)| self.write_piece(Some(survivors), &rows)).collect()
                 }
@@ -547,6 +604,9 @@ impl Planner<'_> {
                 plan.written.push(file.rel_path.clone());
                 push_add(&mut plan, file);
             }
+        }
+        if !marks.is_empty() {
+            self.mark_deleted(&mut plan, table_state, marks)?;
         }
         plan.rows_deleted = cdc.iter().filter(|(_, t)| *t == DELETE).count() as u64;
         let rewritten = started.elapsed();
@@ -566,6 +626,50 @@ impl Planner<'_> {
         Ok(plan)
     }
 
+    /// Adds to `plan` the replacement of each marked file's `add` (taken from
+    /// `state`) by one carrying its merged deletion vector (`rows`: the old
+    /// vector's rows and the new ones); the vectors too large to stay inline
+    /// go to one new `.bin` file, written here.
+    fn mark_deleted(
+        &self,
+        plan: &mut Plan,
+        state: &DeltaTableState,
+        marks: Vec<(&Candidate, RoaringTreemap)>,
+    ) -> Result<(), DeltaError> {
+        let state_err = |problem: String| DeltaError::State { table: self.table_dir.to_path_buf(), problem };
+        let mut wanted: HashMap<&str, Option<deltalake::kernel::LogicalFileView>> =
+            marks.iter().map(|(c, _)| (c.path.as_str(), None)).collect();
+        for view in state.log_data().iter() {
+            if let Some(slot) = wanted.get_mut(view.path().as_ref()) {
+                *slot = Some(view);
+            }
+        }
+        let vectors: Vec<&RoaringTreemap> = marks.iter().map(|(_, rows)| rows).collect();
+        let (descriptors, bin) =
+            crate::deletion_vector::store_in(self.files, self.table_dir, &vectors, Placement::Auto)?;
+        if let Some((bin, size)) = bin {
+            plan.metrics.bytes_written += size;
+            plan.written.push(bin);
+        }
+        for ((cand, rows), descriptor) in marks.into_iter().zip(descriptors) {
+            let view = wanted
+                .get(cand.path.as_str())
+                .and_then(Option::as_ref)
+                .ok_or_else(|| state_err(format!("{} is not an active data file of the table state", cand.path)))?;
+            if let Some(records) = view.num_records().filter(|&n| rows.max().is_some_and(|m| m >= n as u64)) {
+                return Err(state_err(format!("a deletion vector of {} goes beyond its {records} rows", cand.path)));
+            }
+            plan.actions.push(Action::Remove(view.remove_action(true)));
+            let add = crate::deletion_vector_commit::add_with_vector(self.table_dir, view, descriptor.clone())?;
+            plan.actions.push(Action::Add(add));
+            plan.removed.push(cand.path.clone());
+            plan.rewrites = true;
+            let entry = FileEntry { deleted: Some(Arc::new(Deleted { descriptor, rows })), ..cand.entry.clone() };
+            plan.added.push((cand.path.clone(), entry));
+        }
+        Ok(())
+    }
+
     /// Plans a batch for a table without primary key (append-only changelog).
     pub fn plan_changelog<'b>(&self, batch: &'b TableBatch) -> Result<Plan, DeltaError> {
         let table = self.table_dir;
@@ -576,8 +680,8 @@ impl Planner<'_> {
         // Rows the table holds before the batch, needed only to record their deletion.
         let mut existing: Vec<usize> = Vec::new();
         if truncates {
-            for path in self.index.files.keys() {
-                let data = self.read_data_file(path)?;
+            for (path, entry) in &self.index.files {
+                let data = self.read_live_rows(path, entry)?;
                 let rows: Vec<usize> = (0..data.num_rows()).collect();
                 for (values, meta) in decode_rows(self.layout, &data, &rows).map_err(|e| self.encode_err(e))? {
                     arena.push(OutRow { values: Cow::Owned(values), meta });
@@ -612,9 +716,8 @@ impl Planner<'_> {
         }
         plan.metrics.changes = batch.changes.len();
         if table_truncated {
-            let files: Vec<(String, i64)> = self.index.files.iter().map(|(p, e)| (p.clone(), e.size)).collect();
-            for (path, size) in files {
-                self.remove(&mut plan, &path, size);
+            for (path, entry) in &self.index.files {
+                self.remove(&mut plan, path, entry);
             }
         }
         if !appended.is_empty() {
@@ -637,8 +740,8 @@ impl Planner<'_> {
     pub fn plan_remove_all(&self) -> Plan {
         let mut plan = Plan { whole_table: true, ..Plan::default() };
         for (path, entry) in &self.index.files {
-            self.remove(&mut plan, path, entry.size);
-            plan.rows_deleted += entry.rows.unwrap_or(0) as u64;
+            self.remove(&mut plan, path, entry);
+            plan.rows_deleted += entry.live_rows().unwrap_or(0).max(0) as u64;
         }
         plan
     }
@@ -651,7 +754,12 @@ pub(crate) fn push_add(plan: &mut Plan, written: WrittenFile) {
     plan.actions.push(add_action(&written.rel_path, written.size, written.stats.json.clone()));
     plan.added.push((
         written.rel_path,
-        FileEntry { size: written.size, rows: Some(written.stats.num_records), bounds: written.stats.key_bounds },
+        FileEntry {
+            size: written.size,
+            rows: Some(written.stats.num_records),
+            bounds: written.stats.key_bounds,
+            deleted: None,
+        },
     ));
 }
 

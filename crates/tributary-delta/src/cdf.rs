@@ -109,15 +109,24 @@ pub async fn read_changes(
     Ok(out)
 }
 
-/// Every row of the table's current version, as JSON objects.
+/// Every row of the table's current version (without the rows deletion
+/// vectors delete), as JSON objects.
 pub async fn read_rows(table_path: &Path) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DeltaError> {
     let table = open_existing(table_path).await?;
     let table_files = crate::storage::TableFiles::of(table_path)?;
     let state = table.snapshot().map_err(|e| DeltaError::delta(table_path, "load", e))?;
     let mut out = Vec::new();
-    for file in state.log_data().iter() {
-        let path = file.path().to_string();
-        for batch in read_file(&table_files, &path).map_err(|e| e.into_delta(table_path))? {
+    let files: Vec<(String, Option<_>)> =
+        state.log_data().iter().map(|f| (f.path().to_string(), f.deletion_vector_descriptor())).collect();
+    for (path, vector) in files {
+        let deleted = match vector {
+            Some(dv) => Some(crate::deletion_vector::read(&table, &dv).await?),
+            None => None,
+        };
+        let batches = read_file(&table_files, &path).map_err(|e| e.into_delta(table_path))?;
+        let batches = crate::files::drop_deleted(batches, deleted.as_ref())
+            .map_err(|e| DeltaError::arrow(table_path, "drop deleted rows", e))?;
+        for batch in batches {
             out.extend(
                 batch_to_json(&batch)
                     .map_err(|problem| DeltaError::Corrupt { table: table_path.to_path_buf(), problem })?,

@@ -34,9 +34,18 @@ const MAX_INFO_SCAN: i64 = 1000;
 
 /// Writer features Tributary honours: the legacy writer-4 set (it writes change
 /// data itself; invariants, constraints and generated columns are accepted
-/// only while the table uses none) plus timestamp without zone.
-const HONOURED_WRITER_FEATURES: &[&str] =
-    &["appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns", "timestampNtz"];
+/// only while the table uses none), timestamp without zone, and deletion
+/// vectors (every read of a data file skips the rows its vector deletes; see
+/// [`crate::deletion_vector`] and [`crate::apply`]).
+const HONOURED_WRITER_FEATURES: &[&str] = &[
+    "appendOnly",
+    "invariants",
+    "checkConstraints",
+    "changeDataFeed",
+    "generatedColumns",
+    "timestampNtz",
+    "deletionVectors",
+];
 
 /// What a Tributary commit did; stored in its commit info.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,7 +222,20 @@ pub(crate) fn remove_action(path: &str, size: i64) -> Action {
     })
 }
 
-/// A Remove action for a file rewritten without changing its rows (a widened type).
+/// A Remove action for the active data file `path` of the index: it names the
+/// file's deletion vector, if it has one (path and vector together identify
+/// the logical file readers drop).
+pub(crate) fn remove_file_action(path: &str, entry: &crate::files::FileEntry, data_change: bool) -> Action {
+    let mut action = remove_action(path, entry.size);
+    if let Action::Remove(remove) = &mut action {
+        remove.data_change = data_change;
+        remove.deletion_vector = entry.descriptor().cloned();
+    }
+    action
+}
+
+/// A Remove action without data change (tests: a compaction of files without deletion vectors).
+#[cfg(test)]
 pub(crate) fn remove_action_no_data_change(path: &str, size: i64) -> Action {
     let mut action = remove_action(path, size);
     if let Action::Remove(remove) = &mut action {

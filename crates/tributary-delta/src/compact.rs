@@ -5,6 +5,10 @@
 //! travel to earlier versions still reads the old files until vacuum.
 //! Change-data files are history and are never touched.
 //!
+//! A file with a deletion vector is compacted without the rows its vector
+//! deletes (the vector is purged); a file whose vector deletes at least
+//! [`PURGE_DELETED_FRACTION`] of its rows is taken whatever its size.
+//!
 //! delta-rs' `optimize` needs its datafusion feature (a large dependency the
 //! rest of Tributary does not need) and would not keep Tributary's key
 //! statistics; this plans the rewrite with the writer's own file index and
@@ -17,14 +21,18 @@
 //! `max_bytes_per_run` bounds how long one run holds streaming up.
 
 use crate::apply::{push_add, Plan};
-use crate::commit::remove_action_no_data_change;
-use crate::files::{data_file_name, read_file, FileEntry, FileIndex, OpenFile};
+use crate::commit::remove_file_action;
+use crate::files::{data_file_name, drop_deleted, read_file, FileEntry, FileIndex, OpenFile};
 use crate::schema::TableLayout;
 use crate::DeltaError;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
 use deltalake::kernel::Action;
 use std::path::Path;
+
+/// A file whose deletion vector deletes at least this fraction of its rows is
+/// compacted like a small file, so that readers stop reading dead rows.
+pub const PURGE_DELETED_FRACTION: f64 = 0.25;
 
 /// When and how a table is compacted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +61,19 @@ impl CompactionOptions {
         (size.max(0) as u64) < self.target_file_bytes / 2
     }
 
-    /// How many of the index's data files are small.
+    /// True when the file of `entry` is worth compacting: small, or mostly
+    /// deleted by its deletion vector.
+    pub(crate) fn wants(&self, entry: &FileEntry) -> bool {
+        let deleted = entry.deleted_rows().map_or(0, |d| d.len());
+        let mostly_deleted =
+            deleted > 0 && entry.rows.is_some_and(|n| deleted as f64 >= PURGE_DELETED_FRACTION * n.max(1) as f64);
+        self.is_small(entry.size) || mostly_deleted
+    }
+
+    /// How many of the index's data files are worth compacting (small, or
+    /// mostly deleted by their deletion vector).
     pub(crate) fn small_files(&self, index: &FileIndex) -> usize {
-        index.files.values().filter(|e| self.is_small(e.size)).count()
+        index.files.values().filter(|e| self.wants(e)).count()
     }
 }
 
@@ -78,7 +96,7 @@ pub struct CompactionStats {
 /// table's current layout (other columns) are left as they are.
 fn choose(index: &FileIndex, options: &CompactionOptions) -> Option<Vec<(String, FileEntry)>> {
     let mut small: Vec<(String, FileEntry)> =
-        index.files.iter().filter(|(_, e)| options.is_small(e.size)).map(|(p, e)| (p.clone(), e.clone())).collect();
+        index.files.iter().filter(|(_, e)| options.wants(e)).map(|(p, e)| (p.clone(), e.clone())).collect();
     if small.len() < options.min_small_files.max(2) {
         return None;
     }
@@ -114,8 +132,10 @@ pub(crate) fn plan(
             tracing::debug!(table = %table_dir.display(), file = %path, "file with an older layout left out of compaction");
             continue;
         }
-        batches.extend(read);
-        plan.actions.push(remove_action_no_data_change(path, entry.size));
+        let live = drop_deleted(read, entry.deleted_rows())
+            .map_err(|e| DeltaError::arrow(table_dir, "drop the rows a deletion vector deletes", e))?;
+        batches.extend(live);
+        plan.actions.push(remove_file_action(path, entry, false));
         plan.removed.push(path.clone());
         plan.read.push(path.clone());
         plan.metrics.files_removed += 1;
@@ -183,7 +203,7 @@ mod tests {
         for (i, size) in sizes.iter().enumerate() {
             index.files.insert(
                 format!("part-{i}.parquet"),
-                FileEntry { size: *size, rows: Some(1), bounds: KeyBounds::unknown(1) },
+                FileEntry { size: *size, rows: Some(1), bounds: KeyBounds::unknown(1), deleted: None },
             );
         }
         index

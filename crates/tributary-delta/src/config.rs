@@ -32,6 +32,26 @@ pub struct DeltaSinkConfig {
     /// databases have the same names write different tables under one root.
     #[serde(default)]
     pub table_prefix: Option<String>,
+    /// How updates and deletes of tables with a primary key change data files
+    /// (docs/deletion-vectors.md).
+    #[serde(default)]
+    pub update_mode: UpdateMode,
+}
+
+/// `sink.delta.update_mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateMode {
+    /// Copy-on-write: every data file holding an updated or deleted row is
+    /// rewritten without it. Tables that already have deletion vectors are
+    /// written with them all the same.
+    #[default]
+    Rewrite,
+    /// The superseded rows are marked in their file's deletion vector and the
+    /// new row versions appended. New tables get the `deletionVectors`
+    /// feature when created; an existing table without it keeps being
+    /// rewritten (the protocol upgrade is one-way and never made silently).
+    DeletionVectors,
 }
 
 /// `sink.delta.incompatible_type_changes`.
@@ -137,6 +157,7 @@ impl Default for DeltaSinkConfig {
             checkpoint_interval: DeltaSinkConfig::DEFAULT_CHECKPOINT_INTERVAL,
             target_file_rows: DeltaSinkConfig::DEFAULT_TARGET_FILE_ROWS,
             incompatible_type_changes: TypeChangePolicy::Stop,
+            update_mode: UpdateMode::Rewrite,
         }
     }
 }
@@ -171,6 +192,15 @@ mod tests {
         assert_eq!(cfg.incompatible_type_changes, TypeChangePolicy::String);
         let err = serde_json::from_str::<DeltaSinkConfig>(r#"{"incompatible_type_changes": "text"}"#).unwrap_err();
         assert!(err.to_string().contains("stop") && err.to_string().contains("string"), "{err}");
+    }
+
+    #[test]
+    fn update_mode_is_rewrite_or_deletion_vectors() {
+        assert_eq!(DeltaSinkConfig::default().update_mode, UpdateMode::Rewrite);
+        let cfg: DeltaSinkConfig = serde_json::from_str(r#"{"update_mode": "deletion_vectors"}"#).unwrap();
+        assert_eq!(cfg.update_mode, UpdateMode::DeletionVectors);
+        let err = serde_json::from_str::<DeltaSinkConfig>(r#"{"update_mode": "dv"}"#).unwrap_err();
+        assert!(err.to_string().contains("deletion_vectors") && err.to_string().contains("rewrite"), "{err}");
     }
 
     #[test]

@@ -35,6 +35,7 @@
 //! delta-kernel, the reader delta-rs itself uses, which checks the version,
 //! size, magic and checksum.
 
+use crate::storage::TableFiles;
 use crate::DeltaError;
 use deltalake::kernel::{DeletionVectorDescriptor, StorageType};
 use deltalake::DeltaTable;
@@ -57,9 +58,11 @@ pub(crate) const MAX_INLINE_BYTES: usize = 256;
 pub(crate) enum Placement {
     /// Inline up to [`MAX_INLINE_BYTES`], else in a file.
     Auto,
-    /// Always inline in the log.
+    /// Always inline in the log (tests: the writer uses `Auto`).
+    #[cfg_attr(not(test), allow(dead_code))]
     Inline,
-    /// Always in a file.
+    /// Always in a file (tests: the writer uses `Auto`).
+    #[cfg_attr(not(test), allow(dead_code))]
     File,
 }
 
@@ -80,13 +83,30 @@ pub(crate) fn serialize(rows: &RoaringTreemap) -> Result<Vec<u8>, String> {
 /// The descriptors of `vectors`, in order, stored as `placement` says. The
 /// vectors that go to a file all go to one new `deletion_vector_<uuid>.bin`
 /// in `table_dir`, written here (not synced: a commit naming it syncs it, see
-/// [`crate::durable`]).
+/// [`crate::durable`]). (Tests; the writer uses [`store_in`].)
+#[cfg(test)]
 pub(crate) fn store(
     table_dir: &Path,
     vectors: &[&RoaringTreemap],
     placement: Placement,
 ) -> Result<Vec<DeletionVectorDescriptor>, DeltaError> {
-    let unsupported = |problem: String| DeltaError::Unsupported { table: table_dir.to_path_buf(), problem };
+    Ok(store_in(&TableFiles::Local(table_dir.to_path_buf()), table_dir, vectors, placement)?.0)
+}
+
+/// The descriptors of stored vectors, and the `.bin` file written for them
+/// (relative path, size), if any.
+pub(crate) type StoredVectors = (Vec<DeletionVectorDescriptor>, Option<(String, u64)>);
+
+/// [`store`] for the table whose files are `files` (local or remote; `table`
+/// names it in errors); also returns the relative path and size of the `.bin`
+/// file written, if any (a commit that fails must delete it).
+pub(crate) fn store_in(
+    files: &TableFiles,
+    table: &Path,
+    vectors: &[&RoaringTreemap],
+    placement: Placement,
+) -> Result<StoredVectors, DeltaError> {
+    let unsupported = |problem: String| DeltaError::Unsupported { table: table.to_path_buf(), problem };
     let mut file = DvFile::new();
     let mut out = Vec::with_capacity(vectors.len());
     for rows in vectors {
@@ -98,10 +118,37 @@ pub(crate) fn store(
         };
         out.push(if inline { inline_descriptor(&bytes, rows.len()) } else { file.push(&bytes, rows.len()) });
     }
-    if file.vectors > 0 {
-        file.write(table_dir)?;
+    let written = if file.vectors > 0 { Some(file.write(files, table)?) } else { None };
+    Ok((out, written))
+}
+
+/// A data file's deletion vector: where it is stored and the rows it deletes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Deleted {
+    pub descriptor: DeletionVectorDescriptor,
+    pub rows: RoaringTreemap,
+}
+
+/// The deletion vectors of the active data files of the table's loaded
+/// state, read (by [`read`]) into `index`; files without one keep `None`.
+pub(crate) async fn load_into(table: &DeltaTable, index: &mut crate::files::FileIndex) -> Result<(), DeltaError> {
+    let state = table.snapshot().map_err(|e| DeltaError::delta(&table_location(table), "load", e))?;
+    let vectors: Vec<(String, DeletionVectorDescriptor)> = state
+        .log_data()
+        .iter()
+        .filter_map(|f| f.deletion_vector_descriptor().map(|dv| (crate::files::percent_decode(f.path().as_ref()), dv)))
+        .collect();
+    for (path, descriptor) in vectors {
+        let rows = read(table, &descriptor).await?;
+        if let Some(entry) = index.files.get_mut(&path) {
+            entry.deleted = Some(std::sync::Arc::new(Deleted { descriptor, rows }));
+        }
     }
-    Ok(out)
+    Ok(())
+}
+
+fn table_location(table: &DeltaTable) -> PathBuf {
+    crate::durable::local_dir(table).unwrap_or_else(|| PathBuf::from(table.table_url().as_str()))
 }
 
 /// The inline descriptor of serialized `bytes`.
@@ -146,13 +193,13 @@ impl DvFile {
         }
     }
 
-    /// Writes the file (a new name: never over another file).
-    fn write(self, table_dir: &Path) -> Result<(), DeltaError> {
-        use std::io::Write as _;
-        let path = table_dir.join(file_name(&self.uuid));
-        std::fs::File::create_new(&path)
-            .and_then(|mut file| file.write_all(&self.bytes))
-            .map_err(|e| DeltaError::io(table_dir, "write deletion vector file", &path, e))
+    /// Writes the file (a new name: never over another file) among `files`;
+    /// returns its path relative to the table and its size.
+    fn write(self, files: &TableFiles, table: &Path) -> Result<(String, u64), DeltaError> {
+        let rel_path = file_name(&self.uuid);
+        let size = self.bytes.len() as u64;
+        files.put_new(&rel_path, self.bytes).map_err(|e| e.into_delta(table))?;
+        Ok((rel_path, size))
     }
 }
 

@@ -13,16 +13,18 @@
 //!   (`numRecords` still counts every row of the file, as the protocol
 //!   requires; `tightBounds = false` since deleted rows may hold the bounds).
 //!
-//! Tributary's writer does not use them yet: it neither honours the feature
-//! (see `commit::HONOURED_WRITER_FEATURES`) nor applies vectors when it reads
-//! data files.
+//! The writer's own deletion-vector updates ([`crate::apply`], `update_mode =
+//! "deletion_vectors"`) make the same `remove` + `add` pairs
+//! ([`add_with_vector`]) inside its normal batch commits.
 
 use crate::commit::{self, CommitMetrics, CommitNote};
+#[cfg(test)]
 use crate::deletion_vector::{self, Placement};
 use crate::DeltaError;
-use deltalake::kernel::{Action, Add, MetadataExt as _, Protocol};
+use deltalake::kernel::{Action, Add, DeletionVectorDescriptor, LogicalFileView, MetadataExt as _, Protocol};
 use deltalake::protocol::DeltaOperation;
 use deltalake::DeltaTable;
+#[cfg(test)]
 use roaring::RoaringTreemap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -113,7 +115,9 @@ pub(crate) async fn enable_deletion_vectors(table: &mut DeltaTable, app_id: &str
 /// change-data file holding the deleted rows as `delete`). Rows the file's
 /// vector already deletes stay deleted. New vectors are stored as `placement`
 /// says. The table must have deletion vectors enabled
-/// ([`enable_deletion_vectors`]). Returns the new version.
+/// ([`enable_deletion_vectors`]). Returns the new version. (Tests: it stands
+/// for another writer; Tributary's own marks go through its batch commits.)
+#[cfg(test)]
 pub(crate) async fn commit_deleted_rows(
     table: &mut DeltaTable,
     files: &[(String, RoaringTreemap)],
@@ -124,9 +128,7 @@ pub(crate) async fn commit_deleted_rows(
     let dir = table_dir(table);
     let err = |e| DeltaError::delta(&dir, "mark rows deleted", e);
     let state = table.snapshot().map_err(err)?;
-    let has_feature = state.protocol().writer_features().is_some_and(|f| f.iter().any(|f| f.to_string() == FEATURE));
-    let enabled = state.metadata().configuration().get(PROP_ENABLE).is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if !has_feature || !enabled {
+    if !writable_with_vectors(state) {
         return Err(DeltaError::State {
             table: dir,
             problem: format!("rows cannot be marked deleted: the table lacks the {FEATURE} feature or {PROP_ENABLE}"),
@@ -157,25 +159,50 @@ pub(crate) async fn commit_deleted_rows(
     }
     let descriptors = deletion_vector::store(&dir, &merged.iter().collect::<Vec<_>>(), placement)?;
     for ((path, _), descriptor) in files.iter().zip(descriptors) {
-        let view = &views[path];
-        actions.push(Action::Add(Add {
-            path: path.clone(),
-            partition_values: view.partition_values_map(),
-            size: view.size(),
-            modification_time: view.modification_time(),
-            data_change: true,
-            stats: view.stats().map(|s| loose_bounds(&dir, path, &s)).transpose()?,
-            tags: None,
-            deletion_vector: Some(descriptor),
-            base_row_id: None,
-            default_row_commit_version: None,
-            clustering_provider: None,
-        }));
+        actions.push(Action::Add(add_with_vector(&dir, &views[path], descriptor)?));
     }
     actions.extend(extra);
     let metrics = CommitMetrics { files_added: files.len(), files_removed: files.len(), ..Default::default() };
     tracing::debug!(table = %dir.display(), files = files.len(), rows_deleted, "rows marked deleted");
     commit::commit(table, actions, DeltaOperation::Delete { predicate: None }, note, metrics).await.map_err(err)
+}
+
+/// The `add` of the active data file `view` carrying `descriptor` as its
+/// deletion vector (which replaces the one it had): the same path, size,
+/// modification time and statistics (`numRecords` still counts every row of
+/// the file; `tightBounds = false`), as a data change.
+pub(crate) fn add_with_vector(
+    dir: &Path,
+    view: &LogicalFileView,
+    descriptor: DeletionVectorDescriptor,
+) -> Result<Add, DeltaError> {
+    let path = view.path().to_string();
+    let stats = view.stats().map(|s| loose_bounds(dir, &path, &s)).transpose()?;
+    Ok(Add {
+        partition_values: view.partition_values_map(),
+        size: view.size(),
+        modification_time: view.modification_time(),
+        data_change: true,
+        stats,
+        tags: None,
+        deletion_vector: Some(descriptor),
+        base_row_id: None,
+        default_row_commit_version: None,
+        clustering_provider: None,
+        path,
+    })
+}
+
+/// True when the table's protocol lists the `deletionVectors` writer feature.
+pub(crate) fn has_feature(protocol: &Protocol) -> bool {
+    protocol.writer_features().is_some_and(|f| f.iter().any(|f| f.to_string() == FEATURE))
+}
+
+/// True when writers may add deletion vectors to the table: it has the
+/// feature and `delta.enableDeletionVectors = true`.
+pub(crate) fn writable_with_vectors(state: &deltalake::table::state::DeltaTableState) -> bool {
+    has_feature(state.protocol())
+        && state.metadata().configuration().get(PROP_ENABLE).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 /// `stats` (an `add` action's statistics JSON) with `tightBounds: false`.

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The rows of the data file `rel_path`, conformed to the table's layout, as one batch.
-fn data_file(dir: &Path, rel_path: &str, layout: &TableLayout) -> RecordBatch {
+pub(crate) fn data_file(dir: &Path, rel_path: &str, layout: &TableLayout) -> RecordBatch {
     let batches: Vec<RecordBatch> = read_file(&crate::storage::TableFiles::Local(dir.to_path_buf()), rel_path)
         .unwrap()
         .iter()
@@ -43,7 +43,7 @@ fn indexes_of(file: &RecordBatch, ids: &[i64]) -> RoaringTreemap {
 }
 
 /// A change-data file holding the rows at `rows` of `file` as `delete`; its `cdc` action.
-fn delete_cdc(dir: &Path, layout: &TableLayout, file: &RecordBatch, rows: &RoaringTreemap) -> Action {
+pub(crate) fn delete_cdc(dir: &Path, layout: &TableLayout, file: &RecordBatch, rows: &RoaringTreemap) -> Action {
     let indexes = UInt32Array::from_iter_values(rows.iter().map(|r| r as u32));
     let deleted = take_record_batch(file, &indexes).unwrap();
     let mut columns = deleted.columns().to_vec();

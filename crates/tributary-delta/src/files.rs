@@ -5,13 +5,17 @@
 //! by byte range ([`crate::remote_file`]). [`read_part`] reads only some
 //! columns and rows of a file (the planner's key lookups).
 
+use crate::deletion_vector::Deleted;
 use crate::key::KeyBounds;
 use crate::remote_file::{read_remote, StreamedUpload};
 use crate::schema::TableLayout;
 use crate::stats::{FileStats, StatsBuilder};
 use crate::storage::{StoreError, TableFiles};
-use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::array::{BooleanArray, RecordBatch};
+use deltalake::arrow::compute::filter_record_batch;
 use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::error::ArrowError;
+use deltalake::kernel::DeletionVectorDescriptor;
 use deltalake::parquet::arrow::arrow_reader::{
     ArrowReaderBuilder, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
 };
@@ -19,9 +23,11 @@ use deltalake::parquet::arrow::{ArrowWriter, ProjectionMask};
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::errors::ParquetError;
 use deltalake::parquet::file::properties::WriterProperties;
+use roaring::RoaringTreemap;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Folder of change-data files inside a table.
 pub const CHANGE_DATA_DIR: &str = "_change_data";
@@ -355,8 +361,49 @@ pub(crate) fn percent_decode(s: &str) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct FileEntry {
     pub size: i64,
+    /// Rows in the file (`numRecords`: deleted ones included).
     pub rows: Option<i64>,
     pub bounds: KeyBounds,
+    /// Its deletion vector, decoded, when it has one.
+    pub deleted: Option<Arc<Deleted>>,
+}
+
+impl FileEntry {
+    /// The rows the file's deletion vector deletes, if it has one.
+    pub fn deleted_rows(&self) -> Option<&RoaringTreemap> {
+        self.deleted.as_ref().map(|d| &d.rows)
+    }
+
+    /// The descriptor of the file's deletion vector, if it has one.
+    pub fn descriptor(&self) -> Option<&DeletionVectorDescriptor> {
+        self.deleted.as_ref().map(|d| &d.descriptor)
+    }
+
+    /// Rows the file holds that no deletion vector deletes.
+    pub fn live_rows(&self) -> Option<i64> {
+        self.rows.map(|n| n - self.deleted_rows().map_or(0, |d| d.len() as i64))
+    }
+}
+
+/// `batches` (a whole data file, in order) without the rows `deleted` marks.
+pub(crate) fn drop_deleted(
+    batches: Vec<RecordBatch>,
+    deleted: Option<&RoaringTreemap>,
+) -> Result<Vec<RecordBatch>, ArrowError> {
+    let Some(deleted) = deleted.filter(|d| !d.is_empty()) else { return Ok(batches) };
+    let mut offset = 0u64;
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let n = batch.num_rows() as u64;
+        if deleted.range_cardinality(offset..offset + n) == 0 {
+            out.push(batch);
+        } else {
+            let keep = BooleanArray::from_iter((offset..offset + n).map(|r| Some(!deleted.contains(r))));
+            out.push(filter_record_batch(&batch, &keep)?);
+        }
+        offset += n;
+    }
+    Ok(out)
 }
 
 /// The table's active data files by relative path.

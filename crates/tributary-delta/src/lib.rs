@@ -20,11 +20,7 @@ mod commit;
 pub mod compact;
 pub mod config;
 mod conflict;
-// Deletion vectors are written and read, but the writer does not use them yet
-// (issue 16: its update path comes next); until then only tests call them.
-#[cfg_attr(not(test), allow(dead_code))]
 mod deletion_vector;
-#[cfg_attr(not(test), allow(dead_code))]
 mod deletion_vector_commit;
 mod durable;
 pub mod encode;
@@ -45,7 +41,7 @@ pub mod writer;
 
 pub use cdf::{read_changes, read_rows, ChangeRecord};
 pub use compact::{CompactionOptions, CompactionStats};
-pub use config::{DeltaSinkConfig, TypeChangePolicy};
+pub use config::{DeltaSinkConfig, TypeChangePolicy, UpdateMode};
 pub use encode::{value_to_json, Op};
 pub use error::DeltaError;
 pub use evolve::{ColumnChange, SchemaChangeError};
@@ -61,5 +57,7 @@ pub(crate) use tributary_core::error::one_line;
 
 #[cfg(test)]
 mod deletion_vector_tests;
+#[cfg(test)]
+mod deletion_vector_writer_tests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 //! what Tributary's table properties say of the columns: which ones the
 //! source fills, which ones it dropped and the mirror keeps), and its
 //! current rows file by file as core values (one record batch of
-//! [`VALIDATE_BATCH_ROWS`] rows in memory at a time).
+//! [`VALIDATE_BATCH_ROWS`] rows in memory at a time), without the rows
+//! deletion vectors delete.
 
 use crate::encode::{decode_cell, time_text};
 use crate::schema::{delta_type, PROP_SCHEMA, PROP_SOURCE_COLUMNS, PROP_TEXT_COLUMNS};
@@ -131,10 +132,17 @@ pub async fn mirror_schema(table_path: &Path) -> Result<MirrorSchema, DeltaError
 pub async fn for_each_row(table_path: &Path, mut row: impl FnMut(&[String], Vec<Value>)) -> Result<u64, DeltaError> {
     let table = open_existing(table_path).await?;
     let state = table.snapshot().map_err(|e| DeltaError::delta(table_path, "load", e))?;
-    let paths: Vec<String> = state.log_data().iter().map(|f| f.path().to_string()).collect();
+    let paths: Vec<(String, Option<_>)> =
+        state.log_data().iter().map(|f| (f.path().to_string(), f.deletion_vector_descriptor())).collect();
     let files = crate::storage::TableFiles::of(table_path)?;
     let mut count = 0u64;
-    for path in paths {
+    for (path, vector) in paths {
+        // Rows the file's deletion vector deletes are not in the table.
+        let deleted = match vector {
+            Some(dv) => Some(crate::deletion_vector::read(&table, &dv).await?),
+            None => None,
+        };
+        let mut offset = 0u64;
         let corrupt = |problem: String| DeltaError::Corrupt { table: table_path.to_path_buf(), problem };
         let reader = crate::files::open_reader(&files, &path, VALIDATE_BATCH_ROWS).map_err(|e| match e {
             crate::files::FileError::Parquet { source, .. } => corrupt(format!("{path}: {source}")),
@@ -154,7 +162,12 @@ pub async fn for_each_row(table_path: &Path, mut row: impl FnMut(&[String], Vec<
                 })
                 .collect::<Result<_, _>>()
                 .map_err(|e| corrupt(format!("{path}: {e}")))?;
+            let first = offset;
+            offset += batch.num_rows() as u64;
             for r in 0..batch.num_rows() {
+                if deleted.as_ref().is_some_and(|d| d.contains(first + r as u64)) {
+                    continue;
+                }
                 let mut values = Vec::with_capacity(names.len());
                 for (c, name) in names.iter().enumerate() {
                     let value = decode_cell(columns[c].as_ref(), r).map_err(|problem| DeltaError::Corrupt {

@@ -74,7 +74,11 @@ pub async fn table_status(table_path: &Path, app_id: &str) -> Result<TableStatus
         .collect();
     let log_data = state.log_data();
     let files = log_data.num_files();
-    let rows = log_data.iter().map(|f| f.num_records().map(|n| n as i64)).sum();
+    // Rows a deletion vector deletes are not in the table.
+    let rows = log_data
+        .iter()
+        .map(|f| f.num_records().map(|n| n as i64 - f.deletion_vector_descriptor().map_or(0, |dv| dv.cardinality)))
+        .sum();
     Ok(TableStatus {
         version,
         committed_version,

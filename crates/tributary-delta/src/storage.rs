@@ -326,6 +326,27 @@ impl TableFiles {
         block_on_io(async move { store.get(&location).await?.bytes().await })
     }
 
+    /// Stores `bytes` as the new file `rel_path` (never over an existing one;
+    /// a local file is not synced here, see [`crate::durable`]).
+    pub fn put_new(&self, rel_path: &str, bytes: Vec<u8>) -> Result<(), crate::files::FileError> {
+        match self {
+            TableFiles::Local(dir) => {
+                use std::io::Write as _;
+                let path = crate::files::resolve(dir, rel_path);
+                std::fs::File::create_new(&path)
+                    .and_then(|mut file| file.write_all(&bytes))
+                    .map_err(|source| crate::files::FileError::Io { file: path, context: "write a new file", source })
+            }
+            TableFiles::Remote { store, .. } => {
+                let (store, location) = (store.clone(), StorePath::from(rel_path));
+                let options = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+                block_on_io(async move { store.put_opts(&location, PutPayload::from(bytes), options).await })
+                    .map(|_| ())
+                    .map_err(|source| crate::files::FileError::Store { context: "store a new file", source })
+            }
+        }
+    }
+
     /// Deletes `rel_path`; a file that is already gone is no error.
     pub fn delete(&self, rel_path: &str) {
         match self {

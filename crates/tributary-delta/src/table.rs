@@ -1,6 +1,7 @@
 //! Locating, creating and loading Delta tables: `<root>/<schema>/<table>`
 //! directories, creation with Tributary's schema and properties, and the index
-//! of active data files with their primary-key bounds.
+//! of active data files with their primary-key bounds (their deletion vectors
+//! are read into it by [`crate::deletion_vector::load_into`]).
 
 use crate::files::{FileEntry, FileIndex};
 use crate::key::{KeyBounds, KeyColumn, KeyPart};
@@ -91,23 +92,30 @@ pub fn list_tables(root: &Path) -> Vec<PathBuf> {
 }
 
 /// Loads the table at `path`, creating it for `layout` when there is none.
-/// `owner_properties` are recorded with a new table (see [`crate::ownership`]).
+/// `owner_properties` are recorded with a new table (see [`crate::ownership`]);
+/// a new table with `deletion_vectors` gets the `deletionVectors` feature and
+/// `delta.enableDeletionVectors = true` in its first commit. The flag says
+/// whether this call created the table.
 pub(crate) async fn load_or_create(
     path: &Path,
     layout: &TableLayout,
     owner_properties: &std::collections::HashMap<String, String>,
-) -> Result<DeltaTable, DeltaError> {
+    deletion_vectors: bool,
+) -> Result<(DeltaTable, bool), DeltaError> {
     let err = |context| move |e| DeltaError::delta(path, context, e);
     let mut table = unloaded(path)?;
     match table.load().await {
-        Ok(()) => return Ok(table),
+        Ok(()) => return Ok((table, false)),
         Err(DeltaTableError::NotATable(_)) => {}
         Err(e) => return Err(err("load")(e)),
     }
     let mut properties = layout.tributary_properties();
     properties.extend(owner_properties.clone());
+    if deletion_vectors {
+        properties.insert(crate::deletion_vector_commit::PROP_ENABLE.to_string(), "true".to_string());
+    }
     let mut create = CreateBuilder::new();
-    if let Some(protocol) = table_features_protocol(layout) {
+    if let Some(protocol) = table_features_protocol(layout, deletion_vectors) {
         create = create.with_actions([Action::Protocol(protocol)]);
     }
     let created = create
@@ -125,13 +133,13 @@ pub(crate) async fn load_or_create(
             if let Some(dir) = crate::durable::local_dir(&table) {
                 crate::durable::sync_log_entry(&dir, 0).map_err(err("sync the new table's first log entry"))?;
             }
-            tracing::info!(table = %path.display(), source = %layout.source.id, "created delta table");
-            Ok(table)
+            tracing::info!(table = %path.display(), source = %layout.source.id, deletion_vectors, "created delta table");
+            Ok((table, true))
         }
         Err(e) => {
             // Another process may have created it meanwhile.
             if table.load().await.is_ok() {
-                Ok(table)
+                Ok((table, false))
             } else {
                 Err(err("create")(e))
             }
@@ -144,11 +152,17 @@ pub(crate) async fn load_or_create(
 /// delta-rs lists `changeDataFeed` and `timestampNtz` by itself but not
 /// `invariants`, which Delta Spark requires once a column is NOT NULL (the
 /// primary key) and refuses to read the table without. `None` keeps the
-/// legacy reader 1 / writer 4 protocol.
-fn table_features_protocol(layout: &TableLayout) -> Option<Protocol> {
+/// legacy reader 1 / writer 4 protocol, unless `deletion_vectors`: then the
+/// table also gets the `deletionVectors` reader and writer feature.
+fn table_features_protocol(layout: &TableLayout, deletion_vectors: bool) -> Option<Protocol> {
     let needs_features = (0..layout.n_source()).any(|i| *layout.stored_type(i) == ColumnType::TimestampNtz);
     if !needs_features {
-        return None;
+        if !deletion_vectors {
+            return None;
+        }
+        let legacy = serde_json::json!({"minReaderVersion": 1, "minWriterVersion": 4});
+        let legacy: Protocol = serde_json::from_value(legacy).expect("a valid reader 1 / writer 4 protocol");
+        return crate::deletion_vector_commit::with_deletion_vectors(&legacy);
     }
     let protocol = serde_json::json!({
         "minReaderVersion": 3,
@@ -156,7 +170,11 @@ fn table_features_protocol(layout: &TableLayout) -> Option<Protocol> {
         "readerFeatures": ["timestampNtz"],
         "writerFeatures": ["changeDataFeed", "invariants", "timestampNtz"],
     });
-    Some(serde_json::from_value(protocol).expect("a valid reader 3 / writer 7 protocol"))
+    let protocol: Protocol = serde_json::from_value(protocol).expect("a valid reader 3 / writer 7 protocol");
+    match deletion_vectors {
+        true => crate::deletion_vector_commit::with_deletion_vectors(&protocol),
+        false => Some(protocol),
+    }
 }
 
 /// The active data files of the loaded state with their key bounds (from the
@@ -185,9 +203,8 @@ pub(crate) fn file_index(table: &DeltaTable, layout: &TableLayout) -> Result<Fil
                 bounds.max[k] = max_cols[k].as_ref().map(|c| c.part(r)).filter(|p| !matches!(p, KeyPart::Null));
             }
             let rows = records.as_ref().and_then(|a| a.is_valid(r).then(|| a.value(r)));
-            index
-                .files
-                .insert(crate::files::percent_decode(paths.value(r)), FileEntry { size: sizes.value(r), rows, bounds });
+            let entry = FileEntry { size: sizes.value(r), rows, bounds, deleted: None };
+            index.files.insert(crate::files::percent_decode(paths.value(r)), entry);
         }
     }
     Ok(index)
@@ -208,10 +225,17 @@ pub(crate) fn metadata_for(state: &DeltaTableState, layout: &TableLayout) -> Res
 }
 
 /// The protocol `layout` needs when the table's current one lacks it (a
-/// `timestamp_ntz` column added to a reader 1 / writer 4 table).
+/// `timestamp_ntz` column added to a reader 1 / writer 4 table); a table with
+/// deletion vectors keeps them.
 pub(crate) fn protocol_upgrade(state: &DeltaTableState, layout: &TableLayout) -> Option<Protocol> {
-    let wanted = table_features_protocol(layout)?;
+    let wanted = table_features_protocol(layout, false)?;
     let current = state.protocol();
     let has_ntz = current.reader_features().is_some_and(|f| f.iter().any(|x| x.as_ref() == "timestampNtz"));
-    (!has_ntz).then_some(wanted)
+    if has_ntz {
+        return None;
+    }
+    match crate::deletion_vector_commit::has_feature(current) {
+        true => crate::deletion_vector_commit::with_deletion_vectors(&wanted),
+        false => Some(wanted),
+    }
 }

@@ -44,11 +44,11 @@ pub(crate) fn ins(row: Vec<Value>) -> RowChange {
     RowChange::Insert { after: row }
 }
 
-fn upd(before: Vec<Value>, after: Vec<Value>) -> RowChange {
+pub(crate) fn upd(before: Vec<Value>, after: Vec<Value>) -> RowChange {
     RowChange::Update { before, after }
 }
 
-fn del(row: Vec<Value>) -> RowChange {
+pub(crate) fn del(row: Vec<Value>) -> RowChange {
     RowChange::Delete { before: row }
 }
 

@@ -9,7 +9,7 @@
 use crate::apply::{push_add, Plan, Planner};
 use crate::commit::{self, check_writable, CommitKind, CommitNote};
 use crate::compact::{CompactionOptions, CompactionStats};
-use crate::config::{DeltaSinkConfig, TypeChangePolicy};
+use crate::config::{DeltaSinkConfig, TypeChangePolicy, UpdateMode};
 use crate::conflict::{self, Replan, Verdict};
 use crate::encode::{encode, Op, OutRow, RowMeta};
 use crate::evolve::ColumnChange;
@@ -125,6 +125,10 @@ pub struct TableWriter {
     /// This pipeline (its name is the txn app id) and its source: a table
     /// recording another owner is refused.
     owner: Owner,
+    /// True when updates and deletes mark rows in deletion vectors (the table
+    /// has the feature and the property, and a primary key) instead of
+    /// rewriting files.
+    deletion_vectors: bool,
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -166,7 +170,8 @@ impl TableWriter {
             std::fs::create_dir_all(dir).map_err(|e| DeltaError::io(&path, "create directory", &path, e))?;
         }
         let layout = TableLayout::new(schema);
-        let table = crate::table::load_or_create(&path, &layout, &owner.properties()).await?;
+        let want_vectors = cfg.update_mode == UpdateMode::DeletionVectors && layout.has_pk();
+        let (table, created) = crate::table::load_or_create(&path, &layout, &owner.properties(), want_vectors).await?;
         // The directories just made (table, schema, root) are part of what a commit needs to survive.
         if crate::durable::local_dir(&table).is_some() {
             crate::durable::sync_dirs_up_to(&path, &cfg.root)
@@ -189,11 +194,19 @@ impl TableWriter {
             snapshot_file: None,
             stale: false,
             owner,
+            deletion_vectors: false,
         };
         writer.check_owner().await?;
         writer.add_missing_metadata_columns().await?;
         writer.check_table()?;
         writer.load_state().await?;
+        if want_vectors && !created && !writer.deletion_vectors {
+            tracing::warn!(table = %writer.path.display(),
+                "update_mode = \"deletion_vectors\" but this existing table has no deletion vectors: its files are \
+                 still rewritten (enabling them is a one-way protocol upgrade Tributary never makes silently; \
+                 upgrade it with `tributary optimize --enable-deletion-vectors --table <database.table>`, see \
+                 docs/deletion-vectors.md)");
+        }
         tracing::debug!(table = %writer.path.display(), version = writer.delta_version(), files = writer.index.len(),
             committed = ?writer.committed_version, "delta table opened");
         Ok(writer)
@@ -241,6 +254,35 @@ impl TableWriter {
     /// Number of active data files.
     pub fn file_count(&self) -> usize {
         self.index.len()
+    }
+
+    /// True when updates and deletes mark rows in deletion vectors instead of
+    /// rewriting data files (docs/deletion-vectors.md).
+    pub fn uses_deletion_vectors(&self) -> bool {
+        self.deletion_vectors
+    }
+
+    /// Upgrades the table's protocol for deletion vectors and sets
+    /// `delta.enableDeletionVectors = true` (one commit, no data change); from
+    /// then on updates and deletes mark rows instead of rewriting files. The
+    /// upgrade is one-way: readers without deletion-vector support can no
+    /// longer read the table. Returns false when the table had them already.
+    pub async fn enable_deletion_vectors(&mut self) -> Result<bool, DeltaError> {
+        if self.stale {
+            self.reload().await?;
+        }
+        let version =
+            crate::deletion_vector_commit::enable_deletion_vectors(&mut self.table, &self.owner.pipeline).await;
+        let upgraded = match version {
+            Ok(version) => version.is_some(),
+            Err(e) => {
+                self.stale = true;
+                return Err(e);
+            }
+        };
+        self.check_table()?;
+        self.load_state().await?;
+        Ok(upgraded)
     }
 
     /// Refuses a table of another pipeline or source; records `owner` in a
@@ -319,7 +361,9 @@ impl TableWriter {
     async fn load_state(&mut self) -> Result<(), DeltaError> {
         let err = |e| DeltaError::delta(&self.path, "read table state", e);
         self.index = crate::table::file_index(&self.table, &self.layout).map_err(err)?;
+        crate::deletion_vector::load_into(&self.table, &mut self.index).await?;
         let state = self.table.snapshot().map_err(err)?;
+        self.deletion_vectors = self.layout.has_pk() && crate::deletion_vector_commit::writable_with_vectors(state);
         let log_store = self.table.log_store();
         self.committed_version =
             state.transaction_version(log_store.as_ref(), &self.owner.pipeline).await.map_err(err)?;
@@ -385,6 +429,7 @@ impl TableWriter {
             files: &self.files,
             index: &self.index,
             piece_rows: self.cfg.target_file_rows.min(REWRITE_PIECE_ROWS),
+            deletion_vectors: self.deletion_vectors,
         }
     }
 
@@ -429,9 +474,9 @@ impl TableWriter {
             batch
         };
         let has_pk = self.layout.has_pk();
-        let make_plan = |planner: &Planner<'_>, _: &DeltaTableState| {
+        let make_plan = |planner: &Planner<'_>, state: &DeltaTableState| {
             if has_pk {
-                planner.plan_upsert(batch)
+                planner.plan_upsert(batch, state)
             } else {
                 planner.plan_changelog(batch)
             }
@@ -920,10 +965,12 @@ impl TableWriter {
             if rewrite {
                 // Spark 3.5 reads a file only with its own physical types: rewrite
                 // every data file with the widened types (no data change).
-                let paths: Vec<(String, i64)> = planner.index.files.iter().map(|(p, e)| (p.clone(), e.size)).collect();
-                for (path, size) in paths {
+                for (path, entry) in &planner.index.files {
                     let batches =
-                        crate::files::read_file(planner.files, &path).map_err(|e| e.into_delta(planner.table_dir))?;
+                        crate::files::read_file(planner.files, path).map_err(|e| e.into_delta(planner.table_dir))?;
+                    // The rewrite drops the rows the file's deletion vector deletes.
+                    let batches = crate::files::drop_deleted(batches, entry.deleted_rows())
+                        .map_err(|e| DeltaError::arrow(planner.table_dir, "drop deleted rows", e))?;
                     let batches = batches
                         .iter()
                         .map(|b| crate::encode::conform(b, &layout.arrow))
@@ -950,8 +997,8 @@ impl TableWriter {
                     if let Some(deltalake::kernel::Action::Add(add)) = plan.actions.last_mut() {
                         add.data_change = false;
                     }
-                    plan.actions.push(commit::remove_action_no_data_change(&path, size));
-                    plan.removed.push(path);
+                    plan.actions.push(commit::remove_file_action(path, entry, false));
+                    plan.removed.push(path.clone());
                     plan.metrics.files_removed += 1;
                 }
             }

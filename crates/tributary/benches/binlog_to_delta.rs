@@ -10,6 +10,9 @@
 //! `BENCH_LAKE=s3` (`make bench-s3`) puts the lake on the local S3 server
 //! (moto, loopback) and runs (a) and (b2), printing the requests the server
 //! served per 1000 rows (object storage bills per request).
+//!
+//! `BENCH_UPDATE_MODE=deletion_vectors` sets `[sink.delta] update_mode` (the
+//! table is created with deletion vectors; docs/deletion-vectors.md).
 
 mod common;
 
@@ -123,8 +126,34 @@ fn random_updates(
     let ((_, end_offset), target) = master(server);
     let random_rows = (RANDOM_TXNS * RANDOM_TXN_KEYS) as u64;
     let before = requests();
+    let bytes_before = local_bytes(table);
     report("random upd+del", random_rows, config, table, target, end_offset - start_offset, file);
     print_requests("random upd+del", random_rows, before, requests());
+    if let (Some(a), Some(b)) = (bytes_before, local_bytes(table)) {
+        println!(
+            "{:>16}: {:.0} bytes written per changed row (data, change data, vectors and log; nothing vacuumed)",
+            "random upd+del",
+            b.saturating_sub(a) as f64 / random_rows as f64
+        );
+    }
+}
+
+/// Bytes of every file below a local table directory (`None` for a remote one).
+fn local_bytes(table: &Path) -> Option<u64> {
+    fn walk(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.file_type() {
+                        Ok(t) if t.is_dir() => walk(&e.path()),
+                        _ => e.metadata().map_or(0, |m| m.len()),
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    table.is_dir().then(|| walk(table))
 }
 
 /// The local S3 server, with this process's `AWS_*` environment pointing at it.
@@ -183,9 +212,10 @@ fn write_config(dir: &Path, server: &MariaDb, root: &str, s3: Option<&tributary_
             s3.secret_access_key()
         )
     });
+    let mode = std::env::var("BENCH_UPDATE_MODE").map_or(String::new(), |m| format!("update_mode = \"{m}\"\n"));
     let text = format!(
         "[pipeline]\nname = \"{APP}\"\n[source.mysql]\nport = {}\nuser = \"cdc\"\npassword = \"cdc-pw\"\ninclude = [\"bench.t\"]\n\
-         [sink.delta]\nroot = \"{root}\"\n{storage}[metrics]\nlisten = \"127.0.0.1:0\"\n",
+         [sink.delta]\nroot = \"{root}\"\n{mode}{storage}[metrics]\nlisten = \"127.0.0.1:0\"\n",
         server.port(),
     );
     let path = dir.join("pipeline.toml");

@@ -144,6 +144,12 @@ pub enum Command {
         /// Only these tables (`database.table`); default: every table of the pipeline.
         #[arg(long = "table")]
         tables: Vec<String>,
+        /// First upgrade the tables named by `--table` for deletion vectors
+        /// (one-way: the `deletionVectors` feature and
+        /// `delta.enableDeletionVectors = true`); from then on updates and
+        /// deletes mark rows instead of rewriting files (docs/deletion-vectors.md).
+        #[arg(long)]
+        enable_deletion_vectors: bool,
     },
     /// Delete the files of the pipeline's Delta tables that no version inside
     /// the retention references: data files compaction or updates replaced,

@@ -20,7 +20,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { config } => run::run(&config).await,
         Command::Adopt { table, config } => adopt::adopt(&config, &table).await,
         Command::Check { config } => check::check(&config).await,
-        Command::Optimize { config, tables } => optimize::optimize(&config, &tables).await,
+        Command::Optimize { config, tables, enable_deletion_vectors } => {
+            optimize::optimize(&config, &tables, enable_deletion_vectors).await
+        }
         Command::Vacuum { config, tables, retention_hours, dry_run } => {
             vacuum::vacuum(&config, &tables, retention_hours, dry_run).await
         }
