@@ -63,8 +63,22 @@ fn main() {
     let dir = TestDir::new().unwrap();
     let lake = dir.path().join("lake");
     let table = lake.join("bench/t");
-    let off = write_config(dir.path(), "off", &server, &lake, "compaction = false\nvacuum = false");
-    let on = write_config(dir.path(), "on", &server, &lake, "check_interval_secs = 1\nvacuum = false");
+    let off = write_config(
+        dir.path(),
+        "off",
+        SMALL_INSERTS + SMALL_UPDATES as u64,
+        &server,
+        &lake,
+        "compaction = false\nvacuum = false",
+    );
+    let on = write_config(
+        dir.path(),
+        "on",
+        SMALL_INSERTS + SMALL_UPDATES as u64,
+        &server,
+        &lake,
+        "check_interval_secs = 1\nvacuum = false",
+    );
 
     // The empty table at the current position, kept to start both runs from.
     let mut pipeline = start(&off);
@@ -131,6 +145,7 @@ fn main() {
     let vacuum = write_config(
         dir.path(),
         "vacuum",
+        VACUUM_TXN_KEYS as u64,
         &server,
         &lake,
         "check_interval_secs = 1\nvacuum_interval_secs = 1\nvacuum_retention_hours = 0",
@@ -212,10 +227,11 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(status.success());
 }
 
-/// `<dir>/<name>.toml`: the pipeline with `maintenance` as its `[maintenance]` section.
-fn write_config(dir: &Path, name: &str, server: &MariaDb, root: &Path, maintenance: &str) -> PathBuf {
+/// `<dir>/<name>.toml`: the pipeline committing at most `batch_rows` rows at
+/// a time, with `maintenance` as its `[maintenance]` section.
+fn write_config(dir: &Path, name: &str, batch_rows: u64, server: &MariaDb, root: &Path, maintenance: &str) -> PathBuf {
     let text = format!(
-        "[pipeline]\nname = \"{APP}\"\nbatch_max_rows = 100\n[source.mysql]\nport = {}\nuser = \"cdc\"\n\
+        "[pipeline]\nname = \"{APP}\"\nbatch_max_rows = {batch_rows}\n[source.mysql]\nport = {}\nuser = \"cdc\"\n\
          password = \"cdc-pw\"\ninclude = [\"bench.t\"]\n[sink.delta]\nroot = \"{}\"\n[maintenance]\n{maintenance}\n\
          [metrics]\nlisten = \"127.0.0.1:0\"\n",
         server.port(),
