@@ -374,18 +374,7 @@ async fn on_an_s3_root_vector_files_go_to_the_object_store_and_read_back() {
         return;
     };
     let root = s3.url("dvlake");
-    let storage = crate::StorageOptions(
-        [
-            ("endpoint", s3.endpoint()),
-            ("region", s3.region().to_string()),
-            ("access_key_id", s3.access_key_id().to_string()),
-            ("secret_access_key", s3.secret_access_key().to_string()),
-            ("allow_http", "true".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect(),
-    );
+    let storage = crate::StorageOptions(s3.sink_storage_options());
     crate::register_root(Path::new(&root), &storage).unwrap();
     let cfg = DeltaSinkConfig { storage, ..dv_cfg(Path::new(&root)) };
     let mut w = TableWriter::open_or_create(&cfg, items_schema(true), APP).await.unwrap();

@@ -23,6 +23,7 @@ use deltalake::parquet::arrow::{ArrowWriter, ProjectionMask};
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::errors::ParquetError;
 use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::file::reader::ChunkReader;
 use roaring::RoaringTreemap;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -223,22 +224,8 @@ pub(crate) fn read_part(
     columns: Option<&[String]>,
     rows: Option<&[usize]>,
 ) -> Result<Vec<RecordBatch>, FileError> {
-    let parquet = |source| FileError::Parquet { file: rel_path.to_string(), source };
     match files {
-        TableFiles::Local(table_dir) => {
-            let abs_path = resolve(table_dir, rel_path);
-            let file = File::open(&abs_path).map_err(|source| FileError::Io {
-                file: abs_path.clone(),
-                context: "open",
-                source,
-            })?;
-            narrow(ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet)?, columns, rows)
-                .with_batch_size(READ_BATCH_ROWS)
-                .build()
-                .map_err(parquet)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| parquet(e.into()))
-        }
+        TableFiles::Local(table_dir) => read_from(open_local(table_dir, rel_path)?, rel_path, columns, rows),
         TableFiles::Remote { store, .. } => read_remote(
             store.clone(),
             rel_path,
@@ -247,7 +234,7 @@ pub(crate) fn read_part(
             rows.map(<[usize]>::to_vec),
             READ_BATCH_ROWS,
         )
-        .map_err(parquet),
+        .map_err(|source| FileError::Parquet { file: rel_path.to_string(), source }),
     }
 }
 
@@ -258,8 +245,24 @@ pub(crate) fn read_fetched(
     rel_path: &str,
     rows: Option<&[usize]>,
 ) -> Result<Vec<RecordBatch>, FileError> {
+    read_from(bytes, rel_path, None, rows)
+}
+
+/// The local file `rel_path` of the table at `table_dir`, opened for reading.
+fn open_local(table_dir: &Path, rel_path: &str) -> Result<File, FileError> {
+    let abs_path = resolve(table_dir, rel_path);
+    File::open(&abs_path).map_err(|source| FileError::Io { file: abs_path.clone(), context: "open", source })
+}
+
+/// Reads the `columns` of the `rows` of the parquet file in `input` (see [`narrow`]).
+fn read_from<T: ChunkReader + 'static>(
+    input: T,
+    rel_path: &str,
+    columns: Option<&[String]>,
+    rows: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>, FileError> {
     let parquet = |source| FileError::Parquet { file: rel_path.to_string(), source };
-    narrow(ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?, None, rows)
+    narrow(ParquetRecordBatchReaderBuilder::try_new(input).map_err(parquet)?, columns, rows)
         .with_batch_size(READ_BATCH_ROWS)
         .build()
         .map_err(parquet)?
@@ -310,15 +313,10 @@ pub(crate) fn open_reader(
 ) -> Result<ParquetRecordBatchReader, FileError> {
     let parquet = |source| FileError::Parquet { file: rel_path.to_string(), source };
     match files.local_dir() {
-        Some(table_dir) => {
-            let abs_path = resolve(table_dir, rel_path);
-            let file = File::open(&abs_path).map_err(|source| FileError::Io {
-                file: abs_path.clone(),
-                context: "open",
-                source,
-            })?;
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet)?.with_batch_size(batch_rows).build()
-        }
+        Some(table_dir) => ParquetRecordBatchReaderBuilder::try_new(open_local(table_dir, rel_path)?)
+            .map_err(parquet)?
+            .with_batch_size(batch_rows)
+            .build(),
         None => {
             let bytes = files.get(rel_path).map_err(|source| FileError::Store { context: "read a file", source })?;
             ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?.with_batch_size(batch_rows).build()

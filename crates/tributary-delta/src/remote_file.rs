@@ -221,18 +221,7 @@ mod tests {
             return;
         };
         let root = s3.url("lake");
-        let options = StorageOptions(
-            [
-                ("endpoint", s3.endpoint()),
-                ("region", s3.region().to_string()),
-                ("access_key_id", s3.access_key_id().to_string()),
-                ("secret_access_key", s3.secret_access_key().to_string()),
-                ("allow_http", "true".to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        );
+        let options = StorageOptions(s3.sink_storage_options());
         register_root(Path::new(&root), &options).unwrap();
         let files = TableFiles::of(Path::new(&format!("{root}/t"))).unwrap();
         let TableFiles::Remote { store, .. } = &files else { panic!("an s3:// table is remote") };

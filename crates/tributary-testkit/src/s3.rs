@@ -175,6 +175,21 @@ impl S3Server {
         self.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
+    /// The options of a Tributary `[sink.delta.storage]` section (object_store's
+    /// names without `aws_`) that reach this server.
+    pub fn sink_storage_options(&self) -> BTreeMap<String, String> {
+        [
+            ("endpoint", self.endpoint()),
+            ("region", REGION.to_string()),
+            ("access_key_id", ACCESS_KEY_ID.to_string()),
+            ("secret_access_key", SECRET_ACCESS_KEY.to_string()),
+            ("allow_http", "true".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     /// Sets [`S3Server::env`] on `command`, so a child process talks to this server.
     pub fn apply_env<'c>(&self, command: &'c mut Command) -> &'c mut Command {
         command.envs(self.env())

@@ -16,7 +16,10 @@
 
 mod common;
 
-use common::{print_figures, random_ids, start, stop, wait, APP, RANDOM_TXNS, RANDOM_TXN_DELETES, RANDOM_TXN_KEYS};
+use common::{
+    mariadb_with_bench_table, print_figures, random_ids, start, stop, wait, APP, RANDOM_TXNS, RANDOM_TXN_DELETES,
+    RANDOM_TXN_KEYS,
+};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -30,12 +33,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benches; nothing to list here.
     }
-    let server = MariaDb::start().expect("start MariaDB");
-    server.create_user("cdc", "cdc-pw", &["REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*"]).unwrap();
-    server.exec("CREATE DATABASE bench").unwrap();
-    server
-        .exec("CREATE TABLE bench.t (id BIGINT PRIMARY KEY, a INT, b VARCHAR(40), c DECIMAL(12,2), d DATETIME(6))")
-        .unwrap();
+    let server = mariadb_with_bench_table();
     let dir = TestDir::new().unwrap();
     let s3 = (std::env::var("BENCH_LAKE").as_deref() == Ok("s3")).then(start_s3);
     let root = match &s3 {

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{print_figures, random_ids, start, stop, wait, APP};
+use common::{mariadb_with_bench_table, print_figures, random_ids, start, stop, wait, APP};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -54,12 +54,7 @@ fn main() {
         return; // `cargo test --benches` lists benches; nothing to list here.
     }
     let python = tributary_testkit::venv_python();
-    let server = MariaDb::start().expect("start MariaDB");
-    server.create_user("cdc", "cdc-pw", &["REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*"]).unwrap();
-    server.exec("CREATE DATABASE bench").unwrap();
-    server
-        .exec("CREATE TABLE bench.t (id BIGINT PRIMARY KEY, a INT, b VARCHAR(40), c DECIMAL(12,2), d DATETIME(6))")
-        .unwrap();
+    let server = mariadb_with_bench_table();
     let dir = TestDir::new().unwrap();
     let lake = dir.path().join("lake");
     let table = lake.join("bench/t");

@@ -121,3 +121,16 @@ pub fn print_figures(name: &str, rows: u64, secs: f64, catch_up: &CatchUp, extra
         catch_up.peak_rss_kb as f64 / 1024.0
     );
 }
+
+/// A MariaDB server with the replication user `cdc` / `cdc-pw` and the empty
+/// bench table `bench.t (id BIGINT PK, a INT, b VARCHAR(40), c DECIMAL(12,2), d DATETIME(6))`.
+#[allow(dead_code)] // the PostgreSQL benchmark has its own server
+pub fn mariadb_with_bench_table() -> tributary_testkit::MariaDb {
+    let server = tributary_testkit::MariaDb::start().expect("start MariaDB");
+    server.create_user("cdc", "cdc-pw", &["REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*"]).unwrap();
+    server.exec("CREATE DATABASE bench").unwrap();
+    server
+        .exec("CREATE TABLE bench.t (id BIGINT PRIMARY KEY, a INT, b VARCHAR(40), c DECIMAL(12,2), d DATETIME(6))")
+        .unwrap();
+    server
+}
