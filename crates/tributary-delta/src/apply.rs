@@ -13,7 +13,8 @@
 //! along the old row order so key ranges stay tight and later changes rewrite
 //! less. Rows of new keys go to new files (Add only, nothing rewritten).
 //! Inserts are trusted to carry new keys (the source enforces the key), so
-//! they never cause a read. Whenever anything is removed or rewritten, a change-data file
+//! they never cause a read, except while a table catches up after a chunked
+//! snapshot copy ([`Planner::inserts_may_exist`]). Whenever anything is removed or rewritten, a change-data file
 //! holds exactly the batch's changes (`insert`, `update_preimage`,
 //! `update_postimage`, `delete`) so readers never see untouched rows as
 //! delete + insert.
@@ -94,6 +95,7 @@ pub(crate) struct Plan {
 }
 
 /// Plans batches for one table.
+#[derive(Clone)]
 pub(crate) struct Planner<'a> {
     pub layout: &'a TableLayout,
     pub table_dir: &'a Path,
@@ -104,6 +106,10 @@ pub(crate) struct Planner<'a> {
     pub piece_rows: usize,
     /// Mark superseded rows in deletion vectors instead of rewriting files.
     pub deletion_vectors: bool,
+    /// Look inserted keys up like updated ones: right after a chunked
+    /// snapshot, a streamed insert may be of a row the copy already read
+    /// (docs/snapshots.md), and must replace it, not add a second one.
+    pub inserts_may_exist: bool,
 }
 
 /// Metadata for rows of one source transaction, built once per position.
@@ -363,7 +369,9 @@ impl Planner<'_> {
                         }
                     }
                     (None, Some(a)) => {
-                        known.insert(a.clone());
+                        if known.insert(a.clone()) && self.inserts_may_exist {
+                            lookup.insert(a.clone());
+                        }
                     }
                     (None, None) => {}
                 }

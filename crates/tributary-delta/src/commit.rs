@@ -97,12 +97,38 @@ pub(crate) struct CommitNote {
     /// What a schema-change commit changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schema_changes: Vec<crate::evolve::ColumnChange>,
+    /// A chunked snapshot's progress as of this commit (its start position
+    /// and how far each lane got), so a restart continues from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotProgressNote>,
+    /// After a chunked snapshot: streamed changes up to this position (the
+    /// JSON of [`SourcePosition`]) may find rows the copy already read, so
+    /// inserts are matched by key until then (see [`crate::writer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_until: Option<serde_json::Value>,
+}
+
+/// [`crate::SnapshotProgress`] as stored in a commit info.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SnapshotProgressNote {
+    /// The JSON of the [`SourcePosition`] streaming continues from.
+    pub start: serde_json::Value,
+    /// The source's own record of how far the copy got.
+    pub cursor: serde_json::Value,
 }
 
 impl CommitNote {
     pub fn new(app_id: &str, kind: CommitKind, position: Option<&SourcePosition>, txn_version: Option<i64>) -> Self {
         let position = position.map(|p| serde_json::from_str(&p.to_json()).expect("positions are JSON"));
-        CommitNote { app_id: app_id.to_string(), kind, position, txn_version, schema_changes: Vec::new() }
+        CommitNote {
+            app_id: app_id.to_string(),
+            kind,
+            position,
+            txn_version,
+            schema_changes: Vec::new(),
+            snapshot: None,
+            catch_up_until: None,
+        }
     }
 
     pub fn position(&self) -> Option<SourcePosition> {

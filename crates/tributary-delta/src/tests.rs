@@ -486,6 +486,59 @@ async fn snapshot_chunks_commit_full_files_and_only_the_last_stores_the_position
 }
 
 #[tokio::test]
+async fn a_chunked_copy_resumes_from_its_recorded_cursor_and_catch_up_inserts_replace_copied_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let config = DeltaSinkConfig { target_file_rows: 4, ..cfg(dir.path()) };
+    let start = pos(500);
+    let rows = |r: std::ops::Range<i64>| r.map(|i| item(i, "copied", i)).collect::<Vec<_>>();
+    let progress = |last: i64| crate::SnapshotProgress { start: start.clone(), cursor: json!({ "after": last }) };
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    assert!(w.snapshot_progress().is_none());
+    let s = w.append_snapshot_rows(rows(0..3), 5, &progress(2)).await.unwrap();
+    assert_eq!(s.commits, 0, "3 rows stay buffered");
+    // A chunk fills the file past its target: committed whole, with the cursor after it.
+    let s = w.append_snapshot_rows(rows(3..6), 5, &progress(5)).await.unwrap();
+    assert_eq!((s.commits, s.rows_written), (1, 6));
+    let s = w.append_snapshot_rows(rows(6..8), 5, &progress(7)).await.unwrap();
+    assert_eq!(s.commits, 0);
+    drop(w); // a crash: rows 6 and 7 were never committed
+
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    let resumed = w.snapshot_progress().cloned().expect("the copy is resumable");
+    assert_eq!(resumed, progress(5), "the cursor of the rows committed, not of the rows read");
+    assert_eq!(w.committed_version(), None);
+    w.append_snapshot_rows(rows(6..10), 5, &progress(9)).await.unwrap();
+    let until = pos(900);
+    w.finish_chunked_snapshot(5, &progress(9), &until).await.unwrap();
+    assert!(w.snapshot_complete());
+    assert_eq!(w.committed_version(), Some(start.to_version().unwrap()));
+    assert_eq!(read_rows(w.path()).await.unwrap().len(), 10);
+    drop(w);
+
+    // Streaming replays from the start: an insert the copy already read
+    // replaces the row until the catch-up bound (also after a restart) ...
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    assert!(w.snapshot_progress().is_none());
+    w.apply(&batch(vec![ins(item(3, "streamed", 3)), del(item(42, "never copied", 0))], 600)).await.unwrap();
+    drop(w);
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    assert_eq!(w.catching_up_until(), Some(&until));
+    w.apply(&batch(vec![ins(item(4, "streamed", 4)), ins(item(11, "new", 11))], 900)).await.unwrap();
+    let by_id = rows_by_id(w.path()).await;
+    assert_eq!(by_id.len(), 11);
+    assert_eq!((by_id[&3]["name"].clone(), by_id[&4]["name"].clone()), (json!("streamed"), json!("streamed")));
+    let all = read_rows(w.path()).await.unwrap();
+    assert_eq!(all.len(), 11, "no key twice");
+    // ... and after it, inserts are trusted again (no lookup: the commit reads nothing).
+    let s = w.apply(&batch(vec![ins(item(12, "new", 12))], 901)).await.unwrap();
+    assert_eq!(s.files_removed, 0);
+    drop(w);
+    let reopened = TableWriter::open_or_create(&config, schema, APP).await.unwrap();
+    assert!(reopened.catching_up_until().is_none());
+}
+
+#[tokio::test]
 async fn truncate_removes_every_file_and_the_feed_deletes_every_row() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = three_files(dir.path()).await;

@@ -19,6 +19,7 @@ use crate::schema::{
     schema_difference, TableLayout, CHANGE_SEQ_COLUMN, PROP_PRIMARY_KEY, PROP_SCHEMA, PROP_SOURCE_COLUMNS,
     PROP_TEXT_COLUMNS,
 };
+use crate::snapshot_progress::{position_json, SnapshotProgress};
 use crate::storage::TableFiles;
 use crate::DeltaError;
 use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
@@ -129,6 +130,12 @@ pub struct TableWriter {
     /// has the feature and the property, and a primary key) instead of
     /// rewriting files.
     deletion_vectors: bool,
+    /// A chunked snapshot copy in progress: what its last commit recorded.
+    snapshot_progress: Option<SnapshotProgress>,
+    /// After a chunked snapshot copy: until this position (and its txn
+    /// version) streamed inserts may meet rows the copy already read, so
+    /// they are matched by key like updates (module docs).
+    catch_up_until: Option<(SourcePosition, i64)>,
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -195,6 +202,8 @@ impl TableWriter {
             stale: false,
             owner,
             deletion_vectors: false,
+            snapshot_progress: None,
+            catch_up_until: None,
         };
         writer.check_owner().await?;
         writer.add_missing_metadata_columns().await?;
@@ -376,6 +385,11 @@ impl TableWriter {
             Some(kind) => kind.completes_snapshot(),
             None => self.committed_version.is_some(),
         };
+        self.snapshot_progress = last
+            .as_ref()
+            .filter(|found| found.note.kind == CommitKind::SnapshotChunk)
+            .and_then(|found| found.note.snapshot.as_ref())
+            .and_then(SnapshotProgress::from_note);
         let with_txn = match last {
             Some(found) if found.note.txn_version.is_some() => Some(found),
             Some(found) => {
@@ -385,6 +399,13 @@ impl TableWriter {
             }
             None => None,
         };
+        self.catch_up_until = with_txn
+            .as_ref()
+            .and_then(|found| found.note.catch_up_until.clone())
+            .and_then(|json| serde_json::from_value::<SourcePosition>(json).ok())
+            .and_then(|until| Some((until.to_version().ok()?, until)))
+            .filter(|(v, _)| self.committed_version.is_some_and(|c| c < *v))
+            .map(|(v, until)| (until, v));
         self.committed_position = match with_txn {
             Some(found) if found.note.txn_version == self.committed_version => found.note.position(),
             Some(found) => {
@@ -430,6 +451,7 @@ impl TableWriter {
             index: &self.index,
             piece_rows: self.cfg.target_file_rows.min(REWRITE_PIECE_ROWS),
             deletion_vectors: self.deletion_vectors,
+            inserts_may_exist: false,
         }
     }
 
@@ -474,7 +496,13 @@ impl TableWriter {
             batch
         };
         let has_pk = self.layout.has_pk();
+        // Right after a chunked copy, a streamed insert may be of a row the copy already read.
+        let catching_up = self.catch_up_until.clone().filter(|(_, until)| {
+            batch.changes.first().is_some_and(|c| c.position.to_version().is_ok_and(|v| v <= *until))
+        });
         let make_plan = |planner: &Planner<'_>, state: &DeltaTableState| {
+            let mut planner = planner.clone();
+            planner.inserts_may_exist = catching_up.is_some();
             if has_pk {
                 planner.plan_upsert(batch, state)
             } else {
@@ -495,8 +523,11 @@ impl TableWriter {
         } else {
             DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None }
         };
-        let note = CommitNote::new(&self.owner.pipeline, CommitKind::Batch, Some(&batch.position), Some(version));
+        let mut note = CommitNote::new(&self.owner.pipeline, CommitKind::Batch, Some(&batch.position), Some(version));
+        let still_catching_up = self.catch_up_until.clone().filter(|(_, until)| version < *until);
+        note.catch_up_until = still_catching_up.as_ref().map(|(position, _)| position_json(position));
         let mut stats = self.commit_plan(plan, operation, note, Some(&make_plan)).await?;
+        self.catch_up_until = still_catching_up;
         self.committed_position = Some(batch.position.clone());
         self.snapshot_complete = true;
         stats.commit_duration = started.elapsed();
@@ -798,12 +829,70 @@ impl TableWriter {
     /// the position (txn), which marks the snapshot complete.
     pub async fn append_snapshot_chunk(
         &mut self,
-        mut rows: Vec<Row>,
+        rows: Vec<Row>,
         position: &SourcePosition,
         commit_ts: i64,
         last: bool,
     ) -> Result<CommitStats, DeltaError> {
+        let end = if last { SnapshotEnd::Done { catch_up_until: None } } else { SnapshotEnd::More };
+        self.write_snapshot_rows(rows, position, commit_ts, None, end).await
+    }
+
+    /// The chunked snapshot copy this table holds part of (what its last
+    /// commit recorded), if any: continue from it with
+    /// [`TableWriter::append_snapshot_rows`] instead of resetting the table.
+    pub fn snapshot_progress(&self) -> Option<&SnapshotProgress> {
+        self.snapshot_progress.as_ref().filter(|_| !self.snapshot_complete && self.committed_version.is_none())
+    }
+
+    /// After a chunked snapshot copy: the position until which streamed
+    /// inserts are matched by key (the copy may have read their rows).
+    pub fn catching_up_until(&self) -> Option<&SourcePosition> {
+        self.catch_up_until.as_ref().map(|(position, _)| position)
+    }
+
+    /// Adds one chunk of a chunked snapshot copy (rows read at or after
+    /// `progress.start`, with keys no earlier chunk read). `progress` is the
+    /// copy's state including this chunk: it is committed with these rows,
+    /// at the first chunk boundary where the open file holds at least
+    /// `target_file_rows`, so the recorded progress always matches the rows
+    /// in the table.
+    pub async fn append_snapshot_rows(
+        &mut self,
+        rows: Vec<Row>,
+        commit_ts: i64,
+        progress: &SnapshotProgress,
+    ) -> Result<CommitStats, DeltaError> {
+        self.write_snapshot_rows(rows, &progress.start, commit_ts, Some(progress), SnapshotEnd::More).await
+    }
+
+    /// Ends a chunked snapshot copy: commits what is open with the txn of
+    /// `progress.start` (streaming continues from there) and records
+    /// `catch_up_until`, a source position read after the last chunk: until
+    /// the stream passes it, inserts are matched by key (module docs).
+    pub async fn finish_chunked_snapshot(
+        &mut self,
+        commit_ts: i64,
+        progress: &SnapshotProgress,
+        catch_up_until: &SourcePosition,
+    ) -> Result<CommitStats, DeltaError> {
+        let end = SnapshotEnd::Done { catch_up_until: Some(catch_up_until.clone()) };
+        self.write_snapshot_rows(Vec::new(), &progress.start, commit_ts, Some(progress), end).await
+    }
+
+    /// [`TableWriter::append_snapshot_chunk`] and the chunked copy's calls.
+    /// Without `progress`, a file is committed as soon as it is full; with
+    /// it, only after the whole chunk is in the file.
+    async fn write_snapshot_rows(
+        &mut self,
+        mut rows: Vec<Row>,
+        position: &SourcePosition,
+        commit_ts: i64,
+        progress: Option<&SnapshotProgress>,
+        end: SnapshotEnd,
+    ) -> Result<CommitStats, DeltaError> {
         let started = Instant::now();
+        let last = matches!(end, SnapshotEnd::Done { .. });
         if self.snapshot_complete && self.snapshot_file.is_none() && self.committed_version.is_some() {
             return Err(DeltaError::State {
                 table: self.path.clone(),
@@ -855,12 +944,19 @@ impl TableWriter {
             file.write(&batch, true).map_err(|e| e.into_delta(&self.path))?;
             offset += take;
             let full = file.rows() >= target;
-            if full && !(last && offset == rows.len()) {
-                stats.absorb(self.commit_snapshot_file(position, None).await?);
+            if full && progress.is_none() && !(last && offset == rows.len()) {
+                stats.absorb(self.commit_snapshot_file(position, None, None, None).await?);
             }
         }
-        if last {
-            stats.absorb(self.commit_snapshot_file(position, Some(version)).await?);
+        let full = self.snapshot_file.as_ref().is_some_and(|f| f.rows() >= target);
+        match end {
+            SnapshotEnd::Done { catch_up_until } => {
+                stats.absorb(self.commit_snapshot_file(position, Some(version), progress, catch_up_until).await?);
+            }
+            SnapshotEnd::More if full && progress.is_some() => {
+                stats.absorb(self.commit_snapshot_file(position, None, progress, None).await?);
+            }
+            SnapshotEnd::More => {}
         }
         if stats.commits == 0 {
             stats.delta_version = self.delta_version();
@@ -874,6 +970,8 @@ impl TableWriter {
         &mut self,
         position: &SourcePosition,
         txn: Option<i64>,
+        progress: Option<&SnapshotProgress>,
+        catch_up_until: Option<SourcePosition>,
     ) -> Result<CommitStats, DeltaError> {
         let mut plan = Plan::default();
         if let Some(file) = self.snapshot_file.take() {
@@ -889,12 +987,22 @@ impl TableWriter {
             }
         }
         let kind = if txn.is_some() { CommitKind::SnapshotDone } else { CommitKind::SnapshotChunk };
-        let note = CommitNote::new(&self.owner.pipeline, kind, Some(position), txn);
+        let mut note = CommitNote::new(&self.owner.pipeline, kind, Some(position), txn);
+        note.snapshot = progress.map(SnapshotProgress::to_note);
+        let catch_up = catch_up_until
+            .map(|until| Ok::<_, DeltaError>((self.version_of(&until)?, until)))
+            .transpose()?
+            .filter(|(until, _)| txn.is_some_and(|t| t < *until));
+        note.catch_up_until = catch_up.as_ref().map(|(_, until)| position_json(until));
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
         // Only appends: a conflict never needs a new plan.
         let stats = self.commit_plan(plan, operation, note, None).await?;
         if txn.is_some() {
             self.committed_position = Some(position.clone());
+            self.snapshot_progress = None;
+            self.catch_up_until = catch_up.map(|(version, until)| (until, version));
+        } else {
+            self.snapshot_progress = progress.cloned();
         }
         Ok(stats)
     }
@@ -1032,6 +1140,8 @@ impl TableWriter {
         if let Some(file) = self.snapshot_file.take() {
             file.discard();
         }
+        self.snapshot_progress = None;
+        self.catch_up_until = None;
         if self.stale {
             self.reload().await?;
         }
@@ -1042,6 +1152,15 @@ impl TableWriter {
         self.commit_plan(plan, operation, note, Some(&remove_all)).await?;
         Ok(())
     }
+}
+
+/// How a call of [`TableWriter::write_snapshot_rows`] ends the copy.
+enum SnapshotEnd {
+    /// More rows follow.
+    More,
+    /// The copy is complete: commit the rest with the txn (and, after a
+    /// chunked copy, the catch-up bound).
+    Done { catch_up_until: Option<SourcePosition> },
 }
 
 /// Deletes files a plan wrote that no commit refers to (best effort).
