@@ -21,6 +21,6 @@ pub use filter::{FilterError, TableFilter};
 pub use position::{Gtid, Lsn, MySqlPosition, SourcePosition};
 pub use schema::{Column, ColumnType, TableId, TableSchema};
 pub use secret::{read_secret_file, Secret, SecretFile};
-pub use source::{SnapshotMode, PASSWORD_ENV, PASSWORD_FILE_ENV};
+pub use source::{SnapshotMethod, SnapshotMode, DEFAULT_SNAPSHOT_PARALLELISM, PASSWORD_ENV, PASSWORD_FILE_ENV};
 pub use tls::{SslMode, TlsConfig, TlsFailure};
 pub use value::{Row, Value};

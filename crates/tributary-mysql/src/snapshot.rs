@@ -23,6 +23,7 @@
 //! whatever the server returns. The session runs with `time_zone = '+00:00'`
 //! so TIMESTAMP values arrive as UTC.
 
+pub mod chunks;
 mod values;
 
 use std::collections::HashMap;
@@ -136,21 +137,7 @@ impl SnapshotReader {
     /// Roughly how many rows `table` holds: `information_schema.TABLES.TABLE_ROWS`,
     /// or an exact `COUNT(*)` in the snapshot when that says 0 or NULL.
     pub async fn estimate_rows(&mut self, table: &TableSchema) -> Result<u64, MySqlError> {
-        let context = format!("estimating the rows of {}", table.id);
-        let conn = self.idle_conn(&table.id)?;
-        let sql = "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
-        let row: Option<MyRow> = conn
-            .exec_first(sql, (table.id.schema.as_str(), table.id.name.as_str()))
-            .await
-            .map_err(|e| MySqlError::query(context.as_str(), e))?;
-        if let Some(n) = row.map(|r| row_u64(&r, 0, &context)).transpose()?.flatten().filter(|n| *n > 0) {
-            return Ok(n);
-        }
-        let count: Option<MyRow> = conn
-            .query_first(format!("SELECT COUNT(*) FROM {}", quote_table(&table.id)))
-            .await
-            .map_err(|e| MySqlError::query(context.as_str(), e))?;
-        Ok(count.map(|r| row_u64(&r, 0, &context)).transpose()?.flatten().unwrap_or(0))
+        estimate_rows(self.idle_conn(&table.id)?, table).await
     }
 
     /// The next rows of `table` (at most `snapshot_chunk_rows`), `None` once it
@@ -230,6 +217,25 @@ impl SnapshotReader {
         let conn = self.conn.take().ok_or_else(|| snapshot_error(&table.id, CONNECTION_LOST))?;
         Ok(Cursor::Streaming(StreamingCursor::start(conn, table, self.chunk_rows)))
     }
+}
+
+/// Roughly how many rows `table` holds: `information_schema.TABLES.TABLE_ROWS`,
+/// or an exact `COUNT(*)` when that says 0 or NULL.
+pub(crate) async fn estimate_rows(conn: &mut Conn, table: &TableSchema) -> Result<u64, MySqlError> {
+    let context = format!("estimating the rows of {}", table.id);
+    let sql = "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
+    let row: Option<MyRow> = conn
+        .exec_first(sql, (table.id.schema.as_str(), table.id.name.as_str()))
+        .await
+        .map_err(|e| MySqlError::query(context.as_str(), e))?;
+    if let Some(n) = row.map(|r| row_u64(&r, 0, &context)).transpose()?.flatten().filter(|n| *n > 0) {
+        return Ok(n);
+    }
+    let count: Option<MyRow> = conn
+        .query_first(format!("SELECT COUNT(*) FROM {}", quote_table(&table.id)))
+        .await
+        .map_err(|e| MySqlError::query(context.as_str(), e))?;
+    Ok(count.map(|r| row_u64(&r, 0, &context)).transpose()?.flatten().unwrap_or(0))
 }
 
 fn snapshot_error(table: &TableId, problem: &str) -> MySqlError {

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use std::path::PathBuf;
 use tributary_core::{Secret, TableFilter, TlsConfig};
-pub use tributary_core::{SnapshotMode, SslMode, PASSWORD_ENV};
+pub use tributary_core::{SnapshotMethod, SnapshotMode, SslMode, DEFAULT_SNAPSHOT_PARALLELISM, PASSWORD_ENV};
 
 use crate::error::PostgresError;
 
@@ -57,6 +57,12 @@ pub struct PostgresSourceConfig {
     pub snapshot: SnapshotMode,
     #[serde(default = "default_snapshot_chunk_rows")]
     pub snapshot_chunk_rows: u64,
+    /// How tables with a primary key are copied (docs/snapshots.md).
+    #[serde(default)]
+    pub snapshot_method: SnapshotMethod,
+    /// Connections a chunked snapshot reads with at once.
+    #[serde(default = "default_snapshot_parallelism")]
+    pub snapshot_parallelism: usize,
     #[serde(default = "default_connect_timeout_secs")]
     pub connect_timeout_secs: u64,
     /// While nothing is in flight, a heartbeat message is written to the WAL
@@ -111,6 +117,10 @@ fn default_slot() -> String {
 fn default_publication() -> String {
     DEFAULT_PUBLICATION.to_string()
 }
+fn default_snapshot_parallelism() -> usize {
+    DEFAULT_SNAPSHOT_PARALLELISM
+}
+
 fn default_snapshot_chunk_rows() -> u64 {
     DEFAULT_SNAPSHOT_CHUNK_ROWS
 }
@@ -141,6 +151,8 @@ impl PostgresSourceConfig {
             exclude: Vec::new(),
             snapshot: SnapshotMode::default(),
             snapshot_chunk_rows: DEFAULT_SNAPSHOT_CHUNK_ROWS,
+            snapshot_method: SnapshotMethod::default(),
+            snapshot_parallelism: DEFAULT_SNAPSHOT_PARALLELISM,
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
             heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
             publish: PublicationScope::Tables,
@@ -231,6 +243,9 @@ impl PostgresSourceConfig {
         }
         if self.snapshot_chunk_rows == 0 {
             return Err(config_error("snapshot_chunk_rows", "must be at least 1"));
+        }
+        if !(1..=64).contains(&self.snapshot_parallelism) {
+            return Err(config_error("snapshot_parallelism", "must be between 1 and 64"));
         }
         if self.connect_timeout_secs == 0 {
             return Err(config_error("connect_timeout_secs", "must be at least 1"));

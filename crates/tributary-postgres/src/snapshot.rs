@@ -14,6 +14,8 @@ use crate::error::PostgresError;
 use crate::stream::ExportedSnapshot;
 use crate::text_value::parse_text;
 use std::collections::HashMap;
+
+pub mod chunks;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 use tributary_core::{Lsn, Row, TableId, TableSchema, Value};
@@ -87,15 +89,7 @@ impl SnapshotReader {
 
     /// The planner's row estimate, for the progress bar.
     pub async fn estimate_rows(&mut self, table: &TableSchema) -> Result<u64, PostgresError> {
-        let row = self
-            .client
-            .query_one(
-                "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::text::regclass",
-                &[&qualified(&table.id)],
-            )
-            .await
-            .map_err(|e| PostgresError::query(format!("estimate the rows of {}", table.id), e))?;
-        Ok(row.get::<_, i64>(0) as u64)
+        estimate_rows(&self.client, table).await
     }
 
     /// The next chunk of `table`, or `None` when it has been read to the end.
@@ -104,16 +98,7 @@ impl SnapshotReader {
         if matches!(state, Some(Progress::Done)) {
             return Ok(None);
         }
-        let select =
-            // concat() prints with the type's output function, as pgoutput does;
-            // a ::text cast would differ (char(n) loses its padding, inet gains
-            // a /32). num_nulls: a composite of NULLs is not itself NULL.
-            table
-                .columns
-                .iter()
-                .map(|c| format!("CASE WHEN num_nulls({0}) = 0 THEN concat({0}) END", quote_ident(&c.name)))
-                .collect::<Vec<_>>()
-                .join(", ");
+        let select = text_select_list(table);
         let snapshot_error = |e: tokio_postgres::Error| PostgresError::Snapshot {
             table: table.id.to_string(),
             problem: crate::error::one_line(&e),
@@ -154,21 +139,7 @@ impl SnapshotReader {
             self.progress.insert(table.id.clone(), Progress::Done);
             return Ok(None);
         }
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut values: Row = Vec::with_capacity(table.columns.len());
-            for (i, column) in table.columns.iter().enumerate() {
-                let text: Option<&str> = row.get(i);
-                values.push(match text {
-                    None => Value::Null,
-                    Some(text) => parse_text(&column.data_type, text).map_err(|e| PostgresError::Snapshot {
-                        table: table.id.to_string(),
-                        problem: format!("column {}: {e}", column.name),
-                    })?,
-                });
-            }
-            out.push(values);
-        }
+        let out = parse_rows(table, &rows)?;
         let next = if table.has_primary_key() {
             let last = rows.last().expect("not empty");
             Progress::After(table.primary_key.iter().map(|&i| last.get::<_, String>(i)).collect())
@@ -184,6 +155,50 @@ impl SnapshotReader {
     pub async fn finish(self) -> Result<(), PostgresError> {
         self.client.batch_execute("COMMIT").await.map_err(|e| PostgresError::query("end the snapshot transaction", e))
     }
+}
+
+/// The planner's row estimate of `table`.
+pub(crate) async fn estimate_rows(client: &Client, table: &TableSchema) -> Result<u64, PostgresError> {
+    let row = client
+        .query_one(
+            "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::text::regclass",
+            &[&qualified(&table.id)],
+        )
+        .await
+        .map_err(|e| PostgresError::query(format!("estimate the rows of {}", table.id), e))?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// Every column in its text form, as pgoutput sends it: concat() prints with
+/// the type's output function (a ::text cast would differ: char(n) loses its
+/// padding, inet gains a /32); num_nulls: a composite of NULLs is not itself NULL.
+pub(crate) fn text_select_list(table: &TableSchema) -> String {
+    table
+        .columns
+        .iter()
+        .map(|c| format!("CASE WHEN num_nulls({0}) = 0 THEN concat({0}) END", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows read with [`text_select_list`], typed by the stream's parser.
+pub(crate) fn parse_rows(table: &TableSchema, rows: &[tokio_postgres::Row]) -> Result<Vec<Row>, PostgresError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut values: Row = Vec::with_capacity(table.columns.len());
+        for (i, column) in table.columns.iter().enumerate() {
+            let text: Option<&str> = row.get(i);
+            values.push(match text {
+                None => Value::Null,
+                Some(text) => parse_text(&column.data_type, text).map_err(|e| PostgresError::Snapshot {
+                    table: table.id.to_string(),
+                    problem: format!("column {}: {e}", column.name),
+                })?,
+            });
+        }
+        out.push(values);
+    }
+    Ok(out)
 }
 
 fn cursor_name(table: &TableId) -> String {

@@ -3,6 +3,7 @@
 
 pub mod assembler;
 pub mod batch;
+pub mod chunked_snapshot;
 pub mod failover;
 pub mod failpoint;
 pub mod maintenance;

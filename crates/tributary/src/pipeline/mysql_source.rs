@@ -4,6 +4,7 @@
 //! connection, the same reader again from what the Delta tables hold.
 
 use super::runner::{EventMessage, SourceStream, Started};
+use super::chunked_snapshot::{self, ChunkedCopy};
 use super::snapshot;
 use super::writers::TableWriters;
 use crate::config::PipelineConfig;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tributary_core::{SourcePosition, TableSchema};
 use tributary_mysql::config::SnapshotMode;
-use tributary_mysql::snapshot::SnapshotReader;
+use tributary_mysql::snapshot::{chunks, SnapshotReader};
 use tributary_mysql::stream::BinlogSource;
 use tributary_mysql::{preflight, schema_loader, MySqlSourceConfig};
 
@@ -103,14 +104,40 @@ async fn start_tables(
 ) -> anyhow::Result<()> {
     match source.snapshot {
         SnapshotMode::Initial => {
-            snapshot::reset_half_copied(writers, tables).await?;
-            let mut reader =
-                SnapshotReader::open(source, tables.to_vec()).await.context("open the consistent snapshot")?;
-            // `open` (unlike `open_fresh`) always records the position.
-            let position = reader.position().context("the snapshot transaction has no binlog position")?;
-            let position = SourcePosition::MySql(position);
-            snapshot::copy_tables(&mut reader, position, writers, tables).await?;
-            reader.finish().await.context("end the snapshot transaction")?;
+            let (chunked, whole) = snapshot::by_method(source.snapshot_method, tables);
+            // A copy continues only in chunks; anything else half-copied starts over.
+            let mut restart = snapshot::without_progress(writers, &chunked);
+            restart.extend(whole.iter().cloned());
+            snapshot::reset_half_copied(writers, &restart).await?;
+            if !whole.is_empty() {
+                let mut reader =
+                    SnapshotReader::open(source, whole.clone()).await.context("open the consistent snapshot")?;
+                // `open` (unlike `open_fresh`) always records the position.
+                let position = reader.position().context("the snapshot transaction has no binlog position")?;
+                let position = SourcePosition::MySql(position);
+                snapshot::copy_tables(&mut reader, position, writers, &whole).await?;
+                reader.finish().await.context("end the snapshot transaction")?;
+            }
+            if !chunked.is_empty() {
+                let start = if snapshot::without_progress(writers, &chunked).is_empty() {
+                    None
+                } else {
+                    Some(SourcePosition::MySql(chunks::copy_start_position(source).await?))
+                };
+                let mut readers = Vec::with_capacity(source.snapshot_parallelism);
+                for _ in 0..source.snapshot_parallelism {
+                    readers.push(chunks::ChunkReader::connect(source).await.context("connect a snapshot reader")?);
+                }
+                let catch_up = move || async move {
+                    Ok(SourcePosition::MySql(tributary_mysql::stream::current_server_position(source).await?))
+                };
+                let copy = ChunkedCopy {
+                    start,
+                    parallelism: source.snapshot_parallelism,
+                    chunk_rows: source.snapshot_chunk_rows,
+                };
+                chunked_snapshot::copy_chunked(readers, catch_up, copy, writers, &chunked).await?;
+            }
         }
         SnapshotMode::Never => {
             let position = SourcePosition::MySql(tributary_mysql::stream::start_position(source).await?);

@@ -8,6 +8,7 @@
 //! the WAL in between may be lost: every table is copied again.
 
 use super::runner::{count_events, EventMessage, SourceStream, Started};
+use super::chunked_snapshot::{self, ChunkedCopy};
 use super::snapshot;
 use super::source_control::SourceControl;
 use super::writers::TableWriters;
@@ -23,6 +24,7 @@ use tributary_postgres::config::PublicationScope;
 use tributary_postgres::config::SnapshotMode;
 use tributary_postgres::preflight::preflight;
 use tributary_postgres::publication::{drop_from_publication, ensure_publication, listed_tables};
+use tributary_postgres::snapshot::chunks::ChunkReader;
 use tributary_postgres::snapshot::SnapshotReader;
 use tributary_postgres::stream::{current_wal_lsn, drop_slot, slot_exists, write_heartbeat};
 use tributary_postgres::stream::{Acknowledger, StopHandle};
@@ -249,12 +251,37 @@ async fn start_tables(
     .cloned()
     .context("a new slot exports a snapshot")?;
     let position = SourcePosition::Postgres { lsn: exported.lsn };
-    snapshot::reset_half_copied(writers, tables).await?;
     match source.snapshot {
         SnapshotMode::Initial => {
-            let mut reader = SnapshotReader::open(source, &exported).await.context("open the exported snapshot")?;
-            snapshot::copy_tables(&mut reader, position, writers, tables).await?;
-            reader.finish().await.context("end the snapshot transaction")?;
+            let (chunked, whole) = snapshot::by_method(source.snapshot_method, tables);
+            // A copy continues only in chunks, and only on the slot it started
+            // with (a new slot has not kept the WAL since); the rest starts over.
+            let mut restart = if slot_is_new { chunked.clone() } else { snapshot::without_progress(writers, &chunked) };
+            restart.extend(whole.iter().cloned());
+            snapshot::reset_half_copied(writers, &restart).await?;
+            if !whole.is_empty() {
+                let mut reader = SnapshotReader::open(source, &exported).await.context("open the exported snapshot")?;
+                snapshot::copy_tables(&mut reader, position.clone(), writers, &whole).await?;
+                reader.finish().await.context("end the snapshot transaction")?;
+            }
+            if !chunked.is_empty() {
+                // Everything committed before the slot's consistent point is
+                // visible to every chunk read from now on; the slot streams the rest.
+                let start = (!snapshot::without_progress(writers, &chunked).is_empty()).then(|| position.clone());
+                let mut readers = Vec::with_capacity(source.snapshot_parallelism);
+                for _ in 0..source.snapshot_parallelism {
+                    readers.push(ChunkReader::connect(source).await.context("connect a snapshot reader")?);
+                }
+                let probe = ChunkReader::connect(source).await.context("connect a snapshot reader")?;
+                let probe = &probe;
+                let catch_up = move || async move { Ok(SourcePosition::Postgres { lsn: probe.wal_position().await? }) };
+                let copy = ChunkedCopy {
+                    start,
+                    parallelism: source.snapshot_parallelism,
+                    chunk_rows: source.snapshot_chunk_rows,
+                };
+                chunked_snapshot::copy_chunked(readers, catch_up, copy, writers, &chunked).await?;
+            }
         }
         SnapshotMode::Never => {
             snapshot::start_empty(writers, tables, &position).await?;

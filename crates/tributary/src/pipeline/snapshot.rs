@@ -37,6 +37,30 @@ impl SnapshotSource for tributary_postgres::snapshot::SnapshotReader {
     }
 }
 
+/// Splits `tables` into those copied in chunks (with a primary key, when the
+/// method is chunked) and those read in one transaction.
+pub fn by_method(
+    method: tributary_core::SnapshotMethod,
+    tables: &[Arc<TableSchema>],
+) -> (Vec<Arc<TableSchema>>, Vec<Arc<TableSchema>>) {
+    tables
+        .iter()
+        .cloned()
+        .partition(|t| method == tributary_core::SnapshotMethod::Chunked && t.has_primary_key())
+}
+
+/// The tables of `tables` that hold no resumable chunked copy.
+pub fn without_progress(writers: &mut TableWriters, tables: &[Arc<TableSchema>]) -> Vec<Arc<TableSchema>> {
+    let mut out = Vec::new();
+    for table in tables {
+        let writer = writers.get_mut(&table.id).expect("a writer for every table");
+        if writer.snapshot_progress().is_none() {
+            out.push(table.clone());
+        }
+    }
+    out
+}
+
 /// Empties the tables an earlier, unfinished snapshot left half-copied.
 pub async fn reset_half_copied(writers: &mut TableWriters, tables: &[Arc<TableSchema>]) -> anyhow::Result<()> {
     for table in tables {
@@ -117,13 +141,16 @@ pub async fn copy_tables(
 
 fn progress_bar(table: &str, total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:30} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    bar.set_style(progress_style());
     bar.set_message(table.to_string());
     bar
+}
+
+/// Rows copied of how many, rows/s and time left.
+pub fn progress_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg:30} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}")
+        .expect("valid template")
+        .progress_chars("=> ")
 }
 
 /// Now, microseconds since the Unix epoch.

@@ -1,0 +1,265 @@
+//! The chunked initial snapshot (docs/snapshots.md): tables with a primary
+//! key are split into key ranges ("lanes") that `snapshot_parallelism`
+//! connections read chunk by chunk, each chunk one short read of its own
+//! (no global lock, no long transaction). Chunks are written to Delta as
+//! they arrive; every commit of snapshot rows records each lane's progress
+//! ([`SnapshotProgress`]), so after a crash the copy continues from the last
+//! committed chunk instead of from zero.
+//!
+//! The copy is made exact by the stream: every table starts streaming at the
+//! position read before its first chunk, and until a position read after
+//! its last chunk (the catch-up bound) replayed inserts are matched by key,
+//! so a change the copy already saw is applied again as the same final row,
+//! never as a second one. The sources provide the reads ([`ChunkSource`]).
+
+use super::snapshot::{now_micros, progress_style};
+use super::writers::TableWriters;
+use crate::metrics::registry::ErrorKind;
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar};
+use serde_json::{json, Value as J};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tributary_core::{Row, SourcePosition, TableSchema};
+use tributary_delta::SnapshotProgress;
+
+/// A table is split into lanes only when it holds at least this many chunks.
+const CHUNKS_PER_LANE: u64 = 4;
+
+/// One connection reading chunks of tables with a primary key.
+pub trait ChunkSource: Send + 'static {
+    /// A row estimate, for the progress bar and the split.
+    fn estimate_rows(&mut self, table: &TableSchema) -> impl Future<Output = anyhow::Result<u64>> + Send;
+    /// At most `lanes` key ranges of `table` (of `estimate` rows), as lane states.
+    fn split(
+        &mut self,
+        table: &TableSchema,
+        lanes: usize,
+        estimate: u64,
+    ) -> impl Future<Output = anyhow::Result<Vec<J>>> + Send;
+    /// The next chunk of a lane and the lane's next state (`None`: the lane is done).
+    fn read(
+        &mut self,
+        table: &TableSchema,
+        lane: &J,
+    ) -> impl Future<Output = anyhow::Result<(Vec<Row>, Option<J>)>> + Send;
+}
+
+impl ChunkSource for tributary_mysql::snapshot::chunks::ChunkReader {
+    async fn estimate_rows(&mut self, table: &TableSchema) -> anyhow::Result<u64> {
+        Ok(tributary_mysql::snapshot::chunks::ChunkReader::estimate_rows(self, table).await?)
+    }
+    async fn split(&mut self, table: &TableSchema, lanes: usize, estimate: u64) -> anyhow::Result<Vec<J>> {
+        Ok(tributary_mysql::snapshot::chunks::ChunkReader::split(self, table, lanes, estimate).await?)
+    }
+    async fn read(&mut self, table: &TableSchema, lane: &J) -> anyhow::Result<(Vec<Row>, Option<J>)> {
+        Ok(tributary_mysql::snapshot::chunks::ChunkReader::read(self, table, lane).await?)
+    }
+}
+
+impl ChunkSource for tributary_postgres::snapshot::chunks::ChunkReader {
+    async fn estimate_rows(&mut self, table: &TableSchema) -> anyhow::Result<u64> {
+        Ok(tributary_postgres::snapshot::chunks::ChunkReader::estimate_rows(self, table).await?)
+    }
+    async fn split(&mut self, table: &TableSchema, lanes: usize, estimate: u64) -> anyhow::Result<Vec<J>> {
+        Ok(tributary_postgres::snapshot::chunks::ChunkReader::split(self, table, lanes, estimate).await?)
+    }
+    async fn read(&mut self, table: &TableSchema, lane: &J) -> anyhow::Result<(Vec<Row>, Option<J>)> {
+        Ok(tributary_postgres::snapshot::chunks::ChunkReader::read(self, table, lane).await?)
+    }
+}
+
+/// How a chunked copy runs.
+pub struct ChunkedCopy {
+    /// Where streaming continues for tables whose copy starts now (read
+    /// before any chunk); `None` when every table continues a copy.
+    pub start: Option<SourcePosition>,
+    /// Connections reading at once.
+    pub parallelism: usize,
+    /// Rows per chunk (to decide whether a table is worth splitting).
+    pub chunk_rows: u64,
+}
+
+/// One table's copy.
+struct TableCopy {
+    schema: Arc<TableSchema>,
+    start: SourcePosition,
+    /// Each lane's state; `None` once read to its end.
+    lanes: Vec<Option<J>>,
+    rows: u64,
+    bar: ProgressBar,
+    started: Instant,
+}
+
+impl TableCopy {
+    fn progress(&self) -> SnapshotProgress {
+        SnapshotProgress { start: self.start.clone(), cursor: json!({ "lanes": self.lanes }) }
+    }
+}
+
+/// A chunk read by a worker.
+struct Chunk {
+    table: usize,
+    lane: usize,
+    rows: Vec<Row>,
+    next: Option<J>,
+}
+
+/// Copies `tables` (all with a primary key) with `readers` (one per
+/// connection, at least one), continuing each table's recorded progress.
+/// `catch_up` reads the source's current position (after a table's last
+/// chunk). Tables with progress keep their own start position.
+pub async fn copy_chunked<S, P, PF>(
+    mut readers: Vec<S>,
+    catch_up: P,
+    copy: ChunkedCopy,
+    writers: &mut TableWriters,
+    tables: &[Arc<TableSchema>],
+) -> anyhow::Result<()>
+where
+    S: ChunkSource,
+    P: Fn() -> PF,
+    PF: Future<Output = anyhow::Result<SourcePosition>>,
+{
+    let metrics = writers.metrics().clone();
+    let commit_ts = now_micros();
+    let bars = MultiProgress::new();
+    let overall = bars.add(ProgressBar::new(0));
+    overall.set_style(progress_style());
+    overall.set_message("snapshot (all tables)");
+    let first = readers.first_mut().context("a chunked copy needs a connection")?;
+    let mut copies: Vec<TableCopy> = Vec::with_capacity(tables.len());
+    for schema in tables {
+        let writer = writers.get_mut(&schema.id).expect("a writer for every table");
+        let estimate = first.estimate_rows(schema).await?;
+        let (start, lanes, rows) = match writer.snapshot_progress().cloned() {
+            Some(progress) => {
+                let lanes: Vec<Option<J>> = progress.cursor["lanes"]
+                    .as_array()
+                    .map(|lanes| lanes.iter().map(|l| Some(l.clone()).filter(|l| !l.is_null())).collect())
+                    .unwrap_or_default();
+                let done = writer.stored_rows();
+                tracing::info!(table = %schema.id, rows_already_copied = done, lanes_left = lanes.iter().flatten().count(),
+                    start = %progress.start, "snapshot continues from its last committed chunk");
+                (progress.start, lanes, done)
+            }
+            None => {
+                let start = copy.start.clone().context("a start position for a table copied from its first row")?;
+                let splits = if estimate >= CHUNKS_PER_LANE * copy.chunk_rows { copy.parallelism } else { 1 };
+                let lanes = first.split(schema, splits, estimate).await?;
+                (start, lanes.into_iter().map(Some).collect(), 0)
+            }
+        };
+        metrics.snapshot_started(&schema.id, estimate);
+        let bar = bars.add(ProgressBar::new(estimate.max(rows)));
+        bar.set_style(progress_style());
+        bar.set_message(schema.id.to_string());
+        bar.set_position(rows);
+        overall.inc_length(estimate.max(rows));
+        overall.inc(rows);
+        copies.push(TableCopy { schema: schema.clone(), start, lanes, rows, bar, started: Instant::now() });
+    }
+    tracing::info!(tables = copies.len(), connections = readers.len(), "chunked snapshot started");
+
+    let queue: VecDeque<(usize, usize, J)> = copies
+        .iter()
+        .enumerate()
+        .flat_map(|(t, c)| c.lanes.iter().enumerate().filter_map(move |(l, s)| Some((t, l, s.clone()?))))
+        .collect();
+    let queue = Arc::new(Mutex::new(queue));
+    let schemas: Arc<Vec<Arc<TableSchema>>> = Arc::new(copies.iter().map(|c| c.schema.clone()).collect());
+    let (tx, mut rx) = mpsc::channel::<anyhow::Result<Chunk>>(readers.len());
+    let mut workers = JoinSet::new();
+    for reader in readers {
+        workers.spawn(read_lanes(reader, queue.clone(), schemas.clone(), tx.clone()));
+    }
+    drop(tx);
+
+    for t in 0..copies.len() {
+        if copies[t].lanes.iter().all(Option::is_none) {
+            finish(&mut copies[t], writers, &catch_up, commit_ts).await?; // every chunk was committed before a crash
+        }
+    }
+    while let Some(message) = rx.recv().await {
+        let chunk = message.inspect_err(|_| metrics.error(ErrorKind::snapshot))?;
+        let copy = &mut copies[chunk.table];
+        copy.lanes[chunk.lane] = chunk.next;
+        let count = chunk.rows.len() as u64;
+        let commit_started = Instant::now();
+        let writer = writers.get_mut(&copy.schema.id).expect("a writer for every table");
+        let stats = writer.append_snapshot_rows(chunk.rows, commit_ts, &copy.progress()).await;
+        let stats = stats.inspect_err(|_| metrics.error(ErrorKind::sink))?;
+        writers.report_commit(&copy.schema.id, &stats, commit_started);
+        metrics.snapshot_rows(&copy.schema.id, count);
+        copy.rows += count;
+        copy.bar.set_position(copy.rows);
+        overall.inc(count);
+        if copy.lanes.iter().all(Option::is_none) {
+            finish(copy, writers, &catch_up, commit_ts).await?;
+        }
+    }
+    while let Some(joined) = workers.join_next().await {
+        joined.context("a snapshot reader task failed")?;
+    }
+    overall.finish_and_clear();
+    Ok(())
+}
+
+/// Commits the end of a table's copy with its catch-up bound.
+async fn finish<P, PF>(copy: &mut TableCopy, writers: &mut TableWriters, catch_up: &P, commit_ts: i64) -> anyhow::Result<()>
+where
+    P: Fn() -> PF,
+    PF: Future<Output = anyhow::Result<SourcePosition>>,
+{
+    let until = catch_up().await.context("read the source position after the copy")?;
+    let writer = writers.get_mut(&copy.schema.id).expect("a writer for every table");
+    let commit_started = Instant::now();
+    let stats = writer.finish_chunked_snapshot(commit_ts, &copy.progress(), &until).await?;
+    writers.report_commit(&copy.schema.id, &stats, commit_started);
+    copy.bar.finish_and_clear();
+    let secs = copy.started.elapsed().as_secs_f64();
+    tracing::info!(
+        table = %copy.schema.id,
+        rows = copy.rows,
+        seconds = format!("{secs:.1}"),
+        start = %copy.start,
+        catch_up_until = %until,
+        "snapshot of table done"
+    );
+    Ok(())
+}
+
+/// A worker: takes a lane from the queue, reads its next chunk, hands it to
+/// the writer, and puts the lane back (at the front, so the tables started
+/// first finish first and few files are open at once) until the queue is empty.
+async fn read_lanes<S: ChunkSource>(
+    mut reader: S,
+    queue: Arc<Mutex<VecDeque<(usize, usize, J)>>>,
+    schemas: Arc<Vec<Arc<TableSchema>>>,
+    tx: mpsc::Sender<anyhow::Result<Chunk>>,
+) {
+    loop {
+        let next = queue.lock().expect("queue lock").pop_front();
+        let Some((table, lane, state)) = next else { return };
+        let schema = &schemas[table];
+        match reader.read(schema, &state).await {
+            Ok((rows, next)) => {
+                let again = next.clone();
+                if tx.send(Ok(Chunk { table, lane, rows, next })).await.is_err() {
+                    return;
+                }
+                if let Some(state) = again {
+                    queue.lock().expect("queue lock").push_front((table, lane, state));
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e.context(format!("snapshot of {}", schema.id)))).await;
+                return;
+            }
+        }
+    }
+}
