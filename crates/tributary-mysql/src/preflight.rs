@@ -9,7 +9,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use tributary_core::{MySqlPosition, TableId};
 
-use crate::config::{MySqlSourceConfig, SnapshotMode};
+use crate::config::{MySqlSourceConfig, SnapshotMethod, SnapshotMode};
 use crate::connect::{
     binlog_status, connect, log_bin_off, protocol, row_text, server_info, tls_version, Flavor, ServerInfo,
 };
@@ -106,7 +106,13 @@ async fn check_server(
     let server_id = own_server_id(&vars)?;
     check_server_id(cfg, server_id)?;
     let grants = show_grants(conn).await?;
-    check_global_grants(&info, cfg.snapshot, &grants, &cfg.user, warnings)?;
+    // Only a one-transaction snapshot takes the read lock on MySQL (a chunked
+    // one takes it only for tables without a key, and then says so itself).
+    let locking = match cfg.snapshot_method {
+        SnapshotMethod::OneTransaction => cfg.snapshot,
+        SnapshotMethod::Chunked => SnapshotMode::Never,
+    };
+    check_global_grants(&info, locking, &grants, &cfg.user, warnings)?;
     Ok((info, server_id))
 }
 
@@ -299,8 +305,9 @@ fn is_global_target(target: &str) -> bool {
 }
 
 /// REPLICATION SLAVE (binlog dump) and REPLICATION CLIENT (binlog position),
-/// under their MariaDB 10.5+ names too; on MySQL with `snapshot = "initial"`
-/// also RELOAD, for the instant of FLUSH TABLES WITH READ LOCK.
+/// under their MariaDB 10.5+ names too; on MySQL, when `snapshot` is a copy
+/// that takes the read lock (`snapshot_method = "one_transaction"`), also
+/// RELOAD, for the instant of FLUSH TABLES WITH READ LOCK.
 fn check_global_grants(
     info: &ServerInfo,
     snapshot: SnapshotMode,
