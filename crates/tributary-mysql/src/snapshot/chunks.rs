@@ -203,23 +203,12 @@ fn value_from_json(v: &J) -> Option<MyValue> {
         "u" => MyValue::UInt(inner.as_u64()?),
         "f" => MyValue::Float(inner.as_f64()? as f32),
         "d" => MyValue::Double(inner.as_f64()?),
-        "date" => MyValue::Date(
-            n(0)? as u16,
-            n(1)? as u8,
-            n(2)? as u8,
-            n(3)? as u8,
-            n(4)? as u8,
-            n(5)? as u8,
-            n(6)? as u32,
-        ),
-        "time" => MyValue::Time(
-            inner.get(0)?.as_bool()?,
-            n(1)? as u32,
-            n(2)? as u8,
-            n(3)? as u8,
-            n(4)? as u8,
-            n(5)? as u32,
-        ),
+        "date" => {
+            MyValue::Date(n(0)? as u16, n(1)? as u8, n(2)? as u8, n(3)? as u8, n(4)? as u8, n(5)? as u8, n(6)? as u32)
+        }
+        "time" => {
+            MyValue::Time(inner.get(0)?.as_bool()?, n(1)? as u32, n(2)? as u8, n(3)? as u8, n(4)? as u8, n(5)? as u32)
+        }
         _ => return None,
     })
 }

@@ -85,6 +85,7 @@ fn clock_ticks_per_sec() -> f64 {
 /// (a deterministic generator: the same `state` gives the same ids). Random
 /// keys are how real updates arrive; a contiguous range is the best case for
 /// the key-range pruning and flatters the figures.
+#[allow(dead_code)] // the snapshot benchmark updates nothing
 pub fn random_ids(state: &mut u64, count: usize, max: u64, mut usable: impl FnMut(u64) -> bool) -> Vec<u64> {
     let mut picked = std::collections::HashSet::with_capacity(count);
     let mut ids = Vec::with_capacity(count);

@@ -179,10 +179,8 @@ where
     }
     drop(tx);
 
-    for t in 0..copies.len() {
-        if copies[t].lanes.iter().all(Option::is_none) {
-            finish(&mut copies[t], writers, &catch_up, commit_ts).await?; // every chunk was committed before a crash
-        }
+    for copy in copies.iter_mut().filter(|c| c.lanes.iter().all(Option::is_none)) {
+        finish(copy, writers, &catch_up, commit_ts).await?; // every chunk was committed before a crash
     }
     while let Some(message) = rx.recv().await {
         let chunk = message.inspect_err(|_| metrics.error(ErrorKind::snapshot))?;
@@ -210,7 +208,12 @@ where
 }
 
 /// Commits the end of a table's copy with its catch-up bound.
-async fn finish<P, PF>(copy: &mut TableCopy, writers: &mut TableWriters, catch_up: &P, commit_ts: i64) -> anyhow::Result<()>
+async fn finish<P, PF>(
+    copy: &mut TableCopy,
+    writers: &mut TableWriters,
+    catch_up: &P,
+    commit_ts: i64,
+) -> anyhow::Result<()>
 where
     P: Fn() -> PF,
     PF: Future<Output = anyhow::Result<SourcePosition>>,

@@ -3,8 +3,8 @@
 //! snapshot of new tables, then the binlog reader task; after a lost
 //! connection, the same reader again from what the Delta tables hold.
 
-use super::runner::{EventMessage, SourceStream, Started};
 use super::chunked_snapshot::{self, ChunkedCopy};
+use super::runner::{EventMessage, SourceStream, Started};
 use super::snapshot;
 use super::writers::TableWriters;
 use crate::config::PipelineConfig;

@@ -7,8 +7,8 @@
 //! streaming resumes from what the Delta tables hold. A slot that is gone while the Delta tables hold positions means
 //! the WAL in between may be lost: every table is copied again.
 
-use super::runner::{count_events, EventMessage, SourceStream, Started};
 use super::chunked_snapshot::{self, ChunkedCopy};
+use super::runner::{count_events, EventMessage, SourceStream, Started};
 use super::snapshot;
 use super::source_control::SourceControl;
 use super::writers::TableWriters;
@@ -225,9 +225,12 @@ impl SourceControl for SlotControl {
     }
 }
 
-/// Copies `tables` through the slot's exported snapshot (a new slot), or
-/// through a temporary slot's (tables added to an existing pipeline). With
-/// snapshot = "never" they start empty at the snapshot's LSN.
+/// Copies `tables`: in chunks from the slot's consistent point (a new slot),
+/// or from a temporary slot's (tables added to an existing pipeline), or
+/// through that slot's exported snapshot (tables without a key, or
+/// `snapshot_method = "one_transaction"`); a chunked copy a crash
+/// interrupted continues from its own start on the same slot, without a
+/// temporary slot. With snapshot = "never" they start empty at the slot's LSN.
 async fn start_tables(
     source: &PostgresSourceConfig,
     client: &tributary_postgres::SqlClient,
@@ -236,9 +239,20 @@ async fn start_tables(
     session: SlotSession,
     slot_is_new: bool,
 ) -> anyhow::Result<SlotSession> {
-    // Tables added later are read through a temporary slot's snapshot; changes
-    // the main slot sends for them up to that LSN are skipped by position.
-    let temporary = if slot_is_new {
+    let (chunked, whole) = match source.snapshot {
+        SnapshotMode::Initial => snapshot::by_method(source.snapshot_method, tables),
+        SnapshotMode::Never => (Vec::new(), tables.to_vec()),
+    };
+    // A copy continues only in chunks, and only on the slot it started with
+    // (a new slot has not kept the WAL since); the rest starts over.
+    let fresh_chunked = if slot_is_new { chunked.clone() } else { snapshot::without_progress(writers, &chunked) };
+    let mut restart = fresh_chunked.clone();
+    restart.extend(whole.iter().cloned());
+    snapshot::reset_half_copied(writers, &restart).await?;
+    // Tables added later start at a temporary slot's LSN (read through its
+    // snapshot when not chunked); changes the main slot sends for them up to
+    // that LSN are skipped by position.
+    let temporary = if slot_is_new || restart.is_empty() {
         None
     } else {
         let name = format!("{}_snap_{}", source.slot, std::process::id());
@@ -248,46 +262,41 @@ async fn start_tables(
         Some(t) => t.exported(),
         None => session.exported(),
     }
-    .cloned()
-    .context("a new slot exports a snapshot")?;
-    let position = SourcePosition::Postgres { lsn: exported.lsn };
-    match source.snapshot {
-        SnapshotMode::Initial => {
-            let (chunked, whole) = snapshot::by_method(source.snapshot_method, tables);
-            // A copy continues only in chunks, and only on the slot it started
-            // with (a new slot has not kept the WAL since); the rest starts over.
-            let mut restart = if slot_is_new { chunked.clone() } else { snapshot::without_progress(writers, &chunked) };
-            restart.extend(whole.iter().cloned());
-            snapshot::reset_half_copied(writers, &restart).await?;
-            if !whole.is_empty() {
-                let mut reader = SnapshotReader::open(source, &exported).await.context("open the exported snapshot")?;
-                snapshot::copy_tables(&mut reader, position.clone(), writers, &whole).await?;
-                reader.finish().await.context("end the snapshot transaction")?;
-            }
-            if !chunked.is_empty() {
-                // Everything committed before the slot's consistent point is
-                // visible to every chunk read from now on; the slot streams the rest.
-                let start = (!snapshot::without_progress(writers, &chunked).is_empty()).then(|| position.clone());
-                let mut readers = Vec::with_capacity(source.snapshot_parallelism);
-                for _ in 0..source.snapshot_parallelism {
-                    readers.push(ChunkReader::connect(source).await.context("connect a snapshot reader")?);
-                }
-                let probe = ChunkReader::connect(source).await.context("connect a snapshot reader")?;
-                let probe = &probe;
-                let catch_up = move || async move { Ok(SourcePosition::Postgres { lsn: probe.wal_position().await? }) };
-                let copy = ChunkedCopy {
-                    start,
-                    parallelism: source.snapshot_parallelism,
-                    chunk_rows: source.snapshot_chunk_rows,
-                };
-                chunked_snapshot::copy_chunked(readers, catch_up, copy, writers, &chunked).await?;
-            }
-        }
-        SnapshotMode::Never => {
-            snapshot::start_empty(writers, tables, &position).await?;
-        }
+    .cloned();
+    let position = exported.as_ref().map(|e| SourcePosition::Postgres { lsn: e.lsn });
+    if source.snapshot == SnapshotMode::Never {
+        let position = position.context("a new slot exports a snapshot")?;
+        snapshot::start_empty(writers, tables, &position).await?;
+        return Ok(session);
     }
+    if !whole.is_empty() {
+        let exported = exported.as_ref().context("a new slot exports a snapshot")?;
+        let position = SourcePosition::Postgres { lsn: exported.lsn };
+        let mut reader = SnapshotReader::open(source, exported).await.context("open the exported snapshot")?;
+        snapshot::copy_tables(&mut reader, position, writers, &whole).await?;
+        reader.finish().await.context("end the snapshot transaction")?;
+    }
+    // Everything committed before the slot's consistent point is visible to
+    // every chunk read from now on, and the slot streams the rest: the
+    // temporary slot is not needed while the chunks are read.
     drop(temporary);
+    if !chunked.is_empty() {
+        let start = if fresh_chunked.is_empty() {
+            None
+        } else {
+            Some(position.context("a new slot exports a snapshot")?)
+        };
+        let mut readers = Vec::with_capacity(source.snapshot_parallelism);
+        for _ in 0..source.snapshot_parallelism {
+            readers.push(ChunkReader::connect(source).await.context("connect a snapshot reader")?);
+        }
+        let probe = ChunkReader::connect(source).await.context("connect a snapshot reader")?;
+        let probe = &probe;
+        let catch_up = move || async move { Ok(SourcePosition::Postgres { lsn: probe.wal_position().await? }) };
+        let copy =
+            ChunkedCopy { start, parallelism: source.snapshot_parallelism, chunk_rows: source.snapshot_chunk_rows };
+        chunked_snapshot::copy_chunked(readers, catch_up, copy, writers, &chunked).await?;
+    }
     Ok(session)
 }
 

@@ -43,10 +43,7 @@ pub fn by_method(
     method: tributary_core::SnapshotMethod,
     tables: &[Arc<TableSchema>],
 ) -> (Vec<Arc<TableSchema>>, Vec<Arc<TableSchema>>) {
-    tables
-        .iter()
-        .cloned()
-        .partition(|t| method == tributary_core::SnapshotMethod::Chunked && t.has_primary_key())
+    tables.iter().cloned().partition(|t| method == tributary_core::SnapshotMethod::Chunked && t.has_primary_key())
 }
 
 /// The tables of `tables` that hold no resumable chunked copy.
