@@ -281,11 +281,8 @@ async fn start_tables(
     // temporary slot is not needed while the chunks are read.
     drop(temporary);
     if !chunked.is_empty() {
-        let start = if fresh_chunked.is_empty() {
-            None
-        } else {
-            Some(position.context("a new slot exports a snapshot")?)
-        };
+        let start =
+            if fresh_chunked.is_empty() { None } else { Some(position.context("a new slot exports a snapshot")?) };
         let mut readers = Vec::with_capacity(source.snapshot_parallelism);
         for _ in 0..source.snapshot_parallelism {
             readers.push(ChunkReader::connect(source).await.context("connect a snapshot reader")?);
