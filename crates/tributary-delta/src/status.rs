@@ -22,6 +22,9 @@ pub struct TableStatus {
     pub last_commit_ts_ms: Option<i64>,
     /// False while a snapshot copy has started but not finished.
     pub snapshot_complete: bool,
+    /// After a chunked copy: streamed inserts are matched by key until the
+    /// stream passes this position (docs/snapshots.md); `None` once past it.
+    pub catching_up_until: Option<SourcePosition>,
     /// Number of active data files.
     pub files: usize,
     /// Rows in the active data files, when every file has statistics.
@@ -60,6 +63,10 @@ pub async fn table_status(table_path: &Path, app_id: &str) -> Result<TableStatus
             .map_err(err)?,
         None => None,
     };
+    let catching_up_until = with_txn
+        .as_ref()
+        .and_then(|f| serde_json::from_value::<SourcePosition>(f.note.catch_up_until.clone()?).ok())
+        .filter(|until| until.to_version().is_ok_and(|v| committed_version.is_some_and(|c| c < v)));
     let committed_position =
         with_txn.filter(|f| f.note.txn_version == committed_version).and_then(|f| f.note.position());
     let schema_changes = schema_change_notes(log_store.as_ref(), version, app_id)
@@ -85,6 +92,7 @@ pub async fn table_status(table_path: &Path, app_id: &str) -> Result<TableStatus
         committed_position,
         last_commit_ts_ms,
         snapshot_complete,
+        catching_up_until,
         files,
         rows,
         schema_changes,

@@ -122,6 +122,11 @@ fn a_chunked_copy_under_writes_survives_five_kill_9_and_ends_equal_to_the_source
         std::thread::sleep(Duration::from_millis(seed % 800));
         if !snapshot_done(&path) {
             kills_mid_copy += 1;
+            let out = tributary(&["status", "--config", config.to_str().unwrap()]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if !snapshot_done(&path) {
+                assert!(text.contains("snapshot: copy in progress"), "status mid-copy:\n{text}");
+            }
         }
         pipeline.kill9();
         pipeline = Pipeline::start(&config);

@@ -21,6 +21,11 @@ pub async fn status(config_path: &Path, format: OutputFormat) -> anyhow::Result<
             "committed_version": status.committed_version,
             "position": status.committed_position.as_ref().map(|p| p.to_string()),
             "seconds_since_last_commit": lag_s,
+            "snapshot": match (&status.catching_up_until, status.snapshot_complete) {
+                (Some(until), _) => format!("catching up after the copy until {until}"),
+                (None, false) => format!("copy in progress: {} rows copied", status.rows.unwrap_or(0)),
+                (None, true) => "complete".to_string(),
+            },
             "schema_changes": status.schema_changes.iter().map(|c| serde_json::json!({
                 "delta_version": c.delta_version,
                 "position": c.position.as_ref().map(|p| p.to_string()),
@@ -40,6 +45,9 @@ pub async fn status(config_path: &Path, format: OutputFormat) -> anyhow::Result<
                     r["position"].as_str().unwrap_or("-"),
                     r["seconds_since_last_commit"].as_f64().map(|s| format!("{s:.1}s ago")).unwrap_or("-".into())
                 );
+                if r["snapshot"] != "complete" {
+                    println!("    snapshot: {}", r["snapshot"].as_str().unwrap_or("-"));
+                }
                 for change in r["schema_changes"].as_array().into_iter().flatten() {
                     println!(
                         "    schema change at Delta version {} (source {}): {}",
