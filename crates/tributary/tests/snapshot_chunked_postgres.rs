@@ -10,18 +10,17 @@
 
 mod common;
 
+use common::chunked_copy::{
+    assert_feed_is, delta_version, kill_during_copy, rows, tune_config, wait_copied, wait_long,
+};
 use common::pg::*;
 use common::workload::Workload;
 use common::*;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tributary_testkit::postgres::{REPLICATION_PASSWORD, REPLICATION_USER};
 
 const KILLS: usize = 5;
-
-fn rows() -> u64 {
-    std::env::var("TRIBUTARY_TEST_SNAPSHOT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000)
-}
 
 /// Runs `sql` as the replication role over TCP; false when the server did not take it.
 fn try_exec(port: u16, database: &str, sql: &str) -> bool {
@@ -35,47 +34,6 @@ fn try_exec(port: u16, database: &str, sql: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn snapshot_done(path: &std::path::Path) -> bool {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    tributary_delta::table_exists(path)
-        && rt.block_on(tributary_delta::table_status(path, APP)).is_ok_and(|s| s.committed_version.is_some())
-}
-
-/// [`wait_committed`] with room for the catch-up of a big copy-on-write table.
-fn wait_long(pipeline: &mut Pipeline, path: &std::path::Path, version: i64) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        pipeline.assert_running();
-        let status = rt.block_on(tributary_delta::table_status(path, APP));
-        if status.is_ok_and(|s| s.committed_version.is_some_and(|v| v >= version)) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no catch-up to {version} in 10 min; log:\n{}", pipeline.log_text());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn log_commits(path: &std::path::Path) -> usize {
-    std::fs::read_dir(path.join("_delta_log"))
-        .map(|d| d.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))).count())
-        .unwrap_or(0)
-}
-
-/// A log line without its colour escapes.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            chars.by_ref().find(|&c| c == 'm');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_chunked_copy_under_writes_survives_five_kill_9_and_ends_equal_to_the_source() {
     let Some(python) = python() else { return };
@@ -86,68 +44,18 @@ fn a_chunked_copy_under_writes_survives_five_kill_9_and_ends_equal_to_the_source
     sql(&db, &format!("INSERT INTO t SELECT i, 0, 'w' || i FROM generate_series(1, {n}) AS i; ANALYZE t"));
     let dir = test_dir();
     let config = write_pg_config(dir.path(), &server, &db, "public.t", "snapshot_parallelism = 2");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let files = (n / 10).clamp(20_000, 200_000);
-    let text = text.replace("checkpoint_interval = 5", &format!("checkpoint_interval = 5\ntarget_file_rows = {files}"));
-    // Random-key updates rewrite most files of a copy-on-write table: big
-    // batches keep the catch-up short in a debug build.
-    let text = text.replace("batch_max_wait_ms = 200", "batch_max_wait_ms = 5000");
-    std::fs::write(&config, text).unwrap();
+    tune_config(&config, n);
     let path = table_path(dir.path(), "public", "t");
 
     let (port, database) = (server.port(), db.name().to_string());
     let workload = Workload::start(n, move |sql| try_exec(port, &database, sql));
-    let mut pipeline = Pipeline::start(&config);
     let copy_started = Instant::now();
-    let (mut kills_mid_copy, mut resumed) = (0, 0);
-    let mut seed = u64::from(std::process::id()) | 1;
-    for kill in 0..KILLS {
-        let commits = log_commits(&path);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while log_commits(&path) <= commits.max(1) && !snapshot_done(&path) && Instant::now() < deadline {
-            pipeline.assert_running();
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(seed % 800));
-        if !snapshot_done(&path) {
-            kills_mid_copy += 1;
-        }
-        pipeline.kill9();
-        pipeline = Pipeline::start(&config);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let log = pipeline.log_text();
-            if let Some(line) = log.lines().find(|l| l.contains("snapshot continues from its last committed chunk")) {
-                let line = strip_ansi(line);
-                eprintln!("restart {kill}: {line}");
-                let copied = line.split("rows_already_copied=").nth(1).and_then(|r| r.split(' ').next());
-                let copied: u64 = copied.and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{line}"));
-                assert!(copied > 0 && copied < n + 100_000, "rows already copied: {line}");
-                resumed += 1;
-                break;
-            }
-            if log.contains("chunked snapshot started") || snapshot_done(&path) || Instant::now() > deadline {
-                eprintln!("restart {kill}: the copy did not continue (done, or nothing committed yet)");
-                break;
-            }
-            pipeline.assert_running();
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    eprintln!("{KILLS} kill -9 ({kills_mid_copy} during the copy, {resumed} resumed the copy)");
-    assert!(kills_mid_copy >= 3, "at least 3 kills hit the copy ({kills_mid_copy})");
-    assert!(resumed >= 3, "at least 3 restarts continued the copy instead of starting over ({resumed})");
+    let kills = kill_during_copy(Pipeline::start(&config), &config, &path, n, KILLS);
+    assert!(kills.mid_copy >= 3, "at least 3 kills hit the copy ({})", kills.mid_copy);
+    assert!(kills.resumed >= 3, "at least 3 restarts continued the copy instead of starting over ({})", kills.resumed);
     assert_eq!(slot_count(&db), 1, "one slot across the restarts");
-
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !snapshot_done(&path) {
-        assert!(Instant::now() < deadline, "the copy did not finish; log:\n{}", pipeline.log_text());
-        pipeline.assert_running();
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut pipeline = kills.pipeline;
+    wait_copied(&mut pipeline, &path);
     eprintln!("copy done {:.1?} after the first start", copy_started.elapsed());
     let confirmed = workload.finish();
     wait_long(&mut pipeline, &path, lsn_now(&db) + 1);
@@ -158,10 +66,7 @@ fn a_chunked_copy_under_writes_survives_five_kill_9_and_ends_equal_to_the_source
     eprintln!("{confirmed} workload transactions; mirror = source ({} rows)", source.len());
 
     // After the hand-over the change feed is exact: 100 inserts, 50 updates, 30 deletes.
-    let handed_over = {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(tributary_delta::table_status(&path, APP)).unwrap().version
-    };
+    let handed_over = delta_version(&path);
     let top = n as i64 + 10_000_000;
     let inserted: Vec<i64> = (1..=100).map(|i| top + i).collect();
     sql(&db, &format!("INSERT INTO t SELECT i, 7, 'late' FROM generate_series({}, {}) AS i", top + 1, top + 100));
@@ -173,19 +78,7 @@ fn a_chunked_copy_under_writes_survives_five_kill_9_and_ends_equal_to_the_source
     let lsn = change(&db, &format!("DELETE FROM t WHERE id BETWEEN {} AND {}", deleted[0], deleted[29]));
     wait_past(&mut pipeline, &path, lsn);
     let feed = change_feed(&python, &path, handed_over + 1);
-    let ids = |t: &str| {
-        let mut ids: Vec<i64> = feed_ids(&feed, t);
-        ids.sort_unstable();
-        ids
-    };
-    let sorted = |v: &[i64]| {
-        let mut v = v.to_vec();
-        v.sort_unstable();
-        v
-    };
-    assert_eq!(ids("insert"), sorted(&inserted));
-    assert_eq!(ids("update_postimage"), sorted(&updated));
-    assert_eq!(ids("delete"), sorted(&deleted));
+    assert_feed_is(&feed, &inserted, &updated, &deleted);
     if let Some(spark) = spark("chunked snapshot") {
         let count: u64 = pg_lines(&db, "SELECT count(*) FROM t")[0].parse().unwrap();
         assert_eq!(spark.count(&path).unwrap(), count, "Spark reads the mirror");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod alltypes;
+pub mod chunked_copy;
 pub mod http;
 pub mod pg;
 pub mod pg_types;
