@@ -36,6 +36,7 @@ mod stats;
 pub mod status;
 pub mod storage;
 mod table;
+mod transaction_parts;
 pub mod vacuum;
 pub mod writer;
 

@@ -20,6 +20,7 @@ use crate::schema::{
     PROP_TEXT_COLUMNS,
 };
 use crate::storage::TableFiles;
+use crate::transaction_parts::OpenParts;
 use crate::DeltaError;
 use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
 use deltalake::table::state::DeltaTableState;
@@ -129,6 +130,9 @@ pub struct TableWriter {
     /// has the feature and the property, and a primary key) instead of
     /// rewriting files.
     deletion_vectors: bool,
+    /// The parts of a source transaction applied but not committed yet (see
+    /// [`crate::transaction_parts`]); the file index includes what they did.
+    open_parts: Option<OpenParts>,
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -195,6 +199,7 @@ impl TableWriter {
             stale: false,
             owner,
             deletion_vectors: false,
+            open_parts: None,
         };
         writer.check_owner().await?;
         writer.add_missing_metadata_columns().await?;
@@ -430,16 +435,98 @@ impl TableWriter {
             index: &self.index,
             piece_rows: self.cfg.target_file_rows.min(REWRITE_PIECE_ROWS),
             deletion_vectors: self.deletion_vectors,
+            uncommitted: self.open_parts.as_ref(),
         }
     }
 
-    /// Applies a batch of whole source transactions as one Delta commit, which
-    /// also stores `batch.position` (txn action `{app_id, position version}`
-    /// and the full position in the commit info). An empty batch only moves
-    /// the position. A position at or below the stored one is refused and
-    /// nothing is written.
-    pub async fn apply(&mut self, batch: &TableBatch) -> Result<CommitStats, DeltaError> {
-        let started = Instant::now();
+    /// True while parts of a source transaction are applied but not committed.
+    pub fn has_open_parts(&self) -> bool {
+        self.open_parts.is_some()
+    }
+
+    /// Applies one part of a source transaction too large to hold whole
+    /// (see [`crate::transaction_parts`]): its files are written, its actions
+    /// kept; nothing is committed. The next [`TableWriter::apply`] commits
+    /// every part with its own batch in one Delta commit. `part.position` is
+    /// the position every row of the transaction carries (where it began);
+    /// a part at or below the table's position is skipped (the table holds
+    /// the transaction already). Returns the rows the part wrote.
+    pub async fn apply_part(&mut self, part: &TableBatch) -> Result<u64, DeltaError> {
+        self.check_batch_allowed()?;
+        let version = self.version_of(&part.position)?;
+        if let Some(open) = &self.open_parts {
+            if open.rows_version != version {
+                return Err(DeltaError::State {
+                    table: self.path.clone(),
+                    problem: format!(
+                        "a part of the source transaction at version {version} while one at {} is open",
+                        open.rows_version
+                    ),
+                });
+            }
+        } else {
+            if self.stale {
+                self.reload().await?;
+            }
+            if self.committed_version.is_some_and(|stored| version <= stored) {
+                return Ok(0);
+            }
+        }
+        if self.stale {
+            return Err(DeltaError::State {
+                table: self.path.clone(),
+                problem: "the table's state was lost while a transaction was open in parts".into(),
+            });
+        }
+        let padded;
+        let part = if self.layout.source_columns < self.layout.n_source() {
+            padded = pad_batch(part, self.layout.n_source());
+            &padded
+        } else {
+            part
+        };
+        let planned = {
+            let planner = self.planner();
+            let state = self.state()?;
+            if self.layout.has_pk() {
+                planner.plan_upsert(part, state)
+            } else {
+                planner.plan_changelog(part)
+            }
+        };
+        let plan = match planned {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.abandon_parts();
+                return Err(e);
+            }
+        };
+        let rows = plan.rows_written;
+        for path in &plan.removed {
+            self.index.files.remove(path);
+        }
+        self.index.files.extend(plan.added.iter().cloned());
+        let open = self.open_parts.get_or_insert_with(|| OpenParts::new(version));
+        let superseded = open.absorb(plan);
+        remove_files(&self.files, &superseded);
+        tracing::debug!(table = %self.path.display(), part = open.parts, rows, files = open.written().len(),
+            "part of a large source transaction written (not committed)");
+        Ok(rows)
+    }
+
+    /// Drops the open parts of a source transaction: their files are deleted
+    /// (no commit names them) and the file index is read again from the log
+    /// at the next use. Nothing happens when none is open.
+    pub fn abandon_parts(&mut self) {
+        if let Some(open) = self.open_parts.take() {
+            tracing::info!(table = %self.path.display(), parts = open.parts,
+                "abandoned the uncommitted parts of a source transaction; it is read again from the source");
+            remove_files(&self.files, open.written());
+            self.stale = true;
+        }
+    }
+
+    fn check_batch_allowed(&self) -> Result<(), DeltaError> {
         if self.snapshot_file.is_some() {
             return Err(DeltaError::State {
                 table: self.path.clone(),
@@ -454,11 +541,37 @@ impl TableWriter {
                     .into(),
             });
         }
+        Ok(())
+    }
+
+    /// Applies a batch of whole source transactions as one Delta commit, which
+    /// also stores `batch.position` (txn action `{app_id, position version}`
+    /// and the full position in the commit info). An empty batch only moves
+    /// the position. A position at or below the stored one is refused and
+    /// nothing is written. Parts applied with [`TableWriter::apply_part`]
+    /// land in the same commit (the batch holds their transaction's rest).
+    pub async fn apply(&mut self, batch: &TableBatch) -> Result<CommitStats, DeltaError> {
+        let result = self.apply_with_parts(batch).await;
+        if result.is_err() {
+            self.abandon_parts();
+        }
+        result
+    }
+
+    async fn apply_with_parts(&mut self, batch: &TableBatch) -> Result<CommitStats, DeltaError> {
+        let started = Instant::now();
+        self.check_batch_allowed()?;
         let version = self.version_of(&batch.position)?;
         if let Some(stored) = self.committed_version {
             if version <= stored {
                 return Err(DeltaError::PositionBackwards { table: self.path.clone(), stored, offered: version });
             }
+        }
+        if self.stale && self.open_parts.is_some() {
+            return Err(DeltaError::State {
+                table: self.path.clone(),
+                problem: "the table's state was lost while a transaction was open in parts".into(),
+            });
         }
         if self.stale {
             self.reload().await?;
@@ -482,6 +595,20 @@ impl TableWriter {
             }
         };
         let plan = make_plan(&self.planner(), self.state()?)?;
+        // The rest of a transaction applied in parts: one commit for all of
+        // them. It cannot be re-planned after a conflict (the earlier parts'
+        // changes are no longer in memory).
+        let (plan, replan, superseded) = match self.open_parts.take() {
+            Some(open) => {
+                let parts = open.parts + 1;
+                let (plan, superseded) = open.finish(plan);
+                tracing::info!(table = %self.path.display(), parts, rows = plan.rows_written,
+                    files = plan.written.len(), "committing a source transaction applied in parts");
+                (plan, None, superseded)
+            }
+            None => (plan, Some(&make_plan as Replan<'_>), Vec::new()),
+        };
+        remove_files(&self.files, &superseded);
         if plan.missing_keys > 0 {
             tracing::warn!(table = %self.path.display(), count = plan.missing_keys,
                 "updates / deletes of keys the table does not hold (updates were applied as inserts)");
@@ -496,7 +623,7 @@ impl TableWriter {
             DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None }
         };
         let note = CommitNote::new(&self.owner.pipeline, CommitKind::Batch, Some(&batch.position), Some(version));
-        let mut stats = self.commit_plan(plan, operation, note, Some(&make_plan)).await?;
+        let mut stats = self.commit_plan(plan, operation, note, replan).await?;
         self.committed_position = Some(batch.position.clone());
         self.snapshot_complete = true;
         stats.commit_duration = started.elapsed();
