@@ -485,28 +485,26 @@ impl TableWriter {
         } else {
             part
         };
-        let planned = {
-            let planner = self.planner();
-            let state = self.state()?;
-            if self.layout.has_pk() {
-                planner.plan_upsert(part, state)
-            } else {
-                planner.plan_changelog(part)
-            }
-        };
-        let plan = match planned {
-            Ok(plan) => plan,
-            Err(e) => {
-                self.abandon_parts();
-                return Err(e);
-            }
-        };
+        let written = self.write_parts(part, version);
+        if written.is_err() {
+            self.abandon_parts();
+        }
+        written
+    }
+
+    /// Writes `changes` as uncommitted parts (see [`TableWriter::apply_part`]),
+    /// planned on the file index as the earlier parts left it. Returns the
+    /// rows written.
+    fn write_parts(&mut self, changes: &TableBatch, rows_version: i64) -> Result<u64, DeltaError> {
+        // Open before planning: a part's planner knows it plans a part.
+        self.open_parts.get_or_insert_with(|| OpenParts::new(rows_version));
+        let plan = plan_changes(&self.planner(), changes, self.state()?)?;
         let rows = plan.rows_written;
         for path in &plan.removed {
             self.index.files.remove(path);
         }
         self.index.files.extend(plan.added.iter().cloned());
-        let open = self.open_parts.get_or_insert_with(|| OpenParts::new(version));
+        let open = self.open_parts.as_mut().expect("opened above");
         let superseded = open.absorb(plan);
         remove_files(&self.files, &superseded);
         tracing::debug!(table = %self.path.display(), part = open.parts, rows, files = open.written().len(),
@@ -586,14 +584,7 @@ impl TableWriter {
         } else {
             batch
         };
-        let has_pk = self.layout.has_pk();
-        let make_plan = |planner: &Planner<'_>, state: &DeltaTableState| {
-            if has_pk {
-                planner.plan_upsert(batch, state)
-            } else {
-                planner.plan_changelog(batch)
-            }
-        };
+        let make_plan = |planner: &Planner<'_>, state: &DeltaTableState| plan_changes(planner, batch, state);
         let plan = make_plan(&self.planner(), self.state()?)?;
         // The rest of a transaction applied in parts: one commit for all of
         // them. It cannot be re-planned after a conflict (the earlier parts'
@@ -1175,6 +1166,18 @@ impl TableWriter {
 fn remove_files(files: &TableFiles, written: &[String]) {
     for path in written {
         files.delete(path);
+    }
+}
+
+/// Plans `batch`: an upsert on a table with a primary key, else a changelog
+/// append; a batch holding a TRUNCATE in streamed segments.
+fn plan_changes(planner: &Planner<'_>, batch: &TableBatch, state: &DeltaTableState) -> Result<Plan, DeltaError> {
+    if batch.changes.iter().any(|c| matches!(c.change, RowChange::Truncate)) {
+        planner.plan_in_segments(batch, state)
+    } else if planner.layout.has_pk() {
+        planner.plan_upsert(batch, state)
+    } else {
+        planner.plan_changelog(batch)
     }
 }
 
