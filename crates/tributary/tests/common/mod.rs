@@ -5,6 +5,7 @@
 
 pub mod alltypes;
 pub mod http;
+pub mod large_txn;
 pub mod pg;
 pub mod pg_types;
 pub mod s3;
