@@ -62,3 +62,5 @@ mod deletion_vector_tests;
 mod deletion_vector_writer_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transaction_parts_tests;
