@@ -33,6 +33,23 @@ pub fn wait_log(pipeline: &mut Pipeline, needle: &str) {
     }
 }
 
+/// [`super::wait_committed`] with room for a huge transaction: waits up to
+/// `within` until the table's committed position reaches `version`.
+pub fn wait_committed_within(pipeline: &mut Pipeline, path: &Path, version: i64, within: Duration) {
+    let start = Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    loop {
+        pipeline.assert_running();
+        if let Ok(status) = rt.block_on(tributary_delta::table_status(path, APP)) {
+            if status.committed_version.is_some_and(|v| v >= version) {
+                return;
+            }
+        }
+        assert!(start.elapsed() < within, "{} did not reach {version} in {within:?}", path.display());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The table's current Delta version.
 pub fn delta_version(python: &Path, path: &Path) -> i64 {
     read(python, &["txn", path.to_str().unwrap(), APP])["version"].as_i64().unwrap()
