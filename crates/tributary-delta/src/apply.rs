@@ -28,7 +28,10 @@
 //!
 //! Tables without a primary key (append-only changelog): every change is a new
 //! row (after-image with op `c`/`u`, before-image with op `d`); nothing is ever
-//! rewritten. TRUNCATE removes every file in both kinds of table.
+//! rewritten. TRUNCATE removes every file in both kinds of table; a batch
+//! holding one is planned in segments ([`Planner::plan_in_segments`]) so
+//! that the truncated rows' change data is streamed file by file, one read
+//! batch at a time, never the whole table in memory.
 
 use crate::commit::{add_action, cdc_action, remove_file_action, CommitMetrics};
 use crate::deletion_vector::{Deleted, Placement};

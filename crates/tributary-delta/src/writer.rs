@@ -5,6 +5,9 @@
 //! commit info). Snapshot rows arrive through
 //! [`TableWriter::append_snapshot_chunk`]; only the snapshot's last commit
 //! stores a position, so a half-copied table is recognisable after a crash.
+//! A source transaction too large for one batch arrives in parts
+//! ([`TableWriter::apply_part`]) whose files are written but committed only
+//! with the transaction's rest (see [`crate::transaction_parts`]).
 
 use crate::apply::{push_add, Plan, Planner};
 use crate::commit::{self, check_writable, CommitKind, CommitNote};
