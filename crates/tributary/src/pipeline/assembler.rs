@@ -2,7 +2,8 @@
 //! on a transaction too large to hold whole in parts before its commit is
 //! read (bounded memory for huge transactions).
 //!
-//! A transaction whose buffered changes reach the part size is given to the
+//! A transaction whose buffered changes reach the part size (the runner
+//! uses `batch_max_rows`, at most 50,000) is given to the
 //! sink in parts ([`TransactionAssembler::take_part`]): each part's files are
 //! written but nothing is committed; the rest arrives with the commit and
 //! lands with every part in one Delta commit per table (see
