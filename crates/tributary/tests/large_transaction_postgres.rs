@@ -31,7 +31,7 @@ fn huge_postgres_transactions_land_whole_within_the_memory_bound_exactly_once_th
     let dir = test_dir();
     let config = write_pg_config(dir.path(), &server, &db, "public.*", "");
     let text = std::fs::read_to_string(&config).unwrap();
-    let parts = format!("batch_max_wait_ms = 200\nbatch_max_rows = {}", part_rows());
+    let parts = format!("batch_max_wait_ms = 200\ntransaction_part_rows = {}", part_rows());
     std::fs::write(&config, text.replace("batch_max_wait_ms = 200", &parts)).unwrap();
     let path = table_path(dir.path(), "public", "t");
     let mut pipeline = Pipeline::start(&config);

@@ -2,8 +2,8 @@
 //! on a transaction too large to hold whole in parts before its commit is
 //! read (bounded memory for huge transactions).
 //!
-//! A transaction whose buffered changes reach the part size (the runner
-//! uses `batch_max_rows`, at most 50,000) is given to the
+//! A transaction whose buffered changes reach the part size
+//! (`pipeline.transaction_part_rows`) is given to the
 //! sink in parts ([`TransactionAssembler::take_part`]): each part's files are
 //! written but nothing is committed; the rest arrives with the commit and
 //! lands with every part in one Delta commit per table (see
@@ -63,7 +63,8 @@ pub enum AssemblyError {
     OutsideTransaction { table: String, position: String },
     #[error(
         "the transaction at {position} changes the schema of {table} after {changes} of its changes were applied \
-         in parts; raise pipeline.batch_max_rows above the transaction's size so that it is applied whole"
+         in parts; raise pipeline.transaction_part_rows above the transaction's size (0: never split) so that \
+         it is applied whole"
     )]
     SchemaChangeAfterParts { table: String, position: String, changes: usize },
 }

@@ -18,13 +18,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tributary_core::{ChangeEvent, ErrorClass, SourcePosition, TableId};
 
-/// Largest part of a huge source transaction (see [`super::assembler`]),
-/// whatever `batch_max_rows` says: parts of 100,000 random-key changes into
-/// a 5M-row table (files of 1M rows) with deletion vectors peaked at 277 MB,
-/// parts of 50,000 at 176 MB (release build): over the 256 MB bound with the
-/// default `batch_max_rows` of 100,000.
-const MAX_TRANSACTION_PART_ROWS: usize = 50_000;
-
 /// What a source reader task sends: events in source order, or why it stopped.
 pub type EventMessage = anyhow::Result<Vec<ChangeEvent>>;
 
@@ -95,7 +88,10 @@ async fn run_until_stopped(
         MicroBatch::new(config.pipeline.batch_max_rows, Duration::from_millis(config.pipeline.batch_max_wait_ms));
     let idle_after = Duration::from_secs(config.pipeline.idle_commit_secs);
     // A transaction with more changes than this is applied in parts of this size.
-    let part_rows = config.pipeline.batch_max_rows.min(MAX_TRANSACTION_PART_ROWS);
+    let part_rows = match config.pipeline.transaction_part_rows {
+        0 => usize::MAX,
+        rows => rows,
+    };
     let mut flushed_position: Option<SourcePosition> = None;
     let mut read_position = stream.from.clone();
     let mut read_commit_ts = 0i64;

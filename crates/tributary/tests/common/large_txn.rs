@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Rows per part (`pipeline.batch_max_rows`): a transaction larger than this is applied in parts.
+/// Rows per part (`pipeline.transaction_part_rows`): a transaction larger than this is applied in parts.
 /// `TRIBUTARY_BIG_TXN_PART_ROWS`, else 50,000.
 pub fn part_rows() -> u64 {
     std::env::var("TRIBUTARY_BIG_TXN_PART_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000)
