@@ -29,7 +29,10 @@
 //!
 //! Tables without a primary key (append-only changelog): every change is a new
 //! row (after-image with op `c`/`u`, before-image with op `d`); nothing is ever
-//! rewritten. TRUNCATE removes every file in both kinds of table.
+//! rewritten. TRUNCATE removes every file in both kinds of table; a batch
+//! holding one is planned in segments ([`Planner::plan_in_segments`]) so
+//! that the truncated rows' change data is streamed file by file, one read
+//! batch at a time, never the whole table in memory.
 
 use crate::commit::{add_action, cdc_action, remove_file_action, CommitMetrics};
 use crate::deletion_vector::{Deleted, Placement};
@@ -40,6 +43,7 @@ use crate::files::{
 };
 use crate::key::{key_of_row, Key, KeyLookup, KeyMap, KeyReader, KeySet};
 use crate::schema::TableLayout;
+use crate::transaction_parts::OpenParts;
 use crate::writer::{SourcedChange, TableBatch};
 use crate::DeltaError;
 use deltalake::arrow::array::{BooleanArray, RecordBatch};
@@ -95,7 +99,7 @@ pub(crate) struct Plan {
 }
 
 /// Plans batches for one table.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub(crate) struct Planner<'a> {
     pub layout: &'a TableLayout,
     pub table_dir: &'a Path,
@@ -110,6 +114,12 @@ pub(crate) struct Planner<'a> {
     /// snapshot, a streamed insert may be of a row the copy already read
     /// (docs/snapshots.md), and must replace it, not add a second one.
     pub inserts_may_exist: bool,
+    /// Set when planning one part of a commit made of parts (see
+    /// [`crate::transaction_parts`]): the earlier parts, whose data files
+    /// are in `index` but not in the table state. Every part then writes
+    /// change data, inserts too: a commit with change-data files shows
+    /// readers only those.
+    pub uncommitted: Option<&'a crate::transaction_parts::OpenParts>,
 }
 
 /// Metadata for rows of one source transaction, built once per position.
@@ -620,7 +630,7 @@ impl Planner<'_> {
         let rewritten = started.elapsed();
 
         // 5. Change data, unless the commit only adds rows of new keys.
-        if plan.rewrites || cdc.iter().any(|(_, t)| *t != INSERT) {
+        if self.uncommitted.is_some() || plan.rewrites || cdc.iter().any(|(_, t)| *t != INSERT) {
             let rows: Vec<&OutRow> = cdc.iter().map(|&(i, _)| &arena[i]).collect();
             let types: Vec<&'static str> = cdc.iter().map(|&(_, t)| t).collect();
             self.add_cdc_file(&mut plan, &rows, &types)?;
@@ -660,10 +670,24 @@ impl Planner<'_> {
             plan.written.push(bin);
         }
         for ((cand, rows), descriptor) in marks.into_iter().zip(descriptors) {
-            let view = wanted
-                .get(cand.path.as_str())
-                .and_then(Option::as_ref)
-                .ok_or_else(|| state_err(format!("{} is not an active data file of the table state", cand.path)))?;
+            let view = wanted.get(cand.path.as_str()).and_then(Option::as_ref);
+            let pending = self.uncommitted.and_then(|parts| parts.uncommitted_add(&cand.path));
+            if let (None, Some(pending)) = (view, pending) {
+                // Written by an earlier part of this source transaction: its
+                // (uncommitted) `add` gets the vector; there is nothing to remove.
+                if cand.entry.rows.is_some_and(|n| rows.max().is_some_and(|m| m >= n as u64)) {
+                    return Err(state_err(format!("a deletion vector of {} goes beyond its rows", cand.path)));
+                }
+                let add = crate::deletion_vector_commit::with_vector(self.table_dir, pending, descriptor.clone())?;
+                plan.actions.push(Action::Add(add));
+                plan.removed.push(cand.path.clone());
+                plan.rewrites = true;
+                let entry = FileEntry { deleted: Some(Arc::new(Deleted { descriptor, rows })), ..cand.entry.clone() };
+                plan.added.push((cand.path.clone(), entry));
+                continue;
+            }
+            let view =
+                view.ok_or_else(|| state_err(format!("{} is not an active data file of the table state", cand.path)))?;
             if let Some(records) = view.num_records().filter(|&n| rows.max().is_some_and(|m| m >= n as u64)) {
                 return Err(state_err(format!("a deletion vector of {} goes beyond its {records} rows", cand.path)));
             }
@@ -735,12 +759,110 @@ impl Planner<'_> {
             self.add_data_file(&mut plan, &[data])?;
         }
         plan.rows_deleted = cdc.iter().filter(|(_, t)| *t == DELETE).count() as u64;
-        if plan.rewrites {
+        if self.uncommitted.is_some() || plan.rewrites {
             let rows: Vec<&OutRow> = cdc.iter().map(|&(i, _)| &arena[i]).collect();
             let types: Vec<&'static str> = cdc.iter().map(|&(_, t)| t).collect();
             self.add_cdc_file(&mut plan, &rows, &types)?;
         }
         plan.metrics.rows_written = plan.rows_written;
+        Ok(plan)
+    }
+
+    /// Plans a batch that holds a TRUNCATE in segments: the changes before
+    /// it, the TRUNCATE streamed ([`Planner::plan_truncate_streamed`]), the
+    /// changes after it, each planned on the files the previous segments
+    /// left, merged into one plan like the parts of a huge transaction (see
+    /// [`crate::transaction_parts`]). The table is never read into memory.
+    pub fn plan_in_segments(&self, batch: &TableBatch, table_state: &DeltaTableState) -> Result<Plan, DeltaError> {
+        let mut index = self.index.clone();
+        let mut parts = OpenParts::new(0);
+        let planned = (|| {
+            let mut truncated = false;
+            for segment in split_at_truncates(batch) {
+                let plan = {
+                    // Before the first TRUNCATE the files of earlier parts (if
+                    // any) are there; after it, only those of this batch.
+                    let earlier = if truncated { &parts } else { self.uncommitted.unwrap_or(&parts) };
+                    let planner = Planner { index: &index, uncommitted: Some(earlier), ..*self };
+                    match &segment {
+                        Some(changes) if self.layout.has_pk() => planner.plan_upsert(changes, table_state)?,
+                        Some(changes) => planner.plan_changelog(changes)?,
+                        None => {
+                            truncated = true;
+                            planner.plan_truncate_streamed()?
+                        }
+                    }
+                };
+                for path in &plan.removed {
+                    index.files.remove(path);
+                }
+                index.files.extend(plan.added.iter().cloned());
+                for path in parts.absorb(plan) {
+                    self.files.delete(&path);
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = planned {
+            for path in parts.written() {
+                self.files.delete(path);
+            }
+            return Err(e);
+        }
+        Ok(parts.finish(Plan::default()).0)
+    }
+
+    /// Plans a TRUNCATE on its own, streamed: every data file is removed and
+    /// its live rows are copied as `delete` change rows into a change-data
+    /// file, one read batch at a time (memory holds one batch, never the
+    /// table). The rows keep their stored metadata columns, as the replay of
+    /// a whole batch gives them.
+    pub fn plan_truncate_streamed(&self) -> Result<Plan, DeltaError> {
+        let mut plan = Plan { whole_table: true, ..Plan::default() };
+        for (path, entry) in &self.index.files {
+            self.remove(&mut plan, path, entry);
+            let reader =
+                crate::files::open_reader(self.files, path, TRUNCATE_READ_ROWS).map_err(|e| self.file_err(e))?;
+            let mut cdc: Option<crate::files::OpenFile> = None;
+            let mut offset = 0u64;
+            for batch in reader {
+                let batch = batch.map_err(self.arrow_err("read a truncated file"))?;
+                let n = batch.num_rows() as u64;
+                let live = drop_deleted(vec![batch], entry.deleted_rows().map(|d| shifted(d, offset, n)).as_ref())
+                    .map_err(self.arrow_err("drop deleted rows"))?;
+                offset += n;
+                let live = self.conformed(&live, &self.layout.arrow)?;
+                if live.num_rows() == 0 {
+                    continue;
+                }
+                let mut columns = live.columns().to_vec();
+                columns.push(Arc::new(deltalake::arrow::array::StringArray::from(vec![DELETE; live.num_rows()])));
+                let changes = RecordBatch::try_new(self.layout.cdc_arrow.clone(), columns)
+                    .map_err(self.arrow_err("build truncated change rows"))?;
+                let file = match &mut cdc {
+                    Some(file) => file,
+                    None => {
+                        let file = crate::files::OpenFile::create(
+                            self.files,
+                            cdc_file_name(),
+                            self.layout,
+                            &self.layout.cdc_arrow,
+                        )
+                        .map_err(|e| self.file_err(e))?;
+                        plan.written.push(file.rel_path.clone());
+                        cdc.insert(file)
+                    }
+                };
+                file.write(&changes, false).map_err(|e| self.file_err(e))?;
+                plan.rows_deleted += changes.num_rows() as u64;
+            }
+            if let Some(file) = cdc {
+                let written = file.close().map_err(|e| self.file_err(e))?;
+                plan.metrics.bytes_written += written.size as u64;
+                plan.actions.push(cdc_action(&written.rel_path, written.size));
+            }
+        }
+        plan.metrics.changes = 1;
         Ok(plan)
     }
 
@@ -753,6 +875,35 @@ impl Planner<'_> {
         }
         plan
     }
+}
+
+/// `batch` cut at each TRUNCATE: runs of other changes (`Some`, with the
+/// batch's position) and the truncates (`None`), in order.
+fn split_at_truncates(batch: &TableBatch) -> Vec<Option<TableBatch>> {
+    let mut out = Vec::new();
+    let mut run: Vec<SourcedChange> = Vec::new();
+    for change in &batch.changes {
+        if matches!(change.change, RowChange::Truncate) {
+            if !run.is_empty() {
+                out.push(Some(TableBatch { changes: std::mem::take(&mut run), position: batch.position.clone() }));
+            }
+            out.push(None);
+        } else {
+            run.push(change.clone());
+        }
+    }
+    if !run.is_empty() {
+        out.push(Some(TableBatch { changes: run, position: batch.position.clone() }));
+    }
+    out
+}
+
+/// Rows read at a time by a streamed TRUNCATE.
+const TRUNCATE_READ_ROWS: usize = 16 * 1024;
+
+/// The rows of `deleted` within `offset..offset + n`, shifted to start at 0.
+fn shifted(deleted: &RoaringTreemap, offset: u64, n: u64) -> RoaringTreemap {
+    deleted.iter().skip_while(|&r| r < offset).take_while(|&r| r < offset + n).map(|r| r - offset).collect()
 }
 
 /// Records a written data file as an Add of the plan.

@@ -193,6 +193,13 @@ pub(crate) fn add_with_vector(
     })
 }
 
+/// `add` (of a data file not committed yet, written by an earlier part of a
+/// source transaction) carrying `descriptor`, its statistics no longer tight.
+pub(crate) fn with_vector(dir: &Path, add: &Add, descriptor: DeletionVectorDescriptor) -> Result<Add, DeltaError> {
+    let stats = add.stats.as_deref().map(|s| loose_bounds(dir, &add.path, s)).transpose()?;
+    Ok(Add { stats, deletion_vector: Some(descriptor), ..add.clone() })
+}
+
 /// True when the table's protocol lists the `deletionVectors` writer feature.
 pub(crate) fn has_feature(protocol: &Protocol) -> bool {
     protocol.writer_features().is_some_and(|f| f.iter().any(|f| f.to_string() == FEATURE))

@@ -37,6 +37,7 @@ mod stats;
 pub mod status;
 pub mod storage;
 mod table;
+mod transaction_parts;
 pub mod vacuum;
 pub mod writer;
 
@@ -63,3 +64,5 @@ mod deletion_vector_tests;
 mod deletion_vector_writer_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transaction_parts_tests;

@@ -3,8 +3,17 @@
 //! memory, and turns every batch of whole source transactions into exactly one
 //! Delta commit that also stores the batch's source position (txn action +
 //! commit info). Snapshot rows arrive through
-//! [`TableWriter::append_snapshot_chunk`]; only the snapshot's last commit
-//! stores a position, so a half-copied table is recognisable after a crash.
+//! [`TableWriter::append_snapshot_chunk`] (one transaction) or
+//! [`TableWriter::append_snapshot_rows`] (a chunked copy, whose commits also
+//! record its progress so that a restart continues it); only the snapshot's
+//! last commit stores a position, so a half-copied table is recognisable
+//! after a crash. After a chunked copy, streaming replays every change since
+//! the copy's start position, and until its catch-up bound (a position read
+//! after the last chunk) inserts are matched by key like updates, so a row
+//! the copy already read is replaced, never held twice (docs/snapshots.md).
+//! A source transaction too large for one batch arrives in parts
+//! ([`TableWriter::apply_part`]) whose files are written but committed only
+//! with the transaction's rest (see [`crate::transaction_parts`]).
 
 use crate::apply::{push_add, Plan, Planner};
 use crate::commit::{self, check_writable, CommitKind, CommitNote};
@@ -21,6 +30,7 @@ use crate::schema::{
 };
 use crate::snapshot_progress::{position_json, SnapshotProgress};
 use crate::storage::TableFiles;
+use crate::transaction_parts::OpenParts;
 use crate::DeltaError;
 use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
 use deltalake::table::state::DeltaTableState;
@@ -136,6 +146,9 @@ pub struct TableWriter {
     /// version) streamed inserts may meet rows the copy already read, so
     /// they are matched by key like updates (module docs).
     catch_up_until: Option<(SourcePosition, i64)>,
+    /// The parts of a source transaction applied but not committed yet (see
+    /// [`crate::transaction_parts`]); the file index includes what they did.
+    open_parts: Option<OpenParts>,
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -204,6 +217,7 @@ impl TableWriter {
             deletion_vectors: false,
             snapshot_progress: None,
             catch_up_until: None,
+            open_parts: None,
         };
         writer.check_owner().await?;
         writer.add_missing_metadata_columns().await?;
@@ -463,16 +477,97 @@ impl TableWriter {
             piece_rows: self.cfg.target_file_rows.min(REWRITE_PIECE_ROWS),
             deletion_vectors: self.deletion_vectors,
             inserts_may_exist: false,
+            uncommitted: self.open_parts.as_ref(),
         }
     }
 
-    /// Applies a batch of whole source transactions as one Delta commit, which
-    /// also stores `batch.position` (txn action `{app_id, position version}`
-    /// and the full position in the commit info). An empty batch only moves
-    /// the position. A position at or below the stored one is refused and
-    /// nothing is written.
-    pub async fn apply(&mut self, batch: &TableBatch) -> Result<CommitStats, DeltaError> {
-        let started = Instant::now();
+    /// True while parts of a source transaction are applied but not committed.
+    pub fn has_open_parts(&self) -> bool {
+        self.open_parts.is_some()
+    }
+
+    /// Applies one part of a source transaction too large to hold whole
+    /// (see [`crate::transaction_parts`]): its files are written, its actions
+    /// kept; nothing is committed. The next [`TableWriter::apply`] commits
+    /// every part with its own batch in one Delta commit. `part.position` is
+    /// the position every row of the transaction carries (where it began);
+    /// a part at or below the table's position is skipped (the table holds
+    /// the transaction already). Returns the rows the part wrote.
+    pub async fn apply_part(&mut self, part: &TableBatch) -> Result<u64, DeltaError> {
+        self.check_batch_allowed()?;
+        let version = self.version_of(&part.position)?;
+        if let Some(open) = &self.open_parts {
+            if open.rows_version != version {
+                return Err(DeltaError::State {
+                    table: self.path.clone(),
+                    problem: format!(
+                        "a part of the source transaction at version {version} while one at {} is open",
+                        open.rows_version
+                    ),
+                });
+            }
+        } else {
+            if self.stale {
+                self.reload().await?;
+            }
+            if self.committed_version.is_some_and(|stored| version <= stored) {
+                return Ok(0);
+            }
+        }
+        if self.stale {
+            return Err(DeltaError::State {
+                table: self.path.clone(),
+                problem: "the table's state was lost while a transaction was open in parts".into(),
+            });
+        }
+        let padded;
+        let part = if self.layout.source_columns < self.layout.n_source() {
+            padded = pad_batch(part, self.layout.n_source());
+            &padded
+        } else {
+            part
+        };
+        let written = self.write_parts(part, version);
+        if written.is_err() {
+            self.abandon_parts();
+        }
+        written
+    }
+
+    /// Writes `changes` as uncommitted parts (see [`TableWriter::apply_part`]),
+    /// planned on the file index as the earlier parts left it. Returns the
+    /// rows written.
+    fn write_parts(&mut self, changes: &TableBatch, rows_version: i64) -> Result<u64, DeltaError> {
+        // Open before planning: a part's planner knows it plans a part.
+        self.open_parts.get_or_insert_with(|| OpenParts::new(rows_version));
+        let planner = Planner { inserts_may_exist: self.catching_up(changes), ..self.planner() };
+        let plan = plan_changes(&planner, changes, self.state()?)?;
+        let rows = plan.rows_written;
+        for path in &plan.removed {
+            self.index.files.remove(path);
+        }
+        self.index.files.extend(plan.added.iter().cloned());
+        let open = self.open_parts.as_mut().expect("opened above");
+        let superseded = open.absorb(plan);
+        remove_files(&self.files, &superseded);
+        tracing::debug!(table = %self.path.display(), part = open.parts, rows, files = open.written().len(),
+            "part of a large source transaction written (not committed)");
+        Ok(rows)
+    }
+
+    /// Drops the open parts of a source transaction: their files are deleted
+    /// (no commit names them) and the file index is read again from the log
+    /// at the next use. Nothing happens when none is open.
+    pub fn abandon_parts(&mut self) {
+        if let Some(open) = self.open_parts.take() {
+            tracing::info!(table = %self.path.display(), parts = open.parts,
+                "abandoned the uncommitted parts of a source transaction; it is read again from the source");
+            remove_files(&self.files, open.written());
+            self.stale = true;
+        }
+    }
+
+    fn check_batch_allowed(&self) -> Result<(), DeltaError> {
         if self.snapshot_file.is_some() {
             return Err(DeltaError::State {
                 table: self.path.clone(),
@@ -487,11 +582,37 @@ impl TableWriter {
                     .into(),
             });
         }
+        Ok(())
+    }
+
+    /// Applies a batch of whole source transactions as one Delta commit, which
+    /// also stores `batch.position` (txn action `{app_id, position version}`
+    /// and the full position in the commit info). An empty batch only moves
+    /// the position. A position at or below the stored one is refused and
+    /// nothing is written. Parts applied with [`TableWriter::apply_part`]
+    /// land in the same commit (the batch holds their transaction's rest).
+    pub async fn apply(&mut self, batch: &TableBatch) -> Result<CommitStats, DeltaError> {
+        let result = self.apply_with_parts(batch).await;
+        if result.is_err() {
+            self.abandon_parts();
+        }
+        result
+    }
+
+    async fn apply_with_parts(&mut self, batch: &TableBatch) -> Result<CommitStats, DeltaError> {
+        let started = Instant::now();
+        self.check_batch_allowed()?;
         let version = self.version_of(&batch.position)?;
         if let Some(stored) = self.committed_version {
             if version <= stored {
                 return Err(DeltaError::PositionBackwards { table: self.path.clone(), stored, offered: version });
             }
+        }
+        if self.stale && self.open_parts.is_some() {
+            return Err(DeltaError::State {
+                table: self.path.clone(),
+                problem: "the table's state was lost while a transaction was open in parts".into(),
+            });
         }
         if self.stale {
             self.reload().await?;
@@ -506,22 +627,28 @@ impl TableWriter {
         } else {
             batch
         };
-        let has_pk = self.layout.has_pk();
         // Right after a chunked copy, a streamed insert may be of a row the copy already read.
-        let catching_up = self.catch_up_until.clone().filter(|(_, until)| {
-            batch.changes.first().is_some_and(|c| c.position.to_version().is_ok_and(|v| v <= *until))
-        });
+        let catching_up = self.catching_up(batch);
         let make_plan = |planner: &Planner<'_>, state: &DeltaTableState| {
-            let mut planner = planner.clone();
-            planner.inserts_may_exist = catching_up.is_some();
-            if has_pk {
-                planner.plan_upsert(batch, state)
-            } else {
-                planner.plan_changelog(batch)
-            }
+            let planner = Planner { inserts_may_exist: catching_up, ..*planner };
+            plan_changes(&planner, batch, state)
         };
         let plan = make_plan(&self.planner(), self.state()?)?;
-        if plan.missing_keys > 0 && catching_up.is_some() {
+        // The rest of a transaction applied in parts: one commit for all of
+        // them. It cannot be re-planned after a conflict (the earlier parts'
+        // changes are no longer in memory).
+        let (plan, replan, superseded) = match self.open_parts.take() {
+            Some(open) => {
+                let parts = open.parts + 1;
+                let (plan, superseded) = open.finish(plan);
+                tracing::info!(table = %self.path.display(), parts, rows = plan.rows_written,
+                    files = plan.written.len(), "committing a source transaction applied in parts");
+                (plan, None, superseded)
+            }
+            None => (plan, Some(&make_plan as Replan<'_>), Vec::new()),
+        };
+        remove_files(&self.files, &superseded);
+        if plan.missing_keys > 0 && catching_up {
             // Expected: the stream replays changes of rows the chunked copy saw deleted.
             tracing::debug!(table = %self.path.display(), count = plan.missing_keys,
                 "catching up after the copy: updates / deletes of keys the table does not hold");
@@ -541,7 +668,7 @@ impl TableWriter {
         let mut note = CommitNote::new(&self.owner.pipeline, CommitKind::Batch, Some(&batch.position), Some(version));
         let still_catching_up = self.catch_up_until.clone().filter(|(_, until)| version < *until);
         note.catch_up_until = still_catching_up.as_ref().map(|(position, _)| position_json(position));
-        let mut stats = self.commit_plan(plan, operation, note, Some(&make_plan)).await?;
+        let mut stats = self.commit_plan(plan, operation, note, replan).await?;
         self.catch_up_until = still_catching_up;
         self.committed_position = Some(batch.position.clone());
         self.snapshot_complete = true;
@@ -858,6 +985,14 @@ impl TableWriter {
     /// [`TableWriter::append_snapshot_rows`] instead of resetting the table.
     pub fn snapshot_progress(&self) -> Option<&SnapshotProgress> {
         self.snapshot_progress.as_ref().filter(|_| !self.snapshot_complete && self.committed_version.is_none())
+    }
+
+    /// True when `batch` starts at or before the catch-up bound of a chunked
+    /// copy: its inserts are matched by key (module docs).
+    fn catching_up(&self, batch: &TableBatch) -> bool {
+        self.catch_up_until.as_ref().is_some_and(|(_, until)| {
+            batch.changes.first().is_some_and(|c| c.position.to_version().is_ok_and(|v| v <= *until))
+        })
     }
 
     /// After a chunked snapshot copy: the position until which streamed
@@ -1182,6 +1317,18 @@ enum SnapshotEnd {
 fn remove_files(files: &TableFiles, written: &[String]) {
     for path in written {
         files.delete(path);
+    }
+}
+
+/// Plans `batch`: an upsert on a table with a primary key, else a changelog
+/// append; a batch holding a TRUNCATE in streamed segments.
+fn plan_changes(planner: &Planner<'_>, batch: &TableBatch, state: &DeltaTableState) -> Result<Plan, DeltaError> {
+    if batch.changes.iter().any(|c| matches!(c.change, RowChange::Truncate)) {
+        planner.plan_in_segments(batch, state)
+    } else if planner.layout.has_pk() {
+        planner.plan_upsert(batch, state)
+    } else {
+        planner.plan_changelog(batch)
     }
 }
 

@@ -1,14 +1,25 @@
-//! Micro-batches of whole transactions, split per table for the Delta sink.
+//! Micro-batches of whole transactions, split per table for the Delta sink,
+//! and the parts of a transaction too large for one batch (see
+//! [`super::assembler`]).
 
+use super::assembler::{FinishedParts, TransactionPart};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tributary_core::{TableId, Transaction};
+use tributary_core::{SourcePosition, TableId, Transaction};
 use tributary_delta::{SourcedChange, TableBatch};
+
+/// A whole transaction of the batch; `parts` when its first changes were
+/// applied in parts already and the transaction holds only the rest.
+#[derive(Debug)]
+struct Batched {
+    txn: Transaction,
+    parts: Option<FinishedParts>,
+}
 
 /// Whole transactions waiting to be committed, bounded by rows and time.
 #[derive(Debug)]
 pub struct MicroBatch {
-    transactions: Vec<Transaction>,
+    transactions: Vec<Batched>,
     rows: usize,
     opened: Option<Instant>,
     max_rows: usize,
@@ -21,10 +32,18 @@ impl MicroBatch {
     }
 
     /// Adds a whole transaction.
+    #[cfg(test)]
     pub fn push(&mut self, txn: Transaction) {
+        self.push_rest(txn, None);
+    }
+
+    /// Adds a whole transaction, or the rest of one whose first changes were
+    /// applied in `parts` (the batch's commit lands them too: every table
+    /// the parts touched gets an entry, with or without changes here).
+    pub fn push_rest(&mut self, txn: Transaction, parts: Option<FinishedParts>) {
         self.rows += txn.changes.len();
         self.opened.get_or_insert_with(Instant::now);
-        self.transactions.push(txn);
+        self.transactions.push(Batched { txn, parts });
     }
 
     /// True when the batch has reached its row bound or waited long enough.
@@ -49,23 +68,58 @@ impl MicroBatch {
     /// table's position is the commit position of its last transaction here.
     pub fn split_per_table(&mut self) -> BTreeMap<TableId, TableBatch> {
         let mut tables: BTreeMap<TableId, TableBatch> = BTreeMap::new();
-        for txn in self.transactions.drain(..) {
-            for (seq, (schema, change)) in txn.changes.into_iter().enumerate() {
-                let batch = tables
-                    .entry(schema.id.clone())
-                    .or_insert_with(|| TableBatch { changes: Vec::new(), position: txn.position.clone() });
-                batch.position = txn.position.clone();
-                batch.changes.push(SourcedChange {
-                    change,
-                    position: txn.position.clone(),
-                    commit_ts: txn.commit_ts,
-                    change_seq: seq as i64,
-                });
-            }
+        for Batched { txn, parts } in self.transactions.drain(..) {
+            let (rows_position, first_seq) = match &parts {
+                Some(parts) => {
+                    for id in &parts.tables {
+                        let batch = tables
+                            .entry(id.clone())
+                            .or_insert_with(|| TableBatch { changes: Vec::new(), position: txn.position.clone() });
+                        batch.position = txn.position.clone();
+                    }
+                    (&parts.rows_position, parts.first_seq)
+                }
+                None => (&txn.position, 0),
+            };
+            add_changes(&mut tables, txn.changes, &txn.position, rows_position, txn.commit_ts, first_seq);
         }
         self.rows = 0;
         self.opened = None;
         tables
+    }
+}
+
+/// A part of a transaction split per table: each table's batch holds the
+/// position the part's rows carry (where the transaction began).
+pub fn split_part(part: TransactionPart) -> BTreeMap<TableId, TableBatch> {
+    let mut tables = BTreeMap::new();
+    let txn = part.txn;
+    add_changes(&mut tables, txn.changes, &txn.position, &txn.position, txn.commit_ts, part.first_seq);
+    tables
+}
+
+/// Appends `changes` (of one transaction committed at `position`, the first
+/// of them its `first_seq`-th change) to their tables' batches; the rows
+/// carry `rows_position`.
+fn add_changes(
+    tables: &mut BTreeMap<TableId, TableBatch>,
+    changes: Vec<(std::sync::Arc<tributary_core::TableSchema>, tributary_core::RowChange)>,
+    position: &SourcePosition,
+    rows_position: &SourcePosition,
+    commit_ts: i64,
+    first_seq: usize,
+) {
+    for (seq, (schema, change)) in changes.into_iter().enumerate() {
+        let batch = tables
+            .entry(schema.id.clone())
+            .or_insert_with(|| TableBatch { changes: Vec::new(), position: position.clone() });
+        batch.position = position.clone();
+        batch.changes.push(SourcedChange {
+            change,
+            position: rows_position.clone(),
+            commit_ts,
+            change_seq: (first_seq + seq) as i64,
+        });
     }
 }
 

@@ -87,6 +87,11 @@ async fn run_until_stopped(
     let mut batch =
         MicroBatch::new(config.pipeline.batch_max_rows, Duration::from_millis(config.pipeline.batch_max_wait_ms));
     let idle_after = Duration::from_secs(config.pipeline.idle_commit_secs);
+    // A transaction with more changes than this is applied in parts of this size.
+    let part_rows = match config.pipeline.transaction_part_rows {
+        0 => usize::MAX,
+        rows => rows,
+    };
     let mut flushed_position: Option<SourcePosition> = None;
     let mut read_position = stream.from.clone();
     let mut read_commit_ts = 0i64;
@@ -118,7 +123,12 @@ async fn run_until_stopped(
                             }
                             continue;
                         }
-                        if let Some(mut txn) = assembler.push(event)? {
+                        let completed = assembler.push(event)?;
+                        if assembler.take_dropped_parts() {
+                            writers.abandon_parts();
+                        }
+                        if let Some(mut txn) = completed {
+                            let parts = assembler.take_finished_parts();
                             if !txn.schema_changes.is_empty() {
                                 // A schema change lands in order: what came before it first.
                                 if !batch.is_empty() {
@@ -131,7 +141,20 @@ async fn run_until_stopped(
                             }
                             read_position = txn.position.clone();
                             read_commit_ts = read_commit_ts.max(txn.commit_ts);
-                            batch.push(txn);
+                            batch.push_rest(txn, parts);
+                        } else if let Some(part) = assembler.take_part(part_rows) {
+                            // A transaction too large to hold whole: what came before it
+                            // is committed first, then its part is written (not committed).
+                            if !batch.is_empty() {
+                                let read = (&read_position, read_commit_ts);
+                                commit(&mut batch, &mut writers, metrics, stream.control.as_ref(), read).await?;
+                                flushed_position = Some(read_position.clone());
+                            }
+                            let started = Instant::now();
+                            let changes = part.txn.changes.len();
+                            let rows = writers.apply_part(super::batch::split_part(part)).await?;
+                            tracing::debug!(changes, rows, ms = started.elapsed().as_millis() as u64,
+                                "part of a large transaction written");
                         }
                     }
                 }
@@ -157,6 +180,7 @@ async fn run_until_stopped(
                 flushed_position = Some(read_position.clone());
             }
             assembler = TransactionAssembler::default();
+            writers.abandon_parts();
             stream.stop().await;
             match reconnect(config, &writers, metrics, &mut shutdown, error).await? {
                 Some(again) => stream = again,
@@ -177,6 +201,10 @@ async fn run_until_stopped(
                 .await?;
             flushed_position = Some(read_position.clone());
         }
+        if writers.has_open_parts() {
+            // Nothing else commits while a transaction is open in parts.
+            continue;
+        }
         if last_idle_check.elapsed() >= idle_after.min(Duration::from_secs(60)) {
             last_idle_check = Instant::now();
             if let Some(position) = &flushed_position {
@@ -191,6 +219,8 @@ async fn run_until_stopped(
     if !batch.is_empty() {
         commit(&mut batch, &mut writers, metrics, stream.control.as_ref(), (&read_position, read_commit_ts)).await?;
     }
+    // A transaction read only in part is read again at the next start.
+    writers.abandon_parts();
     stream.stop().await;
     tracing::info!(position = %read_position, "stopped after committing the last complete transactions");
     Ok(())

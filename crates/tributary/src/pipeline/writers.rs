@@ -222,6 +222,37 @@ impl TableWriters {
         &self.owner
     }
 
+    /// Applies one part of a source transaction too large to hold whole to
+    /// each table it changes (files written, nothing committed; see
+    /// [`super::assembler`]); the flush holding the transaction's rest
+    /// commits every part. A table that holds the transaction already skips it.
+    pub async fn apply_part(&mut self, tables: BTreeMap<TableId, TableBatch>) -> anyhow::Result<u64> {
+        let mut rows = 0;
+        for (id, part) in tables {
+            if self.stopped.contains_key(&id) {
+                continue;
+            }
+            let Some(writer) = self.writers.get_mut(&id) else { continue };
+            rows += writer.apply_part(&part).await.inspect_err(|_| self.metrics.error(ErrorKind::sink)).with_context(
+                || format!("write a part of the source transaction at {} to the Delta table of {id}", part.position),
+            )?;
+        }
+        Ok(rows)
+    }
+
+    /// True while some table holds uncommitted parts of a source transaction.
+    pub fn has_open_parts(&self) -> bool {
+        self.writers.values().any(TableWriter::has_open_parts)
+    }
+
+    /// Drops every table's uncommitted parts (the transaction is read again
+    /// from the source: a reconnect, a shutdown, a rolled-back transaction).
+    pub fn abandon_parts(&mut self) {
+        for writer in self.writers.values_mut() {
+            writer.abandon_parts();
+        }
+    }
+
     /// Commits each table's batch, skipping changes the table already holds.
     pub async fn flush(&mut self, batches: BTreeMap<TableId, TableBatch>) -> anyhow::Result<FlushSummary> {
         let mut summary = FlushSummary::default();
@@ -236,7 +267,7 @@ impl TableWriters {
                 tracing::trace!(table = %id, committed, first = ?batch.changes.first().map(|c| c.position.to_string()), "skip check");
                 batch.changes.retain(|c| c.position.to_version().map(|v| v > committed).unwrap_or(true));
                 summary.changes_skipped += before - batch.changes.len();
-                if batch.changes.is_empty() {
+                if batch.changes.is_empty() && !writer.has_open_parts() {
                     continue;
                 }
             }
@@ -274,7 +305,9 @@ impl TableWriters {
         let ids: Vec<TableId> = self.writers.keys().cloned().collect();
         for id in ids {
             let writer = self.writers.get_mut(&id).expect("a writer for every id");
-            let fresh = self.last_commit.get(&id).is_some_and(|t| t.elapsed() < idle) || self.stopped.contains_key(&id);
+            let fresh = self.last_commit.get(&id).is_some_and(|t| t.elapsed() < idle)
+                || self.stopped.contains_key(&id)
+                || writer.has_open_parts();
             if fresh || writer.committed_version().is_some_and(|v| v >= version) {
                 continue;
             }

@@ -6,6 +6,7 @@
 pub mod alltypes;
 pub mod chunked_copy;
 pub mod http;
+pub mod large_txn;
 pub mod pg;
 pub mod pg_types;
 pub mod s3;
@@ -139,6 +140,16 @@ impl Pipeline {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// The process's peak resident set so far (`VmHWM` of /proc/<pid>/status), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
     }
 
     pub fn log_text(&self) -> String {
