@@ -128,12 +128,14 @@ pub fn rows() -> u64 {
 
 /// `[sink.delta] target_file_rows` of a tenth of the table (20k – 200k) and
 /// 5 s batches: random-key updates rewrite most files of a copy-on-write
-/// table, big batches keep the catch-up short in a debug build.
+/// table, big batches keep the catch-up short in a debug build. An idle
+/// table's position follows the source after 2 s (the waits compare it
+/// with the server's current position).
 pub fn tune_config(config: &Path, rows: u64) {
     let files = (rows / 10).clamp(20_000, 200_000);
     let text = std::fs::read_to_string(config).unwrap();
     let text = text.replace("checkpoint_interval = 5", &format!("checkpoint_interval = 5\ntarget_file_rows = {files}"));
-    let text = text.replace("batch_max_wait_ms = 200", "batch_max_wait_ms = 5000");
+    let text = text.replace("batch_max_wait_ms = 200", "batch_max_wait_ms = 5000\nidle_commit_secs = 2");
     std::fs::write(config, text).unwrap();
 }
 
