@@ -5,6 +5,8 @@ Prints JSON on stdout:
   rows <table_path>                      -> current rows, sorted by all columns
   scan <table_path>                      -> the same through delta-rs' DataFusion scan (QueryBuilder),
                                             which applies deletion vectors (to_pyarrow_table refuses them)
+  duckdb <table_path>                    -> the same through DuckDB's delta extension (delta-kernel-rs),
+                                            a third implementation of the protocol (deletion vectors included)
   cdf <table_path> <from> [<to>]         -> change feed rows with _change_type, _commit_version
   txn <table_path> <app_id>              -> {"version": <delta version>, "txn": <txn version or null>}
 Values: decimals as strings, timestamps as ISO-8601, bytes as hex.
@@ -51,6 +53,19 @@ def main(argv):
     elif cmd == "scan":
         reader = QueryBuilder().register("t", dt).execute("SELECT * FROM t")
         rows = rows_of(pa.RecordBatchReader.from_stream(reader).read_all())
+        rows.sort(key=lambda r: json.dumps(r, sort_keys=True))
+        print(json.dumps({"version": dt.version(), "rows": rows}))
+    elif cmd == "duckdb":
+        import duckdb
+        import duckdb_extension_delta
+
+        # The extension ships in a wheel (no download at run time).
+        ext_dir = os.path.join(os.path.dirname(duckdb_extension_delta.__file__), "extensions")
+        (version,) = os.listdir(ext_dir)
+        con = duckdb.connect()
+        con.execute(f"LOAD '{os.path.join(ext_dir, version, 'delta.duckdb_extension')}'")
+        table = con.execute("SELECT * FROM delta_scan(?)", [os.path.abspath(path)]).to_arrow_table()
+        rows = rows_of(table)
         rows.sort(key=lambda r: json.dumps(r, sort_keys=True))
         print(json.dumps({"version": dt.version(), "rows": rows}))
     elif cmd == "cdf":

@@ -4,8 +4,9 @@
 //! update of a random key, every third transaction a delete of one) with
 //! automatic compaction on, through repeated kill -9 of the pipeline. Every
 //! update and delete marks rows instead of rewriting files; at the end the
-//! mirror (delta-rs' DataFusion scan, which applies deletion vectors) equals
-//! the source row by row, the change feed holds each change exactly once (0
+//! mirror equals the source row by row as delta-rs' DataFusion scan and
+//! DuckDB's delta extension (delta-kernel-rs) read it (both apply deletion
+//! vectors), the change feed holds each change exactly once (0
 //! lost, 0 duplicated), and Spark counts the source's rows. An existing
 //! table is upgraded only on request (`tributary optimize
 //! --enable-deletion-vectors --table`), then streams with vectors.
@@ -113,15 +114,19 @@ fn deletion_vectors_stream_random_key_updates_through_kill_9_exactly_once() {
 /// The mirror (delta-rs' DataFusion scan) equals `db.t` row by row and the
 /// change feed holds each change exactly once.
 fn assert_exact(python: &Path, path: &Path, server: &tributary_testkit::MariaDb, db: &str) {
-    let scanned = read(python, &["scan", path.to_str().unwrap()]);
-    let mut mirror: Vec<String> = scanned["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| format!("{}\t{}\t{}", r["id"], r["v"], r["w"].as_str().unwrap_or("NULL")))
-        .collect();
-    mirror.sort_by_key(|l| l.split('\t').next().unwrap().parse::<i64>().unwrap());
-    assert_eq!(mirror, source_lines(server, &format!("SELECT id, v, w FROM {db}.t ORDER BY id")));
+    let source_rows = source_lines(server, &format!("SELECT id, v, w FROM {db}.t ORDER BY id"));
+    // delta-rs' DataFusion scan, and DuckDB's delta extension (delta-kernel-rs).
+    for reader in ["scan", "duckdb"] {
+        let scanned = read(python, &[reader, path.to_str().unwrap()]);
+        let mut mirror: Vec<String> = scanned["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}\t{}\t{}", r["id"], r["v"], r["w"].as_str().unwrap_or("NULL")))
+            .collect();
+        mirror.sort_by_key(|l| l.split('\t').next().unwrap().parse::<i64>().unwrap());
+        assert_eq!(mirror, source_rows, "{reader} reads the mirror");
+    }
     let source = id_values(&source_lines(server, &format!("SELECT id, v FROM {db}.t")));
     assert_feed_exact(&change_feed(python, path, 0), &source);
 }
