@@ -672,27 +672,29 @@ impl Planner<'_> {
         for ((cand, rows), descriptor) in marks.into_iter().zip(descriptors) {
             let view = wanted.get(cand.path.as_str()).and_then(Option::as_ref);
             let pending = self.uncommitted.and_then(|parts| parts.uncommitted_add(&cand.path));
-            if let (None, Some(pending)) = (view, pending) {
-                // Written by an earlier part of this source transaction: its
-                // (uncommitted) `add` gets the vector; there is nothing to remove.
-                if cand.entry.rows.is_some_and(|n| rows.max().is_some_and(|m| m >= n as u64)) {
-                    return Err(state_err(format!("a deletion vector of {} goes beyond its rows", cand.path)));
+            let add = match (view, pending) {
+                (None, Some(pending)) => {
+                    // Written by an earlier part of this source transaction: its
+                    // (uncommitted) `add` gets the vector; there is nothing to remove.
+                    if cand.entry.rows.is_some_and(|n| rows.max().is_some_and(|m| m >= n as u64)) {
+                        return Err(state_err(format!("a deletion vector of {} goes beyond its rows", cand.path)));
+                    }
+                    crate::deletion_vector_commit::with_vector(self.table_dir, pending, descriptor.clone())?
                 }
-                let add = crate::deletion_vector_commit::with_vector(self.table_dir, pending, descriptor.clone())?;
-                plan.actions.push(Action::Add(add));
-                plan.removed.push(cand.path.clone());
-                plan.rewrites = true;
-                let entry = FileEntry { deleted: Some(Arc::new(Deleted { descriptor, rows })), ..cand.entry.clone() };
-                plan.added.push((cand.path.clone(), entry));
-                continue;
-            }
-            let view =
-                view.ok_or_else(|| state_err(format!("{} is not an active data file of the table state", cand.path)))?;
-            if let Some(records) = view.num_records().filter(|&n| rows.max().is_some_and(|m| m >= n as u64)) {
-                return Err(state_err(format!("a deletion vector of {} goes beyond its {records} rows", cand.path)));
-            }
-            plan.actions.push(Action::Remove(view.remove_action(true)));
-            let add = crate::deletion_vector_commit::add_with_vector(self.table_dir, view, descriptor.clone())?;
+                (view, _) => {
+                    let view = view.ok_or_else(|| {
+                        state_err(format!("{} is not an active data file of the table state", cand.path))
+                    })?;
+                    if let Some(records) = view.num_records().filter(|&n| rows.max().is_some_and(|m| m >= n as u64)) {
+                        return Err(state_err(format!(
+                            "a deletion vector of {} goes beyond its {records} rows",
+                            cand.path
+                        )));
+                    }
+                    plan.actions.push(Action::Remove(view.remove_action(true)));
+                    crate::deletion_vector_commit::add_with_vector(self.table_dir, view, descriptor.clone())?
+                }
+            };
             plan.actions.push(Action::Add(add));
             plan.removed.push(cand.path.clone());
             plan.rewrites = true;

@@ -119,7 +119,7 @@ pub(crate) struct SnapshotProgressNote {
 
 impl CommitNote {
     pub fn new(app_id: &str, kind: CommitKind, position: Option<&SourcePosition>, txn_version: Option<i64>) -> Self {
-        let position = position.map(|p| serde_json::from_str(&p.to_json()).expect("positions are JSON"));
+        let position = position.map(crate::snapshot_progress::position_json);
         CommitNote {
             app_id: app_id.to_string(),
             kind,
@@ -133,6 +133,11 @@ impl CommitNote {
 
     pub fn position(&self) -> Option<SourcePosition> {
         serde_json::from_value(self.position.clone()?).ok()
+    }
+
+    /// The catch-up bound this commit carries, if any (see [`crate::writer`]).
+    pub fn catch_up_until(&self) -> Option<SourcePosition> {
+        serde_json::from_value(self.catch_up_until.clone()?).ok()
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn table_status(table_path: &Path, app_id: &str) -> Result<TableStatus
     };
     let catching_up_until = with_txn
         .as_ref()
-        .and_then(|f| serde_json::from_value::<SourcePosition>(f.note.catch_up_until.clone()?).ok())
+        .and_then(|f| f.note.catch_up_until())
         .filter(|until| until.to_version().is_ok_and(|v| committed_version.is_some_and(|c| c < v)));
     let committed_position =
         with_txn.filter(|f| f.note.txn_version == committed_version).and_then(|f| f.note.position());

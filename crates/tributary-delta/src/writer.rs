@@ -426,8 +426,7 @@ impl TableWriter {
         };
         self.catch_up_until = with_txn
             .as_ref()
-            .and_then(|found| found.note.catch_up_until.clone())
-            .and_then(|json| serde_json::from_value::<SourcePosition>(json).ok())
+            .and_then(|found| found.note.catch_up_until())
             .and_then(|until| Some((until.to_version().ok()?, until)))
             .filter(|(v, _)| self.committed_version.is_some_and(|c| c < *v))
             .map(|(v, until)| (until, v));

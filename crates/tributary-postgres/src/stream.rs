@@ -367,14 +367,22 @@ pub async fn slot_retained_wal(client: &Client, slot: &str) -> Result<Option<u64
 
 /// The server's current WAL insert position: how far its history reaches.
 pub async fn current_wal_lsn(client: &Client) -> Result<Lsn, PostgresError> {
-    let row = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await
-        .map_err(|e| PostgresError::query("read the current WAL position", e))?;
+    query_lsn(client, "SELECT pg_current_wal_lsn()::text", "read the current WAL position").await
+}
+
+/// The current WAL insert position: every transaction visible to a read
+/// that ended before this call has its commit record at or before it.
+pub async fn current_wal_insert_lsn(client: &Client) -> Result<Lsn, PostgresError> {
+    query_lsn(client, "SELECT pg_current_wal_insert_lsn()::text", "read the WAL insert position").await
+}
+
+/// Runs `sql`, which returns one LSN as text.
+async fn query_lsn(client: &Client, sql: &str, context: &str) -> Result<Lsn, PostgresError> {
+    let row = client.query_one(sql, &[]).await.map_err(|e| PostgresError::query(context, e))?;
     let text: String = row.get(0);
     pg_walstream::parse_lsn(&text)
         .map(Lsn)
-        .map_err(|e| PostgresError::Query { context: "read the current WAL position".into(), reason: e.to_string() })
+        .map_err(|e| PostgresError::Query { context: context.into(), reason: e.to_string() })
 }
 
 /// True when `slot` exists on the server (whether or not a session holds it).

@@ -17,13 +17,12 @@
 mod common;
 
 use common::{
-    mariadb_with_bench_table, print_figures, random_ids, start, stop, wait, APP, RANDOM_TXNS, RANDOM_TXN_DELETES,
-    RANDOM_TXN_KEYS,
+    mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP, RANDOM_TXNS,
+    RANDOM_TXN_DELETES, RANDOM_TXN_KEYS,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tributary_core::{MySqlPosition, SourcePosition};
 use tributary_testkit::{MariaDb, TestDir};
 
 const ROWS: u64 = 1_000_000;
@@ -219,14 +218,4 @@ fn write_config(dir: &Path, server: &MariaDb, root: &str, s3: Option<&tributary_
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// The server's next binlog position and its txn version.
-fn master(server: &MariaDb) -> ((String, u64), i64) {
-    let out = server.exec("SHOW MASTER STATUS").unwrap();
-    let mut cols = out.split('\t');
-    let file = cols.next().unwrap().to_string();
-    let offset: u64 = cols.next().unwrap().trim().parse().unwrap();
-    let version = SourcePosition::MySql(MySqlPosition::new(file.clone(), offset)).to_version().unwrap();
-    ((file, offset), version)
 }

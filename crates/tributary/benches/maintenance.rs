@@ -17,11 +17,10 @@
 
 mod common;
 
-use common::{mariadb_with_bench_table, print_figures, random_ids, start, stop, wait, APP};
+use common::{mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tributary_core::{MySqlPosition, SourcePosition};
 use tributary_testkit::{MariaDb, TestDir};
 
 const SMALL_TXNS: u64 = 1_000;
@@ -77,7 +76,7 @@ fn main() {
 
     // The empty table at the current position, kept to start both runs from.
     let mut pipeline = start(&off);
-    wait(&mut pipeline, &table, master(&server));
+    wait(&mut pipeline, &table, master(&server).1);
     stop(pipeline);
     let start_lake = dir.path().join("lake-at-start");
     copy_dir(&lake, &start_lake);
@@ -99,7 +98,7 @@ fn main() {
         sql.push_str(" COMMIT");
         server.exec(&format!("USE bench; {sql}")).unwrap();
     }
-    let target = master(&server);
+    let target = master(&server).1;
     let rows = SMALL_TXNS * SMALL_INSERTS + (SMALL_TXNS - 1) * SMALL_UPDATES as u64;
     let without = replay("no compaction", rows, &off, &table, target);
     let versions = std::fs::read_dir(table.join("_delta_log")).unwrap().count();
@@ -155,7 +154,7 @@ fn main() {
             .unwrap();
     }
     let mut pipeline = start(&vacuum);
-    wait(&mut pipeline, &table, master(&server));
+    wait(&mut pipeline, &table, master(&server).1);
     stop(pipeline);
     for _ in 0..VACUUM_TXNS {
         let ids = random_ids(&mut state, VACUUM_TXN_KEYS, BIG_ROWS, |_| true);
@@ -165,7 +164,7 @@ fn main() {
     let updates = (VACUUM_TXNS * VACUUM_TXN_KEYS) as u64;
     let started = Instant::now();
     let mut pipeline = start(&vacuum);
-    let catch_up = wait(&mut pipeline, &table, master(&server));
+    let catch_up = wait(&mut pipeline, &table, master(&server).1);
     let secs = started.elapsed().as_secs_f64();
     let at_catch_up = bytes_under(&table);
     // Let the next vacuum (every second, retention 0) run.
@@ -235,13 +234,4 @@ fn write_config(dir: &Path, name: &str, batch_rows: u64, server: &MariaDb, root:
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// The txn version of the server's next binlog position.
-fn master(server: &MariaDb) -> i64 {
-    let out = server.exec("SHOW MASTER STATUS").unwrap();
-    let mut cols = out.split('\t');
-    let file = cols.next().unwrap().to_string();
-    let offset: u64 = cols.next().unwrap().trim().parse().unwrap();
-    SourcePosition::MySql(MySqlPosition::new(file, offset)).to_version().unwrap()
 }

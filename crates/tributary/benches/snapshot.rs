@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::{mariadb_with_bench_table, print_figures, start, stop, wait, APP};
+use common::{mariadb_with_bench_table, master, print_figures, start, stop, wait, APP};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tributary_core::{MySqlPosition, SourcePosition};
 use tributary_testkit::{MariaDb, TestDir};
 
 fn main() {
@@ -48,7 +47,7 @@ fn run(server: &MariaDb, dir: &Path, rows: u64, name: &str, source_line: &str) {
     let _ = std::fs::remove_dir_all(&lake);
     let config = write_config(dir, server, &lake, source_line);
     let table = lake.join("bench/t");
-    let target = master_version(server);
+    let target = master(server).1;
     let started = Instant::now();
     let mut pipeline = start(&config);
     let catch_up = wait(&mut pipeline, &table, target);
@@ -67,13 +66,4 @@ fn write_config(dir: &Path, server: &MariaDb, lake: &Path, source_line: &str) ->
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// The binlog position the server will write next, as a txn version.
-fn master_version(server: &MariaDb) -> i64 {
-    let out = server.exec("SHOW MASTER STATUS").unwrap();
-    let mut cols = out.split('\t');
-    let file = cols.next().unwrap().to_string();
-    let offset: u64 = cols.next().unwrap().trim().parse().unwrap();
-    SourcePosition::MySql(MySqlPosition::new(file, offset)).to_version().unwrap()
 }

@@ -11,24 +11,11 @@ mod common;
 use common::pg::*;
 use common::workload::{assert_feed_exact, id_values, listen_on_free_port, wait_metric, Workload};
 use common::*;
-use std::process::Command;
 use std::time::{Duration, Instant};
-use tributary_testkit::postgres::{PgDatabase, REPLICATION_PASSWORD, REPLICATION_USER};
+use tributary_testkit::postgres::{PgDatabase, REPLICATION_USER};
 
 const RESTARTS: u64 = 20;
 const INITIAL_ROWS: u64 = 200;
-
-/// Runs `sql` as the replication role over TCP; false when the server did not take it.
-fn try_exec(port: u16, database: &str, sql: &str) -> bool {
-    Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", REPLICATION_USER, "-d", database])
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGPASSWORD", REPLICATION_PASSWORD)
-        .env("PGCONNECT_TIMEOUT", "2")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 fn assert_mirror_exact(python: &std::path::Path, path: &std::path::Path, db: &PgDatabase<'_>, what: &str) {
     let source_md5 = pg_lines(db, "SELECT id, md5(concat_ws('|', id, v, w)) FROM t ORDER BY id");
@@ -62,7 +49,7 @@ fn restarts_and_terminated_walsenders_are_ridden_through_exactly_once() {
     wait_metric(&address, "tributary_source_connected", 1.0, Duration::from_secs(10), &mut pipeline);
 
     let (port, database) = (server.port(), db.name().to_string());
-    let workload = Workload::start(INITIAL_ROWS, move |sql| try_exec(port, &database, sql));
+    let workload = Workload::start(INITIAL_ROWS, move |sql| pg_try_exec(port, &database, sql));
     let mut back_to_caught_up = Vec::new();
     let mut shutdowns = Vec::new();
     for restart in 1..=RESTARTS {
@@ -154,7 +141,7 @@ fn a_commit_longer_than_wal_sender_timeout_ends_in_a_clean_reconnect() {
     wait_past(&mut pipeline, &path, lsn_now(&db) - 1);
 
     let (port, database) = (server.port(), db.name().to_string());
-    let workload = Workload::start(INITIAL_ROWS, move |sql| try_exec(port, &database, sql));
+    let workload = Workload::start(INITIAL_ROWS, move |sql| pg_try_exec(port, &database, sql));
     workload.wait_more(5);
     std::fs::write(&hold, b"").unwrap();
     // Many more transactions than the reader's channel holds, over several timeouts.

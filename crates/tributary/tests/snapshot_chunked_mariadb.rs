@@ -10,9 +10,7 @@
 
 mod common;
 
-use common::chunked_copy::{
-    assert_feed_is, delta_version, kill_during_copy, rows, tune_config, wait_copied, wait_long,
-};
+use common::chunked_copy::{assert_feed_is, copy_through_kills, delta_version, rows, tune_config, wait_long};
 use common::workload::{mariadb_try_exec, Workload};
 use common::*;
 use std::time::Instant;
@@ -56,13 +54,7 @@ fn a_chunked_copy_under_writes_survives_five_kill_9_and_ends_equal_to_the_source
 
     let port = server.port();
     let workload = Workload::start(n, move |sql| mariadb_try_exec(port, DB, sql));
-    let copy_started = Instant::now();
-    let kills = kill_during_copy(Pipeline::start(&config), &config, &path, n, KILLS);
-    assert!(kills.mid_copy >= 3, "at least 3 kills hit the copy ({})", kills.mid_copy);
-    assert!(kills.resumed >= 3, "at least 3 restarts continued the copy instead of starting over ({})", kills.resumed);
-    let mut pipeline = kills.pipeline;
-    wait_copied(&mut pipeline, &path);
-    eprintln!("copy done {:.1?} after the first start", copy_started.elapsed());
+    let mut pipeline = copy_through_kills(&config, &path, n, KILLS);
     let confirmed = workload.finish();
     wait_long(&mut pipeline, &path, master_version(&server));
     let source = source_lines(&server, &format!("SELECT id, MD5(CONCAT_WS('|', id, v, w)) FROM {DB}.t ORDER BY id"));

@@ -10,29 +10,12 @@
 
 mod common;
 
-use common::chunked_copy::{
-    assert_feed_is, delta_version, kill_during_copy, rows, tune_config, wait_copied, wait_long,
-};
+use common::chunked_copy::{assert_feed_is, copy_through_kills, delta_version, rows, tune_config, wait_long};
 use common::pg::*;
 use common::workload::Workload;
 use common::*;
-use std::process::Command;
-use std::time::Instant;
-use tributary_testkit::postgres::{REPLICATION_PASSWORD, REPLICATION_USER};
 
 const KILLS: usize = 5;
-
-/// Runs `sql` as the replication role over TCP; false when the server did not take it.
-fn try_exec(port: u16, database: &str, sql: &str) -> bool {
-    Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", REPLICATION_USER, "-d", database])
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGPASSWORD", REPLICATION_PASSWORD)
-        .env("PGCONNECT_TIMEOUT", "2")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 #[test]
 fn a_chunked_copy_under_writes_survives_five_kill_9_and_ends_equal_to_the_source() {
@@ -48,15 +31,9 @@ fn a_chunked_copy_under_writes_survives_five_kill_9_and_ends_equal_to_the_source
     let path = table_path(dir.path(), "public", "t");
 
     let (port, database) = (server.port(), db.name().to_string());
-    let workload = Workload::start(n, move |sql| try_exec(port, &database, sql));
-    let copy_started = Instant::now();
-    let kills = kill_during_copy(Pipeline::start(&config), &config, &path, n, KILLS);
-    assert!(kills.mid_copy >= 3, "at least 3 kills hit the copy ({})", kills.mid_copy);
-    assert!(kills.resumed >= 3, "at least 3 restarts continued the copy instead of starting over ({})", kills.resumed);
+    let workload = Workload::start(n, move |sql| pg_try_exec(port, &database, sql));
+    let mut pipeline = copy_through_kills(&config, &path, n, KILLS);
     assert_eq!(slot_count(&db), 1, "one slot across the restarts");
-    let mut pipeline = kills.pipeline;
-    wait_copied(&mut pipeline, &path);
-    eprintln!("copy done {:.1?} after the first start", copy_started.elapsed());
     let confirmed = workload.finish();
     wait_long(&mut pipeline, &path, lsn_now(&db) + 1);
     let source = pg_lines(&db, "SELECT id, md5(concat_ws('|', id, v, w)) FROM t ORDER BY id");

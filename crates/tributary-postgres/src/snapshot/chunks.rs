@@ -43,18 +43,9 @@ impl ChunkReader {
         Ok(ChunkReader { client, chunk_rows: cfg.snapshot_chunk_rows })
     }
 
-    /// The current WAL insert position: every transaction visible to a read
-    /// that ended before this call has its commit at or before it.
+    /// The current WAL insert position (the catch-up bound after a table's last chunk).
     pub async fn wal_position(&self) -> Result<Lsn, PostgresError> {
-        let row = self
-            .client
-            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-            .await
-            .map_err(|e| PostgresError::query("read the WAL position", e))?;
-        let text: String = row.get(0);
-        pg_walstream::parse_lsn(&text)
-            .map(Lsn)
-            .map_err(|e| PostgresError::Query { context: "read the WAL position".into(), reason: e.to_string() })
+        crate::stream::current_wal_insert_lsn(&self.client).await
     }
 
     /// The planner's row estimate of `table` (for the progress bar and the split).

@@ -135,3 +135,15 @@ pub fn mariadb_with_bench_table() -> tributary_testkit::MariaDb {
         .unwrap();
     server
 }
+
+/// The binlog position the server will write next (`SHOW MASTER STATUS`):
+/// file and offset, and as a txn version.
+#[allow(dead_code)] // the PostgreSQL benchmark has no binlog
+pub fn master(server: &tributary_testkit::MariaDb) -> ((String, u64), i64) {
+    let out = server.exec("SHOW MASTER STATUS").unwrap();
+    let mut cols = out.split('\t');
+    let file = cols.next().unwrap().to_string();
+    let offset: u64 = cols.next().unwrap().trim().parse().unwrap();
+    let position = tributary_core::SourcePosition::MySql(tributary_core::MySqlPosition::new(file.clone(), offset));
+    ((file, offset), position.to_version().unwrap())
+}

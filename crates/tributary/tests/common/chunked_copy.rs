@@ -35,20 +35,20 @@ fn strip_ansi(line: &str) -> String {
 }
 
 /// How the kills of [`kill_during_copy`] went.
-pub struct Kills {
+struct Kills {
     /// The pipeline started after the last kill.
-    pub pipeline: Pipeline,
+    pipeline: Pipeline,
     /// Kills that came while the copy was not done.
-    pub mid_copy: usize,
+    mid_copy: usize,
     /// Restarts that continued the copy from rows already copied.
-    pub resumed: usize,
+    resumed: usize,
 }
 
 /// `kills` times: waits for one more commit of the copy, then a random
 /// moment (up to 0.8 s), checks that `tributary status` says the copy is in
 /// progress, kill -9, a restart; then reads whether the restart continued the
 /// copy (and from how many of the `rows` already copied).
-pub fn kill_during_copy(mut pipeline: Pipeline, config: &Path, path: &Path, rows: u64, kills: usize) -> Kills {
+fn kill_during_copy(mut pipeline: Pipeline, config: &Path, path: &Path, rows: u64, kills: usize) -> Kills {
     let (mut mid_copy, mut resumed) = (0, 0);
     let mut seed = u64::from(std::process::id()) | 1;
     for kill in 0..kills {
@@ -96,8 +96,26 @@ pub fn kill_during_copy(mut pipeline: Pipeline, config: &Path, path: &Path, rows
     Kills { pipeline, mid_copy, resumed }
 }
 
+/// Starts the pipeline, kills it `kills` times during the copy
+/// ([`kill_during_copy`]; at least 3 kills must hit the copy and at least 3
+/// restarts continue it), and waits until the copy is done.
+pub fn copy_through_kills(config: &Path, path: &Path, rows: u64, kills: usize) -> Pipeline {
+    let started = Instant::now();
+    let killed = kill_during_copy(Pipeline::start(config), config, path, rows, kills);
+    assert!(killed.mid_copy >= 3, "at least 3 kills hit the copy ({})", killed.mid_copy);
+    assert!(
+        killed.resumed >= 3,
+        "at least 3 restarts continued the copy instead of starting over ({})",
+        killed.resumed
+    );
+    let mut pipeline = killed.pipeline;
+    wait_copied(&mut pipeline, path);
+    eprintln!("copy done {:.1?} after the first start", started.elapsed());
+    pipeline
+}
+
 /// Waits up to 10 min until the copy is done (the workload may still run).
-pub fn wait_copied(pipeline: &mut Pipeline, path: &Path) {
+fn wait_copied(pipeline: &mut Pipeline, path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(600);
     while !snapshot_done(path) {
         assert!(Instant::now() < deadline, "the copy did not finish; log:\n{}", pipeline.log_text());

@@ -129,3 +129,16 @@ pub fn wait_slot_count(db: &PgDatabase<'_>, n: usize) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Runs `sql` in `database` as the replication role over TCP (psql); false
+/// when the server did not take it (down, restarting, refused).
+pub fn pg_try_exec(port: u16, database: &str, sql: &str) -> bool {
+    std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", REPLICATION_USER, "-d", database])
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGPASSWORD", REPLICATION_PASSWORD)
+        .env("PGCONNECT_TIMEOUT", "2")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
