@@ -982,8 +982,61 @@ impl TableWriter {
     /// The chunked snapshot copy this table holds part of (what its last
     /// commit recorded), if any: continue from it with
     /// [`TableWriter::append_snapshot_rows`] instead of resetting the table.
+    /// Also a re-copy ([`TableWriter::begin_recopy`]) of a table that holds
+    /// an older position.
     pub fn snapshot_progress(&self) -> Option<&SnapshotProgress> {
-        self.snapshot_progress.as_ref().filter(|_| !self.snapshot_complete && self.committed_version.is_none())
+        self.snapshot_progress.as_ref().filter(|_| !self.snapshot_complete)
+    }
+
+    /// True while a re-copy of this streamed table is in progress: its
+    /// rows were removed by [`TableWriter::begin_recopy`] and its txn still
+    /// holds the position streamed before (replaced by the copy's start when
+    /// [`TableWriter::finish_chunked_snapshot`] ends it).
+    pub fn recopy_in_progress(&self) -> bool {
+        self.committed_version.is_some() && self.snapshot_progress().is_some()
+    }
+
+    /// Drops snapshot rows written but not committed (a chunked copy given
+    /// up mid-way in this process): what the last commit recorded is where
+    /// the copy continues.
+    pub fn abandon_snapshot_rows(&mut self) {
+        if let Some(file) = self.snapshot_file.take() {
+            file.discard();
+        }
+    }
+
+    /// Starts copying this streamed table again (`tributary resnapshot`):
+    /// one commit removes every data file (the change feed shows them as
+    /// deletes) and records `progress` (the copy's start position, at or
+    /// after the table's committed one, and its lanes before the first
+    /// chunk). The copy continues with [`TableWriter::append_snapshot_rows`]
+    /// and ends with [`TableWriter::finish_chunked_snapshot`]; a restart in
+    /// between continues it ([`TableWriter::snapshot_progress`]).
+    pub async fn begin_recopy(&mut self, progress: &SnapshotProgress) -> Result<CommitStats, DeltaError> {
+        let started = Instant::now();
+        if self.open_parts.is_some() || self.snapshot_file.is_some() || !self.snapshot_complete {
+            return Err(DeltaError::State {
+                table: self.path.clone(),
+                problem: "a re-copy starts only between batches of a table whose copy is complete".into(),
+            });
+        }
+        let start = self.version_of(&progress.start)?;
+        if let Some(stored) = self.committed_version.filter(|&s| start < s) {
+            return Err(DeltaError::PositionBackwards { table: self.path.clone(), stored, offered: start });
+        }
+        if self.stale {
+            self.reload().await?;
+        }
+        let remove_all = |planner: &Planner<'_>, _: &DeltaTableState| Ok(planner.plan_remove_all());
+        let plan = remove_all(&self.planner(), self.state()?)?;
+        let mut note = CommitNote::new(&self.owner.pipeline, CommitKind::SnapshotChunk, Some(&progress.start), None);
+        note.snapshot = Some(progress.to_note());
+        let operation = DeltaOperation::Delete { predicate: None };
+        let mut stats = self.commit_plan(plan, operation, note, Some(&remove_all)).await?;
+        self.catch_up_until = None;
+        self.snapshot_progress = Some(progress.clone());
+        stats.commit_duration = started.elapsed();
+        Ok(stats)
     }
 
     /// True when `batch` starts at or before the catch-up bound of a chunked

@@ -134,6 +134,20 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Copy one table again while the running pipeline keeps streaming the
+    /// others (after a suspected divergence, a purged binlog, a restored
+    /// backup). The table's rows are replaced: its change feed shows every
+    /// old row deleted and the copy inserted (docs/snapshots.md). Asks the
+    /// `tributary run` of this config over its HTTP port (metrics.listen).
+    Resnapshot {
+        /// Source table as `database.table` (PostgreSQL: `schema.table`); it needs a primary key.
+        table: String,
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The running pipeline's HTTP address (default: metrics.listen of the config).
+        #[arg(long)]
+        address: Option<String>,
+    },
     /// Compact the small data files of the pipeline's Delta tables now (what
     /// `run` does automatically, `[maintenance]`): rows ordered by primary key
     /// into files near `maintenance.target_file_mb`, without data change (the

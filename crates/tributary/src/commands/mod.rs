@@ -6,6 +6,7 @@ mod check;
 mod clean;
 mod generate;
 mod optimize;
+mod resnapshot;
 mod run;
 mod status;
 mod vacuum;
@@ -19,6 +20,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => run::run(&config).await,
         Command::Adopt { table, config } => adopt::adopt(&config, &table).await,
+        Command::Resnapshot { table, config, address } => {
+            resnapshot::resnapshot(&config, &table, address.as_deref()).await
+        }
         Command::Check { config } => check::check(&config).await,
         Command::Optimize { config, tables, enable_deletion_vectors } => {
             optimize::optimize(&config, &tables, enable_deletion_vectors).await

@@ -13,7 +13,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let metrics = Metrics::new();
     metrics.health().set_commit_stall_bound(std::time::Duration::from_secs(config.metrics.health_commit_stall_secs));
     metrics.export_validation(crate::metrics::validation::file_path(&config.sink.delta.root));
-    crate::metrics::server::serve(&config.metrics.listen, metrics.clone()).await?;
+    let (recopy_tx, mut recopy_rx) = tokio::sync::mpsc::channel(4);
+    crate::metrics::server::serve(&config.metrics.listen, metrics.clone(), Some(recopy_tx)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let on_stop = metrics.clone();
     tokio::spawn(async move {
@@ -22,7 +23,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         on_stop.set_state(PipelineState::Stopping);
         let _ = stop_tx.send(true);
     });
-    crate::pipeline::runner::run(&config, stop_rx, &metrics).await?;
+    crate::pipeline::runner::run(&config, stop_rx, &metrics, &mut recopy_rx).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,24 +2,34 @@
 //! `/healthz` (200 while the pipeline can make progress, 503 with the reason
 //! when it cannot: the source reader ended, commits have not succeeded for
 //! longer than `metrics.health_commit_stall_secs`, shutting down) and
-//! `/readyz` (200 once streaming, naming stopped tables; 503 before).
+//! `/readyz` (200 once streaming, naming stopped tables; 503 before), and
+//! `POST /resnapshot` (body: `database.table`), which asks the running
+//! pipeline to copy that table again while the others stream
+//! (`tributary resnapshot`, [`crate::pipeline::recopy`]).
 
 use super::{Metrics, PipelineState};
+use crate::pipeline::recopy::RecopyRequest;
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 
 /// The content type of the Prometheus text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Binds `listen` now (so a taken port fails start-up with one line naming
 /// the address and the config key) and serves in the background.
-pub async fn serve(listen: &str, metrics: Metrics) -> anyhow::Result<SocketAddr> {
+/// `recopy` takes `POST /resnapshot` requests to the runner.
+pub async fn serve(
+    listen: &str,
+    metrics: Metrics,
+    recopy: Option<mpsc::Sender<RecopyRequest>>,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!("metrics.listen: cannot serve metrics on {listen}: {e}; set `listen` in the [metrics] section to a free address")
     })?;
@@ -28,13 +38,14 @@ pub async fn serve(listen: &str, metrics: Metrics) -> anyhow::Result<SocketAddr>
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
-        .with_state(metrics);
+        .with_state(metrics)
+        .route("/resnapshot", post(resnapshot).with_state(recopy));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the metrics server stopped");
         }
     });
-    tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+    tracing::info!(%address, "serving /metrics, /healthz, /readyz and POST /resnapshot");
     Ok(address)
 }
 
@@ -46,6 +57,24 @@ async fn healthz(State(metrics): State<Metrics>) -> impl IntoResponse {
     match metrics.health().check() {
         Ok(()) => (StatusCode::OK, "ok\n".to_string()),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {reason}\n")),
+    }
+}
+
+/// Hands the table named in the body to the runner and answers with its
+/// one-line reply: 202 when the copy started, 409 when it did not.
+async fn resnapshot(State(recopy): State<Option<mpsc::Sender<RecopyRequest>>>, body: String) -> impl IntoResponse {
+    let Some(recopy) = recopy else {
+        return (StatusCode::NOT_FOUND, "this process copies no tables\n".to_string());
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = RecopyRequest { table: body.trim().to_string(), reply };
+    if recopy.send(request).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the pipeline is stopping\n".to_string());
+    }
+    match answer.await {
+        Ok(Ok(line)) => (StatusCode::ACCEPTED, format!("{line}\n")),
+        Ok(Err(line)) => (StatusCode::CONFLICT, format!("{line}\n")),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the pipeline stopped before answering\n".to_string()),
     }
 }
 
@@ -87,7 +116,7 @@ mod tests {
     #[tokio::test]
     async fn readyz_is_503_until_streaming_and_again_while_stopping() {
         let metrics = Metrics::new();
-        let address = serve("127.0.0.1:0", metrics.clone()).await.unwrap();
+        let address = serve("127.0.0.1:0", metrics.clone(), None).await.unwrap();
         assert_eq!(get(address, "/readyz").await, (503, "not ready: starting\n".to_string()));
         metrics.set_state(PipelineState::Snapshot);
         assert_eq!(get(address, "/readyz").await, (503, "not ready: snapshot\n".to_string()));
@@ -107,7 +136,7 @@ mod tests {
     #[tokio::test]
     async fn healthz_fails_naming_the_reason_when_the_source_reader_ended() {
         let metrics = Metrics::new();
-        let address = serve("127.0.0.1:0", metrics.clone()).await.unwrap();
+        let address = serve("127.0.0.1:0", metrics.clone(), None).await.unwrap();
         metrics.set_state(PipelineState::Streaming);
         metrics.health().set_fatal("the source stream ended unexpectedly");
         assert_eq!(get(address, "/healthz").await, (503, "unhealthy: the source stream ended unexpectedly\n".into()));

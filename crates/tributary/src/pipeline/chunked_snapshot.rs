@@ -82,6 +82,10 @@ pub struct ChunkedCopy {
     pub parallelism: usize,
     /// Rows per chunk (to decide whether a table is worth splitting).
     pub chunk_rows: u64,
+    /// True for a re-copy of streamed tables (`tributary resnapshot`): a
+    /// table starting its copy first has its rows removed
+    /// ([`tributary_delta::TableWriter::begin_recopy`]).
+    pub recopy: bool,
 }
 
 /// One table's copy.
@@ -99,10 +103,14 @@ impl TableCopy {
     fn progress(&self) -> SnapshotProgress {
         SnapshotProgress { start: self.start.clone(), cursor: json!({ "lanes": self.lanes }) }
     }
+
+    fn read_to_end(&self) -> bool {
+        self.lanes.iter().all(Option::is_none)
+    }
 }
 
 /// A chunk read by a worker.
-struct Chunk {
+pub struct Chunk {
     table: usize,
     lane: usize,
     rows: Vec<Row>,
@@ -114,7 +122,7 @@ struct Chunk {
 /// `catch_up` reads the source's current position (after a table's last
 /// chunk). Tables with progress keep their own start position.
 pub async fn copy_chunked<S, P, PF>(
-    mut readers: Vec<S>,
+    readers: Vec<S>,
     catch_up: P,
     copy: ChunkedCopy,
     writers: &mut TableWriters,
@@ -125,115 +133,171 @@ where
     P: Fn() -> PF,
     PF: Future<Output = anyhow::Result<SourcePosition>>,
 {
-    let metrics = writers.metrics().clone();
-    let commit_ts = now_micros();
-    let bars = MultiProgress::new();
-    let overall = bars.add(ProgressBar::new(0));
-    overall.set_style(progress_style());
-    overall.set_message("snapshot (all tables)");
-    let first = readers.first_mut().context("a chunked copy needs a connection")?;
-    let mut copies: Vec<TableCopy> = Vec::with_capacity(tables.len());
-    for schema in tables {
-        let writer = writers.get_mut(&schema.id).expect("a writer for every table");
-        let estimate = first.estimate_rows(schema).await?;
-        let (start, lanes, rows) = match writer.snapshot_progress().cloned() {
-            Some(progress) => {
-                let lanes: Vec<Option<J>> = progress.cursor["lanes"]
-                    .as_array()
-                    .map(|lanes| lanes.iter().map(|l| Some(l.clone()).filter(|l| !l.is_null())).collect())
-                    .unwrap_or_default();
-                let done = writer.stored_rows();
-                tracing::info!(table = %schema.id, rows_already_copied = done, lanes_left = lanes.iter().flatten().count(),
-                    start = %progress.start, "snapshot continues from its last committed chunk");
-                (progress.start, lanes, done)
-            }
-            None => {
-                let start = copy.start.clone().context("a start position for a table copied from its first row")?;
-                let splits = if estimate >= CHUNKS_PER_LANE * copy.chunk_rows { copy.parallelism } else { 1 };
-                let lanes = first.split(schema, splits, estimate).await?;
-                (start, lanes.into_iter().map(Some).collect(), 0)
-            }
-        };
-        metrics.snapshot_started(&schema.id, estimate);
-        let bar = bars.add(ProgressBar::new(estimate.max(rows)));
-        bar.set_style(progress_style());
-        bar.set_message(schema.id.to_string());
-        bar.set_position(rows);
-        overall.inc_length(estimate.max(rows));
-        overall.inc(rows);
-        copies.push(TableCopy { schema: schema.clone(), start, lanes, rows, bar, started: Instant::now() });
+    let mut run = CopyRun::start(readers, copy, writers, tables).await?;
+    for table in run.read_to_end() {
+        // Every chunk was committed before a crash.
+        let until = catch_up().await.context("read the source position after the copy")?;
+        run.finish_table(table, writers, &until).await?;
     }
-    tracing::info!(tables = copies.len(), connections = readers.len(), "chunked snapshot started");
+    while let Some(chunk) = run.next_chunk().await {
+        if let Some(table) = run.write(chunk?, writers).await? {
+            let until = catch_up().await.context("read the source position after the copy")?;
+            run.finish_table(table, writers, &until).await?;
+        }
+    }
+    run.end().await
+}
 
-    let queue: VecDeque<(usize, usize, J)> = copies
-        .iter()
-        .enumerate()
-        .flat_map(|(t, c)| c.lanes.iter().enumerate().filter_map(move |(l, s)| Some((t, l, s.clone()?))))
-        .collect();
-    let queue = Arc::new(Mutex::new(queue));
-    let schemas: Arc<Vec<Arc<TableSchema>>> = Arc::new(copies.iter().map(|c| c.schema.clone()).collect());
-    let (tx, mut rx) = mpsc::channel::<anyhow::Result<Chunk>>(readers.len());
-    let mut workers = JoinSet::new();
-    for reader in readers {
-        workers.spawn(read_lanes(reader, queue.clone(), schemas.clone(), tx.clone()));
-    }
-    drop(tx);
+/// A chunked copy under way: reader tasks send chunks ([`CopyRun::next_chunk`]),
+/// the owner of the writers writes them ([`CopyRun::write`]) and ends each
+/// table read to its end ([`CopyRun::finish_table`]). The initial snapshot
+/// drives it to the end before streaming ([`copy_chunked`]); a re-copy
+/// while streaming drives it between batches (`super::recopy`).
+pub struct CopyRun {
+    copies: Vec<TableCopy>,
+    chunks: mpsc::Receiver<anyhow::Result<Chunk>>,
+    workers: JoinSet<()>,
+    overall: ProgressBar,
+    /// `_tributary_commit_ts` of the copied rows: when the copy started.
+    commit_ts: i64,
+}
 
-    for copy in copies.iter_mut().filter(|c| c.lanes.iter().all(Option::is_none)) {
-        finish(copy, writers, &catch_up, commit_ts).await?; // every chunk was committed before a crash
+impl CopyRun {
+    /// Plans each table's lanes (or takes them from its recorded progress)
+    /// and starts one reader task per connection.
+    pub async fn start<S: ChunkSource>(
+        mut readers: Vec<S>,
+        copy: ChunkedCopy,
+        writers: &mut TableWriters,
+        tables: &[Arc<TableSchema>],
+    ) -> anyhow::Result<CopyRun> {
+        let metrics = writers.metrics().clone();
+        let commit_ts = now_micros();
+        let bars = MultiProgress::new();
+        let overall = bars.add(ProgressBar::new(0));
+        overall.set_style(progress_style());
+        overall.set_message("snapshot (all tables)");
+        let first = readers.first_mut().context("a chunked copy needs a connection")?;
+        let mut copies: Vec<TableCopy> = Vec::with_capacity(tables.len());
+        for schema in tables {
+            let writer = writers.get_mut(&schema.id).expect("a writer for every table");
+            let estimate = first.estimate_rows(schema).await?;
+            let (start, lanes, rows) = match writer.snapshot_progress().cloned() {
+                Some(progress) => {
+                    let lanes: Vec<Option<J>> = progress.cursor["lanes"]
+                        .as_array()
+                        .map(|lanes| lanes.iter().map(|l| Some(l.clone()).filter(|l| !l.is_null())).collect())
+                        .unwrap_or_default();
+                    let done = writer.stored_rows();
+                    tracing::info!(table = %schema.id, rows_already_copied = done, lanes_left = lanes.iter().flatten().count(),
+                        start = %progress.start, "snapshot continues from its last committed chunk");
+                    (progress.start, lanes, done)
+                }
+                None => {
+                    let start = copy.start.clone().context("a start position for a table copied from its first row")?;
+                    let splits = if estimate >= CHUNKS_PER_LANE * copy.chunk_rows { copy.parallelism } else { 1 };
+                    let lanes: Vec<Option<J>> =
+                        first.split(schema, splits, estimate).await?.into_iter().map(Some).collect();
+                    if copy.recopy {
+                        let progress = SnapshotProgress { start: start.clone(), cursor: json!({ "lanes": lanes }) };
+                        let writer = writers.get_mut(&schema.id).expect("a writer for every table");
+                        let removed = writer.begin_recopy(&progress).await?;
+                        tracing::info!(table = %schema.id, rows_removed = removed.rows_deleted, %start,
+                            "re-copy started: the table's rows were removed; the copy follows");
+                    }
+                    (start, lanes, 0)
+                }
+            };
+            metrics.snapshot_started(&schema.id, estimate);
+            let bar = bars.add(ProgressBar::new(estimate.max(rows)));
+            bar.set_style(progress_style());
+            bar.set_message(schema.id.to_string());
+            bar.set_position(rows);
+            overall.inc_length(estimate.max(rows));
+            overall.inc(rows);
+            copies.push(TableCopy { schema: schema.clone(), start, lanes, rows, bar, started: Instant::now() });
+        }
+        tracing::info!(tables = copies.len(), connections = readers.len(), "chunked snapshot started");
+
+        let queue: VecDeque<(usize, usize, J)> = copies
+            .iter()
+            .enumerate()
+            .flat_map(|(t, c)| c.lanes.iter().enumerate().filter_map(move |(l, s)| Some((t, l, s.clone()?))))
+            .collect();
+        let queue = Arc::new(Mutex::new(queue));
+        let schemas: Arc<Vec<Arc<TableSchema>>> = Arc::new(copies.iter().map(|c| c.schema.clone()).collect());
+        let (tx, chunks) = mpsc::channel::<anyhow::Result<Chunk>>(readers.len());
+        let mut workers = JoinSet::new();
+        for reader in readers {
+            workers.spawn(read_lanes(reader, queue.clone(), schemas.clone(), tx.clone()));
+        }
+        Ok(CopyRun { copies, chunks, workers, overall, commit_ts })
     }
-    while let Some(message) = rx.recv().await {
-        let chunk = message.inspect_err(|_| metrics.error(ErrorKind::snapshot))?;
-        let copy = &mut copies[chunk.table];
+
+    /// The tables whose every chunk is already committed (a crash came
+    /// between the last chunk and the end of the copy): end them first.
+    pub fn read_to_end(&self) -> Vec<usize> {
+        (0..self.copies.len()).filter(|&t| self.copies[t].read_to_end()).collect()
+    }
+
+    /// The next chunk a reader read; `None` once every lane is read.
+    pub async fn next_chunk(&mut self) -> Option<anyhow::Result<Chunk>> {
+        self.chunks.recv().await
+    }
+
+    /// Writes a chunk (committed with the progress it completes once its
+    /// file is full); returns its table when that table is now read to its end.
+    pub async fn write(&mut self, chunk: Chunk, writers: &mut TableWriters) -> anyhow::Result<Option<usize>> {
+        let metrics = writers.metrics().clone();
+        let copy = &mut self.copies[chunk.table];
         copy.lanes[chunk.lane] = chunk.next;
         let count = chunk.rows.len() as u64;
         let commit_started = Instant::now();
         let writer = writers.get_mut(&copy.schema.id).expect("a writer for every table");
-        let stats = writer.append_snapshot_rows(chunk.rows, commit_ts, &copy.progress()).await;
+        let stats = writer.append_snapshot_rows(chunk.rows, self.commit_ts, &copy.progress()).await;
         let stats = stats.inspect_err(|_| metrics.error(ErrorKind::sink))?;
         writers.report_commit(&copy.schema.id, &stats, commit_started);
         metrics.snapshot_rows(&copy.schema.id, count);
         copy.rows += count;
         copy.bar.set_position(copy.rows);
-        overall.inc(count);
-        if copy.lanes.iter().all(Option::is_none) {
-            finish(copy, writers, &catch_up, commit_ts).await?;
-        }
+        self.overall.inc(count);
+        Ok(copy.read_to_end().then_some(chunk.table))
     }
-    while let Some(joined) = workers.join_next().await {
-        joined.context("a snapshot reader task failed")?;
-    }
-    overall.finish_and_clear();
-    Ok(())
-}
 
-/// Commits the end of a table's copy with its catch-up bound.
-async fn finish<P, PF>(
-    copy: &mut TableCopy,
-    writers: &mut TableWriters,
-    catch_up: &P,
-    commit_ts: i64,
-) -> anyhow::Result<()>
-where
-    P: Fn() -> PF,
-    PF: Future<Output = anyhow::Result<SourcePosition>>,
-{
-    let until = catch_up().await.context("read the source position after the copy")?;
-    let writer = writers.get_mut(&copy.schema.id).expect("a writer for every table");
-    let commit_started = Instant::now();
-    let stats = writer.finish_chunked_snapshot(commit_ts, &copy.progress(), &until).await?;
-    writers.report_commit(&copy.schema.id, &stats, commit_started);
-    copy.bar.finish_and_clear();
-    let secs = copy.started.elapsed().as_secs_f64();
-    tracing::info!(
-        table = %copy.schema.id,
-        rows = copy.rows,
-        seconds = format!("{secs:.1}"),
-        start = %copy.start,
-        catch_up_until = %until,
-        "snapshot of table done"
-    );
-    Ok(())
+    /// Commits the end of a table's copy with its catch-up bound `until`
+    /// (a source position read after its last chunk).
+    pub async fn finish_table(
+        &mut self,
+        table: usize,
+        writers: &mut TableWriters,
+        until: &SourcePosition,
+    ) -> anyhow::Result<()> {
+        let copy = &mut self.copies[table];
+        let writer = writers.get_mut(&copy.schema.id).expect("a writer for every table");
+        let commit_started = Instant::now();
+        let stats = writer.finish_chunked_snapshot(self.commit_ts, &copy.progress(), until).await?;
+        writers.report_commit(&copy.schema.id, &stats, commit_started);
+        copy.bar.finish_and_clear();
+        let secs = copy.started.elapsed().as_secs_f64();
+        tracing::info!(
+            table = %copy.schema.id,
+            rows = copy.rows,
+            seconds = format!("{secs:.1}"),
+            start = %copy.start,
+            catch_up_until = %until,
+            "snapshot of table done"
+        );
+        Ok(())
+    }
+
+    /// Waits for the reader tasks (after the last chunk).
+    pub async fn end(mut self) -> anyhow::Result<()> {
+        while let Some(joined) = self.workers.join_next().await {
+            joined.context("a snapshot reader task failed")?;
+        }
+        self.overall.finish_and_clear();
+        Ok(())
+    }
 }
 
 /// A worker: takes a lane from the queue, reads its next chunk, hands it to

@@ -10,6 +10,7 @@ pub mod maintenance;
 pub mod mysql_source;
 pub mod postgres_source;
 pub mod reconnect;
+pub mod recopy;
 pub mod runner;
 pub mod snapshot;
 pub mod source_check;

@@ -135,6 +135,7 @@ async fn start_tables(
                     start,
                     parallelism: source.snapshot_parallelism,
                     chunk_rows: source.snapshot_chunk_rows,
+                    recopy: false,
                 };
                 chunked_snapshot::copy_chunked(readers, catch_up, copy, writers, &chunked).await?;
             }

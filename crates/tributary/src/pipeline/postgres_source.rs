@@ -290,8 +290,12 @@ async fn start_tables(
         let probe = ChunkReader::connect(source).await.context("connect a snapshot reader")?;
         let probe = &probe;
         let catch_up = move || async move { Ok(SourcePosition::Postgres { lsn: probe.wal_position().await? }) };
-        let copy =
-            ChunkedCopy { start, parallelism: source.snapshot_parallelism, chunk_rows: source.snapshot_chunk_rows };
+        let copy = ChunkedCopy {
+            start,
+            parallelism: source.snapshot_parallelism,
+            chunk_rows: source.snapshot_chunk_rows,
+            recopy: false,
+        };
         chunked_snapshot::copy_chunked(readers, catch_up, copy, writers, &chunked).await?;
     }
     Ok(session)

@@ -7,12 +7,14 @@
 use super::assembler::TransactionAssembler;
 use super::batch::MicroBatch;
 use super::reconnect::{self, StreamEnded};
+use super::recopy::{Recopy, RecopyRequest, Written};
 use super::source_check::SourceMismatch;
 use super::source_control::SourceControl;
 use super::writers::TableWriters;
 use crate::config::{PipelineConfig, SourceConfig};
 use crate::metrics::registry::Op;
 use crate::metrics::{Metrics, PipelineState};
+use anyhow::{bail, Context};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -55,9 +57,16 @@ pub struct Started {
 /// transactions already read and returns. When a reconnect finds a promoted
 /// replica of the same GTID domain behind the source address, everything
 /// starts again on it (the tables continue by GTID, see [`super::failover`]).
-pub async fn run(config: &PipelineConfig, shutdown: watch::Receiver<bool>, metrics: &Metrics) -> anyhow::Result<()> {
+///
+/// `requests` brings `tributary resnapshot` requests ([`super::recopy`]).
+pub async fn run(
+    config: &PipelineConfig,
+    shutdown: watch::Receiver<bool>,
+    metrics: &Metrics,
+    requests: &mut mpsc::Receiver<RecopyRequest>,
+) -> anyhow::Result<()> {
     loop {
-        match run_until_stopped(config, shutdown.clone(), metrics).await {
+        match run_until_stopped(config, shutdown.clone(), metrics, requests).await {
             Err(e) if matches!(e.downcast_ref(), Some(SourceMismatch::FailedOver { .. })) => {
                 tracing::warn!(reason = %e, "the source failed over");
                 metrics.set_state(PipelineState::Starting);
@@ -72,6 +81,7 @@ async fn run_until_stopped(
     config: &PipelineConfig,
     mut shutdown: watch::Receiver<bool>,
     metrics: &Metrics,
+    requests: &mut mpsc::Receiver<RecopyRequest>,
 ) -> anyhow::Result<()> {
     let started = match &config.source {
         SourceConfig::Mysql(_) => super::mysql_source::start(config, metrics).await?,
@@ -98,11 +108,31 @@ async fn run_until_stopped(
     let mut last_idle_check = Instant::now();
     let mut maintenance = super::maintenance::Maintenance::new(&config.maintenance);
     maintenance.report_files(&mut writers);
+    // A re-copy under way, and tables whose re-copy is to start or continue
+    // (after a restart, or a failed chunk read: not before the instant given).
+    let mut recopy: Option<Recopy> = None;
+    let mut recopy_next: Vec<(TableId, Instant)> =
+        writers.unfinished_recopies().into_iter().map(|t| (t, Instant::now())).collect();
+    let mut waiting: Option<RecopyRequest> = None;
+    let mut chunk_gate = Instant::now();
+    let mut requests_open = true;
     loop {
         let wake = batch.deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         let mut lost: Option<anyhow::Error> = None;
+        let mut chunk = None;
+        let mut recopy_done = false;
         tokio::select! {
             _ = shutdown.changed() => break,
+            request = requests.recv(), if requests_open && waiting.is_none() => match request {
+                Some(request) => waiting = Some(request),
+                None => requests_open = false,
+            },
+            // A chunk waits while events are queued and the loop has not yet
+            // spent as long on them as on the last chunk: the other tables'
+            // lag must not grow with the copy.
+            read = next_chunk(&mut recopy), if Instant::now() >= chunk_gate || stream.events.is_empty() => {
+                chunk = Some(read)
+            }
             message = stream.events.recv() => match message {
                 Some(Ok(events)) => {
                     for event in events {
@@ -192,6 +222,79 @@ async fn run_until_stopped(
             }
             continue;
         }
+        if let Some(read) = chunk {
+            let copy = recopy.as_mut().expect("a chunk comes from a re-copy");
+            let table = copy.table().clone();
+            let started = Instant::now();
+            let written = match read {
+                Ok(chunk) => copy.write(chunk, &mut writers).await.map(Some),
+                Err(e) => match super::recopy::retry_after(&e) {
+                    Some(delay) => {
+                        tracing::warn!(table = %table, error = %crate::one_line(&e),
+                            "a chunk read of the re-copy failed; continuing from the last committed chunk shortly");
+                        recopy.take().expect("checked").abandon(&mut writers);
+                        recopy_next.push((table.clone(), Instant::now() + delay));
+                        Ok(None)
+                    }
+                    None => Err(e),
+                },
+            };
+            let written = written.with_context(|| format!("re-copy of {table}"))?;
+            chunk_gate = Instant::now() + started.elapsed();
+            recopy_done = matches!(written, Some(Written::Done));
+        }
+        if recopy.is_none() && !writers.has_open_parts() {
+            if let Some(request) = waiting.take() {
+                let answer = match parse_table(&request.table, &writers) {
+                    Ok(table) => {
+                        if !batch.is_empty() {
+                            let read = (&read_position, read_commit_ts);
+                            commit(&mut batch, &mut writers, metrics, stream.control.as_ref(), read).await?;
+                            flushed_position = Some(read_position.clone());
+                        }
+                        start_recopy(config, &mut writers, &table, &mut recopy).await
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = request.reply.send(answer);
+            } else if let Some(at) = recopy_next.iter().position(|(_, at)| *at <= Instant::now()) {
+                let (table, _) = recopy_next.remove(at);
+                if let Err(e) = start_recopy(config, &mut writers, &table, &mut recopy).await {
+                    bail!("continue the re-copy of {table}: {e}");
+                }
+            }
+            // Nothing was left to read (a restart after the last chunk): the copy ended as it started.
+            recopy_done = recopy.as_ref().is_some_and(Recopy::done);
+        } else if let Some(request) = waiting.take_if(|_| recopy.is_some()) {
+            let busy = recopy.as_ref().map(|r| r.table().to_string()).unwrap_or_default();
+            let _ = request.reply.send(Err(format!(
+                "a re-copy of {busy} is under way; tables are copied again one at a time, ask when it is done"
+            )));
+        }
+        if recopy_done {
+            // The copied table replays everything since its copy's start: what
+            // was read so far is committed while its changes are still held back.
+            let table = recopy.take().expect("a re-copy ended").table().clone();
+            if !batch.is_empty() {
+                commit(&mut batch, &mut writers, metrics, stream.control.as_ref(), (&read_position, read_commit_ts))
+                    .await?;
+                flushed_position = Some(read_position.clone());
+            }
+            writers.release_recopy(&table);
+            assembler = TransactionAssembler::default();
+            writers.abandon_parts();
+            stream.stop().await;
+            match restart_stream(config, &writers, metrics, &mut shutdown).await? {
+                Some(again) => stream = again,
+                None => {
+                    metrics.set_state(PipelineState::Stopping);
+                    tracing::info!("stopped while reconnecting after a re-copy; everything read is committed");
+                    return Ok(());
+                }
+            }
+            read_position = stream.from.clone();
+            continue;
+        }
         if batch.is_due() && super::failpoint::sink_stalled() {
             // Test failpoint: keep reading, commit nothing (and do not spin on the past deadline).
             metrics.health().commit_waiting();
@@ -224,6 +327,79 @@ async fn run_until_stopped(
     stream.stop().await;
     tracing::info!(position = %read_position, "stopped after committing the last complete transactions");
     Ok(())
+}
+
+/// The next chunk of the re-copy under way; pending while there is none.
+async fn next_chunk(recopy: &mut Option<Recopy>) -> anyhow::Result<super::chunked_snapshot::Chunk> {
+    match recopy {
+        Some(copy) => copy.next_chunk().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `database.table` of a re-copy request, when it names a table of this pipeline.
+fn parse_table(name: &str, writers: &TableWriters) -> Result<TableId, String> {
+    let Some((schema, table)) = name.split_once('.') else {
+        return Err(format!("table {name:?}: give it as database.table (PostgreSQL: schema.table)"));
+    };
+    let id = TableId::new(schema, table);
+    if writers.committed_position(&id).is_none() {
+        return Err(format!("{id} is not a table this pipeline streams (see `tributary status`)"));
+    }
+    if writers.is_stopped(&id) {
+        return Err(format!(
+            "{id} is stopped (see /readyz): a re-copy keeps its Delta schema; stop the pipeline, move its Delta \
+             table directory aside and start it to copy it with the new schema"
+        ));
+    }
+    Ok(id)
+}
+
+/// Starts (or continues) the re-copy of `table` into `slot`; the answer to the request.
+async fn start_recopy(
+    config: &PipelineConfig,
+    writers: &mut TableWriters,
+    table: &TableId,
+    slot: &mut Option<Recopy>,
+) -> Result<String, String> {
+    match Recopy::start(config, writers, table).await {
+        Ok(copy) => {
+            let start = writers.get_mut(table).and_then(|w| w.snapshot_progress().map(|p| p.start.to_string()));
+            *slot = Some(copy);
+            let start = start.unwrap_or_default();
+            tracing::info!(%table, %start, "re-copy under way; the other tables keep streaming");
+            Ok(format!("re-copy of {table} started at {start}; `tributary status` shows its progress"))
+        }
+        Err(e) => {
+            tracing::error!(%table, error = %crate::one_line(&e), "the re-copy could not start");
+            Err(format!("re-copy of {table} not started: {}", crate::one_line(&e)))
+        }
+    }
+}
+
+/// Starts the source stream again from the lowest committed position (after
+/// a re-copy: its start), each table skipping what it holds; `None` when
+/// `shutdown` came while reconnecting.
+async fn restart_stream(
+    config: &PipelineConfig,
+    writers: &TableWriters,
+    metrics: &Metrics,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<SourceStream>> {
+    let again = match &config.source {
+        SourceConfig::Mysql(_) => super::mysql_source::reconnect(config, writers, metrics).await,
+        SourceConfig::Postgres(_) => super::postgres_source::reconnect(config, writers, metrics).await,
+    };
+    match again {
+        Ok(stream) => {
+            tracing::info!(position = %stream.from, "streaming again from the lowest committed position");
+            Ok(Some(stream))
+        }
+        Err(e) if reconnect::classify(&e) == ErrorClass::Transient => {
+            reconnect(config, writers, metrics, shutdown, e).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// After a transient source failure (`cause`): waits with backoff and

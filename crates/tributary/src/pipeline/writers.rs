@@ -27,6 +27,10 @@ pub struct TableWriters {
     last_commit: BTreeMap<TableId, Instant>,
     /// Tables stopped by a schema change Delta cannot follow, with the reason.
     stopped: BTreeMap<TableId, String>,
+    /// Tables being copied again while the others stream (`super::recopy`),
+    /// with the copy's start position: their streamed changes are dropped
+    /// (read again from there once the copy is done).
+    recopying: BTreeMap<TableId, SourcePosition>,
     metrics: Metrics,
     config: DeltaSinkConfig,
     /// This pipeline and its source: the owner every table it writes records.
@@ -51,8 +55,15 @@ impl TableWriters {
         }
         let now = Instant::now();
         let last_commit = writers.keys().map(|id| (id.clone(), now)).collect();
-        let writers =
-            TableWriters { writers, last_commit, stopped: BTreeMap::new(), metrics, config: config.clone(), owner };
+        let writers = TableWriters {
+            writers,
+            last_commit,
+            stopped: BTreeMap::new(),
+            recopying: BTreeMap::new(),
+            metrics,
+            config: config.clone(),
+            owner,
+        };
         writers.report_tables();
         Ok(writers)
     }
@@ -108,16 +119,47 @@ impl TableWriters {
     /// The position the source may be told is durable, given that
     /// everything up to `read` was flushed: never past a stopped table's
     /// own position, whose changes are still to be committed.
+    /// A table being copied again holds it at the copy's start position.
     pub fn confirmable(&self, read: &SourcePosition) -> SourcePosition {
         let mut lowest = read.clone();
-        for id in self.stopped.keys() {
-            if let Some(pos) = self.writers.get(id).and_then(TableWriter::committed_position) {
-                if pos.partial_cmp(&lowest) == Some(std::cmp::Ordering::Less) {
-                    lowest = pos;
-                }
+        let stopped =
+            self.stopped.keys().filter_map(|id| self.writers.get(id).and_then(TableWriter::committed_position));
+        for pos in stopped.chain(self.recopying.values().cloned()) {
+            if pos.partial_cmp(&lowest) == Some(std::cmp::Ordering::Less) {
+                lowest = pos;
             }
         }
         lowest
+    }
+
+    /// From now until [`TableWriters::release_recopy`], `id` is being copied
+    /// again from `start`: its streamed changes and schema changes are
+    /// dropped (the stream reads them again from `start` after the copy),
+    /// it gets no idle commits and no maintenance, and the source is
+    /// confirmed no further than `start`.
+    pub fn hold_for_recopy(&mut self, id: &TableId, start: SourcePosition) {
+        self.recopying.insert(id.clone(), start);
+    }
+
+    /// The copy of `id` is done: its changes flow again.
+    pub fn release_recopy(&mut self, id: &TableId) {
+        self.recopying.remove(id);
+    }
+
+    /// True while a table is stopped or being copied again: nothing it streams is written.
+    fn held(&self, id: &TableId) -> bool {
+        self.stopped.contains_key(id) || self.recopying.contains_key(id)
+    }
+
+    /// The tables a crash left in the middle of a re-copy (they hold a
+    /// position and a re-copy's progress): the runner continues them.
+    pub fn unfinished_recopies(&self) -> Vec<TableId> {
+        self.writers.iter().filter(|(_, w)| w.recopy_in_progress()).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// True when `id` is stopped (its changes are not committed; see [`TableWriters::flush`]).
+    pub fn is_stopped(&self, id: &TableId) -> bool {
+        self.stopped.contains_key(id)
     }
 
     /// Applies the schema changes of `txn` (before its rows are batched):
@@ -137,7 +179,7 @@ impl TableWriters {
             let schema = &change.table;
             let id = &schema.id;
             let renames = change.renamed.as_slice();
-            if self.stopped.contains_key(id) {
+            if self.held(id) {
                 continue;
             }
             let Some(writer) = self.writers.get_mut(id) else {
@@ -189,10 +231,13 @@ impl TableWriters {
     }
 
     /// The position to resume streaming from: the lowest committed position of
-    /// any table; `None` if some table holds no position yet.
+    /// any table; `None` if some table holds no position yet. A table in the
+    /// middle of a re-copy does not count (its changes are dropped until the
+    /// copy ends, then read again from the copy's start), unless every table is.
     pub fn resume_position(&self) -> Option<SourcePosition> {
+        let streaming = self.writers.values().filter(|w| !w.recopy_in_progress()).count();
         let mut lowest: Option<SourcePosition> = None;
-        for writer in self.writers.values() {
+        for writer in self.writers.values().filter(|w| streaming == 0 || !w.recopy_in_progress()) {
             let pos = writer.committed_position()?;
             if lowest.as_ref().is_none_or(|l| pos.partial_cmp(l) == Some(std::cmp::Ordering::Less)) {
                 lowest = Some(pos);
@@ -213,8 +258,8 @@ impl TableWriters {
 
     /// The writers of the tables that are not stopped, for maintenance between batches.
     pub fn active_mut(&mut self) -> impl Iterator<Item = (&TableId, &mut TableWriter)> {
-        let stopped = &self.stopped;
-        self.writers.iter_mut().filter(move |(id, _)| !stopped.contains_key(*id))
+        let (stopped, recopying) = (&self.stopped, &self.recopying);
+        self.writers.iter_mut().filter(move |(id, _)| !stopped.contains_key(*id) && !recopying.contains_key(*id))
     }
 
     /// The pipeline and source identity the tables were opened for.
@@ -229,7 +274,7 @@ impl TableWriters {
     pub async fn apply_part(&mut self, tables: BTreeMap<TableId, TableBatch>) -> anyhow::Result<u64> {
         let mut rows = 0;
         for (id, part) in tables {
-            if self.stopped.contains_key(&id) {
+            if self.held(&id) {
                 continue;
             }
             let Some(writer) = self.writers.get_mut(&id) else { continue };
@@ -257,7 +302,8 @@ impl TableWriters {
     pub async fn flush(&mut self, batches: BTreeMap<TableId, TableBatch>) -> anyhow::Result<FlushSummary> {
         let mut summary = FlushSummary::default();
         for (id, mut batch) in batches {
-            if self.stopped.contains_key(&id) {
+            if self.held(&id) {
+                summary.changes_skipped += batch.changes.len();
                 continue;
             }
             let Some(writer) = self.writers.get_mut(&id) else { continue };
@@ -307,6 +353,7 @@ impl TableWriters {
             let writer = self.writers.get_mut(&id).expect("a writer for every id");
             let fresh = self.last_commit.get(&id).is_some_and(|t| t.elapsed() < idle)
                 || self.stopped.contains_key(&id)
+                || self.recopying.contains_key(&id)
                 || writer.has_open_parts();
             if fresh || writer.committed_version().is_some_and(|v| v >= version) {
                 continue;
