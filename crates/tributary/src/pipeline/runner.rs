@@ -293,6 +293,9 @@ async fn run_until_stopped(
                 }
             }
             read_position = stream.from.clone();
+            // What was flushed of the old stream says nothing about the copied
+            // table (its changes were dropped): no idle commit may move it there.
+            flushed_position = None;
             continue;
         }
         if batch.is_due() && super::failpoint::sink_stalled() {

@@ -119,12 +119,15 @@ impl TableWriters {
     /// The position the source may be told is durable, given that
     /// everything up to `read` was flushed: never past a stopped table's
     /// own position, whose changes are still to be committed.
-    /// A table being copied again holds it at the copy's start position.
+    /// A table being copied again holds it at the copy's start position
+    /// (from the moment its progress is in the table: also right after a
+    /// restart, before the runner continues the copy).
     pub fn confirmable(&self, read: &SourcePosition) -> SourcePosition {
         let mut lowest = read.clone();
         let stopped =
             self.stopped.keys().filter_map(|id| self.writers.get(id).and_then(TableWriter::committed_position));
-        for pos in stopped.chain(self.recopying.values().cloned()) {
+        let copying = self.writers.values().filter_map(|w| w.snapshot_progress().map(|p| p.start.clone()));
+        for pos in stopped.chain(self.recopying.values().cloned()).chain(copying) {
             if pos.partial_cmp(&lowest) == Some(std::cmp::Ordering::Less) {
                 lowest = pos;
             }
@@ -144,11 +147,14 @@ impl TableWriters {
     /// The copy of `id` is done: its changes flow again.
     pub fn release_recopy(&mut self, id: &TableId) {
         self.recopying.remove(id);
+        self.last_commit.insert(id.clone(), Instant::now());
     }
 
     /// True while a table is stopped or being copied again: nothing it streams is written.
     fn held(&self, id: &TableId) -> bool {
-        self.stopped.contains_key(id) || self.recopying.contains_key(id)
+        self.stopped.contains_key(id)
+            || self.recopying.contains_key(id)
+            || self.writers.get(id).is_some_and(TableWriter::recopy_in_progress)
     }
 
     /// The tables a crash left in the middle of a re-copy (they hold a
@@ -231,13 +237,12 @@ impl TableWriters {
     }
 
     /// The position to resume streaming from: the lowest committed position of
-    /// any table; `None` if some table holds no position yet. A table in the
-    /// middle of a re-copy does not count (its changes are dropped until the
-    /// copy ends, then read again from the copy's start), unless every table is.
+    /// any table; `None` if some table holds no position yet. (A table in the
+    /// middle of a re-copy counts with the position it held before: starting
+    /// later would confirm a PostgreSQL slot past the copy's start.)
     pub fn resume_position(&self) -> Option<SourcePosition> {
-        let streaming = self.writers.values().filter(|w| !w.recopy_in_progress()).count();
         let mut lowest: Option<SourcePosition> = None;
-        for writer in self.writers.values().filter(|w| streaming == 0 || !w.recopy_in_progress()) {
+        for writer in self.writers.values() {
             let pos = writer.committed_position()?;
             if lowest.as_ref().is_none_or(|l| pos.partial_cmp(l) == Some(std::cmp::Ordering::Less)) {
                 lowest = Some(pos);

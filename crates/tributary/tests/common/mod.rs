@@ -9,6 +9,7 @@ pub mod http;
 pub mod large_txn;
 pub mod pg;
 pub mod pg_types;
+pub mod recopy;
 pub mod s3;
 pub mod workload;
 
