@@ -539,6 +539,49 @@ async fn a_chunked_copy_resumes_from_its_recorded_cursor_and_catch_up_inserts_re
 }
 
 #[tokio::test]
+async fn a_recopy_removes_the_rows_records_its_start_resumes_and_hands_over_at_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = items_schema(true);
+    let config = DeltaSinkConfig { target_file_rows: 4, ..cfg(dir.path()) };
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    w.append_snapshot_chunk((0..6).map(|i| item(i, "old", i)).collect(), &pos(100), 5, true).await.unwrap();
+    w.apply(&batch(vec![upd(item(2, "old", 2), item(2, "streamed", 2))], 300)).await.unwrap();
+    assert!(!w.recopy_in_progress());
+
+    // A start before the committed position is refused; then the rows go in one commit.
+    let start = pos(400);
+    let progress = |last: i64| crate::SnapshotProgress { start: start.clone(), cursor: json!({ "after": last }) };
+    let behind = crate::SnapshotProgress { start: pos(200), cursor: json!({}) };
+    assert!(matches!(w.begin_recopy(&behind).await.unwrap_err(), DeltaError::PositionBackwards { .. }));
+    let removed = w.begin_recopy(&progress(-1)).await.unwrap();
+    assert_eq!((removed.rows_deleted, removed.commits), (6, 1));
+    assert!(w.recopy_in_progress() && !w.snapshot_complete());
+    assert_eq!(read_rows(w.path()).await.unwrap().len(), 0);
+    let feed = read_changes(w.path(), w.delta_version(), None).await.unwrap();
+    assert!(feed.len() == 6 && feed.iter().all(|r| r.change_type == "delete"), "the feed deletes every old row");
+    // Streamed changes are refused while the copy runs.
+    assert!(w.apply(&batch(vec![ins(item(50, "x", 50))], 450)).await.is_err());
+    w.append_snapshot_rows((0..5).map(|i| item(i, "copied", i)).collect(), 5, &progress(4)).await.unwrap();
+    w.append_snapshot_rows(vec![item(5, "copied", 5)], 5, &progress(5)).await.unwrap();
+    drop(w); // a crash: row 5 was never committed
+
+    let mut w = TableWriter::open_or_create(&config, schema.clone(), APP).await.unwrap();
+    assert!(w.recopy_in_progress(), "the re-copy survives a restart");
+    assert_eq!(w.snapshot_progress(), Some(&progress(4)));
+    assert_eq!(w.committed_version(), Some(pos(300).to_version().unwrap()), "the old position until it ends");
+    w.append_snapshot_rows(vec![item(5, "copied", 5)], 5, &progress(5)).await.unwrap();
+    w.finish_chunked_snapshot(5, &progress(5), &pos(600)).await.unwrap();
+    assert!(!w.recopy_in_progress() && w.snapshot_complete());
+    assert_eq!(w.committed_position(), Some(start.clone()), "streaming continues from the copy's start");
+    assert_eq!(w.catching_up_until(), Some(&pos(600)));
+    // The stream replays from the start: an insert of a copied row replaces it.
+    w.apply(&batch(vec![ins(item(3, "replayed", 3))], 500)).await.unwrap();
+    let by_id = rows_by_id(w.path()).await;
+    assert_eq!(by_id.len(), 6, "no key twice");
+    assert_eq!(by_id[&3]["name"], json!("replayed"));
+}
+
+#[tokio::test]
 async fn truncate_removes_every_file_and_the_feed_deletes_every_row() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = three_files(dir.path()).await;
