@@ -116,6 +116,11 @@ pub fn watch_recopy(mut pipeline: Pipeline, config: &Path, address: &str, big: &
             break;
         }
         if kills == 0 {
+            let out = tributary(&["status", "--config", config.to_str().unwrap()]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if copying(big) {
+                assert!(text.contains("snapshot: copy in progress"), "status during the re-copy:\n{text}");
+            }
             for (path, before) in others.iter().zip(&versions_before) {
                 let now = delta_version(path);
                 assert!(now >= before + 3, "{} kept committing during the re-copy ({before} -> {now})", path.display());
