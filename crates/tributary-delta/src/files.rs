@@ -60,7 +60,8 @@ fn properties(layout: &TableLayout) -> WriterProperties {
         .set_created_by(format!("tributary {}", env!("CARGO_PKG_VERSION")));
     if let [key] = layout.pk.as_slice() {
         let name = layout.source.columns[*key].name.clone();
-        builder = builder.set_column_dictionary_enabled(deltalake::parquet::schema::types::ColumnPath::from(name), false);
+        builder =
+            builder.set_column_dictionary_enabled(deltalake::parquet::schema::types::ColumnPath::from(name), false);
     }
     builder.build()
 }
