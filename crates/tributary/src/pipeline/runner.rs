@@ -278,7 +278,6 @@ async fn run_until_stopped(
             if !batch.is_empty() {
                 commit(&mut batch, &mut writers, metrics, stream.control.as_ref(), (&read_position, read_commit_ts))
                     .await?;
-                flushed_position = Some(read_position.clone());
             }
             writers.release_recopy(&table);
             assembler = TransactionAssembler::default();
