@@ -160,6 +160,7 @@ pub struct CopyRun {
     overall: ProgressBar,
     /// `_tributary_commit_ts` of the copied rows: when the copy started.
     commit_ts: i64,
+    metrics: crate::metrics::Metrics,
 }
 
 impl CopyRun {
@@ -231,7 +232,7 @@ impl CopyRun {
         for reader in readers {
             workers.spawn(read_lanes(reader, queue.clone(), schemas.clone(), tx.clone()));
         }
-        Ok(CopyRun { copies, chunks, workers, overall, commit_ts })
+        Ok(CopyRun { copies, chunks, workers, overall, commit_ts, metrics })
     }
 
     /// The tables whose every chunk is already committed (a crash came
@@ -240,15 +241,20 @@ impl CopyRun {
         (0..self.copies.len()).filter(|&t| self.copies[t].read_to_end()).collect()
     }
 
-    /// The next chunk a reader read; `None` once every lane is read.
+    /// The next chunk a reader read (a failed read is counted as a snapshot
+    /// error); `None` once every lane is read.
     pub async fn next_chunk(&mut self) -> Option<anyhow::Result<Chunk>> {
-        self.chunks.recv().await
+        let next = self.chunks.recv().await;
+        if let Some(Err(_)) = &next {
+            self.metrics.error(ErrorKind::snapshot);
+        }
+        next
     }
 
     /// Writes a chunk (committed with the progress it completes once its
     /// file is full); returns its table when that table is now read to its end.
     pub async fn write(&mut self, chunk: Chunk, writers: &mut TableWriters) -> anyhow::Result<Option<usize>> {
-        let metrics = writers.metrics().clone();
+        let metrics = &self.metrics;
         let copy = &mut self.copies[chunk.table];
         copy.lanes[chunk.lane] = chunk.next;
         let count = chunk.rows.len() as u64;

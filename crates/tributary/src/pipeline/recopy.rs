@@ -82,6 +82,7 @@ impl Recopy {
             bail!("{table} holds part of a large source transaction; ask again when it is committed");
         }
         let continuing = writer.snapshot_progress().is_some();
+        let one = std::slice::from_ref(&schema);
         let (run, catch_up) = match &config.source {
             SourceConfig::Mysql(source) => {
                 use tributary_mysql::snapshot::chunks;
@@ -93,14 +94,8 @@ impl Recopy {
                 for _ in 0..source.snapshot_parallelism {
                     readers.push(chunks::ChunkReader::connect(source).await.context("connect a snapshot reader")?);
                 }
-                let copy = ChunkedCopy {
-                    start,
-                    parallelism: source.snapshot_parallelism,
-                    chunk_rows: source.snapshot_chunk_rows,
-                    recopy: true,
-                };
-                let run = CopyRun::start(readers, copy, writers, std::slice::from_ref(&schema)).await?;
-                (run, CatchUp::Mysql(source.clone()))
+                let copy = recopy_plan(start, source.snapshot_parallelism, source.snapshot_chunk_rows);
+                (CopyRun::start(readers, copy, writers, one).await?, CatchUp::Mysql(source.clone()))
             }
             SourceConfig::Postgres(source) => {
                 use tributary_postgres::snapshot::chunks::ChunkReader;
@@ -113,19 +108,11 @@ impl Recopy {
                     readers.push(ChunkReader::connect(source).await.context("connect a snapshot reader")?);
                 }
                 let probe = ChunkReader::connect(source).await.context("connect a snapshot reader")?;
-                let copy = ChunkedCopy {
-                    start,
-                    parallelism: source.snapshot_parallelism,
-                    chunk_rows: source.snapshot_chunk_rows,
-                    recopy: true,
-                };
-                let run = CopyRun::start(readers, copy, writers, std::slice::from_ref(&schema)).await?;
-                (run, CatchUp::Postgres(probe))
+                let copy = recopy_plan(start, source.snapshot_parallelism, source.snapshot_chunk_rows);
+                (CopyRun::start(readers, copy, writers, one).await?, CatchUp::Postgres(probe))
             }
         };
-        let writer = writers.get_mut(table).expect("checked above");
-        let start = writer.snapshot_progress().map(|p| p.start.clone()).context("the re-copy records its start")?;
-        writers.hold_for_recopy(table, start);
+        writers.hold_for_recopy(table);
         let mut recopy = Recopy { table: table.clone(), run, catch_up, done: false };
         if !recopy.run.read_to_end().is_empty() {
             // Every chunk was committed before a restart: only the end is left.
@@ -180,6 +167,12 @@ impl Recopy {
             writer.abandon_snapshot_rows();
         }
     }
+}
+
+/// How a re-copy's chunks are planned: from `start` (`None`: continue the
+/// recorded progress), removing the table's rows before the first chunk.
+fn recopy_plan(start: Option<SourcePosition>, parallelism: usize, chunk_rows: u64) -> ChunkedCopy {
+    ChunkedCopy { start, parallelism, chunk_rows, recopy: true }
 }
 
 /// A transient failure of a chunk read is retried (the copy continues);

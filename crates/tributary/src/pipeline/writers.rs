@@ -7,7 +7,7 @@
 use crate::metrics::registry::ErrorKind;
 use crate::metrics::Metrics;
 use anyhow::Context;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tributary_core::{Row, RowChange, SourcePosition, TableId, TableSchema, Transaction, Value};
@@ -27,10 +27,10 @@ pub struct TableWriters {
     last_commit: BTreeMap<TableId, Instant>,
     /// Tables stopped by a schema change Delta cannot follow, with the reason.
     stopped: BTreeMap<TableId, String>,
-    /// Tables being copied again while the others stream (`super::recopy`),
-    /// with the copy's start position: their streamed changes are dropped
-    /// (read again from there once the copy is done).
-    recopying: BTreeMap<TableId, SourcePosition>,
+    /// Tables being copied again while the others stream (`super::recopy`):
+    /// held from the request until the runner has committed what it read
+    /// after the copy's end (see [`TableWriters::held`]).
+    recopying: BTreeSet<TableId>,
     metrics: Metrics,
     config: DeltaSinkConfig,
     /// This pipeline and its source: the owner every table it writes records.
@@ -59,7 +59,7 @@ impl TableWriters {
             writers,
             last_commit,
             stopped: BTreeMap::new(),
-            recopying: BTreeMap::new(),
+            recopying: BTreeSet::new(),
             metrics,
             config: config.clone(),
             owner,
@@ -118,16 +118,13 @@ impl TableWriters {
 
     /// The position the source may be told is durable, given that
     /// everything up to `read` was flushed: never past a stopped table's
-    /// own position, whose changes are still to be committed.
-    /// A table being copied again holds it at the copy's start position
-    /// (from the moment its progress is in the table: also right after a
-    /// restart, before the runner continues the copy).
+    /// own position, whose changes are still to be committed. The same for
+    /// a table being copied again: its position is the one streamed before
+    /// the copy, then the copy's start, from which the stream reads again.
     pub fn confirmable(&self, read: &SourcePosition) -> SourcePosition {
         let mut lowest = read.clone();
-        let stopped =
-            self.stopped.keys().filter_map(|id| self.writers.get(id).and_then(TableWriter::committed_position));
-        let copying = self.writers.values().filter_map(|w| w.snapshot_progress().map(|p| p.start.clone()));
-        for pos in stopped.chain(self.recopying.values().cloned()).chain(copying) {
+        let held = self.writers.iter().filter(|(id, _)| self.held(id)).filter_map(|(_, w)| w.committed_position());
+        for pos in held {
             if pos.partial_cmp(&lowest) == Some(std::cmp::Ordering::Less) {
                 lowest = pos;
             }
@@ -136,12 +133,9 @@ impl TableWriters {
     }
 
     /// From now until [`TableWriters::release_recopy`], `id` is being copied
-    /// again from `start`: its streamed changes and schema changes are
-    /// dropped (the stream reads them again from `start` after the copy),
-    /// it gets no idle commits and no maintenance, and the source is
-    /// confirmed no further than `start`.
-    pub fn hold_for_recopy(&mut self, id: &TableId, start: SourcePosition) {
-        self.recopying.insert(id.clone(), start);
+    /// again: it is [held](TableWriters::held).
+    pub fn hold_for_recopy(&mut self, id: &TableId) {
+        self.recopying.insert(id.clone());
     }
 
     /// The copy of `id` is done: its changes flow again.
@@ -150,10 +144,14 @@ impl TableWriters {
         self.last_commit.insert(id.clone(), Instant::now());
     }
 
-    /// True while a table is stopped or being copied again: nothing it streams is written.
+    /// True while a table is stopped or being copied again (also right
+    /// after a restart, before the runner continues its copy): its streamed
+    /// changes and schema changes are dropped (a copied table reads them
+    /// again from the copy's start), it gets no idle commits and no
+    /// maintenance, and the source is confirmed no further than its position.
     fn held(&self, id: &TableId) -> bool {
         self.stopped.contains_key(id)
-            || self.recopying.contains_key(id)
+            || self.recopying.contains(id)
             || self.writers.get(id).is_some_and(TableWriter::recopy_in_progress)
     }
 
@@ -261,10 +259,10 @@ impl TableWriters {
         self.writers.iter().filter_map(|(id, w)| Some((id.clone(), w.committed_position()?))).collect()
     }
 
-    /// The writers of the tables that are not stopped, for maintenance between batches.
+    /// The writers of the tables that are not held, for maintenance between batches.
     pub fn active_mut(&mut self) -> impl Iterator<Item = (&TableId, &mut TableWriter)> {
-        let (stopped, recopying) = (&self.stopped, &self.recopying);
-        self.writers.iter_mut().filter(move |(id, _)| !stopped.contains_key(*id) && !recopying.contains_key(*id))
+        let held: BTreeSet<TableId> = self.writers.keys().filter(|id| self.held(id)).cloned().collect();
+        self.writers.iter_mut().filter(move |(id, _)| !held.contains(*id))
     }
 
     /// The pipeline and source identity the tables were opened for.
@@ -355,11 +353,10 @@ impl TableWriters {
         let mut advanced = 0;
         let ids: Vec<TableId> = self.writers.keys().cloned().collect();
         for id in ids {
+            let held = self.held(&id);
             let writer = self.writers.get_mut(&id).expect("a writer for every id");
-            let fresh = self.last_commit.get(&id).is_some_and(|t| t.elapsed() < idle)
-                || self.stopped.contains_key(&id)
-                || self.recopying.contains_key(&id)
-                || writer.has_open_parts();
+            let fresh =
+                self.last_commit.get(&id).is_some_and(|t| t.elapsed() < idle) || held || writer.has_open_parts();
             if fresh || writer.committed_version().is_some_and(|v| v >= version) {
                 continue;
             }
