@@ -21,7 +21,7 @@ PG_MATRIX ?= 14 15 16 17 18
 PG_SUITES ?= stream_postgres snapshot_restart_postgres types_postgres bad_input_postgres
 
 .PHONY: setup build test test-unit test-integration test-spark test-alerting test-pg-versions test-pg-matrix \
-	demo bench bench-snapshot bench-s3 fmt lint clean-delta-tables infra-up infra-down
+	demo bench bench-large bench-snapshot bench-s3 fmt lint clean-delta-tables infra-up infra-down
 
 setup:  ## install Debian packages and the Python venv the tests need
 	TRIBUTARY_CACHE_DIR=$(CACHE_DIR) TRIBUTARY_PG_MAJORS="$(PG_EXTRA_MAJORS)" bash scripts/setup.sh
@@ -100,6 +100,10 @@ bench: setup  ## rows/s, MB/s and peak RSS, binlog -> Delta and pgoutput -> Delt
 	$(CARGO) bench --locked -p tributary --bench pg_to_delta
 	$(CARGO) bench --locked -p tributary --bench maintenance
 	BENCH_SNAPSHOT_ROWS=1000000 $(CARGO) bench --locked -p tributary --bench snapshot
+	BENCH_TABLE_ROWS=1000000 $(CARGO) bench --locked -p tributary --bench random_updates
+
+bench-large: setup  ## random-key updates into tables of 1M, 10M and 30M rows, deletion vectors and copy-on-write (release build; ~25 min, ~12 GB of disk)
+	$(CARGO) bench --locked -p tributary --bench random_updates
 
 bench-snapshot: setup  ## the chunked initial snapshot of 10M rows at parallelism 1, 2 and 4, and in one transaction (release build)
 	$(CARGO) bench --locked -p tributary --bench snapshot

@@ -36,12 +36,12 @@
 
 use crate::commit::{add_action, cdc_action, remove_file_action, CommitMetrics};
 use crate::deletion_vector::{Deleted, Placement};
-use crate::encode::{decode_rows, encode, EncodeError, Op, OutRow, RowMeta};
+use crate::encode::{decode_metas, decode_rows, encode, EncodeError, Op, OutRow, RowMeta};
 use crate::files::{
     cdc_file_name, data_file_name, drop_deleted, read_file, read_part, write_file, FileEntry, FileError, FileIndex,
     WrittenFile,
 };
-use crate::key::{key_of_row, Key, KeyLookup, KeyMap, KeyReader, KeySet};
+use crate::key::{key_of_row, Key, KeyLookup, KeyMap, KeyPart, KeyReader, KeySet};
 use crate::schema::TableLayout;
 use crate::transaction_parts::OpenParts;
 use crate::writer::{SourcedChange, TableBatch};
@@ -149,6 +149,25 @@ impl<'b> MetaCache<'b> {
     }
 }
 
+/// A set of integer key values.
+type IntSet = std::collections::HashSet<i64, std::hash::BuildHasherDefault<crate::key::FxHasher>>;
+
+/// The values of a single 64-bit integer key column without NULLs (the
+/// common primary key), for probing without building [`Key`]s.
+fn int_key_column(columns: &[deltalake::arrow::array::ArrayRef]) -> Option<&[i64]> {
+    use deltalake::arrow::array::{Array, AsArray};
+    match columns {
+        [column] if column.null_count() == 0 => {
+            column.as_primitive_opt::<deltalake::arrow::datatypes::Int64Type>().map(|a| a.values().as_ref())
+        }
+        _ => None,
+    }
+}
+
+/// Change-data rows above which a commit's change data is encoded and
+/// written as one file per core, in parallel.
+const CDC_PART_ROWS: usize = 20_000;
+
 /// The key state of one primary-key value while a batch is replayed.
 #[derive(Debug, Default, Clone, Copy)]
 struct Slot {
@@ -159,14 +178,16 @@ struct Slot {
 }
 
 /// A data file read because it may hold a touched key.
-struct Candidate {
+struct Candidate<'b> {
     path: String,
     entry: FileEntry,
     rows: usize,
     /// Rows whose key the batch touches (dropped from the replacement), with their keys.
     hits: Vec<(Key, usize)>,
-    /// Those rows decoded (moved into the replay arena).
-    stored: Vec<(Vec<Value>, RowMeta)>,
+    /// Those rows decoded (moved into the replay arena): the values read
+    /// from the file, or borrowed from the source's before image
+    /// ([`Planner::plan_upsert`], deletion vectors), with the stored metadata.
+    stored: Vec<(Cow<'b, [Value]>, RowMeta)>,
     /// The whole file as stored, when remote and kept for its rewrite.
     fetched: Option<bytes::Bytes>,
 }
@@ -242,6 +263,24 @@ impl Planner<'_> {
         self.conformed(&batches, &Arc::new(Schema::new(fields)))
     }
 
+    /// Reads the metadata columns of the sorted `rows` of a data file (of
+    /// `size` bytes).
+    fn read_metas(&self, path: &str, size: i64, rows: &[usize]) -> Result<Vec<RowMeta>, DeltaError> {
+        let n_source = self.layout.n_source();
+        let fields: Vec<_> = self.layout.arrow.fields()[n_source..].iter().map(|f| f.as_ref().clone()).collect();
+        let names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+        let batches = read_part(self.files, path, size, Some(&names), Some(rows)).map_err(|e| self.file_err(e))?;
+        let metas = self.conformed(&batches, &Arc::new(Schema::new(fields)))?;
+        if metas.num_rows() != rows.len() {
+            return Err(DeltaError::Encode {
+                table: self.table_dir.to_path_buf(),
+                column: "(row selection)".into(),
+                problem: format!("{path}: asked for the metadata of {} rows, read {}", rows.len(), metas.num_rows()),
+            });
+        }
+        decode_metas(&metas, 0, &(0..metas.num_rows()).collect::<Vec<_>>()).map_err(|e| self.encode_err(e))
+    }
+
     /// Reads the sorted `rows` (`None`: all) of a data file, whole, conformed
     /// to the table's layout, as one batch: from `fetched` when the file is
     /// in memory already. Rows are physical (row `i` of the file is row `i`
@@ -280,13 +319,29 @@ impl Planner<'_> {
         Ok(())
     }
 
+    /// Writes the change data of `rows` (with their change types): one file,
+    /// or above [`CDC_PART_ROWS`] rows one per core, encoded in parallel
+    /// (readers take every change-data file of a commit as one set).
     fn add_cdc_file(&self, plan: &mut Plan, rows: &[&OutRow<'_>], types: &[&'static str]) -> Result<(), DeltaError> {
-        let batch = encode(self.layout, rows, Some(types)).map_err(|e| self.encode_err(e))?;
-        let written = write_file(self.files, cdc_file_name(), self.layout, &self.layout.cdc_arrow, &[batch], false)
-            .map_err(|e| self.file_err(e))?;
-        plan.written.push(written.rel_path.clone());
-        plan.metrics.bytes_written += written.size as u64;
-        plan.actions.push(cdc_action(&written.rel_path, written.size));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parts = if rows.len() > CDC_PART_ROWS { cores } else { 1 };
+        let part_rows = rows.len().div_ceil(parts).max(1);
+        let mut jobs: Vec<(&[&OutRow<'_>], &[&'static str])> =
+            rows.chunks(part_rows).zip(types.chunks(part_rows)).collect();
+        if jobs.is_empty() {
+            jobs.push((rows, types)); // an empty file, as before the split
+        }
+        let written = par_map(jobs, |(rows, types)| {
+            let batch = encode(self.layout, rows, Some(types)).map_err(|e| self.encode_err(e))?;
+            write_file(self.files, cdc_file_name(), self.layout, &self.layout.cdc_arrow, &[batch], false)
+                .map_err(|e| self.file_err(e))
+        });
+        for written in written {
+            let written = written?;
+            plan.written.push(written.rel_path.clone());
+            plan.metrics.bytes_written += written.size as u64;
+            plan.actions.push(cdc_action(&written.rel_path, written.size));
+        }
         Ok(())
     }
 
@@ -355,22 +410,35 @@ impl Planner<'_> {
 
         // 1. Keys of every change, and the keys whose stored rows are needed:
         //    updated / deleted keys not (re)inserted earlier in the batch.
+        //    With deletion vectors nothing is rewritten, so a stored row's
+        //    source values are only needed for its pre-image: a key whose
+        //    first change is an update or delete with a complete before image
+        //    (every column sent: MySQL / MariaDB `binlog_row_image = FULL`,
+        //    PostgreSQL `REPLICA IDENTITY FULL`) takes them from that image,
+        //    and only the stored row's metadata columns are read (`images`).
+        let by_image = self.deletion_vectors && !full_scan;
+        let complete =
+            |row: &[Value]| row.len() == self.layout.n_source() && !row.iter().any(|v| matches!(v, Value::Unchanged));
+        let mut images: KeyMap<&'b [Value]> = KeyMap::default();
         let mut keys: Vec<(Option<Key>, Option<Key>)> = Vec::with_capacity(batch.changes.len());
         let mut lookup = KeySet::default();
         let mut known = KeySet::default();
         for sc in &batch.changes {
             let key = |row: &[Value]| key_of_row(row, pk, &types);
-            let (before, after) = match &sc.change {
-                RowChange::Insert { after } => (None, Some(key(after))),
-                RowChange::Update { before, after } => (Some(key(before)), Some(key(after))),
-                RowChange::Delete { before } => (Some(key(before)), None),
-                RowChange::Truncate => (None, None),
+            let (before, after, image) = match &sc.change {
+                RowChange::Insert { after } => (None, Some(key(after)), None),
+                RowChange::Update { before, after } => (Some(key(before)), Some(key(after)), Some(before)),
+                RowChange::Delete { before } => (Some(key(before)), None, Some(before)),
+                RowChange::Truncate => (None, None, None),
             };
             if !full_scan {
                 match (&before, &after) {
                     (Some(b), a) => {
                         if known.insert(b.clone()) {
                             lookup.insert(b.clone());
+                            if let Some(image) = image.filter(|i| by_image && complete(i)) {
+                                images.insert(b.clone(), image.as_slice());
+                            }
                         }
                         if let Some(a) = a.as_ref().filter(|a| *a != b) {
                             if known.insert(a.clone()) {
@@ -402,6 +470,14 @@ impl Planner<'_> {
         let files_read = wanted.len();
         let read_paths: Vec<String> = wanted.iter().map(|(path, _)| (*path).clone()).collect();
 
+        // A single integer key column is probed without building keys.
+        let int_lookup: Option<IntSet> = lookup
+            .iter()
+            .map(|k| match k {
+                Key::One(KeyPart::Int(v)) => Some(*v),
+                _ => None,
+            })
+            .collect();
         let fetched_total = AtomicU64::new(0);
         let scanned = par_map(wanted, |(path, entry)| -> Result<Candidate, DeltaError> {
             if full_scan {
@@ -411,6 +487,7 @@ impl Planner<'_> {
                 let hits: Vec<(Key, usize)> = (0..data.num_rows()).map(|r| (reader.key(r), r)).collect();
                 let rows: Vec<usize> = (0..data.num_rows()).collect();
                 let stored = decode_rows(self.layout, &data, &rows).map_err(|e| self.encode_err(e))?;
+                let stored = stored.into_iter().map(|(values, meta)| (Cow::Owned(values), meta)).collect();
                 let n = rows.len();
                 return Ok(Candidate {
                     path: path.clone(),
@@ -426,19 +503,42 @@ impl Planner<'_> {
             // rewritten: holding every touched file between the two steps
             // cost ~40 MB of peak RSS in the update/delete benchmark.
             let keys = self.read_key_columns(path, entry.size)?;
-            let reader = KeyReader::new(keys.columns());
             // Rows the file's deletion vector deletes hold no live key.
             let deleted = entry.deleted_rows();
-            let hits: Vec<(Key, usize)> = (0..keys.num_rows())
-                .filter(|&r| !deleted.is_some_and(|d| d.contains(r as u64)))
-                .map(|r| (reader.key(r), r))
-                .filter(|(key, _)| lookup.contains(key))
-                .collect();
+            let live = |r: usize| !deleted.is_some_and(|d| d.contains(r as u64));
+            let hits: Vec<(Key, usize)> = match int_key_column(keys.columns()).zip(int_lookup.as_ref()) {
+                // One integer key column without NULLs: probe the values as they are.
+                Some((values, wanted)) => values
+                    .iter()
+                    .enumerate()
+                    .filter(|&(r, v)| wanted.contains(v) && live(r))
+                    .map(|(r, &v)| (Key::One(KeyPart::Int(v)), r))
+                    .collect(),
+                None => {
+                    let reader = KeyReader::new(keys.columns());
+                    (0..keys.num_rows())
+                        .filter(|&r| live(r))
+                        .map(|r| (reader.key(r), r))
+                        .filter(|(key, _)| lookup.contains(key))
+                        .collect()
+                }
+            };
             let mut fetched = None;
-            let stored = if hits.is_empty() {
+            // Hits whose values come from a before image: their metadata only.
+            let (imaged, whole): (Vec<usize>, Vec<usize>) =
+                (0..hits.len()).partition(|&h| images.contains_key(&hits[h].0));
+            let mut from_images: Vec<(Cow<'b, [Value]>, RowMeta)> = Vec::with_capacity(imaged.len());
+            if !imaged.is_empty() {
+                let rows: Vec<usize> = imaged.iter().map(|&h| hits[h].1).collect();
+                let metas = self.read_metas(path, entry.size, &rows)?;
+                for (&h, meta) in imaged.iter().zip(metas) {
+                    from_images.push((Cow::Borrowed(images[&hits[h].0]), meta));
+                }
+            }
+            let read_whole = if whole.is_empty() {
                 Vec::new()
             } else {
-                let rows: Vec<usize> = hits.iter().map(|(_, r)| *r).collect();
+                let rows: Vec<usize> = whole.iter().map(|&h| hits[h].1).collect();
                 // Remote and to be rewritten: the rows would cost most of the
                 // file in ranged reads, and the rewrite needs all of it: fetch
                 // it whole, once. (With deletion vectors nothing is rewritten:
@@ -461,6 +561,17 @@ impl Planner<'_> {
                 decode_rows(self.layout, &data, &(0..data.num_rows()).collect::<Vec<_>>())
                     .map_err(|e| self.encode_err(e))?
             };
+            // Both lists are in hit (row) order: merge them back into it.
+            let mut stored: Vec<(Cow<'b, [Value]>, RowMeta)> = Vec::with_capacity(hits.len());
+            let (mut from_images, mut read_whole) = (from_images.into_iter(), read_whole.into_iter());
+            for (key, _) in &hits {
+                let next = if images.contains_key(key) {
+                    from_images.next()
+                } else {
+                    read_whole.next().map(|(values, meta)| (Cow::Owned(values), meta))
+                };
+                stored.push(next.expect("one stored row per hit"));
+            }
             let kept = fetched.as_ref().map_or(0, |b| b.len() as u64);
             if kept > 0 && fetched_total.fetch_add(kept, Ordering::Relaxed) + kept > FETCHED_BYTES_BUDGET {
                 fetched = None; // over the batch's budget: fetched again for the rewrite
@@ -479,7 +590,7 @@ impl Planner<'_> {
             for ((key, r), (values, meta)) in cand.hits.iter().zip(decoded) {
                 let slot = state.entry(key.clone()).or_default();
                 if slot.origin.is_none() {
-                    arena.push(OutRow { values: Cow::Owned(values), meta });
+                    arena.push(OutRow { values, meta });
                     *slot = Slot { current: Some(arena.len() - 1), origin: Some((f, *r)) };
                 } // else: a duplicate of the key in the table; its row is dropped too
             }

@@ -409,3 +409,61 @@ async fn on_an_s3_root_vector_files_go_to_the_object_store_and_read_back() {
     assert_eq!(mirror(&path).await, model.rows_json());
     assert_eq!(our_feed(&path, 2).await, model.feed_from(2));
 }
+
+#[tokio::test]
+async fn a_pre_image_takes_a_complete_before_image_with_the_stored_metadata_and_reads_the_stored_row_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = TableWriter::open_or_create(&dv_cfg(dir.path()), items_schema(true), APP).await.unwrap();
+    let path = w.path().to_path_buf();
+    let inserted = w.apply(&batch((1..=4).map(|i| ins(item(i, "stored", i))).collect(), 100)).await.unwrap();
+    let stored_version = crate::tests::batch(vec![], 100).position.to_version().unwrap();
+    // A complete before image (as MySQL / REPLICA IDENTITY FULL send it),
+    // deliberately unlike the stored row so the test sees where the
+    // pre-image came from; and a key-only one (PostgreSQL's default
+    // identity), which must take the stored row.
+    let key_only = |id: i64| {
+        vec![tributary_core::Value::Int(id), tributary_core::Value::Unchanged, tributary_core::Value::Unchanged]
+    };
+    let changed = w
+        .apply(&batch(
+            vec![
+                upd(item(1, "source image", 10), item(1, "after", 11)),
+                del(item(2, "source image", 20)),
+                upd(key_only(3), item(3, "after", 33)),
+                del(key_only(4)),
+            ],
+            101,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(changed.files_removed, 0, "rows marked, nothing rewritten");
+    assert!(changed.delta_version > inserted.delta_version);
+    let feed = read_changes(&path, changed.delta_version, Some(changed.delta_version)).await.unwrap();
+    let old_images: BTreeMap<i64, (String, String, i64, i64)> = feed
+        .iter()
+        .filter(|c| c.change_type != "update_postimage")
+        .map(|c| {
+            let v = &c.values;
+            (
+                v["id"].as_i64().unwrap(),
+                (
+                    c.change_type.clone(),
+                    v["name"].as_str().unwrap().to_string(),
+                    v["qty"].as_i64().unwrap(),
+                    v["_tributary_source_version"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<i64, (String, String, i64, i64)> = [
+        (1, ("update_preimage".to_string(), "source image".to_string(), 10, stored_version)),
+        (2, ("delete".to_string(), "source image".to_string(), 20, stored_version)),
+        (3, ("update_preimage".to_string(), "stored".to_string(), 3, stored_version)),
+        (4, ("delete".to_string(), "stored".to_string(), 4, stored_version)),
+    ]
+    .into();
+    assert_eq!(old_images, expected, "source columns from a complete image, metadata always stored");
+    let mut rows: Vec<_> = read_rows(&path).await.unwrap().iter().map(row_of).collect();
+    rows.sort();
+    assert_eq!(rows, [(1, "after".into(), 11), (3, "after".into(), 33)]);
+}

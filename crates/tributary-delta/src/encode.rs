@@ -558,32 +558,44 @@ pub(crate) fn decode_rows(
 ) -> Result<Vec<(Row, RowMeta)>, EncodeError> {
     let n_source = layout.n_source();
     let fail = |column: &str, problem: String| EncodeError { column: column.to_string(), problem };
-    let op = batch.column(n_source).as_string::<i32>();
-    let position = batch.column(n_source + 1).as_string::<i32>();
-    let version = batch.column(n_source + 2).as_primitive::<deltalake::arrow::datatypes::Int64Type>();
-    let commit_ts = batch.column(n_source + 3).as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
-    let change_seq = batch.column(n_source + 4).as_primitive::<deltalake::arrow::datatypes::Int64Type>();
+    let metas = decode_metas(batch, n_source, rows)?;
     let mut out = Vec::with_capacity(rows.len());
-    for &r in rows {
+    for (&r, meta) in rows.iter().zip(metas) {
         let mut values = Vec::with_capacity(n_source);
         for (c, column) in layout.source.columns.iter().enumerate() {
             values.push(decode_cell(batch.column(c).as_ref(), r).map_err(|e| fail(&column.name, e))?);
         }
-        let op = if op.is_null(r) {
-            None
-        } else {
-            Some(Op::parse(op.value(r)).ok_or_else(|| fail("_tributary_op", format!("unknown op {:?}", op.value(r))))?)
-        };
-        let meta = RowMeta {
-            op,
-            position: position.is_valid(r).then(|| Arc::from(position.value(r))),
-            source_version: version.is_valid(r).then(|| version.value(r)),
-            commit_ts: commit_ts.is_valid(r).then(|| commit_ts.value(r)),
-            change_seq: change_seq.is_valid(r).then(|| change_seq.value(r)),
-        };
         out.push((values, meta));
     }
     Ok(out)
+}
+
+/// The metadata columns (`_tributary_op` … `_tributary_change_seq`, from
+/// column `first` of `batch` on) of the given rows.
+pub(crate) fn decode_metas(batch: &RecordBatch, first: usize, rows: &[usize]) -> Result<Vec<RowMeta>, EncodeError> {
+    let fail = |column: &str, problem: String| EncodeError { column: column.to_string(), problem };
+    let op = batch.column(first).as_string::<i32>();
+    let position = batch.column(first + 1).as_string::<i32>();
+    let version = batch.column(first + 2).as_primitive::<deltalake::arrow::datatypes::Int64Type>();
+    let commit_ts = batch.column(first + 3).as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
+    let change_seq = batch.column(first + 4).as_primitive::<deltalake::arrow::datatypes::Int64Type>();
+    rows.iter()
+        .map(|&r| {
+            let op = if op.is_null(r) {
+                None
+            } else {
+                let parsed = Op::parse(op.value(r));
+                Some(parsed.ok_or_else(|| fail("_tributary_op", format!("unknown op {:?}", op.value(r))))?)
+            };
+            Ok(RowMeta {
+                op,
+                position: position.is_valid(r).then(|| Arc::from(position.value(r))),
+                source_version: version.is_valid(r).then(|| version.value(r)),
+                commit_ts: commit_ts.is_valid(r).then(|| commit_ts.value(r)),
+                change_seq: change_seq.is_valid(r).then(|| change_seq.value(r)),
+            })
+        })
+        .collect()
 }
 
 /// The value a column stored as text holds for `value` of source type `ty`:

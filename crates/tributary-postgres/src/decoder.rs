@@ -5,7 +5,7 @@
 use crate::error::PostgresError;
 use crate::text_value::parse_text;
 use crate::type_map::{map_type, PgType};
-use pg_walstream::{ColumnValue, EventType, RelationColumn, RowData};
+use pg_walstream::{ColumnValue, EventType, RelationColumn, ReplicaIdentity, RowData};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tributary_core::{ChangeEvent, Column, Lsn, Row, SourcePosition, TableFilter, TableId, TableSchema, Value};
@@ -79,14 +79,14 @@ impl PgOutputDecoder {
                     out.push(ChangeEvent::Insert { table: t, position, commit_ts: self.commit_ts, after });
                 }
             }
-            EventType::Update { schema, table, relation_oid, old_data, new_data, .. } => {
+            EventType::Update { schema, table, relation_oid, old_data, new_data, replica_identity, key_columns } => {
                 if let Some(t) = self.table(relation_oid, &schema, &table) {
                     let after = self.row(&t, &new_data, lsn)?;
                     // Without an old image (key unchanged under REPLICA IDENTITY DEFAULT),
                     // the new row carries the key; the sink takes the rest from the
                     // stored row, so only key cells are copied (not large values).
                     let before = match &old_data {
-                        Some(old) => self.row(&t, old, lsn)?,
+                        Some(old) => identity_only(self.row(&t, old, lsn)?, &t, &replica_identity, &key_columns),
                         None => (0..after.len())
                             .map(|i| if t.primary_key.contains(&i) { after[i].clone() } else { Value::Unchanged })
                             .collect(),
@@ -94,9 +94,9 @@ impl PgOutputDecoder {
                     out.push(ChangeEvent::Update { table: t, position, commit_ts: self.commit_ts, before, after });
                 }
             }
-            EventType::Delete { schema, table, relation_oid, old_data, .. } => {
+            EventType::Delete { schema, table, relation_oid, old_data, replica_identity, key_columns } => {
                 if let Some(t) = self.table(relation_oid, &schema, &table) {
-                    let before = self.row(&t, &old_data, lsn)?;
+                    let before = identity_only(self.row(&t, &old_data, lsn)?, &t, &replica_identity, &key_columns);
                     out.push(ChangeEvent::Delete { table: t, position, commit_ts: self.commit_ts, before });
                 }
             }
@@ -284,6 +284,21 @@ impl PgOutputDecoder {
         }
         Ok(row)
     }
+}
+
+/// An old row as sent: under `REPLICA IDENTITY FULL` every column; otherwise
+/// only the identity's key columns carry values (pgoutput sends the others as
+/// NULL), so they become [`Value::Unchanged`]: not known, rather than NULL
+/// (a sink must not take them for the stored row).
+fn identity_only(mut row: Row, table: &TableSchema, identity: &ReplicaIdentity, key_columns: &[Arc<str>]) -> Row {
+    if *identity != ReplicaIdentity::Full {
+        for (i, (value, column)) in row.iter_mut().zip(&table.columns).enumerate() {
+            if !table.primary_key.contains(&i) && !key_columns.iter().any(|k| **k == *column.name) {
+                *value = Value::Unchanged;
+            }
+        }
+    }
+    row
 }
 
 fn decode_error(table: &TableSchema, lsn: u64, column: &str, problem: &str) -> PostgresError {

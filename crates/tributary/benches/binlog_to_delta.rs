@@ -17,7 +17,7 @@
 mod common;
 
 use common::{
-    mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP, RANDOM_TXNS,
+    local_bytes, mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP, RANDOM_TXNS,
     RANDOM_TXN_DELETES, RANDOM_TXN_KEYS,
 };
 use std::collections::HashSet;
@@ -133,24 +133,6 @@ fn random_updates(
             b.saturating_sub(a) as f64 / random_rows as f64
         );
     }
-}
-
-/// Bytes of every file below a local table directory (`None` for a remote one).
-fn local_bytes(table: &Path) -> Option<u64> {
-    fn walk(dir: &Path) -> u64 {
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| match e.file_type() {
-                        Ok(t) if t.is_dir() => walk(&e.path()),
-                        _ => e.metadata().map_or(0, |m| m.len()),
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    table.is_dir().then(|| walk(table))
 }
 
 /// The local S3 server, with this process's `AWS_*` environment pointing at it.

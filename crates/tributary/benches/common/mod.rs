@@ -147,3 +147,22 @@ pub fn master(server: &tributary_testkit::MariaDb) -> ((String, u64), i64) {
     let position = tributary_core::SourcePosition::MySql(tributary_core::MySqlPosition::new(file.clone(), offset));
     ((file, offset), position.to_version().unwrap())
 }
+
+/// Bytes of every file below a local table directory (`None` for a remote one).
+#[allow(dead_code)] // not every benchmark writes updates
+pub fn local_bytes(table: &Path) -> Option<u64> {
+    fn walk(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.file_type() {
+                        Ok(t) if t.is_dir() => walk(&e.path()),
+                        _ => e.metadata().map_or(0, |m| m.len()),
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    table.is_dir().then(|| walk(table))
+}

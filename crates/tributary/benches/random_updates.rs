@@ -1,0 +1,115 @@
+//! `make bench-large` (and `make bench` at 1M rows): random-key updates and
+//! deletes into tables of 1M, 10M and 30M rows (`BENCH_TABLE_ROWS`, default
+//! "1000000 10000000 30000000"), with deletion vectors and with copy-on-write
+//! (`BENCH_UPDATE_MODES`, default "deletion_vectors rewrite").
+//!
+//! Per table size: MariaDB's bench table is filled, each mode's lake gets its
+//! initial snapshot (not measured here: `make bench-snapshot`), then 100
+//! transactions of 1000 distinct keys drawn uniformly from the whole table
+//! (800 updates + 200 deletes each) are written to the binlog while no
+//! pipeline runs, and each mode's pipeline replays them: rows/s and
+//! Tributary's CPU µs per changed row (process start to the last commit),
+//! peak RSS, bytes the table grew by per changed row. Both modes replay the
+//! same binlog from the same snapshot position.
+
+mod common;
+
+use common::{
+    local_bytes, mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP, RANDOM_TXNS,
+    RANDOM_TXN_DELETES, RANDOM_TXN_KEYS,
+};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tributary_testkit::{MariaDb, TestDir};
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let words = |var: &str, default: &str| -> Vec<String> {
+        std::env::var(var).unwrap_or_else(|_| default.into()).split_whitespace().map(String::from).collect()
+    };
+    let sizes: Vec<u64> =
+        words("BENCH_TABLE_ROWS", "1000000 10000000 30000000").iter().filter_map(|v| v.parse().ok()).collect();
+    let modes = words("BENCH_UPDATE_MODES", "deletion_vectors rewrite");
+    for rows in sizes {
+        one_size(rows, &modes);
+    }
+}
+
+fn one_size(rows: u64, modes: &[String]) {
+    let server = mariadb_with_bench_table();
+    let filled = Instant::now();
+    for first in (1..=rows).step_by(1_000_000) {
+        let last = (first + 999_999).min(rows);
+        server
+            .exec(&format!(
+                "USE bench; INSERT INTO bench.t SELECT seq, seq % 1000, CONCAT('row-', seq), seq / 100, \
+                 '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_{first}_to_{last}"
+            ))
+            .unwrap();
+    }
+    server.exec("ANALYZE TABLE bench.t").unwrap();
+    let dir = TestDir::new().unwrap();
+    let lakes: Vec<(String, PathBuf, PathBuf)> = modes
+        .iter()
+        .map(|mode| {
+            let lake = dir.path().join(format!("lake-{mode}"));
+            let config = write_config(dir.path(), &server, &lake, mode);
+            let target = master(&server).1;
+            let mut pipeline = start(&config);
+            wait(&mut pipeline, &lake.join("bench/t"), target);
+            stop(pipeline);
+            (mode.clone(), lake, config)
+        })
+        .collect();
+    println!(
+        "random-key updates into a table of {rows} rows (filled and copied in {:.0} s)",
+        filled.elapsed().as_secs_f64()
+    );
+
+    let mut state = 11u64;
+    let mut deleted = std::collections::HashSet::new();
+    for _ in 0..RANDOM_TXNS {
+        let ids = random_ids(&mut state, RANDOM_TXN_KEYS, rows, |id| !deleted.contains(&id));
+        let (gone, kept) = ids.split_at(RANDOM_TXN_DELETES);
+        deleted.extend(gone.iter().copied());
+        let list = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        server
+            .exec(&format!(
+                "START TRANSACTION; UPDATE bench.t SET a = a + 1, b = CONCAT(b, '-r') WHERE id IN ({}); \
+                 DELETE FROM bench.t WHERE id IN ({}); COMMIT",
+                list(kept),
+                list(gone)
+            ))
+            .unwrap();
+    }
+    let target = master(&server).1;
+    let changed = (RANDOM_TXNS * RANDOM_TXN_KEYS) as u64;
+    for (mode, lake, config) in lakes {
+        let table = lake.join("bench/t");
+        let before = local_bytes(&table).unwrap_or(0);
+        let started = Instant::now();
+        let mut pipeline = start(&config);
+        let catch_up = wait(&mut pipeline, &table, target);
+        let secs = started.elapsed().as_secs_f64();
+        stop(pipeline);
+        let grown = local_bytes(&table).unwrap_or(0).saturating_sub(before);
+        let extra = format!("{:.0} bytes written per changed row", grown as f64 / changed as f64);
+        print_figures(&format!("{}M {mode}", rows / 1_000_000), changed, secs, &catch_up, &extra);
+        let _ = std::fs::remove_dir_all(&lake);
+    }
+}
+
+fn write_config(dir: &Path, server: &MariaDb, lake: &Path, mode: &str) -> PathBuf {
+    let text = format!(
+        "[pipeline]\nname = \"{APP}\"\n[source.mysql]\nport = {}\nuser = \"cdc\"\npassword = \"cdc-pw\"\n\
+         include = [\"bench.t\"]\n[sink.delta]\nroot = \"{}\"\nupdate_mode = \"{mode}\"\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n",
+        server.port(),
+        lake.display()
+    );
+    let path = dir.join(format!("pipeline-{mode}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
