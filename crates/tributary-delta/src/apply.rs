@@ -419,10 +419,12 @@ impl Planner<'_> {
         let by_image = self.deletion_vectors && !full_scan;
         let complete =
             |row: &[Value]| row.len() == self.layout.n_source() && !row.iter().any(|v| matches!(v, Value::Unchanged));
-        let mut images: KeyMap<&'b [Value]> = KeyMap::default();
-        let mut keys: Vec<(Option<Key>, Option<Key>)> = Vec::with_capacity(batch.changes.len());
-        let mut lookup = KeySet::default();
-        let mut known = KeySet::default();
+        let n = batch.changes.len();
+        let mut images: KeyMap<&'b [Value]> =
+            KeyMap::with_capacity_and_hasher(if by_image { n } else { 0 }, Default::default());
+        let mut keys: Vec<(Option<Key>, Option<Key>)> = Vec::with_capacity(n);
+        let mut lookup = KeySet::with_capacity_and_hasher(n, Default::default());
+        let mut known = KeySet::with_capacity_and_hasher(n, Default::default());
         for sc in &batch.changes {
             let key = |row: &[Value]| key_of_row(row, pk, &types);
             let (before, after, image) = match &sc.change {
@@ -470,14 +472,23 @@ impl Planner<'_> {
         let files_read = wanted.len();
         let read_paths: Vec<String> = wanted.iter().map(|(path, _)| (*path).clone()).collect();
 
-        // A single integer key column is probed without building keys.
-        let int_lookup: Option<IntSet> = lookup
+        // A single integer key column is searched without building keys:
+        // the wanted values as a set and sorted.
+        let int_lookup: Option<(IntSet, Vec<i64>)> = lookup
             .iter()
             .map(|k| match k {
                 Key::One(KeyPart::Int(v)) => Some(*v),
                 _ => None,
             })
-            .collect();
+            .collect::<Option<Vec<i64>>>()
+            .map(|mut sorted| {
+                sorted.sort_unstable();
+                (sorted.iter().copied().collect(), sorted)
+            });
+        let empty = |path: &str| DeltaError::State {
+            table: table.to_path_buf(),
+            problem: format!("{path}: a data file without rows is a candidate"),
+        };
         let fetched_total = AtomicU64::new(0);
         let scanned = par_map(wanted, |(path, entry)| -> Result<Candidate, DeltaError> {
             if full_scan {
@@ -507,8 +518,26 @@ impl Planner<'_> {
             let deleted = entry.deleted_rows();
             let live = |r: usize| !deleted.is_some_and(|d| d.contains(r as u64));
             let hits: Vec<(Key, usize)> = match int_key_column(keys.columns()).zip(int_lookup.as_ref()) {
-                // One integer key column without NULLs: probe the values as they are.
-                Some((values, wanted)) => values
+                // One integer key column without NULLs, in key order (files
+                // Tributary writes are): search each wanted key in it.
+                Some((values, (_, sorted))) if values.is_sorted() => {
+                    let (Some(&first), Some(&last)) = (values.first(), values.last()) else { return Err(empty(path)) };
+                    let from = sorted.partition_point(|&k| k < first);
+                    let to = sorted.partition_point(|&k| k <= last);
+                    let mut hits = Vec::new();
+                    for &k in &sorted[from..to] {
+                        let mut r = values.partition_point(|&v| v < k);
+                        while values.get(r) == Some(&k) {
+                            if live(r) {
+                                hits.push((Key::One(KeyPart::Int(k)), r));
+                            }
+                            r += 1;
+                        }
+                    }
+                    hits
+                }
+                // Otherwise probe every value as it is.
+                Some((values, (wanted, _))) => values
                     .iter()
                     .enumerate()
                     .filter(|&(r, v)| wanted.contains(v) && live(r))
@@ -672,12 +701,12 @@ impl Planner<'_> {
         //    the stored rows of touched keys are marked deleted instead.
         let marking = self.deletion_vectors && !full_scan;
         let mut per_row: Vec<Vec<(usize, usize)>> = vec![Vec::new(); candidates.len()];
-        let mut fresh: Vec<usize> = Vec::new();
-        for slot in state.values() {
+        let mut fresh: Vec<(&Key, usize)> = Vec::new();
+        for (key, slot) in &state {
             if let Some(row) = slot.current {
                 match slot.origin {
                     Some((f, r)) if !full_scan && !marking => per_row[f].push((r, row)),
-                    _ => fresh.push(row),
+                    _ => fresh.push((key, row)),
                 }
             }
         }
@@ -711,10 +740,13 @@ impl Planner<'_> {
             });
         }
         if !fresh.is_empty() {
-            fresh.sort_unstable();
+            // In key order: each new file holds a narrow key range (so later
+            // batches pass it by) and its key column is sorted (searched, not
+            // probed row by row, when a batch does read it).
+            fresh.sort_unstable_by(|a, b| a.0.cmp(b.0));
             plan.rows_written += fresh.len() as u64;
             for piece in fresh.chunks(self.piece_rows.max(1)) {
-                jobs.push(WriteJob::Fresh { rows: piece.iter().map(|&i| &arena[i]).collect() });
+                jobs.push(WriteJob::Fresh { rows: piece.iter().map(|&(_, i)| &arena[i]).collect() });
             }
         }
         let written = par_map(jobs, |job| -> Result<Vec<WrittenFile>, DeltaError> {

@@ -20,6 +20,7 @@ mod commit;
 pub mod compact;
 pub mod config;
 mod conflict;
+mod constant_columns;
 mod deletion_vector;
 mod deletion_vector_commit;
 mod durable;

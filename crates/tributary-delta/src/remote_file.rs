@@ -179,6 +179,9 @@ pub(crate) fn read_remote(
     let reader = RangeReader { store, location: StorePath::from(rel_path), size };
     block_on_io(async move {
         let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+        if let Some(batches) = crate::files::from_statistics(&builder, columns.as_deref(), rows.as_deref()) {
+            return Ok(batches);
+        }
         let builder = crate::files::narrow(builder, columns.as_deref(), rows.as_deref());
         builder.with_batch_size(batch_rows).build()?.try_collect::<Vec<_>>().await
     })

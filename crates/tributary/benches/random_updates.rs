@@ -4,10 +4,13 @@
 //! (`BENCH_UPDATE_MODES`, default "deletion_vectors rewrite").
 //!
 //! Per table size: MariaDB's bench table is filled, each mode's lake gets its
-//! initial snapshot (not measured here: `make bench-snapshot`), then 100
-//! transactions of 1000 distinct keys drawn uniformly from the whole table
-//! (800 updates + 200 deletes each) are written to the binlog while no
-//! pipeline runs, and each mode's pipeline replays them: rows/s and
+//! initial snapshot (not measured here: `make bench-snapshot`), then
+//! `BENCH_RANDOM_TXNS` (default 300: three batches of 100k changes, so the
+//! figures are the stream's pace rather than one batch's start-up)
+//! transactions of 1000 keys drawn uniformly from the whole table (800
+//! updates + 200 deletes each, keys distinct within a transaction, never one
+//! deleted before) are written to the binlog while no pipeline runs, and each
+//! mode's pipeline replays them: rows/s and
 //! Tributary's CPU µs per changed row (process start to the last commit),
 //! peak RSS, bytes the table grew by per changed row. Both modes replay the
 //! same binlog from the same snapshot position.
@@ -15,7 +18,7 @@
 mod common;
 
 use common::{
-    local_bytes, mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP, RANDOM_TXNS,
+    local_bytes, mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP,
     RANDOM_TXN_DELETES, RANDOM_TXN_KEYS,
 };
 use std::path::{Path, PathBuf};
@@ -32,12 +35,13 @@ fn main() {
     let sizes: Vec<u64> =
         words("BENCH_TABLE_ROWS", "1000000 10000000 30000000").iter().filter_map(|v| v.parse().ok()).collect();
     let modes = words("BENCH_UPDATE_MODES", "deletion_vectors rewrite");
+    let txns: usize = std::env::var("BENCH_RANDOM_TXNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     for rows in sizes {
-        one_size(rows, &modes);
+        one_size(rows, &modes, txns);
     }
 }
 
-fn one_size(rows: u64, modes: &[String]) {
+fn one_size(rows: u64, modes: &[String], txns: usize) {
     let server = mariadb_with_bench_table();
     let filled = Instant::now();
     for first in (1..=rows).step_by(1_000_000) {
@@ -70,7 +74,7 @@ fn one_size(rows: u64, modes: &[String]) {
 
     let mut state = 11u64;
     let mut deleted = std::collections::HashSet::new();
-    for _ in 0..RANDOM_TXNS {
+    for _ in 0..txns {
         let ids = random_ids(&mut state, RANDOM_TXN_KEYS, rows, |id| !deleted.contains(&id));
         let (gone, kept) = ids.split_at(RANDOM_TXN_DELETES);
         deleted.extend(gone.iter().copied());
@@ -85,7 +89,7 @@ fn one_size(rows: u64, modes: &[String]) {
             .unwrap();
     }
     let target = master(&server).1;
-    let changed = (RANDOM_TXNS * RANDOM_TXN_KEYS) as u64;
+    let changed = (txns * RANDOM_TXN_KEYS) as u64;
     for (mode, lake, config) in lakes {
         let table = lake.join("bench/t");
         let before = local_bytes(&table).unwrap_or(0);
