@@ -485,10 +485,6 @@ impl Planner<'_> {
                 sorted.sort_unstable();
                 (sorted.iter().copied().collect(), sorted)
             });
-        let empty = |path: &str| DeltaError::State {
-            table: table.to_path_buf(),
-            problem: format!("{path}: a data file without rows is a candidate"),
-        };
         let fetched_total = AtomicU64::new(0);
         let scanned = par_map(wanted, |(path, entry)| -> Result<Candidate, DeltaError> {
             if full_scan {
@@ -520,8 +516,8 @@ impl Planner<'_> {
             let hits: Vec<(Key, usize)> = match int_key_column(keys.columns()).zip(int_lookup.as_ref()) {
                 // One integer key column without NULLs, in key order (files
                 // Tributary writes are): search each wanted key in it.
-                Some((values, (_, sorted))) if values.is_sorted() => {
-                    let (Some(&first), Some(&last)) = (values.first(), values.last()) else { return Err(empty(path)) };
+                Some((values, (_, sorted))) if !values.is_empty() && values.is_sorted() => {
+                    let (first, last) = (values[0], values[values.len() - 1]);
                     let from = sorted.partition_point(|&k| k < first);
                     let to = sorted.partition_point(|&k| k <= last);
                     let mut hits = Vec::new();
