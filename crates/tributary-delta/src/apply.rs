@@ -550,20 +550,17 @@ impl Planner<'_> {
             };
             let mut fetched = None;
             // Hits whose values come from a before image: their metadata only.
-            let (imaged, whole): (Vec<usize>, Vec<usize>) =
-                (0..hits.len()).partition(|&h| images.contains_key(&hits[h].0));
-            let mut from_images: Vec<(Cow<'b, [Value]>, RowMeta)> = Vec::with_capacity(imaged.len());
-            if !imaged.is_empty() {
-                let rows: Vec<usize> = imaged.iter().map(|&h| hits[h].1).collect();
-                let metas = self.read_metas(path, entry.size, &rows)?;
-                for (&h, meta) in imaged.iter().zip(metas) {
-                    from_images.push((Cow::Borrowed(images[&hits[h].0]), meta));
-                }
-            }
+            let image_of: Vec<Option<&'b [Value]>> = hits.iter().map(|(key, _)| images.get(key).copied()).collect();
+            let rows_where = |imaged: bool| -> Vec<usize> {
+                hits.iter().zip(&image_of).filter(|(_, i)| i.is_some() == imaged).map(|((_, r), _)| *r).collect()
+            };
+            let (imaged, whole) = (rows_where(true), rows_where(false));
+            let mut metas =
+                if imaged.is_empty() { Vec::new() } else { self.read_metas(path, entry.size, &imaged)? }.into_iter();
             let read_whole = if whole.is_empty() {
                 Vec::new()
             } else {
-                let rows: Vec<usize> = whole.iter().map(|&h| hits[h].1).collect();
+                let rows = whole;
                 // Remote and to be rewritten: the rows would cost most of the
                 // file in ranged reads, and the rewrite needs all of it: fetch
                 // it whole, once. (With deletion vectors nothing is rewritten:
@@ -588,12 +585,11 @@ impl Planner<'_> {
             };
             // Both lists are in hit (row) order: merge them back into it.
             let mut stored: Vec<(Cow<'b, [Value]>, RowMeta)> = Vec::with_capacity(hits.len());
-            let (mut from_images, mut read_whole) = (from_images.into_iter(), read_whole.into_iter());
-            for (key, _) in &hits {
-                let next = if images.contains_key(key) {
-                    from_images.next()
-                } else {
-                    read_whole.next().map(|(values, meta)| (Cow::Owned(values), meta))
+            let mut read_whole = read_whole.into_iter();
+            for image in &image_of {
+                let next = match image {
+                    Some(values) => metas.next().map(|meta| (Cow::Borrowed(*values), meta)),
+                    None => read_whole.next().map(|(values, meta)| (Cow::Owned(values), meta)),
                 };
                 stored.push(next.expect("one stored row per hit"));
             }

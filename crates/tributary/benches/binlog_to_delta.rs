@@ -17,10 +17,9 @@
 mod common;
 
 use common::{
-    local_bytes, mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP, RANDOM_TXNS,
-    RANDOM_TXN_DELETES, RANDOM_TXN_KEYS,
+    fill_bench_table, local_bytes, mariadb_with_bench_table, master, print_figures, start, stop, wait,
+    write_random_txns, APP, RANDOM_TXNS, RANDOM_TXN_KEYS,
 };
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tributary_testkit::{MariaDb, TestDir};
@@ -49,15 +48,7 @@ fn main() {
     stop(pipeline);
 
     let (file, start_offset) = master(&server).0;
-    for first in (1..=ROWS).step_by(TXN_ROWS as usize) {
-        let last = first + TXN_ROWS - 1;
-        server
-            .exec(&format!(
-                "USE bench; INSERT INTO bench.t SELECT seq, seq % 1000, CONCAT('row-', seq), seq / 100, \
-                 '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_{first}_to_{last}"
-            ))
-            .unwrap();
-    }
+    fill_bench_table(&server, 1, ROWS, TXN_ROWS);
     let ((_, end_offset), target) = master(&server);
     let before = requests();
     report("inserts", ROWS, &config, &table, target, end_offset - start_offset, &file);
@@ -104,22 +95,7 @@ fn random_updates(
     requests: &dyn Fn() -> Option<std::collections::BTreeMap<String, u64>>,
 ) {
     let start_offset = master(server).0 .1;
-    let mut deleted: HashSet<u64> = HashSet::new();
-    let mut state = 7u64;
-    for _ in 0..RANDOM_TXNS {
-        let ids = random_ids(&mut state, RANDOM_TXN_KEYS, ROWS, |id| id % 20 != 1 && !deleted.contains(&id));
-        let (gone, kept) = ids.split_at(RANDOM_TXN_DELETES);
-        deleted.extend(gone);
-        let list = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        server
-            .exec(&format!(
-                "START TRANSACTION; UPDATE bench.t SET a = a + 1, b = CONCAT(b, '-r') WHERE id IN ({}); \
-                 DELETE FROM bench.t WHERE id IN ({}); COMMIT",
-                list(kept),
-                list(gone)
-            ))
-            .unwrap();
-    }
+    write_random_txns(server, &mut 7, RANDOM_TXNS, ROWS, |id| id % 20 != 1);
     let ((_, end_offset), target) = master(server);
     let random_rows = (RANDOM_TXNS * RANDOM_TXN_KEYS) as u64;
     let before = requests();

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP};
+use common::{fill_bench_table, mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -144,15 +144,7 @@ fn main() {
         &lake,
         "check_interval_secs = 1\nvacuum_interval_secs = 1\nvacuum_retention_hours = 0",
     );
-    for first in (SMALL_TXNS * SMALL_INSERTS + 1..=BIG_ROWS).step_by(10_000) {
-        let last = (first + 9_999).min(BIG_ROWS);
-        server
-            .exec(&format!(
-                "USE bench; INSERT INTO bench.t SELECT seq, seq % 1000, CONCAT('row-', seq), seq / 100, \
-                 '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_{first}_to_{last}"
-            ))
-            .unwrap();
-    }
+    fill_bench_table(&server, SMALL_TXNS * SMALL_INSERTS + 1, BIG_ROWS, 10_000);
     let mut pipeline = start(&vacuum);
     wait(&mut pipeline, &table, master(&server).1);
     stop(pipeline);

@@ -18,8 +18,8 @@
 mod common;
 
 use common::{
-    local_bytes, mariadb_with_bench_table, master, print_figures, random_ids, start, stop, wait, APP,
-    RANDOM_TXN_DELETES, RANDOM_TXN_KEYS,
+    fill_bench_table, local_bytes, mariadb_with_bench_table, master, print_figures, start, stop, wait,
+    write_random_txns, APP, RANDOM_TXN_KEYS,
 };
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -44,15 +44,7 @@ fn main() {
 fn one_size(rows: u64, modes: &[String], txns: usize) {
     let server = mariadb_with_bench_table();
     let filled = Instant::now();
-    for first in (1..=rows).step_by(1_000_000) {
-        let last = (first + 999_999).min(rows);
-        server
-            .exec(&format!(
-                "USE bench; INSERT INTO bench.t SELECT seq, seq % 1000, CONCAT('row-', seq), seq / 100, \
-                 '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_{first}_to_{last}"
-            ))
-            .unwrap();
-    }
+    fill_bench_table(&server, 1, rows, 1_000_000);
     server.exec("ANALYZE TABLE bench.t").unwrap();
     let dir = TestDir::new().unwrap();
     let lakes: Vec<(String, PathBuf, PathBuf)> = modes
@@ -72,22 +64,7 @@ fn one_size(rows: u64, modes: &[String], txns: usize) {
         filled.elapsed().as_secs_f64()
     );
 
-    let mut state = 11u64;
-    let mut deleted = std::collections::HashSet::new();
-    for _ in 0..txns {
-        let ids = random_ids(&mut state, RANDOM_TXN_KEYS, rows, |id| !deleted.contains(&id));
-        let (gone, kept) = ids.split_at(RANDOM_TXN_DELETES);
-        deleted.extend(gone.iter().copied());
-        let list = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        server
-            .exec(&format!(
-                "START TRANSACTION; UPDATE bench.t SET a = a + 1, b = CONCAT(b, '-r') WHERE id IN ({}); \
-                 DELETE FROM bench.t WHERE id IN ({}); COMMIT",
-                list(kept),
-                list(gone)
-            ))
-            .unwrap();
-    }
+    write_random_txns(&server, &mut 11, txns, rows, |_| true);
     let target = master(&server).1;
     let changed = (txns * RANDOM_TXN_KEYS) as u64;
     for (mode, lake, config) in lakes {

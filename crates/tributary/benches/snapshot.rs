@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{mariadb_with_bench_table, master, print_figures, start, stop, wait, APP};
+use common::{fill_bench_table, mariadb_with_bench_table, master, print_figures, start, stop, wait, APP};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tributary_testkit::{MariaDb, TestDir};
@@ -24,15 +24,7 @@ fn main() {
         .collect();
     let server = mariadb_with_bench_table();
     let filled = Instant::now();
-    for first in (1..=rows).step_by(100_000) {
-        let last = (first + 99_999).min(rows);
-        server
-            .exec(&format!(
-                "USE bench; INSERT INTO bench.t SELECT seq, seq % 1000, CONCAT('row-', seq), seq / 100, \
-                 '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_{first}_to_{last}"
-            ))
-            .unwrap();
-    }
+    fill_bench_table(&server, 1, rows, 100_000);
     server.exec("ANALYZE TABLE bench.t").unwrap();
     println!("snapshot benchmark: {rows} rows in bench.t (filled in {:.0} s)", filled.elapsed().as_secs_f64());
     let dir = TestDir::new().unwrap();

@@ -166,3 +166,46 @@ pub fn local_bytes(table: &Path) -> Option<u64> {
     }
     table.is_dir().then(|| walk(table))
 }
+
+/// Inserts rows `first..=last` into the bench table (values derived from the
+/// id), one transaction per `step` rows.
+#[allow(dead_code)] // the PostgreSQL benchmark has its own table
+pub fn fill_bench_table(server: &tributary_testkit::MariaDb, first: u64, last: u64, step: u64) {
+    for from in (first..=last).step_by(step as usize) {
+        let to = (from + step - 1).min(last);
+        server
+            .exec(&format!(
+                "USE bench; INSERT INTO bench.t SELECT seq, seq % 1000, CONCAT('row-', seq), seq / 100, \
+                 '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_{from}_to_{to}"
+            ))
+            .unwrap();
+    }
+}
+
+/// Writes `txns` transactions of [`RANDOM_TXN_KEYS`] distinct ids drawn
+/// uniformly from `1..=max` that `usable` accepts and no earlier transaction
+/// deleted: [`RANDOM_TXN_DELETES`] of them deleted, the rest updated.
+#[allow(dead_code)] // not every benchmark runs the random-key scenario
+pub fn write_random_txns(
+    server: &tributary_testkit::MariaDb,
+    state: &mut u64,
+    txns: usize,
+    max: u64,
+    usable: impl Fn(u64) -> bool,
+) {
+    let mut deleted = std::collections::HashSet::new();
+    for _ in 0..txns {
+        let ids = random_ids(state, RANDOM_TXN_KEYS, max, |id| usable(id) && !deleted.contains(&id));
+        let (gone, kept) = ids.split_at(RANDOM_TXN_DELETES);
+        deleted.extend(gone.iter().copied());
+        let list = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        server
+            .exec(&format!(
+                "START TRANSACTION; UPDATE bench.t SET a = a + 1, b = CONCAT(b, '-r') WHERE id IN ({}); \
+                 DELETE FROM bench.t WHERE id IN ({}); COMMIT",
+                list(kept),
+                list(gone)
+            ))
+            .unwrap();
+    }
+}
