@@ -467,3 +467,41 @@ async fn a_pre_image_takes_a_complete_before_image_with_the_stored_metadata_and_
     rows.sort();
     assert_eq!(rows, [(1, "after".into(), 11), (3, "after".into(), 33)]);
 }
+
+#[tokio::test]
+async fn keys_are_found_in_a_file_made_of_several_sorted_runs_and_in_one_made_of_too_many() {
+    // A chunked snapshot's connections copy key ranges into one file in
+    // arrival order: the first file holds three sorted runs (searched run
+    // by run), the second 100 descending keys (one run per row: probed).
+    let dir = tempfile::tempdir().unwrap();
+    let config = DeltaSinkConfig { target_file_rows: 100, ..dv_cfg(dir.path()) };
+    let mut w = TableWriter::open_or_create(&config, items_schema(true), APP).await.unwrap();
+    let path = w.path().to_path_buf();
+    let at = crate::tests::pos(100);
+    let runs: Vec<i64> = (500..540).chain(0..30).chain(300..330).collect();
+    let rows = |ids: &[i64]| ids.iter().map(|&i| item(i, "copied", i)).collect::<Vec<_>>();
+    w.append_snapshot_chunk(rows(&runs), &at, 5, false).await.unwrap();
+    let descending: Vec<i64> = (1000..1100).rev().collect();
+    w.append_snapshot_chunk(rows(&descending), &at, 5, true).await.unwrap();
+    assert_eq!(active(&path).await.len(), 2, "one file per chunk");
+    let mut model = Model::default();
+    for &id in runs.iter().chain(&descending) {
+        model.rows.insert(id, ("copied".into(), id));
+    }
+    // Keys at each run's edges and inside it, keys between runs (absent),
+    // and keys of the descending file.
+    let mut changes = Vec::new();
+    for id in [500, 539, 0, 5, 29, 300, 329, 1000, 1050, 1099] {
+        changes.push(upd(model.item(id), item(id, "updated", id + 1)));
+    }
+    for id in [520, 3, 310, 1001] {
+        changes.push(del(model.item(id)));
+    }
+    changes.push(ins(item(100, "new", 100))); // between two runs' ranges
+    let applied = w.apply(&batch(changes.clone(), 200)).await.unwrap();
+    model.apply(&changes, applied.delta_version);
+    assert_eq!(applied.files_removed, 0, "rows marked, nothing rewritten");
+    assert_only_marks(&path, applied.delta_version);
+    assert_eq!(mirror(&path).await, model.rows_json());
+    assert_eq!(our_feed(&path, applied.delta_version).await, model.feed_from(applied.delta_version));
+}
