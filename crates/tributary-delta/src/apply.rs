@@ -1129,7 +1129,7 @@ mod tests {
 
     #[test]
     fn a_key_column_is_split_into_its_sorted_runs_up_to_a_limit() {
-        assert_eq!(sorted_runs(&[1, 2, 2, 5], 4), Some(vec![0..4]));
+        assert_eq!(sorted_runs(&[1, 2, 2, 5], 4), Some(std::iter::once(0..4).collect()));
         assert_eq!(sorted_runs(&[5, 6, 1, 2, 3, 4, 0], 4), Some(vec![0..2, 2..6, 6..7]));
         assert_eq!(sorted_runs(&[5, 6, 1, 2, 3, 4, 0], 3), Some(vec![0..2, 2..6, 6..7]));
         assert_eq!(sorted_runs(&[3, 2, 1, 0], 3), None);
