@@ -59,7 +59,7 @@ pub async fn preflight(cfg: &MySqlSourceConfig) -> Result<PreflightReport, MySql
         schemas
             .iter()
             .filter(|s| !s.has_primary_key())
-            .map(|s| format!("table {} has no primary key: it is mirrored as an append-only changelog", s.id)),
+            .map(|s| format!("table {} has no primary key and no unique index of NOT NULL columns: it is mirrored as an append-only changelog (add either to mirror it by key)", s.id)),
     );
     let _ = conn.disconnect().await;
     Ok(PreflightReport { flavor: info.flavor, version: info.version_text, server_id, binlog, tables, tls, warnings })

@@ -1,5 +1,6 @@
 //! Table schemas read from `information_schema` (columns in ORDINAL_POSITION
-//! order, primary key in SEQ_IN_INDEX order) for the tables the filters
+//! order; the key in SEQ_IN_INDEX order: the primary key, else a unique index
+//! of NOT NULL columns) for the tables the filters
 //! select, and the [`LiveSchemaResolver`] the binlog decoder asks for them.
 
 use std::collections::{HashMap, HashSet};
@@ -41,7 +42,7 @@ fn system_schema_list() -> String {
 /// with [`MySqlError::UnsupportedType`] naming it.
 pub async fn load_schemas(conn: &mut Conn, filter: &TableFilter) -> Result<Vec<Arc<TableSchema>>, MySqlError> {
     let columns = load_columns(conn, Some(filter), None).await?;
-    let mut keys = load_primary_keys(conn, Some(filter), None).await?;
+    let mut keys = load_keys(conn, Some(filter), None).await?;
     let mut schemas = Vec::with_capacity(columns.len());
     for (id, columns) in columns {
         let key_names = keys.remove(&id).unwrap_or_default();
@@ -70,7 +71,7 @@ pub async fn load_table_schemas(
         let only = Some(id);
         let mut columns = load_columns(conn, None, only).await?;
         let Some((id, columns)) = columns.pop() else { continue };
-        let mut keys = load_primary_keys(conn, None, only).await?;
+        let mut keys = load_keys(conn, None, only).await?;
         let key_names = keys.remove(&id).unwrap_or_default();
         out.insert(id.clone(), Arc::new(build_schema(id, columns, &key_names)?));
     }
@@ -132,8 +133,13 @@ async fn load_columns(
     Ok(tables)
 }
 
-/// Primary-key column names of the selected tables (or of `only`), in SEQ_IN_INDEX order.
-async fn load_primary_keys(
+/// Key column names of the selected tables (or of `only`), in SEQ_IN_INDEX
+/// order: the primary key; for a table without one, the unique index whose
+/// columns are all NOT NULL (the one InnoDB clusters such a table by; the
+/// first by name when there are several). Rows are matched, and tables
+/// copied in chunks, by it. A table with neither has no key (an append-only
+/// changelog, docs/operations.md).
+async fn load_keys(
     conn: &mut Conn,
     filter: Option<&TableFilter>,
     only: Option<&TableId>,
@@ -141,9 +147,9 @@ async fn load_primary_keys(
     const CONTEXT: &str = "reading information_schema.STATISTICS";
     let (clause, params) = only_clause(only, "TABLE_SCHEMA", "TABLE_NAME");
     let sql = format!(
-        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
-         WHERE INDEX_NAME = 'PRIMARY' AND TABLE_SCHEMA NOT IN ({}){clause} \
-         ORDER BY TABLE_SCHEMA, TABLE_NAME, SEQ_IN_INDEX",
+        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, COLUMN_NAME, NULLABLE FROM information_schema.STATISTICS \
+         WHERE NON_UNIQUE = 0 AND TABLE_SCHEMA NOT IN ({}){clause} \
+         ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME <> 'PRIMARY', INDEX_NAME, SEQ_IN_INDEX",
         system_schema_list()
     );
     let rows: Vec<Row> = if params.is_empty() {
@@ -152,17 +158,62 @@ async fn load_primary_keys(
         conn.exec(sql, mysql_async::Params::Positional(params)).await
     }
     .map_err(|e| MySqlError::query(CONTEXT, e))?;
-    let mut keys: HashMap<TableId, Vec<String>> = HashMap::new();
+    let mut indexes: Vec<(TableId, UniqueIndex)> = Vec::new();
     for row in &rows {
         let id = TableId::new(row_text(row, 0, CONTEXT)?, row_text(row, 1, CONTEXT)?);
-        if filter.is_none_or(|f| f.matches(&id)) {
-            keys.entry(id).or_default().push(row_text(row, 2, CONTEXT)?);
+        if filter.is_some_and(|f| !f.matches(&id)) {
+            continue;
+        }
+        let index = row_text(row, 2, CONTEXT)?;
+        // A functional key part (MySQL 8) has no column name.
+        let column: Option<String> = row.get_opt::<Option<String>, _>(3).and_then(Result::ok).flatten();
+        let nullable = row_text(row, 4, CONTEXT)? == "YES";
+        match indexes.last_mut() {
+            Some((last, current)) if *last == id && current.name == index => current.add(column, nullable),
+            _ => {
+                let mut current = UniqueIndex { name: index, columns: Vec::new(), usable: true };
+                current.add(column, nullable);
+                indexes.push((id, current));
+            }
         }
     }
-    Ok(keys)
+    Ok(choose_keys(indexes))
 }
 
-/// Resolves primary-key names to column indexes.
+/// One unique index of a table as `information_schema.STATISTICS` lists it.
+#[derive(Debug)]
+struct UniqueIndex {
+    name: String,
+    columns: Vec<String>,
+    /// Every part is a NOT NULL column (not an expression).
+    usable: bool,
+}
+
+impl UniqueIndex {
+    fn add(&mut self, column: Option<String>, nullable: bool) {
+        match column {
+            Some(column) if !nullable => self.columns.push(column),
+            _ => self.usable = false,
+        }
+    }
+}
+
+/// Each table's key from its unique indexes (listed per table, `PRIMARY`
+/// first, then by name): the primary key, else the first usable index.
+fn choose_keys(indexes: Vec<(TableId, UniqueIndex)>) -> HashMap<TableId, Vec<String>> {
+    let mut keys: HashMap<TableId, Vec<String>> = HashMap::new();
+    for (id, index) in indexes {
+        if index.usable && !keys.contains_key(&id) {
+            if index.name != "PRIMARY" {
+                tracing::debug!(table = %id, index = %index.name, "no primary key: keyed by a NOT NULL unique index");
+            }
+            keys.insert(id, index.columns);
+        }
+    }
+    keys
+}
+
+/// Resolves key column names to column indexes.
 fn build_schema(id: TableId, columns: Vec<Column>, key_names: &[String]) -> Result<TableSchema, MySqlError> {
     let mut schema = TableSchema { id, columns, primary_key: Vec::with_capacity(key_names.len()) };
     for name in key_names {
@@ -472,6 +523,22 @@ impl SchemaResolver for LiveSchemaResolver {
             return None;
         };
         self.gone.remove(table);
+        let schema = match self.tables.get(table) {
+            // A table streamed without a key is an append-only changelog in
+            // Delta; a key the source gained since (a primary key, or a
+            // NOT NULL unique index) does not turn it into a mirror.
+            Some(old) if old.primary_key.is_empty() && !schema.primary_key.is_empty() => {
+                tracing::warn!(
+                    table = %table,
+                    position = %SourcePosition::MySql(position.clone()),
+                    "the table has a key now (a primary key or a NOT NULL unique index) but its Delta table is an \
+                     append-only changelog: it stays one; to mirror it by the key, re-copy it (stop the pipeline, \
+                     move its Delta table directory aside, start)"
+                );
+                Arc::new(TableSchema { primary_key: Vec::new(), ..(*schema).clone() })
+            }
+            _ => schema,
+        };
         let changed = self
             .tables
             .get(table)
@@ -786,5 +853,42 @@ mod tests {
     fn mariadb_literal_defaults_are_told_from_expressions() {
         assert!(is_mariadb_literal("'x'") && is_mariadb_literal("7") && is_mariadb_literal("-1.5"));
         assert!(!is_mariadb_literal("current_timestamp()") && !is_mariadb_literal("uuid()"));
+    }
+
+    fn unique(table: &str, name: &str, parts: &[(Option<&str>, bool)]) -> (TableId, UniqueIndex) {
+        let mut index = UniqueIndex { name: name.into(), columns: Vec::new(), usable: true };
+        for (column, nullable) in parts {
+            index.add(column.map(String::from), *nullable);
+        }
+        (id(table), index)
+    }
+
+    #[test]
+    fn the_key_is_the_primary_key_else_the_first_unique_index_of_not_null_columns() {
+        let keys = choose_keys(vec![
+            unique("pk", "PRIMARY", &[(Some("id"), false)]),
+            unique("pk", "a_code", &[(Some("code"), false)]),
+            unique("uniq", "a_nullable", &[(Some("a"), false), (Some("b"), true)]),
+            unique("uniq", "b_functional", &[(None, false)]),
+            unique("uniq", "c_pair", &[(Some("x"), false), (Some("y"), false)]),
+            unique("uniq", "d_later", &[(Some("z"), false)]),
+            unique("loose", "only_nullable", &[(Some("a"), true)]),
+        ]);
+        assert_eq!(keys.get(&id("pk")), Some(&vec!["id".to_string()]));
+        assert_eq!(keys.get(&id("uniq")), Some(&vec!["x".to_string(), "y".to_string()]));
+        assert_eq!(keys.get(&id("loose")), None, "no usable index: no key");
+    }
+
+    #[test]
+    fn a_table_held_without_a_key_stays_keyless_when_the_catalog_gains_one() {
+        let keyless = Arc::new(TableSchema { primary_key: Vec::new(), ..(*schema("log", &["id", "v"])).clone() });
+        let mut r = LiveSchemaResolver::new([keyless.clone()], resolver().filter.clone());
+        let wider = schema("log", &["id", "v", "w"]);
+        let loaded = r.schema_loaded(&id("log"), Some(wider.clone()), &at(100)).expect("a change");
+        assert!(loaded.primary_key.is_empty() && loaded.columns == wider.columns, "{loaded:?}");
+        // A keyed table whose key changes is still reported as changed (the sink stops it).
+        let mut r = resolver();
+        let rekeyed = Arc::new(build_schema(id("orders"), vec![column("id"), column("qty")], &["qty".into()]).unwrap());
+        assert_eq!(r.schema_loaded(&id("orders"), Some(rekeyed.clone()), &at(100)), Some(rekeyed));
     }
 }

@@ -4,7 +4,10 @@
 //! continues from the last committed chunk, and at the end the mirror equals
 //! the source row by row, no key is held twice, the change feed after the
 //! hand-over is exact and Spark reads the same. The source user has neither
-//! RELOAD nor LOCK TABLES: no lock is taken.
+//! RELOAD nor LOCK TABLES: no lock is taken. A table without a primary key
+//! but with a NOT NULL unique index is keyed by it: copied in chunks and
+//! mirrored; one whose unique index allows NULL, or that gains its index
+//! later, stays an append-only changelog.
 //!
 //! `TRIBUTARY_TEST_SNAPSHOT_ROWS` sets the table size (default 2,000,000).
 
@@ -84,5 +87,59 @@ fn a_chunked_copy_under_writes_survives_five_kill_9_and_ends_equal_to_the_source
         let cdf = spark.cdf_count(&path, handed_over + 1, None).unwrap();
         assert_eq!(cdf, feed.len() as u64, "Spark reads the same change feed after the hand-over");
     }
+    assert!(pipeline.stop().success());
+}
+
+#[test]
+fn a_table_keyed_by_a_not_null_unique_index_is_copied_in_chunks_and_mirrored() {
+    let Some(server) = mariadb() else { return };
+    let Some(python) = python() else { return };
+    server
+        .exec(
+            "CREATE DATABASE uniq; \
+             CREATE TABLE uniq.t (id BIGINT NOT NULL, v INT NOT NULL, w VARCHAR(40), UNIQUE KEY t_id (id)); \
+             CREATE TABLE uniq.loose (id BIGINT NULL, v INT, UNIQUE KEY (id)); \
+             CREATE TABLE uniq.bare (id BIGINT NOT NULL, v INT); \
+             INSERT INTO uniq.t SELECT seq, 0, CONCAT('w', seq) FROM uniq.seq_1_to_40000; \
+             INSERT INTO uniq.loose VALUES (1, 1), (NULL, 2); INSERT INTO uniq.bare VALUES (1, 1)",
+        )
+        .unwrap();
+    let dir = test_dir();
+    let config = write_config(dir.path(), &server, "uniq.*", "");
+    set_source(
+        &config,
+        "127.0.0.1",
+        &["snapshot_parallelism = 2".to_string(), "snapshot_chunk_rows = 2000".to_string()],
+    );
+    let path = |table| table_path(dir.path(), "uniq", table);
+    let mut pipeline = Pipeline::start(&config);
+    wait_long(&mut pipeline, &path("t"), master_version(&server));
+    assert!(pipeline.log_text().contains("chunked snapshot started"), "copied in chunks of the unique index");
+
+    // `bare` gains a NOT NULL unique index while streamed: its Delta table
+    // stays a changelog (the reloaded schema's key is not taken) and it
+    // keeps streaming instead of stopping on a key change.
+    server
+        .exec(
+            "UPDATE uniq.t SET v = 5 WHERE id IN (7, 30000); DELETE FROM uniq.t WHERE id = 12; \
+             UPDATE uniq.t SET id = 50000 WHERE id = 20000; \
+             UPDATE uniq.loose SET v = 3 WHERE id = 1; \
+             ALTER TABLE uniq.bare ADD UNIQUE KEY (id); UPDATE uniq.bare SET v = 2 WHERE id = 1",
+        )
+        .unwrap();
+    let end = master_version(&server);
+    for table in ["t", "loose", "bare"] {
+        wait_long(&mut pipeline, &path(table), end);
+    }
+    let source = source_lines(&server, "SELECT id, MD5(CONCAT_WS('|', id, v, w)) FROM uniq.t ORDER BY id");
+    let mirror = mirror_checksums(&python, &path("t"));
+    assert_eq!(mirror.len(), source.len(), "row count");
+    assert!(mirror == source, "mirror = source, row by row");
+    // Changelogs: the copied rows, then one row per change.
+    assert_eq!(mirror_rows(&python, &path("loose")).len(), 3, "a unique index allowing NULL is no key");
+    assert_eq!(mirror_rows(&python, &path("bare")).len(), 2, "a key gained later does not make a mirror");
+    let log = pipeline.log_text();
+    assert!(log.contains("its Delta table is an append-only changelog: it stays one"), "{log}");
+    assert!(!log.contains("table stopped"), "no table stopped: {log}");
     assert!(pipeline.stop().success());
 }
