@@ -150,33 +150,6 @@ impl<'b> MetaCache<'b> {
 }
 
 /// A set of integer key values.
-/// At most this many sorted runs make a key column searched run by run
-/// rather than probed value by value (a snapshot file holds one run per chunk
-/// its connections copied into it; a file a copy-on-write batch rewrote may
-/// hold as many runs as rows).
-const MAX_SORTED_RUNS: usize = 64;
-
-/// The maximal non-decreasing runs `values` is made of, as row ranges, when
-/// there are at least one and at most `max`; `None` otherwise.
-fn sorted_runs(values: &[i64], max: usize) -> Option<Vec<std::ops::Range<usize>>> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut runs = Vec::new();
-    let mut start = 0;
-    for r in 1..values.len() {
-        if values[r] < values[r - 1] {
-            if runs.len() + 1 == max {
-                return None;
-            }
-            runs.push(start..r);
-            start = r;
-        }
-    }
-    runs.push(start..values.len());
-    Some(runs)
-}
-
 type IntSet = std::collections::HashSet<i64, std::hash::BuildHasherDefault<crate::key::FxHasher>>;
 
 /// The values of a single 64-bit integer key column without NULLs (the
@@ -541,25 +514,20 @@ impl Planner<'_> {
             let deleted = entry.deleted_rows();
             let live = |r: usize| !deleted.is_some_and(|d| d.contains(r as u64));
             let hits: Vec<(Key, usize)> = match int_key_column(keys.columns()).zip(int_lookup.as_ref()) {
-                // One integer key column without NULLs made of a few runs in
-                // key order (files Tributary writes are one; a snapshot file
-                // copied by several connections is one per chunk): search each
-                // wanted key in the runs whose range holds it.
-                Some((values, (_, sorted))) if let Some(runs) = sorted_runs(values, MAX_SORTED_RUNS) => {
+                // One integer key column without NULLs, in key order (files
+                // Tributary writes are): search each wanted key in it.
+                Some((values, (_, sorted))) if !values.is_empty() && values.is_sorted() => {
+                    let (first, last) = (values[0], values[values.len() - 1]);
+                    let from = sorted.partition_point(|&k| k < first);
+                    let to = sorted.partition_point(|&k| k <= last);
                     let mut hits = Vec::new();
-                    for run in runs {
-                        let part = &values[run.clone()];
-                        let (first, last) = (part[0], part[part.len() - 1]);
-                        let from = sorted.partition_point(|&k| k < first);
-                        let to = sorted.partition_point(|&k| k <= last);
-                        for &k in &sorted[from..to] {
-                            let mut r = part.partition_point(|&v| v < k);
-                            while part.get(r) == Some(&k) {
-                                if live(run.start + r) {
-                                    hits.push((Key::One(KeyPart::Int(k)), run.start + r));
-                                }
-                                r += 1;
+                    for &k in &sorted[from..to] {
+                        let mut r = values.partition_point(|&v| v < k);
+                        while values.get(r) == Some(&k) {
+                            if live(r) {
+                                hits.push((Key::One(KeyPart::Int(k)), r));
                             }
+                            r += 1;
                         }
                     }
                     hits
@@ -1125,14 +1093,5 @@ mod tests {
         assert_eq!(merged.as_ref(), &[Value::Int(1), Value::Text("big toast".into()), Value::Text("new".into())]);
         assert!(matches!(resolve_unchanged(&stored, None), Cow::Borrowed(_)));
         assert_eq!(resolve_unchanged(&after, None)[1], Value::Null);
-    }
-
-    #[test]
-    fn a_key_column_is_split_into_its_sorted_runs_up_to_a_limit() {
-        assert_eq!(sorted_runs(&[1, 2, 2, 5], 4), Some(std::iter::once(0..4).collect()));
-        assert_eq!(sorted_runs(&[5, 6, 1, 2, 3, 4, 0], 4), Some(vec![0..2, 2..6, 6..7]));
-        assert_eq!(sorted_runs(&[5, 6, 1, 2, 3, 4, 0], 3), Some(vec![0..2, 2..6, 6..7]));
-        assert_eq!(sorted_runs(&[3, 2, 1, 0], 3), None);
-        assert_eq!(sorted_runs(&[], 3), None);
     }
 }

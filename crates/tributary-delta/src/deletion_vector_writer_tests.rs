@@ -469,10 +469,10 @@ async fn a_pre_image_takes_a_complete_before_image_with_the_stored_metadata_and_
 }
 
 #[tokio::test]
-async fn keys_are_found_in_a_file_made_of_several_sorted_runs_and_in_one_made_of_too_many() {
+async fn keys_are_found_in_snapshot_files_not_in_key_order() {
     // A chunked snapshot's connections copy key ranges into one file in
-    // arrival order: the first file holds three sorted runs (searched run
-    // by run), the second 100 descending keys (one run per row: probed).
+    // arrival order: the first file holds three sorted runs, the second 100
+    // descending keys; neither is in key order, so each value is probed.
     let dir = tempfile::tempdir().unwrap();
     let config = DeltaSinkConfig { target_file_rows: 100, ..dv_cfg(dir.path()) };
     let mut w = TableWriter::open_or_create(&config, items_schema(true), APP).await.unwrap();
