@@ -105,15 +105,18 @@ fn a_table_keyed_by_a_not_null_unique_index_is_copied_in_chunks_and_mirrored() {
         )
         .unwrap();
     let dir = test_dir();
-    let config = write_config(dir.path(), &server, "uniq.*", "");
+    // Idle tables' positions follow the source after 2 s (the waits compare them with it).
+    let config = write_config(dir.path(), &server, "uniq.*", "idle_commit_secs = 2");
     set_source(
         &config,
         "127.0.0.1",
         &["snapshot_parallelism = 2".to_string(), "snapshot_chunk_rows = 2000".to_string()],
     );
     let path = |table| table_path(dir.path(), "uniq", table);
+    let started = Instant::now();
     let mut pipeline = Pipeline::start(&config);
     wait_long(&mut pipeline, &path("t"), master_version(&server));
+    eprintln!("copied in {:.1?}", started.elapsed());
     assert!(pipeline.log_text().contains("chunked snapshot started"), "copied in chunks of the unique index");
 
     // `bare` gains a NOT NULL unique index while streamed: its Delta table
@@ -130,6 +133,7 @@ fn a_table_keyed_by_a_not_null_unique_index_is_copied_in_chunks_and_mirrored() {
     let end = master_version(&server);
     for table in ["t", "loose", "bare"] {
         wait_long(&mut pipeline, &path(table), end);
+        eprintln!("{table} streamed at {:.1?}", started.elapsed());
     }
     let source = source_lines(&server, "SELECT id, MD5(CONCAT_WS('|', id, v, w)) FROM uniq.t ORDER BY id");
     let mirror = mirror_checksums(&python, &path("t"));
