@@ -171,7 +171,7 @@ async fn load_keys(
         match indexes.last_mut() {
             Some((last, current)) if *last == id && current.name == index => current.add(column, nullable),
             _ => {
-                let mut current = UniqueIndex { name: index, columns: Vec::new(), usable: true };
+                let mut current = UniqueIndex::new(index);
                 current.add(column, nullable);
                 indexes.push((id, current));
             }
@@ -190,6 +190,11 @@ struct UniqueIndex {
 }
 
 impl UniqueIndex {
+    fn new(name: String) -> Self {
+        UniqueIndex { name, columns: Vec::new(), usable: true }
+    }
+
+    /// Adds the next part: a column (`None` for an expression) and whether it allows NULL.
     fn add(&mut self, column: Option<String>, nullable: bool) {
         match column {
             Some(column) if !nullable => self.columns.push(column),
@@ -856,7 +861,7 @@ mod tests {
     }
 
     fn unique(table: &str, name: &str, parts: &[(Option<&str>, bool)]) -> (TableId, UniqueIndex) {
-        let mut index = UniqueIndex { name: name.into(), columns: Vec::new(), usable: true };
+        let mut index = UniqueIndex::new(name.into());
         for (column, nullable) in parts {
             index.add(column.map(String::from), *nullable);
         }
