@@ -46,11 +46,12 @@ fn active_data_files(path: &Path) -> (usize, u64) {
     (files.len(), files.values().sum())
 }
 
-/// Bytes of every file under the table directory except its log.
+/// Bytes of every file under the table directory except its log. The pipeline may be
+/// vacuuming while this walks: a file or folder removed mid-walk counts as 0 bytes.
 fn bytes_on_disk(path: &Path) -> u64 {
     fn walk(dir: &Path) -> u64 {
-        std::fs::read_dir(dir)
-            .unwrap()
+        let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+        entries
             .flatten()
             .map(|e| {
                 let p = e.path();
@@ -61,7 +62,7 @@ fn bytes_on_disk(path: &Path) -> u64 {
                         walk(&p)
                     }
                 } else {
-                    e.metadata().unwrap().len()
+                    e.metadata().map(|m| m.len()).unwrap_or(0)
                 }
             })
             .sum()
