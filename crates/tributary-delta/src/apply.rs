@@ -41,6 +41,7 @@ use crate::files::{
     cdc_file_name, data_file_name, drop_deleted, read_file, read_part, write_file, FileEntry, FileError, FileIndex,
     WrittenFile,
 };
+use crate::int_lookup::IntLookup;
 use crate::key::{key_of_row, Key, KeyLookup, KeyMap, KeyPart, KeyReader, KeySet};
 use crate::schema::TableLayout;
 use crate::transaction_parts::OpenParts;
@@ -149,9 +150,6 @@ impl<'b> MetaCache<'b> {
     }
 }
 
-/// A set of integer key values.
-type IntSet = std::collections::HashSet<i64, std::hash::BuildHasherDefault<crate::key::FxHasher>>;
-
 /// The values of a single 64-bit integer key column without NULLs (the
 /// common primary key), for probing without building [`Key`]s.
 fn int_key_column(columns: &[deltalake::arrow::array::ArrayRef]) -> Option<&[i64]> {
@@ -161,6 +159,55 @@ fn int_key_column(columns: &[deltalake::arrow::array::ArrayRef]) -> Option<&[i64
             column.as_primitive_opt::<deltalake::arrow::datatypes::Int64Type>().map(|a| a.values().as_ref())
         }
         _ => None,
+    }
+}
+
+/// Appends to `hits` each live row of `keys` (one batch of a data file's key
+/// columns, its first row being row `first_row` of the file) that holds a
+/// looked-up key, with the file's row number. A single integer key column
+/// is searched without building [`Key`]s: each wanted key binary-searched
+/// when the batch is in key order (files Tributary writes, and most batches
+/// of a snapshot copied by several connections), else each value tested.
+fn find_hits(
+    keys: &RecordBatch,
+    first_row: usize,
+    ints: Option<&IntLookup>,
+    lookup: &KeySet,
+    live: impl Fn(usize) -> bool,
+    hits: &mut Vec<(Key, usize)>,
+) {
+    match int_key_column(keys.columns()).zip(ints) {
+        Some((values, wanted)) if !values.is_empty() && values.is_sorted() => {
+            let sorted = wanted.sorted();
+            let (first, last) = (values[0], values[values.len() - 1]);
+            let from = sorted.partition_point(|&k| k < first);
+            let to = sorted.partition_point(|&k| k <= last);
+            for &k in &sorted[from..to] {
+                let mut r = values.partition_point(|&v| v < k);
+                while values.get(r) == Some(&k) {
+                    if live(first_row + r) {
+                        hits.push((Key::One(KeyPart::Int(k)), first_row + r));
+                    }
+                    r += 1;
+                }
+            }
+        }
+        Some((values, wanted)) => hits.extend(
+            values
+                .iter()
+                .enumerate()
+                .filter(|&(r, &v)| wanted.contains(v) && live(first_row + r))
+                .map(|(r, &v)| (Key::One(KeyPart::Int(v)), first_row + r)),
+        ),
+        None => {
+            let reader = KeyReader::new(keys.columns());
+            hits.extend(
+                (0..keys.num_rows())
+                    .filter(|&r| live(first_row + r))
+                    .map(|r| (reader.key(r), first_row + r))
+                    .filter(|(key, _)| lookup.contains(key)),
+            );
+        }
     }
 }
 
@@ -256,11 +303,16 @@ impl Planner<'_> {
 
     /// Reads only the primary-key columns of a data file (of `size` bytes),
     /// conformed to the table's key types, as one batch.
-    fn read_key_columns(&self, path: &str, size: i64) -> Result<RecordBatch, DeltaError> {
+    fn read_key_columns(&self, path: &str, size: i64) -> Result<Vec<RecordBatch>, DeltaError> {
         let fields: Vec<_> = self.layout.pk.iter().map(|&i| self.layout.arrow.field(i).clone()).collect();
         let names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
         let batches = read_part(self.files, path, size, Some(&names), None).map_err(|e| self.file_err(e))?;
-        self.conformed(&batches, &Arc::new(Schema::new(fields)))
+        let schema = Arc::new(Schema::new(fields));
+        batches
+            .iter()
+            .map(|b| crate::encode::conform(b, &schema))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.arrow_err("conform a data file to the table schema"))
     }
 
     /// Reads the metadata columns of the sorted `rows` of a data file (of
@@ -472,19 +524,15 @@ impl Planner<'_> {
         let files_read = wanted.len();
         let read_paths: Vec<String> = wanted.iter().map(|(path, _)| (*path).clone()).collect();
 
-        // A single integer key column is searched without building keys:
-        // the wanted values as a set and sorted.
-        let int_lookup: Option<(IntSet, Vec<i64>)> = lookup
+        // A single integer key column is searched without building keys.
+        let int_lookup: Option<IntLookup> = lookup
             .iter()
             .map(|k| match k {
                 Key::One(KeyPart::Int(v)) => Some(*v),
                 _ => None,
             })
             .collect::<Option<Vec<i64>>>()
-            .map(|mut sorted| {
-                sorted.sort_unstable();
-                (sorted.iter().copied().collect(), sorted)
-            });
+            .map(IntLookup::new);
         let fetched_total = AtomicU64::new(0);
         let scanned = par_map(wanted, |(path, entry)| -> Result<Candidate, DeltaError> {
             if full_scan {
@@ -509,45 +557,16 @@ impl Planner<'_> {
             // key (whole). The file is read again, whole, when it is
             // rewritten: holding every touched file between the two steps
             // cost ~40 MB of peak RSS in the update/delete benchmark.
-            let keys = self.read_key_columns(path, entry.size)?;
+            let key_batches = self.read_key_columns(path, entry.size)?;
             // Rows the file's deletion vector deletes hold no live key.
             let deleted = entry.deleted_rows();
             let live = |r: usize| !deleted.is_some_and(|d| d.contains(r as u64));
-            let hits: Vec<(Key, usize)> = match int_key_column(keys.columns()).zip(int_lookup.as_ref()) {
-                // One integer key column without NULLs, in key order (files
-                // Tributary writes are): search each wanted key in it.
-                Some((values, (_, sorted))) if !values.is_empty() && values.is_sorted() => {
-                    let (first, last) = (values[0], values[values.len() - 1]);
-                    let from = sorted.partition_point(|&k| k < first);
-                    let to = sorted.partition_point(|&k| k <= last);
-                    let mut hits = Vec::new();
-                    for &k in &sorted[from..to] {
-                        let mut r = values.partition_point(|&v| v < k);
-                        while values.get(r) == Some(&k) {
-                            if live(r) {
-                                hits.push((Key::One(KeyPart::Int(k)), r));
-                            }
-                            r += 1;
-                        }
-                    }
-                    hits
-                }
-                // Otherwise probe every value as it is.
-                Some((values, (wanted, _))) => values
-                    .iter()
-                    .enumerate()
-                    .filter(|&(r, v)| wanted.contains(v) && live(r))
-                    .map(|(r, &v)| (Key::One(KeyPart::Int(v)), r))
-                    .collect(),
-                None => {
-                    let reader = KeyReader::new(keys.columns());
-                    (0..keys.num_rows())
-                        .filter(|&r| live(r))
-                        .map(|r| (reader.key(r), r))
-                        .filter(|(key, _)| lookup.contains(key))
-                        .collect()
-                }
-            };
+            let mut hits: Vec<(Key, usize)> = Vec::new();
+            let mut file_rows = 0;
+            for keys in &key_batches {
+                find_hits(keys, file_rows, int_lookup.as_ref(), &lookup, live, &mut hits);
+                file_rows += keys.num_rows();
+            }
             let mut fetched = None;
             // Hits whose values come from a before image: their metadata only.
             let image_of: Vec<Option<&'b [Value]>> = hits.iter().map(|(key, _)| images.get(key).copied()).collect();
@@ -597,7 +616,7 @@ impl Planner<'_> {
             if kept > 0 && fetched_total.fetch_add(kept, Ordering::Relaxed) + kept > FETCHED_BYTES_BUDGET {
                 fetched = None; // over the batch's budget: fetched again for the rewrite
             }
-            Ok(Candidate { path: path.clone(), entry: (*entry).clone(), rows: keys.num_rows(), hits, stored, fetched })
+            Ok(Candidate { path: path.clone(), entry: (*entry).clone(), rows: file_rows, hits, stored, fetched })
         });
         let mut candidates = scanned.into_iter().collect::<Result<Vec<_>, _>>()?;
         let read = started.elapsed();

@@ -28,6 +28,7 @@ pub mod encode;
 pub mod error;
 pub mod evolve;
 mod files;
+mod int_lookup;
 mod key;
 pub mod mirror;
 pub mod ownership;

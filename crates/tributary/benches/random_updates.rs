@@ -13,7 +13,9 @@
 //! mode's pipeline replays them: rows/s and
 //! Tributary's CPU µs per changed row (process start to the last commit),
 //! peak RSS, bytes the table grew by per changed row. Both modes replay the
-//! same binlog from the same snapshot position.
+//! same binlog from the same snapshot position. `BENCH_SNAPSHOT_PARALLELISM`
+//! (default 2) sets the connections of the initial copy (1: each data file in
+//! key order; more: files of interleaved chunks).
 
 mod common;
 
@@ -83,9 +85,10 @@ fn one_size(rows: u64, modes: &[String], txns: usize) {
 }
 
 fn write_config(dir: &Path, server: &MariaDb, lake: &Path, mode: &str) -> PathBuf {
+    let parallelism = std::env::var("BENCH_SNAPSHOT_PARALLELISM").unwrap_or_else(|_| "2".into());
     let text = format!(
         "[pipeline]\nname = \"{APP}\"\n[source.mysql]\nport = {}\nuser = \"cdc\"\npassword = \"cdc-pw\"\n\
-         include = [\"bench.t\"]\n[sink.delta]\nroot = \"{}\"\nupdate_mode = \"{mode}\"\n\
+         snapshot_parallelism = {parallelism}\ninclude = [\"bench.t\"]\n[sink.delta]\nroot = \"{}\"\nupdate_mode = \"{mode}\"\n\
          [metrics]\nlisten = \"127.0.0.1:0\"\n",
         server.port(),
         lake.display()

@@ -13,7 +13,9 @@
 
 mod common;
 
-use common::chunked_copy::{assert_feed_is, copy_through_kills, delta_version, rows, tune_config, wait_long};
+use common::chunked_copy::{
+    assert_feed_is, copy_through_kills, delta_version, rows, snapshot_done, tune_config, wait_long,
+};
 use common::workload::{mariadb_try_exec, Workload};
 use common::*;
 use std::time::Instant;
@@ -145,5 +147,104 @@ fn a_table_keyed_by_a_not_null_unique_index_is_copied_in_chunks_and_mirrored() {
     let log = pipeline.log_text();
     assert!(log.contains("its Delta table is an append-only changelog: it stays one"), "{log}");
     assert!(!log.contains("table stopped"), "no table stopped: {log}");
+    assert!(pipeline.stop().success());
+}
+
+/// Creates `ddl.t (id BIGINT PRIMARY KEY, <columns>)` with rows `1..=n`
+/// (`values`: the other columns' values, an expression of `seq`), starts its
+/// chunked copy (chunks of 1000) and returns once its first chunks are
+/// committed and the copy is still running.
+fn start_slow_copy(
+    server: &tributary_testkit::MariaDb,
+    dir: &std::path::Path,
+    n: u64,
+    columns: &str,
+    values: &str,
+) -> (Pipeline, std::path::PathBuf) {
+    server
+        .exec(&format!(
+            "CREATE DATABASE ddl; CREATE TABLE ddl.t (id BIGINT PRIMARY KEY, {columns}); \
+             INSERT INTO ddl.t SELECT seq, {values} FROM ddl.seq_1_to_{n}"
+        ))
+        .unwrap();
+    let config = write_config(dir, server, "ddl.*", "");
+    set_source(
+        &config,
+        "127.0.0.1",
+        &["snapshot_parallelism = 2".to_string(), "snapshot_chunk_rows = 1000".to_string()],
+    );
+    tune_config(&config, n);
+    let path = table_path(dir, "ddl", "t");
+    let mut pipeline = Pipeline::start(&config);
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while !(tributary_delta::table_exists(&path) && delta_version(&path) >= 1) {
+        assert!(Instant::now() < deadline, "no chunk committed; log:\n{}", pipeline.log_text());
+        pipeline.assert_running();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (pipeline, config)
+}
+
+#[test]
+fn a_column_added_with_a_default_during_the_chunked_copy_ends_equal_to_the_source() {
+    let Some(server) = mariadb() else { return };
+    let Some(python) = python() else { return };
+    let n = 300_000;
+    let dir = test_dir();
+    let (mut pipeline, _config) =
+        start_slow_copy(&server, dir.path(), n, "v INT NOT NULL, w VARCHAR(40)", "0, CONCAT('w', seq)");
+    let path = table_path(dir.path(), "ddl", "t");
+    // Mid-copy: the chunks still to come are read with the copy's column
+    // list; the stream brings the ALTER (after the copy's start) and the
+    // updates of rows on both sides of the copy's cursor.
+    server
+        .exec(
+            "ALTER TABLE ddl.t ADD COLUMN x INT NOT NULL DEFAULT 7; \
+             UPDATE ddl.t SET x = 8, v = 1 WHERE id % 1000 = 0; DELETE FROM ddl.t WHERE id % 1000 = 1",
+        )
+        .unwrap();
+    assert!(!snapshot_done(&path), "the ALTER came during the copy (make the table larger)");
+    wait_long(&mut pipeline, &path, master_version(&server));
+    let source = source_lines(&server, "SELECT id, v, w, x FROM ddl.t ORDER BY id");
+    let mirror = mirror_lines(&python, &path, &["id", "v", "w", "x"]);
+    assert_eq!(mirror.len(), source.len(), "row count");
+    let differing: Vec<_> = source.iter().zip(&mirror).filter(|(s, m)| s != m).take(3).collect();
+    assert!(differing.is_empty(), "mirror = source; first differences (source, mirror): {differing:?}");
+    assert!(!pipeline.log_text().contains("table stopped"), "{}", pipeline.log_text());
+    assert!(pipeline.stop().success());
+}
+
+#[test]
+fn a_column_dropped_during_the_chunked_copy_stops_the_copy_and_a_restart_ends_equal_to_the_source() {
+    let Some(server) = mariadb() else { return };
+    let Some(python) = python() else { return };
+    let n = 300_000;
+    let dir = test_dir();
+    let (mut pipeline, config) = start_slow_copy(
+        &server,
+        dir.path(),
+        n,
+        "u INT, v INT NOT NULL, w VARCHAR(40)",
+        "seq, seq % 7, CONCAT('w', seq)",
+    );
+    let path = table_path(dir.path(), "ddl", "t");
+    // A middle column: the rows copied after the restart must not shift `v`
+    // and `w` into its place (they are read by name).
+    server.exec("ALTER TABLE ddl.t DROP COLUMN u; UPDATE ddl.t SET w = 'changed' WHERE id % 1000 = 0").unwrap();
+    assert!(!snapshot_done(&path), "the ALTER came during the copy (make the table larger)");
+    // The next chunk's SELECT names a column that is gone.
+    let status = pipeline.wait_exit(std::time::Duration::from_secs(120));
+    let log = pipeline.log_text();
+    eprintln!("first run ended: {status:?}");
+    if let Some(status) = status {
+        assert!(!status.success(), "a failed copy exits non-zero; log:\n{log}");
+    }
+    let mut pipeline = if status.is_some() { Pipeline::start(&config) } else { pipeline };
+    wait_long(&mut pipeline, &path, master_version(&server));
+    let source = source_lines(&server, "SELECT id, v, w FROM ddl.t ORDER BY id");
+    let mirror = mirror_lines(&python, &path, &["id", "v", "w"]);
+    assert_eq!(mirror.len(), source.len(), "row count");
+    let differing: Vec<_> = source.iter().zip(&mirror).filter(|(s, m)| s != m).take(3).collect();
+    assert!(differing.is_empty(), "mirror = source; first differences (source, mirror): {differing:?}");
     assert!(pipeline.stop().success());
 }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tributary_core::{Row, SourcePosition, TableSchema};
+use tributary_core::{Row, SourcePosition, TableSchema, Value};
 use tributary_delta::SnapshotProgress;
 
 /// A table is split into lanes only when it holds at least this many chunks.
@@ -260,7 +260,8 @@ impl CopyRun {
         let count = chunk.rows.len() as u64;
         let commit_started = Instant::now();
         let writer = writers.get_mut(&copy.schema.id).expect("a writer for every table");
-        let stats = writer.append_snapshot_rows(chunk.rows, self.commit_ts, &copy.progress()).await;
+        let rows = in_table_order(chunk.rows, &copy.schema, &writer.source_schema());
+        let stats = writer.append_snapshot_rows(rows, self.commit_ts, &copy.progress()).await;
         let stats = stats.inspect_err(|_| metrics.error(ErrorKind::sink))?;
         writers.report_commit(&copy.schema.id, &stats, commit_started);
         metrics.snapshot_rows(&copy.schema.id, count);
@@ -306,6 +307,26 @@ impl CopyRun {
     }
 }
 
+/// `rows` read with the columns of `read` (the catalog's when the copy
+/// started or continued), in the order of `table`'s columns (those the Delta
+/// table follows), matched by name: a column `read` lacks (dropped at the
+/// source since the table last followed its schema) is NULL, one `table`
+/// lacks (added since) is left out; the stream brings both changes at their
+/// positions. Without this, a copy continued after a restart with a column
+/// dropped in the middle shifted the next columns' values into its place.
+fn in_table_order(rows: Vec<Row>, read: &TableSchema, table: &TableSchema) -> Vec<Row> {
+    let names = |s: &TableSchema| s.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    if names(read) == names(table) {
+        return rows;
+    }
+    let from: Vec<Option<usize>> = table.columns.iter().map(|c| read.column_index(&c.name)).collect();
+    rows.into_iter()
+        .map(|mut row| {
+            from.iter().map(|i| i.map_or(Value::Null, |i| std::mem::replace(&mut row[i], Value::Null))).collect()
+        })
+        .collect()
+}
+
 /// A worker: takes a lane from the queue, reads its next chunk, hands it to
 /// the writer, and puts the lane back (at the front, so the tables started
 /// first finish first and few files are open at once) until the queue is empty.
@@ -334,5 +355,37 @@ async fn read_lanes<S: ChunkSource>(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_core::{Column, ColumnType, TableId};
+
+    fn schema(names: &[&str]) -> TableSchema {
+        let column = |name: &&str| Column {
+            name: name.to_string(),
+            data_type: ColumnType::Int64,
+            nullable: true,
+            source_type: "bigint".into(),
+            source_id: None,
+        };
+        TableSchema { id: TableId::new("db", "t"), columns: names.iter().map(column).collect(), primary_key: vec![0] }
+    }
+
+    #[test]
+    fn copied_rows_are_put_in_the_delta_tables_column_order_by_name() {
+        let row = |values: &[i64]| values.iter().map(|&v| Value::Int(v)).collect::<Row>();
+        // Same columns: unchanged.
+        let same = in_table_order(vec![row(&[1, 2, 3])], &schema(&["id", "v", "w"]), &schema(&["id", "v", "w"]));
+        assert_eq!(same, vec![row(&[1, 2, 3])]);
+        // `v` dropped and `x` added at the source since the table last followed it.
+        let read = schema(&["id", "w", "x"]);
+        let rows = in_table_order(vec![row(&[1, 3, 9]), row(&[2, 4, 9])], &read, &schema(&["id", "v", "w"]));
+        assert_eq!(
+            rows,
+            vec![vec![Value::Int(1), Value::Null, Value::Int(3)], vec![Value::Int(2), Value::Null, Value::Int(4)]]
+        );
     }
 }
