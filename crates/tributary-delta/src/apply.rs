@@ -166,8 +166,9 @@ fn int_key_column(columns: &[deltalake::arrow::array::ArrayRef]) -> Option<&[i64
 /// columns, its first row being row `first_row` of the file) that holds a
 /// looked-up key, with the file's row number. A single integer key column
 /// is searched without building [`Key`]s: each wanted key binary-searched
-/// when the batch is in key order (files Tributary writes, and most batches
-/// of a snapshot copied by several connections), else each value tested.
+/// when the batch is in key order (files Tributary writes, a snapshot copied
+/// by one connection), else each value tested (a snapshot copied by several
+/// connections, whose chunks interleave).
 fn find_hits(
     keys: &RecordBatch,
     first_row: usize,
@@ -302,7 +303,8 @@ impl Planner<'_> {
     }
 
     /// Reads only the primary-key columns of a data file (of `size` bytes),
-    /// conformed to the table's key types, as one batch.
+    /// conformed to the table's key types, in the file's read batches (not
+    /// concatenated: the copy cost ~5 % of the CPU of a random-key batch).
     fn read_key_columns(&self, path: &str, size: i64) -> Result<Vec<RecordBatch>, DeltaError> {
         let fields: Vec<_> = self.layout.pk.iter().map(|&i| self.layout.arrow.field(i).clone()).collect();
         let names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();

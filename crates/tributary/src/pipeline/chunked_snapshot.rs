@@ -315,8 +315,7 @@ impl CopyRun {
 /// positions. Without this, a copy continued after a restart with a column
 /// dropped in the middle shifted the next columns' values into its place.
 fn in_table_order(rows: Vec<Row>, read: &TableSchema, table: &TableSchema) -> Vec<Row> {
-    let names = |s: &TableSchema| s.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
-    if names(read) == names(table) {
+    if read.columns.iter().map(|c| &c.name).eq(table.columns.iter().map(|c| &c.name)) {
         return rows;
     }
     let from: Vec<Option<usize>> = table.columns.iter().map(|c| read.column_index(&c.name)).collect();
