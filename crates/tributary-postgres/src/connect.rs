@@ -44,7 +44,24 @@ pub async fn connect(cfg: &PostgresSourceConfig) -> Result<Client, PostgresError
             tracing::debug!(error = %one_line(&e), "PostgreSQL session ended");
         }
     });
+    exempt_from_idle_timeout(&client).await?;
     Ok(client)
+}
+
+/// Tributary holds SQL sessions idle on purpose: the preflight session is
+/// used again after the whole initial copy, the catalog session waits for the
+/// next relation message, the heartbeat's for its next tick, a snapshot
+/// transaction for the Delta writer. A role or database
+/// `idle_session_timeout` / `idle_in_transaction_session_timeout` (often set
+/// on managed services) would end them mid-start, so each session turns
+/// both off for itself, as pg_dump does. A server older than 14 lacks the
+/// first; preflight refuses it with its own message.
+async fn exempt_from_idle_timeout(client: &Client) -> Result<(), PostgresError> {
+    match client.batch_execute("SET idle_session_timeout = 0; SET idle_in_transaction_session_timeout = 0").await {
+        Ok(()) => Ok(()),
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => Ok(()),
+        Err(e) => Err(PostgresError::query("turn off the idle timeouts for this session", e)),
+    }
 }
 
 /// The session's encryption as the server sees it: `TLS 1.3`, or `not encrypted`.

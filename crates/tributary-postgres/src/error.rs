@@ -72,7 +72,7 @@ impl PostgresError {
         otherwise: impl FnOnce(String) -> PostgresError,
     ) -> Self {
         let reason = one_line(source);
-        if source.is_transient() {
+        if source.is_transient() || walstream_sqlstate(source).is_some_and(is_transient_sqlstate) {
             PostgresError::Lost { context: context.to_string(), reason }
         } else {
             otherwise(reason)
@@ -105,9 +105,19 @@ fn caused_by_io(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// SQLSTATEs a new connection gets past: connection exceptions (class 08),
 /// operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03
-/// cannot connect now, 57P05 idle session timeout), too many connections.
+/// cannot connect now, 57P05 idle session timeout), 25P03 idle-in-transaction
+/// timeout, too many connections.
 fn is_transient_sqlstate(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05" | "53300")
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05" | "25P03" | "53300")
+}
+
+/// The SQLSTATE of a server error pg_walstream has no class for: it reports
+/// those as `Protocol("[25P03] ...")` (e.g. the idle timeouts, which it does
+/// not count as transient).
+fn walstream_sqlstate(e: &pg_walstream::ReplicationError) -> Option<&str> {
+    let pg_walstream::ReplicationError::Protocol(message) = e else { return None };
+    let code = message.strip_prefix('[')?.get(..5)?;
+    (message.as_bytes().get(6) == Some(&b']')).then_some(code)
 }
 
 impl Retryable for PostgresError {
@@ -128,6 +138,24 @@ impl Retryable for PostgresError {
 mod tests {
     use super::{one_line, PostgresError};
     use tributary_core::{ErrorClass, Retryable, SslMode, TlsFailure};
+
+    #[test]
+    fn a_replication_session_ended_by_an_idle_timeout_is_lost_not_a_slot_problem() {
+        let slot = |reason: String| PostgresError::Slot { slot: "s".into(), problem: reason };
+        for code in ["25P03", "57P05"] {
+            let ended = pg_walstream::ReplicationError::Protocol(format!(
+                "[{code}] Query execution failed: FATAL: terminating connection due to idle timeout"
+            ));
+            let e = PostgresError::replication("starting logical replication", &ended, slot);
+            assert!(matches!(e, PostgresError::Lost { .. }), "{code}: {e}");
+            assert_eq!(e.class(), ErrorClass::Transient);
+        }
+        let syntax = pg_walstream::ReplicationError::Protocol("[42601] syntax error".into());
+        let e = PostgresError::replication("starting logical replication", &syntax, slot);
+        assert!(matches!(e, PostgresError::Slot { .. }), "{e}");
+        let plain = pg_walstream::ReplicationError::Protocol("unexpected message".into());
+        assert!(matches!(PostgresError::replication("reading", &plain, slot), PostgresError::Slot { .. }));
+    }
 
     #[test]
     fn a_tls_failure_needs_an_operator() {

@@ -12,7 +12,7 @@ use common::pg::*;
 use common::workload::{assert_feed_exact, id_values, listen_on_free_port, wait_metric, Workload};
 use common::*;
 use std::time::{Duration, Instant};
-use tributary_testkit::postgres::{PgDatabase, REPLICATION_USER};
+use tributary_testkit::postgres::PgDatabase;
 
 const RESTARTS: u64 = 20;
 const INITIAL_ROWS: u64 = 200;
@@ -162,16 +162,19 @@ fn a_commit_longer_than_wal_sender_timeout_ends_in_a_clean_reconnect() {
     assert!(pipeline.stop().success());
 }
 
-/// The heartbeat's SQL session dies between heartbeats (`idle_session_timeout`
-/// shorter than `heartbeat_secs`) while the replication connection lives on:
-/// the heartbeat opens a new session each time, so on an idle database the
+/// The database ends idle sessions after one second (`idle_session_timeout`,
+/// shorter than `heartbeat_secs`): Tributary's own SQL sessions, held idle
+/// between uses, turn it off for themselves, so the start (slot, Delta
+/// tables, copy) and idle streaming live through it. Then the heartbeat's
+/// session is terminated between heartbeats while the replication connection
+/// lives on: the heartbeat opens a new session, so on an idle database the
 /// slot still moves past WAL written by other tables.
 #[test]
 fn heartbeats_survive_a_killed_sql_session_and_the_idle_slot_keeps_moving() {
     let Some(server) = postgres() else { return };
     let db = server.create_database().unwrap();
     sql(&db, "CREATE TABLE watched (id INT PRIMARY KEY); CREATE TABLE other (id INT PRIMARY KEY, pad TEXT)");
-    server.exec(&format!("ALTER ROLE {REPLICATION_USER} SET idle_session_timeout = '1s'")).unwrap();
+    db.exec(&format!("ALTER DATABASE {} SET idle_session_timeout = '1s'", db.name())).unwrap();
     let dir = test_dir();
     let config = write_pg_config(dir.path(), &server, &db, "public.watched", "");
     let text = std::fs::read_to_string(&config).unwrap();
@@ -179,13 +182,77 @@ fn heartbeats_survive_a_killed_sql_session_and_the_idle_slot_keeps_moving() {
     let path = table_path(dir.path(), "public", "watched");
     let mut pipeline = Pipeline::start(&config);
     wait_committed(&mut pipeline, &path, 1);
-    // Long enough for several heartbeat sessions to be killed.
+    // Several heartbeat periods, each longer than the role's idle timeout.
     std::thread::sleep(Duration::from_secs(7));
+    pipeline.assert_running();
+    let terminated = server
+        .exec(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}' \
+             AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND query LIKE '%pg_logical_emit_message%'",
+            db.name()
+        ))
+        .unwrap();
+    assert_eq!(terminated.trim(), "1", "the heartbeat's session is found and terminated");
+    std::thread::sleep(Duration::from_secs(4));
     sql(&db, "INSERT INTO other SELECT i, repeat(md5(i::text), 20) FROM generate_series(1, 5000) AS i");
     let written = lsn_now(&db);
     wait_slot_confirmed(&db, db.name(), written);
     pipeline.assert_running();
     let log = pipeline.log_text();
-    assert!(log.contains("idle-session timeout") || log.contains("cannot write a heartbeat"), "the session was killed");
+    assert!(!log.contains("idle-session timeout"), "no session of Tributary's was ended by idle_session_timeout");
+    assert!(log.contains("terminating connection due to administrator command"), "the heartbeat's session was killed");
+    assert!(pipeline.stop().success());
+}
+
+/// The replication session that created the slot holds its exported
+/// snapshot open, idle in a transaction, until streaming starts after the
+/// copy; the database ends such sessions after one second
+/// (`idle_in_transaction_session_timeout`, which that session cannot turn
+/// off for itself). The start is held past it after the copy: the slot and
+/// the copy are durable, so the session is opened again and streaming
+/// starts exactly once.
+#[test]
+fn a_replication_session_ended_while_the_copy_ran_is_opened_again() {
+    if !failpoints() {
+        return;
+    }
+    let Some(python) = python() else { return };
+    let Some(server) = postgres() else { return };
+    let db = server.create_database().unwrap();
+    sql(&db, "CREATE TABLE t (id BIGINT PRIMARY KEY, v INT NOT NULL, w TEXT)");
+    sql(&db, &format!("INSERT INTO t SELECT i, 0, 'w' || i FROM generate_series(1, {INITIAL_ROWS}) AS i"));
+    db.exec(&format!("ALTER DATABASE {} SET idle_in_transaction_session_timeout = '1s'", db.name())).unwrap();
+    let dir = test_dir();
+    let config = write_pg_config(dir.path(), &server, &db, "public.t", "");
+    let path = table_path(dir.path(), "public", "t");
+    let hold = dir.path().join("hold-start");
+    std::fs::write(&hold, b"").unwrap();
+    let mut pipeline = Pipeline::start_with_env(&config, &[("TRIBUTARY_FAILPOINT_HOLD_START_FILE", &hold)]);
+    wait_committed(&mut pipeline, &path, 1);
+    let walsenders = || {
+        db.exec(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND backend_type = 'walsender'",
+            db.name()
+        ))
+        .unwrap()
+        .trim()
+        .to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while walsenders() != "0" {
+        assert!(Instant::now() < deadline, "the server ends the idle replication session");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    change(&db, "UPDATE t SET v = 1 WHERE id = 1");
+    std::fs::remove_file(&hold).unwrap();
+    let last = change(&db, "INSERT INTO t VALUES (1000000, 0, 'last')");
+    wait_past(&mut pipeline, &path, last);
+    pipeline.assert_running();
+    let log = pipeline.log_text();
+    let lost =
+        log.lines().find(|l| l.contains("lost the source connection")).expect("the ended session is reconnected");
+    eprintln!("{lost}");
+    assert!(lost.contains("idle-in-transaction timeout"), "the server's timeout is the cause");
+    assert_mirror_exact(&python, &path, &db, "after the replication session was opened again");
     assert!(pipeline.stop().success());
 }

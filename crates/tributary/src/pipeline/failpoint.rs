@@ -13,6 +13,10 @@
 //! long as the file lives): the loop reads nothing meanwhile, so the source
 //! reader's channel fills and the reader stops reading the connection.
 //!
+//! `TRIBUTARY_FAILPOINT_HOLD_START_FILE=<path>`: while the file exists a
+//! PostgreSQL start waits after its copy, before streaming starts (the
+//! replication session idles as it does after a long initial copy).
+//!
 //! `TRIBUTARY_FAILPOINT_DIE_AFTER_FOLLOW=<n>`: after carrying `n` tables over
 //! to a promoted replica ([`super::failover`]) the process dies at once
 //! (abort: no cleanup, as kill -9), in the middle of the hand-over.
@@ -50,23 +54,40 @@ pub fn sink_stalled() -> bool {
 #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 pub const HOLD_COMMIT_FILE_VAR: &str = "TRIBUTARY_FAILPOINT_HOLD_COMMIT_FILE";
 
+/// Waits while the file named by the environment variable `var` exists.
+#[cfg(feature = "failpoints")]
+async fn wait_while_file_exists(var: &str) {
+    let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from) else { return };
+    while path.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits while the hold-commit file of [`HOLD_COMMIT_FILE_VAR`] exists.
 #[cfg(feature = "failpoints")]
 pub async fn hold_commit() {
-    static HOLD_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let path =
-        HOLD_FILE.get_or_init(|| std::env::var_os(HOLD_COMMIT_FILE_VAR).filter(|v| !v.is_empty()).map(PathBuf::from));
-    if let Some(path) = path {
-        while path.exists() {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
+    wait_while_file_exists(HOLD_COMMIT_FILE_VAR).await;
 }
 
 /// Without the `failpoints` feature a commit is never held.
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub async fn hold_commit() {}
+
+/// The environment variable naming the hold-start file.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub const HOLD_START_FILE_VAR: &str = "TRIBUTARY_FAILPOINT_HOLD_START_FILE";
+
+/// Waits while the hold-start file of [`HOLD_START_FILE_VAR`] exists.
+#[cfg(feature = "failpoints")]
+pub async fn hold_start() {
+    wait_while_file_exists(HOLD_START_FILE_VAR).await;
+}
+
+/// Without the `failpoints` feature a start is never held.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub async fn hold_start() {}
 
 /// The environment variable giving the number of tables after which the failover hand-over dies.
 #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]

@@ -44,7 +44,9 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
         start_tables(source, &mut writers, &fresh).await?;
         writers.report_tables();
     }
-    let stream = stream(config, &writers, metrics).await?;
+    // A transient failure to open the binlog stream after a long copy is
+    // reconnected by the runner; the copy is durable.
+    let stream = stream(config, &writers, metrics).await;
     Ok(Started { writers, stream })
 }
 

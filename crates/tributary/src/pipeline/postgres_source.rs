@@ -114,7 +114,13 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
         }
     };
     writers.report_tables();
-    let stream = stream(source, session, client, &writers, metrics).await?;
+    super::failpoint::hold_start().await;
+    // The replication session waited idle through the copy, where the server
+    // may have ended it (a role's idle_in_transaction_session_timeout, which
+    // that session cannot turn off for itself) or a network cut may: a
+    // transient failure here is reconnected by the runner like any lost
+    // connection, the slot and the copy being durable by now.
+    let stream = stream(source, session, client, &writers, metrics).await;
     Ok(Started { writers, stream })
 }
 

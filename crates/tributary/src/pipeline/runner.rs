@@ -50,7 +50,9 @@ impl SourceStream {
 /// A started source: the Delta writers (every table holds a position) and the stream.
 pub struct Started {
     pub writers: TableWriters,
-    pub stream: SourceStream,
+    /// The stream, or why it could not start once the tables were ready
+    /// (a transient cause is reconnected like a lost connection).
+    pub stream: anyhow::Result<SourceStream>,
 }
 
 /// Runs the pipeline until `shutdown` turns true; then commits the complete
@@ -87,7 +89,21 @@ async fn run_until_stopped(
         SourceConfig::Mysql(_) => super::mysql_source::start(config, metrics).await?,
         SourceConfig::Postgres(_) => super::postgres_source::start(config, metrics).await?,
     };
-    let Started { mut writers, mut stream } = started;
+    let Started { mut writers, stream } = started;
+    let mut stream = match stream {
+        Ok(stream) => stream,
+        Err(e) if reconnect::classify(&e) == ErrorClass::Transient => {
+            match reconnect(config, &writers, metrics, &mut shutdown, e).await? {
+                Some(stream) => stream,
+                None => {
+                    metrics.set_state(PipelineState::Stopping);
+                    tracing::info!("stopped while reconnecting, before streaming started");
+                    return Ok(());
+                }
+            }
+        }
+        Err(e) => return Err(e),
+    };
     if metrics.state() != PipelineState::Stopping {
         metrics.set_state(PipelineState::Streaming);
     }
