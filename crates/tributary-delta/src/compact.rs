@@ -25,10 +25,22 @@ use crate::commit::remove_file_action;
 use crate::files::{data_file_name, drop_deleted, read_file, FileEntry, FileIndex, OpenFile};
 use crate::schema::TableLayout;
 use crate::DeltaError;
-use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+use deltalake::arrow::array::{Array, RecordBatch, UInt32Array};
+use deltalake::arrow::compute::{concat, interleave_record_batch, lexsort_to_indices, SortColumn};
 use deltalake::kernel::Action;
 use std::path::Path;
+
+/// At most this many live rows are read by one run (the first file is taken
+/// whatever its size): a run holds its inputs' live rows in memory once.
+/// Files compressed far better than the data (long runs of equal values)
+/// would otherwise pass `max_bytes_per_run` with many more rows: 1.7M rows
+/// in one run peaked at ~500 MB before this bound; 1M rows still added
+/// ~90 MB to the pipeline's peak (the 5M-row measurement of
+/// large_transaction_mariadb).
+pub const MAX_ROWS_PER_RUN: u64 = 500_000;
+
+/// Rows gathered and handed to the Parquet writer at a time.
+const WRITE_PIECE_ROWS: usize = 65_536;
 
 /// A file whose deletion vector deletes at least this fraction of its rows is
 /// compacted like a small file, so that readers stop reading dead rows.
@@ -64,10 +76,13 @@ impl CompactionOptions {
     /// True when the file of `entry` is worth compacting: small, or mostly
     /// deleted by its deletion vector.
     pub(crate) fn wants(&self, entry: &FileEntry) -> bool {
-        let deleted = entry.deleted_rows().map_or(0, |d| d.len());
-        let mostly_deleted =
-            deleted > 0 && entry.rows.is_some_and(|n| deleted as f64 >= PURGE_DELETED_FRACTION * n.max(1) as f64);
-        self.is_small(entry.size) || mostly_deleted
+        self.is_small(entry.size) || mostly_deleted(entry)
+    }
+
+    /// True when a run is due: `min_small_files` files worth compacting, or
+    /// one file mostly deleted by its deletion vector (purged on its own).
+    pub(crate) fn due(&self, index: &FileIndex) -> bool {
+        self.small_files(index) >= self.min_small_files || index.files.values().any(mostly_deleted)
     }
 
     /// How many of the index's data files are worth compacting (small, or
@@ -75,6 +90,13 @@ impl CompactionOptions {
     pub(crate) fn small_files(&self, index: &FileIndex) -> usize {
         index.files.values().filter(|e| self.wants(e)).count()
     }
+}
+
+/// True when the deletion vector of `entry` deletes at least
+/// [`PURGE_DELETED_FRACTION`] of its rows.
+fn mostly_deleted(entry: &FileEntry) -> bool {
+    let deleted = entry.deleted_rows().map_or(0, |d| d.len());
+    deleted > 0 && entry.rows.is_some_and(|n| deleted as f64 >= PURGE_DELETED_FRACTION * n.max(1) as f64)
 }
 
 /// What one compaction did.
@@ -90,27 +112,46 @@ pub struct CompactionStats {
     pub conflicts: usize,
 }
 
-/// The small files a run takes: in key order (by their lowest key) so that
-/// neighbouring ranges end up together, up to `max_bytes_per_run`; `None`
-/// when fewer than `min_small_files` are small. Files written before the
-/// table's current layout (other columns) are left as they are.
+/// The files a run takes: mostly deleted files first (one alone is a run:
+/// it is purged), then small files in key order (by their lowest key) so that
+/// neighbouring ranges end up together, up to `max_bytes_per_run` and
+/// [`MAX_ROWS_PER_RUN`] (the first file is taken whatever its size); `None`
+/// when no run is due. Small files alone need `min_small_files` of them.
 fn choose(index: &FileIndex, options: &CompactionOptions) -> Option<Vec<(String, FileEntry)>> {
-    let mut small: Vec<(String, FileEntry)> =
-        index.files.iter().filter(|(_, e)| options.wants(e)).map(|(p, e)| (p.clone(), e.clone())).collect();
-    if small.len() < options.min_small_files.max(2) {
+    if !options.due(index) {
         return None;
     }
-    small.sort_by(|a, b| a.1.bounds.min.partial_cmp(&b.1.bounds.min).unwrap_or(std::cmp::Ordering::Equal));
+    let mut wanted: Vec<(String, FileEntry)> =
+        index.files.iter().filter(|(_, e)| options.wants(e)).map(|(p, e)| (p.clone(), e.clone())).collect();
+    wanted.sort_by(|a, b| {
+        let order = |e: &FileEntry| !mostly_deleted(e);
+        order(&a.1)
+            .cmp(&order(&b.1))
+            .then(a.1.bounds.min.partial_cmp(&b.1.bounds.min).unwrap_or(std::cmp::Ordering::Equal))
+    });
     let mut taken = Vec::new();
-    let mut bytes = 0u64;
-    for file in small {
-        if !taken.is_empty() && bytes + file.1.size as u64 > options.max_bytes_per_run {
+    let (mut bytes, mut rows) = (0u64, 0u64);
+    for file in wanted {
+        let live = file.1.live_rows().unwrap_or(0).max(0) as u64;
+        if !taken.is_empty()
+            && (bytes + file.1.size as u64 > options.max_bytes_per_run || rows + live > MAX_ROWS_PER_RUN)
+        {
             break;
         }
         bytes += file.1.size as u64;
+        rows += live;
         taken.push(file);
     }
-    (taken.len() >= 2).then_some(taken)
+    worth_a_run(taken.iter().map(|(_, e)| e)).then_some(taken)
+}
+
+/// Two files or more are combined; one alone is rewritten only to purge its deleted rows.
+fn worth_a_run<'a>(mut files: impl Iterator<Item = &'a FileEntry>) -> bool {
+    match (files.next(), files.next()) {
+        (Some(_), Some(_)) => true,
+        (Some(only), None) => mostly_deleted(only),
+        _ => false,
+    }
 }
 
 /// Plans one compaction run of the table at `table_dir` (`None`: nothing to do).
@@ -141,31 +182,32 @@ pub(crate) fn plan(
         plan.metrics.files_removed += 1;
         input_bytes += entry.size as u64;
     }
-    if plan.removed.len() < 2 {
+    if !worth_a_run(plan.removed.iter().filter_map(|p| index.files.get(p))) {
         return Ok(None);
     }
-    let all = concat_batches(&layout.arrow, &batches).map_err(|e| DeltaError::Unsupported {
-        table: table_dir.to_path_buf(),
-        problem: format!("cannot combine data files for compaction: {e}"),
-    })?;
-    drop(batches);
-    let sorted = sort_by_key(&all, layout).map_err(|e| DeltaError::Unsupported {
+    // Rows are sorted by reference, not copied: the order is computed on the
+    // key columns alone and each output piece is gathered from the inputs,
+    // so memory holds the inputs' live rows once plus one piece.
+    let order = key_order(&batches, layout).map_err(|e| DeltaError::Unsupported {
         table: table_dir.to_path_buf(),
         problem: format!("cannot sort rows by primary key for compaction: {e}"),
     })?;
-    drop(all);
-    let rows = sorted.num_rows();
+    let rows = order.rows();
     let bytes_per_row = (input_bytes as f64 / rows.max(1) as f64).max(1.0);
     let rows_per_file = ((options.target_file_bytes as f64 / bytes_per_row) as usize).max(1);
-    let mut offset = 0;
-    while offset < rows {
-        let len = rows_per_file.min(rows - offset);
+    let inputs: Vec<&RecordBatch> = batches.iter().collect();
+    for file_start in (0..rows).step_by(rows_per_file) {
+        let file_end = (file_start + rows_per_file).min(rows);
         let mut file = OpenFile::create(files, data_file_name(), layout, &layout.arrow).map_err(file_err)?;
         plan.written.push(file.rel_path.clone());
-        file.write(&sorted.slice(offset, len), true).map_err(file_err)?;
+        for piece_start in (file_start..file_end).step_by(WRITE_PIECE_ROWS) {
+            let piece = order.piece(piece_start..(piece_start + WRITE_PIECE_ROWS).min(file_end));
+            let gathered = interleave_record_batch(&inputs, &piece)
+                .map_err(|e| DeltaError::arrow(table_dir, "gather the rows of a compacted file", e))?;
+            file.write(&gathered, true).map_err(file_err)?;
+        }
         let written = file.close().map_err(file_err)?;
         push_add(&mut plan, written);
-        offset += len;
     }
     // Compaction changes no row: its adds are not data changes either.
     for action in &mut plan.actions {
@@ -178,19 +220,53 @@ pub(crate) fn plan(
     Ok(Some(plan))
 }
 
-/// `batch` ordered by the table's primary key (unchanged without one).
-fn sort_by_key(batch: &RecordBatch, layout: &TableLayout) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
-    if !layout.has_pk() {
-        return Ok(batch.clone());
+/// The rows of a run's input batches in the order they are written:
+/// primary-key order (file order without a key), kept as row numbers over
+/// all batches (4 bytes a row) and resolved to (batch, row) a piece at a time.
+struct RowOrder {
+    /// The row number each batch starts at.
+    starts: Vec<usize>,
+    /// Row numbers in output order; `None`: as read.
+    sorted: Option<UInt32Array>,
+    rows: usize,
+}
+
+impl RowOrder {
+    fn rows(&self) -> usize {
+        self.rows
     }
-    let columns: Vec<SortColumn> = layout
-        .pk
-        .iter()
-        .filter_map(|&i| batch.column_by_name(&layout.source.columns[i].name))
-        .map(|values| SortColumn { values: values.clone(), options: None })
-        .collect();
-    let indices = lexsort_to_indices(&columns, None)?;
-    take_record_batch(batch, &indices)
+
+    /// (batch, row) of the output positions `range`.
+    fn piece(&self, range: std::ops::Range<usize>) -> Vec<(usize, usize)> {
+        range
+            .map(|position| {
+                let row = self.sorted.as_ref().map_or(position, |sorted| sorted.value(position) as usize);
+                let batch = self.starts.partition_point(|&start| start <= row) - 1;
+                (batch, row - self.starts[batch])
+            })
+            .collect()
+    }
+}
+
+/// The write order of `batches`; only the key columns are concatenated to sort.
+fn key_order(batches: &[RecordBatch], layout: &TableLayout) -> Result<RowOrder, deltalake::arrow::error::ArrowError> {
+    let mut starts = Vec::with_capacity(batches.len());
+    let mut rows = 0;
+    for batch in batches {
+        starts.push(rows);
+        rows += batch.num_rows();
+    }
+    if !layout.has_pk() || rows == 0 {
+        return Ok(RowOrder { starts, sorted: None, rows });
+    }
+    let mut columns = Vec::with_capacity(layout.pk.len());
+    for &i in &layout.pk {
+        let name = &layout.source.columns[i].name;
+        let pieces: Vec<&dyn Array> =
+            batches.iter().filter_map(|b| b.column_by_name(name)).map(|c| c.as_ref()).collect();
+        columns.push(SortColumn { values: concat(&pieces)?, options: None });
+    }
+    Ok(RowOrder { starts, sorted: Some(lexsort_to_indices(&columns, None)?), rows })
 }
 
 #[cfg(test)]
@@ -216,5 +292,38 @@ mod tests {
         let taken = choose(&index(&[100; 30]), &options).unwrap();
         assert_eq!(taken.len(), 10, "1000 bytes of 100-byte files");
         assert_eq!(options.small_files(&index(&[100, 499, 500, 2000])), 2);
+    }
+
+    #[test]
+    fn a_run_stays_within_its_rows_but_takes_its_first_file_whatever_its_size() {
+        let options = CompactionOptions { target_file_bytes: 1 << 30, min_small_files: 2, max_bytes_per_run: 1 << 30 };
+        let mut many = index(&[100; 5]);
+        for entry in many.files.values_mut() {
+            entry.rows = Some(MAX_ROWS_PER_RUN as i64 / 2);
+        }
+        assert_eq!(choose(&many, &options).unwrap().len(), 2, "two halves of the row bound");
+        for entry in many.files.values_mut() {
+            entry.rows = Some(MAX_ROWS_PER_RUN as i64 * 3);
+        }
+        assert!(choose(&many, &options).is_none(), "one oversized small file alone is not a run");
+    }
+
+    #[test]
+    fn one_mostly_deleted_file_is_a_run_of_its_own_and_goes_first() {
+        let options = CompactionOptions { target_file_bytes: 1000, min_small_files: 16, max_bytes_per_run: 1 << 30 };
+        let mut files = index(&[5000, 5000, 100]);
+        assert!(choose(&files, &options).is_none(), "nothing due: one small file, two large ones");
+        let deleted = |rows: std::ops::Range<u64>| {
+            let descriptor = crate::deletion_vector::inline_descriptor(&[], rows.end - rows.start);
+            std::sync::Arc::new(crate::deletion_vector::Deleted { descriptor, rows: rows.collect() })
+        };
+        let big = files.files.get_mut("part-1.parquet").unwrap();
+        big.rows = Some(100);
+        big.deleted = Some(deleted(0..24));
+        assert!(!options.due(&files), "24 % deleted is below the purge fraction");
+        files.files.get_mut("part-1.parquet").unwrap().deleted = Some(deleted(0..25));
+        assert!(options.due(&files));
+        let taken = choose(&files, &options).unwrap();
+        assert_eq!(taken[0].0, "part-1.parquet", "the file to purge comes first");
     }
 }

@@ -152,7 +152,7 @@ fn table_location(table: &DeltaTable) -> PathBuf {
 }
 
 /// The inline descriptor of serialized `bytes`.
-fn inline_descriptor(bytes: &[u8], cardinality: u64) -> DeletionVectorDescriptor {
+pub(crate) fn inline_descriptor(bytes: &[u8], cardinality: u64) -> DeletionVectorDescriptor {
     let mut padded = bytes.to_vec();
     padded.resize(bytes.len().div_ceil(4) * 4, 0);
     DeletionVectorDescriptor {

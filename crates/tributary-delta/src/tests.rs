@@ -1788,6 +1788,21 @@ async fn compaction_combines_small_files_without_changing_rows_feed_or_position_
     assert_eq!(count(&commit, "cdc") + count(&commit, "txn"), 0, "no change data, no position");
     assert_eq!(commit["commitInfo"][0]["operation"], json!("OPTIMIZE"));
     assert_eq!(rows_by_id(&path).await, rows_before, "the same rows");
+    let [compacted] = active_files(&path, done.delta_version).try_into().unwrap();
+    let reader = deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(path.join(&compacted)).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let ids: Vec<i64> = reader
+        .flat_map(|b| {
+            use deltalake::arrow::array::AsArray;
+            let b = b.unwrap();
+            b.column_by_name("id").unwrap().as_primitive::<deltalake::arrow::datatypes::Int64Type>().values().to_vec()
+        })
+        .collect();
+    assert!(ids.len() == rows_before.len() && ids.windows(2).all(|p| p[0] < p[1]), "written in key order: {ids:?}");
     assert_eq!(brief(&read_changes(&path, 0, None).await.unwrap()), feed_before, "the same change feed");
     assert!(w.compact(&options).await.unwrap().is_none(), "nothing left to combine");
 

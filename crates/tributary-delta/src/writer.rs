@@ -914,6 +914,12 @@ impl TableWriter {
         options.small_files(&self.index)
     }
 
+    /// True when a compaction run is due: `min_small_files` small files, or
+    /// a file whose deletion vector deletes most of it ([`crate::compact`]).
+    pub fn compaction_due(&self, options: &CompactionOptions) -> bool {
+        options.due(&self.index)
+    }
+
     /// Rewrites small data files into files near the target size, ordered by
     /// primary key, in one commit without data change ([`crate::compact`]);
     /// `None` when the table has too few small files, a snapshot copy is

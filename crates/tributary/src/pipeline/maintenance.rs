@@ -1,5 +1,6 @@
 //! Table maintenance inside `tributary run`, between batches: every
-//! `check_interval_secs` each table with `min_small_files` small data files
+//! `check_interval_secs` each table with `min_small_files` small data files,
+//! or a file whose deletion vector deletes a quarter of it or more (purged),
 //! is compacted on its own writer (so compaction and the pipeline's
 //! streaming commits never conflict), and every `vacuum_interval_secs` each
 //! table is vacuumed with `vacuum_retention_hours`, which is also recorded as
@@ -68,7 +69,7 @@ impl Maintenance {
                     Err(e) => warn(&metrics, id, "record the vacuum retention", &e),
                 }
             }
-            if self.config.compaction && writer.small_file_count(&self.compaction) >= self.compaction.min_small_files {
+            if self.config.compaction && writer.compaction_due(&self.compaction) {
                 let started = Instant::now();
                 match writer.compact_with(&self.compaction, &super::failpoint::in_compaction).await {
                     Ok(Some(done)) => {
