@@ -8,7 +8,7 @@
 //! replayed from the copy's start), the change feed of the copied table is
 //! exact after its hand-over, and Spark reads the same.
 //!
-//! `TRIBUTARY_TEST_RESNAPSHOT_ROWS` sets the big table's size (default 300,000).
+//! `TRIBUTARY_TEST_RESNAPSHOT_ROWS` sets the big table's size (default 1,000,000).
 
 mod common;
 

@@ -81,6 +81,11 @@ pub fn wait_past(pipeline: &mut super::Pipeline, path: &Path, lsn: i64) {
 
 /// Waits until the slot's confirmed position is at least `lsn`.
 pub fn wait_slot_confirmed(db: &PgDatabase<'_>, slot: &str, lsn: i64) {
+    wait_slot_confirmed_within(db, slot, lsn, CATCH_UP);
+}
+
+/// [`wait_slot_confirmed`] with room `within` (the catch-up of a big copy-on-write table).
+pub fn wait_slot_confirmed_within(db: &PgDatabase<'_>, slot: &str, lsn: i64, within: Duration) {
     let start = Instant::now();
     loop {
         let text = db
@@ -91,7 +96,7 @@ pub fn wait_slot_confirmed(db: &PgDatabase<'_>, slot: &str, lsn: i64) {
         if text.trim().parse::<f64>().unwrap_or(0.0) as i64 >= lsn {
             return;
         }
-        assert!(start.elapsed() < CATCH_UP, "slot {slot} never confirmed {lsn}: {text}");
+        assert!(start.elapsed() < within, "slot {slot} never confirmed {lsn}: {text}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
