@@ -2,7 +2,8 @@
 """Independent Delta reader for Tributary's tests (delta-rs Python bindings).
 
 Prints JSON on stdout:
-  rows <table_path>                      -> current rows, sorted by all columns
+  rows <table_path>                      -> current rows, sorted by all columns (to_pyarrow_table; a table
+                                            with the deletionVectors feature is read as `scan` does)
   scan <table_path>                      -> the same through delta-rs' DataFusion scan (QueryBuilder),
                                             which applies deletion vectors (to_pyarrow_table refuses them)
   duckdb <table_path>                    -> the same through DuckDB's delta extension (delta-kernel-rs),
@@ -47,7 +48,11 @@ def main(argv):
     cmd, path = argv[1], argv[2]
     dt = DeltaTable(path)
     if cmd == "rows":
-        rows = rows_of(dt.to_pyarrow_table())
+        if "deletionVectors" in (dt.protocol().reader_features or []):
+            table = pa.RecordBatchReader.from_stream(QueryBuilder().register("t", dt).execute("SELECT * FROM t")).read_all()
+        else:
+            table = dt.to_pyarrow_table()
+        rows = rows_of(table)
         rows.sort(key=lambda r: json.dumps(r, sort_keys=True))
         print(json.dumps({"version": dt.version(), "schema": dt.schema().to_json(), "rows": rows}))
     elif cmd == "scan":

@@ -802,8 +802,8 @@ impl Planner<'_> {
 
     /// Adds to `plan` the replacement of each marked file's `add` (taken from
     /// `state`) by one carrying its merged deletion vector (`rows`: the old
-    /// vector's rows and the new ones); the vectors too large to stay inline
-    /// go to one new `.bin` file, written here.
+    /// vector's rows and the new ones); the vectors go to one new `.bin`
+    /// file, written here (never inline: [`Placement::File`] says why).
     fn mark_deleted(
         &self,
         plan: &mut Plan,
@@ -820,7 +820,7 @@ impl Planner<'_> {
         }
         let vectors: Vec<&RoaringTreemap> = marks.iter().map(|(_, rows)| rows).collect();
         let (descriptors, bin) =
-            crate::deletion_vector::store_in(self.files, self.table_dir, &vectors, Placement::Auto)?;
+            crate::deletion_vector::store_in(self.files, self.table_dir, &vectors, Placement::File)?;
         if let Some((bin, size)) = bin {
             plan.metrics.bytes_written += size;
             plan.written.push(bin);

@@ -169,21 +169,22 @@ pub(crate) fn plan(
     let mut input_bytes = 0u64;
     for (path, entry) in &inputs {
         let read = read_file(files, path).map_err(file_err)?;
-        if read.iter().any(|b| b.schema().fields() != layout.arrow.fields()) {
-            tracing::debug!(table = %table_dir.display(), file = %path, "file with an older layout left out of compaction");
-            continue;
-        }
         let live = drop_deleted(read, entry.deleted_rows())
             .map_err(|e| DeltaError::arrow(table_dir, "drop the rows a deletion vector deletes", e))?;
-        batches.extend(live);
+        // A file written before a schema change (a column added later, a
+        // type widened, another writer's physical types) is written in the
+        // current layout, with the values every reader sees in it.
+        for batch in &live {
+            batches.push(
+                crate::encode::conform(batch, &layout.arrow)
+                    .map_err(|e| DeltaError::arrow(table_dir, "conform a data file to the table schema", e))?,
+            );
+        }
         plan.actions.push(remove_file_action(path, entry, false));
         plan.removed.push(path.clone());
         plan.read.push(path.clone());
         plan.metrics.files_removed += 1;
         input_bytes += entry.size as u64;
-    }
-    if !worth_a_run(plan.removed.iter().filter_map(|p| index.files.get(p))) {
-        return Ok(None);
     }
     // Rows are sorted by reference, not copied: the order is computed on the
     // key columns alone and each output piece is gathered from the inputs,

@@ -33,9 +33,11 @@ pub struct DeltaSinkConfig {
     #[serde(default)]
     pub table_prefix: Option<String>,
     /// How updates and deletes of tables with a primary key change data files
-    /// (docs/deletion-vectors.md).
+    /// (docs/deletion-vectors.md); `None` (not set) is [`UpdateMode::default`]
+    /// and differs only in that an existing table without deletion vectors is
+    /// rewritten quietly instead of with a warning.
     #[serde(default)]
-    pub update_mode: UpdateMode,
+    pub update_mode: Option<UpdateMode>,
 }
 
 /// `sink.delta.update_mode`.
@@ -45,12 +47,13 @@ pub enum UpdateMode {
     /// Copy-on-write: every data file holding an updated or deleted row is
     /// rewritten without it. Tables that already have deletion vectors are
     /// written with them all the same.
-    #[default]
     Rewrite,
-    /// The superseded rows are marked in their file's deletion vector and the
-    /// new row versions appended. New tables get the `deletionVectors`
-    /// feature when created; an existing table without it keeps being
-    /// rewritten (the protocol upgrade is one-way and never made silently).
+    /// The default: the superseded rows are marked in their file's deletion
+    /// vector and the new row versions appended. New tables with a primary
+    /// key get the `deletionVectors` feature when created; an existing table
+    /// without it keeps being rewritten (the protocol upgrade is one-way and
+    /// never made silently).
+    #[default]
     DeletionVectors,
 }
 
@@ -79,6 +82,12 @@ impl DeltaSinkConfig {
     /// A config with every default and the given root.
     pub fn with_root(root: impl Into<PathBuf>) -> Self {
         DeltaSinkConfig { root: root.into(), ..DeltaSinkConfig::default() }
+    }
+
+    /// How updates and deletes change data files: the configured mode, or
+    /// deletion vectors when none is set.
+    pub fn update_mode(&self) -> UpdateMode {
+        self.update_mode.unwrap_or_default()
     }
 
     /// The directory of the Delta table mirroring `id`:
@@ -157,7 +166,7 @@ impl Default for DeltaSinkConfig {
             checkpoint_interval: DeltaSinkConfig::DEFAULT_CHECKPOINT_INTERVAL,
             target_file_rows: DeltaSinkConfig::DEFAULT_TARGET_FILE_ROWS,
             incompatible_type_changes: TypeChangePolicy::Stop,
-            update_mode: UpdateMode::Rewrite,
+            update_mode: None,
         }
     }
 }
@@ -196,9 +205,11 @@ mod tests {
 
     #[test]
     fn update_mode_is_rewrite_or_deletion_vectors() {
-        assert_eq!(DeltaSinkConfig::default().update_mode, UpdateMode::Rewrite);
+        assert_eq!(DeltaSinkConfig::default().update_mode(), UpdateMode::DeletionVectors);
+        let cfg: DeltaSinkConfig = serde_json::from_str(r#"{"update_mode": "rewrite"}"#).unwrap();
+        assert_eq!(cfg.update_mode(), UpdateMode::Rewrite);
         let cfg: DeltaSinkConfig = serde_json::from_str(r#"{"update_mode": "deletion_vectors"}"#).unwrap();
-        assert_eq!(cfg.update_mode, UpdateMode::DeletionVectors);
+        assert_eq!(cfg.update_mode, Some(UpdateMode::DeletionVectors));
         let err = serde_json::from_str::<DeltaSinkConfig>(r#"{"update_mode": "dv"}"#).unwrap_err();
         assert!(err.to_string().contains("deletion_vectors") && err.to_string().contains("rewrite"), "{err}");
     }

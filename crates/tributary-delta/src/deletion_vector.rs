@@ -48,21 +48,19 @@ pub(crate) const PORTABLE_MAGIC: u32 = 1_681_511_377;
 /// The first byte of a deletion-vector file: its format version.
 pub(crate) const FILE_FORMAT_VERSION: u8 = 1;
 
-/// Largest serialized vector (magic + bitmap) [`Placement::Auto`] keeps inline
-/// in the log; 256 bytes are 320 characters of Z85 in each `add` action and in
-/// every checkpoint after it. Larger vectors go to a file.
-pub(crate) const MAX_INLINE_BYTES: usize = 256;
-
 /// Where new vectors are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Placement {
-    /// Inline up to [`MAX_INLINE_BYTES`], else in a file.
-    Auto,
-    /// Always inline in the log (tests: the writer uses `Auto`).
+    /// Inline in the log (tests only: readers must take them, the writer
+    /// never writes them).
     #[cfg_attr(not(test), allow(dead_code))]
     Inline,
-    /// Always in a file (tests: the writer uses `Auto`).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// In a `.bin` file beside the data: what the writer always does. Delta
+    /// Spark 3.x writes only such vectors, and its DELETE / UPDATE / MERGE
+    /// fail with `scala.MatchError: Some(DeletionVectorDescriptor(i, ...))`
+    /// on a file whose existing vector is inline (test
+    /// `spark_mariadb::spark_vacuum_and_a_users_delete_work_on_a_streaming_table_and_streaming_goes_on`);
+    /// Spark only reads inline vectors.
     File,
 }
 
@@ -111,12 +109,7 @@ pub(crate) fn store_in(
     let mut out = Vec::with_capacity(vectors.len());
     for rows in vectors {
         let bytes = serialize(rows).map_err(unsupported)?;
-        let inline = match placement {
-            Placement::Auto => bytes.len() <= MAX_INLINE_BYTES,
-            Placement::Inline => true,
-            Placement::File => false,
-        };
-        out.push(if inline { inline_descriptor(&bytes, rows.len()) } else { file.push(&bytes, rows.len()) });
+        out.push(if placement == Placement::Inline { inline_descriptor(&bytes, rows.len()) } else { file.push(&bytes, rows.len()) });
     }
     let written = if file.vectors > 0 { Some(file.write(files, table)?) } else { None };
     Ok((out, written))
@@ -397,10 +390,8 @@ mod tests {
                 assert_eq!(dv.size_in_bytes as usize, serialize(rows).unwrap().len(), "{name} {placement:?}");
             }
         }
-        let (small, _) = round_trip(&scattered(10, 1000), Placement::Auto).await;
-        assert_eq!(small.storage_type, StorageType::Inline);
-        let (big, _) = round_trip(&scattered(3000, 10_000_000), Placement::Auto).await;
-        assert_eq!(big.storage_type, StorageType::UuidRelativePath);
+        let (small, _) = round_trip(&scattered(10, 1000), Placement::File).await;
+        assert_eq!(small.storage_type, StorageType::UuidRelativePath, "even a small vector goes to a file");
     }
 
     #[tokio::test]

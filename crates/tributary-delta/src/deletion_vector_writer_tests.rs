@@ -1,6 +1,6 @@
 //! The writer in deletion-vector mode (`update_mode = "deletion_vectors"`):
 //! a scripted workload (updates, deletes, delete + re-insert of one key in one
-//! batch, primary-key changes, a vector grown from inline into a `.bin` file,
+//! batch, primary-key changes, vectors in `.bin` files,
 //! compaction, TRUNCATE) against a model of the table. After every batch no
 //! data file is rewritten (each `remove` is the same path re-added with its
 //! merged vector), the mirror equals the model and the change feed equals the
@@ -23,7 +23,7 @@ use std::path::Path;
 use tributary_core::RowChange;
 
 fn dv_cfg(dir: &Path) -> DeltaSinkConfig {
-    DeltaSinkConfig { update_mode: UpdateMode::DeletionVectors, ..DeltaSinkConfig::with_root(dir) }
+    DeltaSinkConfig { update_mode: Some(UpdateMode::DeletionVectors), ..DeltaSinkConfig::with_root(dir) }
 }
 
 /// One change-feed row: (version, change type, id, name, qty).
@@ -213,18 +213,27 @@ async fn deletion_vector_mode_marks_rows_instead_of_rewriting_and_spark_reads_th
     ]);
     assert_only_marks(&path, b4.delta_version);
     assert_eq!(mirror(&path).await, model.rows_json());
-    // Enough marks in file A for its vector to leave the log for a `.bin` file.
+    // Many marks in file A (a large vector).
     let b5 = step!((51..=299).step_by(2).map(|i| upd(model.item(i), item(i, &format!("n{i}"), i + 1000))).collect());
     assert_only_marks(&path, b5.delta_version);
-    let vectors = actions(&path, b5.delta_version)["add"]
-        .iter()
-        .filter_map(|a| a.get("deletionVector").filter(|d| d.is_object()).cloned())
-        .collect::<Vec<_>>();
-    assert!(vectors.iter().any(|d| d["storageType"] == "u"), "{vectors:?}");
+    // Every vector, small or large, is in a `.bin` file (Spark's DML refuses
+    // inline ones): one file per commit that marked rows.
+    let mut marking_commits = 0;
+    for version in 0..=b5.delta_version {
+        let vectors: Vec<J> = actions(&path, version)
+            .get("add")
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.get("deletionVector").filter(|d| d.is_object()).cloned())
+            .collect();
+        assert!(vectors.iter().all(|d| d["storageType"] == "u"), "version {version}: {vectors:?}");
+        marking_commits += usize::from(!vectors.is_empty());
+    }
     let bins = std::fs::read_dir(&path)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("deletion_vector_"));
-    assert_eq!(bins.count(), 1);
+    assert!(marking_commits >= 2, "b4 and b5 at least");
+    assert_eq!(bins.count(), marking_commits);
     // Delete + re-insert of keys whose rows sit in a file with a `.bin` vector.
     let b6 = step!(vec![del(model.item(53)), ins(item(53, "back", 53)), del(model.item(54))]);
     assert_only_marks(&path, b6.delta_version);
@@ -296,11 +305,66 @@ async fn deletion_vector_mode_marks_rows_instead_of_rewriting_and_spark_reads_th
 }
 
 #[tokio::test]
+async fn a_mostly_deleted_file_from_before_a_schema_change_is_purged_into_the_current_layout() {
+    use crate::tests::{col, pos};
+    use tributary_core::{ColumnType, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = TableWriter::open_or_create(&dv_cfg(dir.path()), items_schema(true), APP).await.unwrap();
+    w.apply(&batch((1..=8).map(|i| ins(item(i, "x", i))).collect(), 100)).await.unwrap();
+    let path = w.path().to_path_buf();
+    let old_file = active(&path).await.into_keys().next().unwrap();
+
+    // ADD COLUMN note (no default): the old file keeps its layout.
+    let mut noted = (*items_schema(true)).clone();
+    noted.columns.push(col("note", ColumnType::Text));
+    w.change_schema(&noted, &pos(150), &[], &[]).await.unwrap();
+    assert!(active(&path).await.contains_key(&old_file), "an added column without a default rewrites nothing");
+    let row = |id: i64| vec![Value::Int(id), Value::Text("x".into()), Value::Int(id), Value::Null];
+    let deletes: Vec<RowChange> = (1..=4).map(|id| del(row(id))).collect();
+    w.apply(&batch(deletes, 200)).await.unwrap();
+    assert_eq!(active(&path).await[&old_file], Some(4), "half of the old file marked");
+
+    let options = CompactionOptions::default();
+    assert!(w.compaction_due(&options), "a mostly deleted file is due on its own");
+    let purged = w.compact(&options).await.unwrap().expect("the old-layout file is compacted, not left out");
+    assert_eq!((purged.files_removed, purged.rows), (1, 4));
+    let files = active(&path).await;
+    assert!(!files.contains_key(&old_file) && files.values().all(Option::is_none), "{files:?}");
+    assert!(!w.compaction_due(&options), "nothing left to purge");
+    let mut rows: Vec<(i64, J)> =
+        read_rows(&path).await.unwrap().iter().map(|r| (r["id"].as_i64().unwrap(), r["note"].clone())).collect();
+    rows.sort_by_key(|(id, _)| *id);
+    assert_eq!(rows, (5..=8).map(|id| (id, J::Null)).collect::<Vec<_>>());
+    // The rewritten file has the current layout: its parquet schema has the column.
+    let data = crate::files::read_file(&crate::storage::TableFiles::of(&path).unwrap(), files.keys().next().unwrap())
+        .unwrap();
+    assert!(data[0].schema().column_with_name("note").is_some());
+}
+
+#[tokio::test]
+async fn by_default_a_new_keyed_table_gets_deletion_vectors_and_a_keyless_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = DeltaSinkConfig::with_root(dir.path());
+    let keyed = TableWriter::open_or_create(&config, items_schema(true), APP).await.unwrap();
+    assert!(keyed.uses_deletion_vectors());
+    let protocol = &actions(keyed.path(), 0)["protocol"][0];
+    assert_eq!((&protocol["minReaderVersion"], &protocol["minWriterVersion"]), (&J::from(3), &J::from(7)));
+    assert!(protocol["readerFeatures"].as_array().unwrap().contains(&J::from("deletionVectors")), "{protocol}");
+    assert_eq!(actions(keyed.path(), 0)["metaData"][0]["configuration"]["delta.enableDeletionVectors"], "true");
+
+    let other = tempfile::tempdir().unwrap();
+    let config = DeltaSinkConfig::with_root(other.path());
+    let keyless = TableWriter::open_or_create(&config, items_schema(false), APP).await.unwrap();
+    assert!(!keyless.uses_deletion_vectors(), "a table without a primary key is rewritten");
+    assert_eq!(actions(keyless.path(), 0)["protocol"][0], serde_json::json!({"minReaderVersion": 1, "minWriterVersion": 4}));
+}
+
+#[tokio::test]
 async fn an_existing_table_without_deletion_vectors_is_never_upgraded_silently() {
     let dir = tempfile::tempdir().unwrap();
     let schema = items_schema(true);
     let mut w =
-        TableWriter::open_or_create(&DeltaSinkConfig::with_root(dir.path()), schema.clone(), APP).await.unwrap();
+        TableWriter::open_or_create(&crate::tests::cfg(dir.path()), schema.clone(), APP).await.unwrap();
     assert!(!w.uses_deletion_vectors());
     w.apply(&batch((1..=5).map(|i| ins(item(i, "x", i))).collect(), 100)).await.unwrap();
     drop(w);
@@ -326,7 +390,7 @@ async fn an_existing_table_without_deletion_vectors_is_never_upgraded_silently()
     assert_eq!(rows, [(1, "y".into(), 1), (2, "y".into(), 2), (4, "x".into(), 4), (5, "x".into(), 5)]);
     // A writer configured for rewrites honours (and keeps writing) the vectors.
     drop(w);
-    let w = TableWriter::open_or_create(&DeltaSinkConfig::with_root(dir.path()), schema, APP).await.unwrap();
+    let w = TableWriter::open_or_create(&crate::tests::cfg(dir.path()), schema, APP).await.unwrap();
     assert!(w.uses_deletion_vectors());
 }
 

@@ -19,7 +19,7 @@ pub(crate) fn pos(offset: u64) -> SourcePosition {
     SourcePosition::MySql(MySqlPosition::new("mysql-bin.000001", offset))
 }
 
-fn col(name: &str, ty: ColumnType) -> Column {
+pub(crate) fn col(name: &str, ty: ColumnType) -> Column {
     Column { name: name.into(), data_type: ty, nullable: true, source_type: String::new(), source_id: None }
 }
 
@@ -68,8 +68,11 @@ pub(crate) fn batch(changes: Vec<RowChange>, at: u64) -> TableBatch {
     }
 }
 
+/// The copy-on-write path (`update_mode = "rewrite"`): the tests of this file
+/// assert which files an update rewrites; the default, deletion vectors, is
+/// covered by `deletion_vector_writer_tests.rs`.
 pub(crate) fn cfg(dir: &Path) -> DeltaSinkConfig {
-    DeltaSinkConfig::with_root(dir)
+    DeltaSinkConfig { update_mode: Some(crate::UpdateMode::Rewrite), ..DeltaSinkConfig::with_root(dir) }
 }
 
 pub(crate) async fn open(dir: &Path, schema: &Arc<TableSchema>) -> TableWriter {
@@ -130,6 +133,7 @@ async fn new_table_has_cdf_protocol_1_4_and_tributary_properties() {
     assert_eq!(conf["delta.enableChangeDataFeed"], "true");
     assert_eq!(conf["tributary.source.table"], "shop.items");
     assert_eq!(conf["tributary.primaryKey"], r#"["id"]"#);
+    assert_eq!(conf.get("delta.enableDeletionVectors"), None, "update_mode = \"rewrite\"");
     let schema: J = serde_json::from_str(a["metaData"][0]["schemaString"].as_str().unwrap()).unwrap();
     let names: Vec<&str> = schema["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(

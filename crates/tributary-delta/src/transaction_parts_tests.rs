@@ -13,7 +13,7 @@ use std::path::Path;
 use tributary_core::RowChange;
 
 fn config(dir: &Path, mode: UpdateMode) -> DeltaSinkConfig {
-    DeltaSinkConfig { update_mode: mode, ..DeltaSinkConfig::with_root(dir) }
+    DeltaSinkConfig { update_mode: Some(mode), ..DeltaSinkConfig::with_root(dir) }
 }
 
 /// A table of three files (ids 1..=10, 11..=20, 21..=30).

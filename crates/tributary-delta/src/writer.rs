@@ -190,7 +190,7 @@ impl TableWriter {
             std::fs::create_dir_all(dir).map_err(|e| DeltaError::io(&path, "create directory", &path, e))?;
         }
         let layout = TableLayout::new(schema);
-        let want_vectors = cfg.update_mode == UpdateMode::DeletionVectors && layout.has_pk();
+        let want_vectors = cfg.update_mode() == UpdateMode::DeletionVectors && layout.has_pk();
         let (table, created) = crate::table::load_or_create(&path, &layout, &owner.properties(), want_vectors).await?;
         // The directories just made (table, schema, root) are part of what a commit needs to survive.
         if crate::durable::local_dir(&table).is_some() {
@@ -223,7 +223,7 @@ impl TableWriter {
         writer.add_missing_metadata_columns().await?;
         writer.check_table()?;
         writer.load_state().await?;
-        if want_vectors && !created && !writer.deletion_vectors {
+        if want_vectors && !created && !writer.deletion_vectors && cfg.update_mode.is_some() {
             tracing::warn!(table = %writer.path.display(),
                 "update_mode = \"deletion_vectors\" but this existing table has no deletion vectors: its files are \
                  still rewritten (enabling them is a one-way protocol upgrade Tributary never makes silently; \
@@ -317,6 +317,40 @@ impl TableWriter {
         self.check_table()?;
         self.load_state().await?;
         Ok(upgraded)
+    }
+
+    /// Makes the named NOT NULL columns nullable in one metadata-only commit
+    /// (no data change, no position; primary-key columns never): a chunked
+    /// copy continued after the source dropped such a column fills NULL
+    /// there until the stream brings the drop, which keeps it nullable
+    /// anyway ([`crate::evolve`]). Returns the columns it relaxed.
+    pub async fn relax_not_null(&mut self, columns: &[&str]) -> Result<Vec<String>, DeltaError> {
+        if self.stale {
+            self.reload().await?;
+        }
+        let mut source = (*self.layout.source).clone();
+        let mut relaxed = Vec::new();
+        for (i, column) in source.columns.iter_mut().enumerate().take(self.layout.source_columns) {
+            if !column.nullable && !self.layout.pk.contains(&i) && columns.contains(&column.name.as_str()) {
+                column.nullable = true;
+                relaxed.push(column.name.clone());
+            }
+        }
+        if relaxed.is_empty() {
+            return Ok(relaxed);
+        }
+        let layout = TableLayout::evolved(Arc::new(source), self.layout.source_columns, &self.layout.text_columns());
+        let err = |e| DeltaError::delta(&self.path, "make a dropped NOT NULL column nullable", e);
+        let metadata = crate::table::metadata_for(self.state()?, &layout).map_err(err)?;
+        let committed = self.commit_metadata(metadata).await;
+        let version = committed.map_err(|e| {
+            self.stale = true;
+            DeltaError::delta(&self.path, "make a dropped NOT NULL column nullable", e)
+        })?;
+        self.layout = layout;
+        tracing::info!(table = %self.path.display(), version, columns = ?relaxed,
+            "columns the source dropped are nullable from now on (NULL in rows copied without them)");
+        Ok(relaxed)
     }
 
     /// Refuses a table of another pipeline or source; records `owner` in a

@@ -182,6 +182,19 @@ impl CopyRun {
         let mut copies: Vec<TableCopy> = Vec::with_capacity(tables.len());
         for schema in tables {
             let writer = writers.get_mut(&schema.id).expect("a writer for every table");
+            // A NOT NULL column the source dropped (before a restart that continues
+            // the copy) is NULL in the rows read from now on: the table must allow it.
+            let dropped: Vec<String> = writer
+                .source_schema()
+                .columns
+                .iter()
+                .filter(|c| !c.nullable && schema.column_index(&c.name).is_none())
+                .map(|c| c.name.clone())
+                .collect();
+            if !dropped.is_empty() {
+                let names: Vec<&str> = dropped.iter().map(String::as_str).collect();
+                writer.relax_not_null(&names).await?;
+            }
             let estimate = first.estimate_rows(schema).await?;
             let (start, lanes, rows) = match writer.snapshot_progress().cloned() {
                 Some(progress) => {

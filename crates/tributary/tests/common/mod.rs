@@ -340,8 +340,11 @@ pub fn validate_json(config: &Path, extra: &[&str]) -> (i32, Json, String) {
 pub fn mirror_checksums(python: &Path, path: &Path) -> Vec<String> {
     let script = r#"
 import hashlib, os, sys
-from deltalake import DeltaTable
-t = DeltaTable(sys.argv[1]).to_pyarrow_table(columns=["id", "v", "w"]).to_pylist()
+import pyarrow as pa
+from deltalake import DeltaTable, QueryBuilder
+# The DataFusion scan applies deletion vectors (to_pyarrow_table refuses them).
+scan = QueryBuilder().register("t", DeltaTable(sys.argv[1])).execute("SELECT id, v, w FROM t")
+t = pa.RecordBatchReader.from_stream(scan).read_all().to_pylist()
 t.sort(key=lambda r: r["id"])
 for r in t:
     parts = [str(r["id"])] + [str(x) for x in (r["v"], r["w"]) if x is not None]

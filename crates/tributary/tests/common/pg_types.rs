@@ -477,7 +477,11 @@ def canon(v):
 
 cmd, path = sys.argv[1], sys.argv[2]
 dt = DeltaTable(path)
-if cmd == "rows":
+if cmd == "rows" and "deletionVectors" in (dt.protocol().reader_features or []):
+    # The DataFusion scan applies deletion vectors (to_pyarrow_table refuses them).
+    from deltalake import QueryBuilder
+    table = pa.RecordBatchReader.from_stream(QueryBuilder().register("t", dt).execute("SELECT * FROM t")).read_all()
+elif cmd == "rows":
     table = dt.to_pyarrow_table()
 else:
     table = pa.RecordBatchReader.from_stream(dt.load_cdf(starting_version=int(sys.argv[3]))).read_all()
