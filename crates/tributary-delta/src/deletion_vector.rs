@@ -109,7 +109,11 @@ pub(crate) fn store_in(
     let mut out = Vec::with_capacity(vectors.len());
     for rows in vectors {
         let bytes = serialize(rows).map_err(unsupported)?;
-        out.push(if placement == Placement::Inline { inline_descriptor(&bytes, rows.len()) } else { file.push(&bytes, rows.len()) });
+        out.push(if placement == Placement::Inline {
+            inline_descriptor(&bytes, rows.len())
+        } else {
+            file.push(&bytes, rows.len())
+        });
     }
     let written = if file.vectors > 0 { Some(file.write(files, table)?) } else { None };
     Ok((out, written))

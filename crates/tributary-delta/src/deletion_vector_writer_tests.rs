@@ -336,8 +336,8 @@ async fn a_mostly_deleted_file_from_before_a_schema_change_is_purged_into_the_cu
     rows.sort_by_key(|(id, _)| *id);
     assert_eq!(rows, (5..=8).map(|id| (id, J::Null)).collect::<Vec<_>>());
     // The rewritten file has the current layout: its parquet schema has the column.
-    let data = crate::files::read_file(&crate::storage::TableFiles::of(&path).unwrap(), files.keys().next().unwrap())
-        .unwrap();
+    let data =
+        crate::files::read_file(&crate::storage::TableFiles::of(&path).unwrap(), files.keys().next().unwrap()).unwrap();
     assert!(data[0].schema().column_with_name("note").is_some());
 }
 
@@ -356,15 +356,17 @@ async fn by_default_a_new_keyed_table_gets_deletion_vectors_and_a_keyless_one_do
     let config = DeltaSinkConfig::with_root(other.path());
     let keyless = TableWriter::open_or_create(&config, items_schema(false), APP).await.unwrap();
     assert!(!keyless.uses_deletion_vectors(), "a table without a primary key is rewritten");
-    assert_eq!(actions(keyless.path(), 0)["protocol"][0], serde_json::json!({"minReaderVersion": 1, "minWriterVersion": 4}));
+    assert_eq!(
+        actions(keyless.path(), 0)["protocol"][0],
+        serde_json::json!({"minReaderVersion": 1, "minWriterVersion": 4})
+    );
 }
 
 #[tokio::test]
 async fn an_existing_table_without_deletion_vectors_is_never_upgraded_silently() {
     let dir = tempfile::tempdir().unwrap();
     let schema = items_schema(true);
-    let mut w =
-        TableWriter::open_or_create(&crate::tests::cfg(dir.path()), schema.clone(), APP).await.unwrap();
+    let mut w = TableWriter::open_or_create(&crate::tests::cfg(dir.path()), schema.clone(), APP).await.unwrap();
     assert!(!w.uses_deletion_vectors());
     w.apply(&batch((1..=5).map(|i| ins(item(i, "x", i))).collect(), 100)).await.unwrap();
     drop(w);
