@@ -342,10 +342,14 @@ async fn a_mostly_deleted_file_from_before_a_schema_change_is_purged_into_the_cu
 }
 
 #[tokio::test]
-async fn by_default_a_new_keyed_table_gets_deletion_vectors_and_a_keyless_one_does_not() {
+async fn a_new_keyed_table_gets_deletion_vectors_when_asked_and_a_keyless_one_never() {
     let dir = tempfile::tempdir().unwrap();
     let config = DeltaSinkConfig::with_root(dir.path());
-    let keyed = TableWriter::open_or_create(&config, items_schema(true), APP).await.unwrap();
+    let default = TableWriter::open_or_create(&config, items_schema(true), APP).await.unwrap();
+    assert!(!default.uses_deletion_vectors(), "copy-on-write is the default");
+
+    let dir = tempfile::tempdir().unwrap();
+    let keyed = TableWriter::open_or_create(&dv_cfg(dir.path()), items_schema(true), APP).await.unwrap();
     assert!(keyed.uses_deletion_vectors());
     let protocol = &actions(keyed.path(), 0)["protocol"][0];
     assert_eq!((&protocol["minReaderVersion"], &protocol["minWriterVersion"]), (&J::from(3), &J::from(7)));
@@ -353,8 +357,7 @@ async fn by_default_a_new_keyed_table_gets_deletion_vectors_and_a_keyless_one_do
     assert_eq!(actions(keyed.path(), 0)["metaData"][0]["configuration"]["delta.enableDeletionVectors"], "true");
 
     let other = tempfile::tempdir().unwrap();
-    let config = DeltaSinkConfig::with_root(other.path());
-    let keyless = TableWriter::open_or_create(&config, items_schema(false), APP).await.unwrap();
+    let keyless = TableWriter::open_or_create(&dv_cfg(other.path()), items_schema(false), APP).await.unwrap();
     assert!(!keyless.uses_deletion_vectors(), "a table without a primary key is rewritten");
     assert_eq!(
         actions(keyless.path(), 0)["protocol"][0],

@@ -223,7 +223,7 @@ impl TableWriter {
         writer.add_missing_metadata_columns().await?;
         writer.check_table()?;
         writer.load_state().await?;
-        if want_vectors && !created && !writer.deletion_vectors && cfg.update_mode.is_some() {
+        if want_vectors && !created && !writer.deletion_vectors {
             tracing::warn!(table = %writer.path.display(),
                 "update_mode = \"deletion_vectors\" but this existing table has no deletion vectors: its files are \
                  still rewritten (enabling them is a one-way protocol upgrade Tributary never makes silently; \

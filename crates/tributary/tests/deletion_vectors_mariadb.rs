@@ -47,7 +47,7 @@ fn deletion_vectors_stream_random_key_updates_through_kill_9_exactly_once() {
     let config = write_config(dir.path(), &server, &format!("{DB}.*"), "");
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("update_mode = \"rewrite\"", "update_mode = \"deletion_vectors\"");
+        .replace("checkpoint_interval = 5", "checkpoint_interval = 5\nupdate_mode = \"deletion_vectors\"");
     std::fs::write(&config, format!("{text}\n[maintenance]\nmin_small_files = 4\ncheck_interval_secs = 1\n")).unwrap();
     let path = table_path(dir.path(), DB, "t");
 
@@ -144,7 +144,7 @@ fn an_existing_table_gets_deletion_vectors_only_when_asked_then_streams_with_the
     let has_vectors =
         || log_entries(&path).iter().flat_map(|(_, a)| a.iter()).any(|a| a["add"]["deletionVector"].is_object());
 
-    // Copy-on-write first (`update_mode = "rewrite"`, as every table created before deletion vectors became the default).
+    // Copy-on-write first (`update_mode = "rewrite"`, the default, set explicitly).
     let rewrite = std::fs::read_to_string(&config)
         .unwrap()
         .replace("checkpoint_interval = 5", "checkpoint_interval = 5\nupdate_mode = \"rewrite\"");
