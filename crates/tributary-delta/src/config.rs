@@ -33,7 +33,9 @@ pub struct DeltaSinkConfig {
     #[serde(default)]
     pub table_prefix: Option<String>,
     /// How updates and deletes of tables with a primary key change data files
-    /// (docs/deletion-vectors.md); `None` (not set) is [`UpdateMode::default`].
+    /// (docs/deletion-vectors.md); `None` (not set) is [`UpdateMode::default`]
+    /// and differs only in that an existing table without deletion vectors is
+    /// rewritten quietly instead of with a warning.
     #[serde(default)]
     pub update_mode: Option<UpdateMode>,
 }
@@ -42,16 +44,16 @@ pub struct DeltaSinkConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateMode {
-    /// The default, copy-on-write: every data file holding an updated or
-    /// deleted row is rewritten without it. Tables that already have
-    /// deletion vectors are written with them all the same.
-    #[default]
+    /// Copy-on-write: every data file holding an updated or deleted row is
+    /// rewritten without it. Tables that already have deletion vectors are
+    /// written with them all the same.
     Rewrite,
-    /// The superseded rows are marked in their file's deletion vector and
-    /// the new row versions appended. New tables with a primary key get the
-    /// `deletionVectors` feature when created; an existing table without it
-    /// keeps being rewritten (the protocol upgrade is one-way and never made
-    /// silently). Not the default yet: docs/deletion-vectors.md, "Not done yet".
+    /// The default: the superseded rows are marked in their file's deletion
+    /// vector and the new row versions appended. New tables with a primary
+    /// key get the `deletionVectors` feature when created; an existing table
+    /// without it keeps being rewritten (the protocol upgrade is one-way and
+    /// never made silently).
+    #[default]
     DeletionVectors,
 }
 
@@ -203,7 +205,7 @@ mod tests {
 
     #[test]
     fn update_mode_is_rewrite_or_deletion_vectors() {
-        assert_eq!(DeltaSinkConfig::default().update_mode(), UpdateMode::Rewrite);
+        assert_eq!(DeltaSinkConfig::default().update_mode(), UpdateMode::DeletionVectors);
         let cfg: DeltaSinkConfig = serde_json::from_str(r#"{"update_mode": "rewrite"}"#).unwrap();
         assert_eq!(cfg.update_mode, Some(UpdateMode::Rewrite));
         let cfg: DeltaSinkConfig = serde_json::from_str(r#"{"update_mode": "deletion_vectors"}"#).unwrap();

@@ -59,6 +59,8 @@ pub(crate) struct Winner {
     pub removed: Vec<String>,
     /// Data files it added.
     pub added: usize,
+    /// Their paths (decoded).
+    pub added_paths: Vec<String>,
     /// True when one of its adds carries new rows (`dataChange = true`).
     pub added_data: bool,
     pub metadata: bool,
@@ -78,6 +80,7 @@ impl Winner {
             match action {
                 Action::Add(add) => {
                     winner.added += 1;
+                    winner.added_paths.push(percent_decode(&add.path));
                     winner.added_data |= add.data_change;
                 }
                 Action::Remove(remove) => winner.removed.push(percent_decode(&remove.path)),
@@ -174,6 +177,33 @@ pub(crate) fn judge(winners: &[Winner], plan: &Plan, position_of: Option<&str>) 
     Verdict::Retry
 }
 
+/// A commit among `winners` that compacted an older snapshot: it adds no
+/// rows (`dataChange = false` adds) yet removes data files that were no
+/// longer active when it landed (`active_before`: the paths active at the
+/// version before the first winner). Its new files then hold rows the table
+/// already holds elsewhere (every row twice). A writer whose conflict check
+/// ignores concurrent compactions commits such a thing: delta-rs 1.6's
+/// `optimize.compact()` racing another compaction (seen with Tributary's own
+/// automatic compaction on S3, 2026-12-05). Returns the commit and how many
+/// of its removes were stale.
+pub(crate) fn stale_compaction<'w>(
+    winners: &'w [Winner],
+    active_before: &HashSet<String>,
+) -> Option<(&'w Winner, usize)> {
+    let mut active = active_before.clone();
+    for w in winners {
+        let stale = w.removed.iter().filter(|path| !active.contains(path.as_str())).count();
+        if stale > 0 && !w.added_data && w.added > 0 {
+            return Some((w, stale));
+        }
+        for path in &w.removed {
+            active.remove(path);
+        }
+        active.extend(w.added_paths.iter().cloned());
+    }
+    None
+}
+
 /// The pause before attempt `attempt` (2 = the first retry): none before the
 /// first retry (a re-plan takes its own time), then 20 ms doubling up to 2 s,
 /// each with up to 50 % jitter so that two writers do not collide in step.
@@ -222,6 +252,22 @@ mod tests {
         );
         let read_only = update_plan(&[], &["b.parquet", "x.parquet"]);
         assert!(matches!(judge(&[w], &read_only, Some("p")), Verdict::Replan(_)));
+    }
+
+    #[test]
+    fn a_compaction_of_files_an_earlier_compaction_removed_is_stale() {
+        let active: HashSet<String> = ["a.parquet", "b.parquet", "c.parquet"].map(String::from).into();
+        let first = compaction(5, &["a.parquet", "b.parquet"]);
+        // Built on the snapshot before commit 5: it removes a and b again.
+        let second = compaction(6, &["a.parquet", "b.parquet"]);
+        let winners = [first.clone(), second];
+        let (w, stale) = stale_compaction(&winners, &active).expect("stale");
+        assert_eq!((w.version, stale), (6, 2));
+        // Compactions of active files, one after the other, are not.
+        let of_the_first = compaction(7, &["part-c.parquet", "c.parquet"]);
+        assert_eq!(stale_compaction(&[first.clone(), of_the_first], &active), None);
+        // A remove of a file added by an earlier winner is of an active file.
+        assert_eq!(stale_compaction(&[first], &active), None);
     }
 
     #[test]

@@ -342,11 +342,11 @@ async fn a_mostly_deleted_file_from_before_a_schema_change_is_purged_into_the_cu
 }
 
 #[tokio::test]
-async fn a_new_keyed_table_gets_deletion_vectors_when_asked_and_a_keyless_one_never() {
+async fn a_new_keyed_table_gets_deletion_vectors_by_default_and_a_keyless_one_never() {
     let dir = tempfile::tempdir().unwrap();
     let config = DeltaSinkConfig::with_root(dir.path());
     let default = TableWriter::open_or_create(&config, items_schema(true), APP).await.unwrap();
-    assert!(!default.uses_deletion_vectors(), "copy-on-write is the default");
+    assert!(default.uses_deletion_vectors(), "deletion vectors are the default");
 
     let dir = tempfile::tempdir().unwrap();
     let keyed = TableWriter::open_or_create(&dv_cfg(dir.path()), items_schema(true), APP).await.unwrap();

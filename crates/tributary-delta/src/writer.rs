@@ -223,7 +223,7 @@ impl TableWriter {
         writer.add_missing_metadata_columns().await?;
         writer.check_table()?;
         writer.load_state().await?;
-        if want_vectors && !created && !writer.deletion_vectors {
+        if want_vectors && !created && !writer.deletion_vectors && cfg.update_mode.is_some() {
             tracing::warn!(table = %writer.path.display(),
                 "update_mode = \"deletion_vectors\" but this existing table has no deletion vectors: its files are \
                  still rewritten (enabling them is a one-way protocol upgrade Tributary never makes silently; \
@@ -812,12 +812,13 @@ impl TableWriter {
     ) -> Result<(), DeltaError> {
         let started = Instant::now();
         let stored = self.committed_version;
+        let active_before: std::collections::HashSet<String> =
+            self.state()?.log_data().iter().map(|f| crate::files::percent_decode(f.path().as_ref())).collect();
         self.table.update_state().await.map_err(|e| DeltaError::delta(&self.path, "reload", e))?;
         let latest = self.delta_version();
         let winners = conflict::read_commits(self.table.log_store().as_ref(), base, latest)
             .await
             .map_err(|e| DeltaError::delta(&self.path, "read the commits of other writers", e))?;
-        let verdict = conflict::judge(&winners, plan, stores_position.then_some(self.owner.pipeline.as_str()));
         let table = self.path.clone();
         let foreign = |version: i64, operation: &str, problem: String| DeltaError::ForeignChange {
             table: table.clone(),
@@ -825,6 +826,22 @@ impl TableWriter {
             operation: operation.to_string(),
             problem,
         };
+        if let Some((w, stale)) = conflict::stale_compaction(&winners, &active_before) {
+            return Err(foreign(
+                w.version,
+                &w.operation,
+                format!(
+                    "removed {stale} data files an earlier commit had already removed: it compacted an older \
+                     snapshot, so its {} new files hold rows the table already holds (every row twice). Its \
+                     writer's conflict check missed a concurrent compaction (delta-rs optimize beside another \
+                     compactor, e.g. this pipeline's [maintenance]); run one compactor per table, and restore \
+                     the version before it (Spark: RESTORE TABLE delta.`<path>` TO VERSION AS OF {})",
+                    w.added,
+                    w.version - 1
+                ),
+            ));
+        }
+        let verdict = conflict::judge(&winners, plan, stores_position.then_some(self.owner.pipeline.as_str()));
         if let Verdict::Stop { version, operation, problem } = &verdict {
             return Err(foreign(*version, operation, problem.clone()));
         }

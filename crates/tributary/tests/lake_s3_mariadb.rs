@@ -180,6 +180,9 @@ fn as_pipeline(config: &Path, name: &str, server_id: u32, include: &str) -> Path
             l if l.starts_with("name = ") => format!("name = \"{name}\""),
             l if l.starts_with("server_id = ") => format!("server_id = {server_id}"),
             l if l.starts_with("include = ") => format!("include = [\"{include}\"]"),
+            // One compactor per table: east's is the external one (two at once
+            // can duplicate rows; Tributary stops the table when it sees that).
+            l if l.starts_with("min_small_files") && name == "east" => format!("{l}\ncompaction = false"),
             l => l.to_string(),
         })
         .collect();
