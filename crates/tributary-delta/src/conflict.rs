@@ -57,9 +57,7 @@ pub(crate) struct Winner {
     pub operation: String,
     /// Data files it removed (decoded paths), whatever their `dataChange`.
     pub removed: Vec<String>,
-    /// Data files it added.
-    pub added: usize,
-    /// Their paths (decoded).
+    /// Data files it added (decoded paths).
     pub added_paths: Vec<String>,
     /// True when one of its adds carries new rows (`dataChange = true`).
     pub added_data: bool,
@@ -79,7 +77,6 @@ impl Winner {
         for action in actions {
             match action {
                 Action::Add(add) => {
-                    winner.added += 1;
                     winner.added_paths.push(percent_decode(&add.path));
                     winner.added_data |= add.data_change;
                 }
@@ -164,7 +161,7 @@ pub(crate) fn judge(winners: &[Winner], plan: &Plan, position_of: Option<&str>) 
         if let Some(file) = w.removed.iter().find(|f| depends.contains(f.as_str())) {
             return Verdict::Replan(format!("{} removed {file}, which this batch read or rewrites", what()));
         }
-        if plan.whole_table && (w.added > 0 || !w.removed.is_empty()) {
+        if plan.whole_table && (!w.added_paths.is_empty() || !w.removed.is_empty()) {
             return Verdict::Replan(format!("{} changed data files and this commit covers the whole table", what()));
         }
         if plan.reads_keys && w.added_data {
@@ -193,7 +190,7 @@ pub(crate) fn stale_compaction<'w>(
     let mut active = active_before.clone();
     for w in winners {
         let stale = w.removed.iter().filter(|path| !active.contains(path.as_str())).count();
-        if stale > 0 && !w.added_data && w.added > 0 {
+        if stale > 0 && !w.added_data && !w.added_paths.is_empty() {
             return Some((w, stale));
         }
         for path in &w.removed {

@@ -836,7 +836,7 @@ impl TableWriter {
                      writer's conflict check missed a concurrent compaction (delta-rs optimize beside another \
                      compactor, e.g. this pipeline's [maintenance]); run one compactor per table, and restore \
                      the version before it (Spark: RESTORE TABLE delta.`<path>` TO VERSION AS OF {})",
-                    w.added,
+                    w.added_paths.len(),
                     w.version - 1
                 ),
             ));
