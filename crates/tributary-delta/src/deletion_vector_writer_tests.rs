@@ -574,3 +574,33 @@ async fn keys_are_found_in_snapshot_files_not_in_key_order() {
     assert_eq!(mirror(&path).await, model.rows_json());
     assert_eq!(our_feed(&path, applied.delta_version).await, model.feed_from(applied.delta_version));
 }
+
+#[tokio::test]
+async fn a_mostly_deleted_file_is_purged_into_files_of_the_target_size_without_its_deleted_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = TableWriter::open_or_create(&dv_cfg(dir.path()), items_schema(true), APP).await.unwrap();
+    w.apply(&batch((1..=3000).map(|i| ins(item(i, "x", i))).collect(), 100)).await.unwrap();
+    let path = w.path().to_path_buf();
+    let files = active(&path).await;
+    let (old_file, size) = {
+        let (name, _) = files.iter().next().unwrap();
+        (name.clone(), std::fs::metadata(path.join(name)).unwrap().len())
+    };
+    assert_eq!(files.len(), 1);
+    // Every third row deleted: a third of the file is marked.
+    let gone: Vec<RowChange> = (1..=3000).filter(|i| i % 3 == 0).map(|i| del(item(i, "x", i))).collect();
+    w.apply(&batch(gone, 200)).await.unwrap();
+    assert_eq!(active(&path).await[&old_file], Some(1000));
+
+    // A target of a quarter of the file: the 2,000 live rows go to several files.
+    let options = CompactionOptions { target_file_bytes: size / 4, min_small_files: 100, max_bytes_per_run: 1 << 30 };
+    let purged = w.compact(&options).await.unwrap().expect("the mostly deleted file is purged");
+    assert_eq!((purged.files_removed, purged.rows), (1, 2000));
+    assert!(purged.files_added >= 2, "{purged:?}");
+    let files = active(&path).await;
+    assert!(!files.contains_key(&old_file) && files.values().all(Option::is_none), "{files:?}");
+    let expected: Vec<(i64, String, i64)> =
+        (1..=3000).filter(|i| i % 3 != 0).map(|i| (i, "x".to_string(), i)).collect();
+    assert_eq!(mirror(&path).await, expected);
+    assert!(read_changes(&path, purged.delta_version, Some(purged.delta_version)).await.unwrap().is_empty());
+}

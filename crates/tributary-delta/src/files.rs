@@ -419,20 +419,31 @@ pub(crate) fn drop_deleted(
     batches: Vec<RecordBatch>,
     deleted: Option<&RoaringTreemap>,
 ) -> Result<Vec<RecordBatch>, ArrowError> {
-    let Some(deleted) = deleted.filter(|d| !d.is_empty()) else { return Ok(batches) };
     let mut offset = 0u64;
     let mut out = Vec::with_capacity(batches.len());
     for batch in batches {
         let n = batch.num_rows() as u64;
-        if deleted.range_cardinality(offset..offset + n) == 0 {
-            out.push(batch);
-        } else {
-            let keep = BooleanArray::from_iter((offset..offset + n).map(|r| Some(!deleted.contains(r))));
-            out.push(filter_record_batch(&batch, &keep)?);
-        }
+        out.push(drop_deleted_from(batch, offset, deleted)?);
         offset += n;
     }
     Ok(out)
+}
+
+/// `batch` without the rows `deleted` marks, the batch holding the file's
+/// rows from row number `offset` on.
+pub(crate) fn drop_deleted_from(
+    batch: RecordBatch,
+    offset: u64,
+    deleted: Option<&RoaringTreemap>,
+) -> Result<RecordBatch, ArrowError> {
+    let n = batch.num_rows() as u64;
+    match deleted {
+        Some(deleted) if deleted.range_cardinality(offset..offset + n) > 0 => {
+            let keep = BooleanArray::from_iter((offset..offset + n).map(|r| Some(!deleted.contains(r))));
+            filter_record_batch(&batch, &keep)
+        }
+        _ => Ok(batch),
+    }
 }
 
 /// The table's active data files by relative path.

@@ -1,5 +1,6 @@
 //! The `tributary` binary: parses flags, sets up logging and runs a command.
 
+mod allocator;
 mod cli;
 mod commands;
 mod config;
@@ -12,7 +13,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    allocator::tune();
     let cli = cli::Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -31,19 +32,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// glibc gives threads that allocate their own malloc arenas (up to 8 per
-/// core), and memory freed by the encode / rewrite threads stays in them:
-/// two arenas keep the update/delete benchmark at 275 MB peak RSS instead of
-/// 311-323 MB, at the same throughput. `MALLOC_ARENA_MAX` set by the user wins.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only tunes the allocator; called before any thread starts.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
+#[global_allocator]
+static ALLOCATOR: allocator::SplitAllocator = allocator::SplitAllocator;
 
 /// The error and its causes on one line, without repeating a cause that is
 /// already part of its parent's message. A multi-line cause (a TOML parse
