@@ -986,10 +986,11 @@ impl Planner<'_> {
             for batch in reader {
                 let batch = batch.map_err(self.arrow_err("read a truncated file"))?;
                 let n = batch.num_rows() as u64;
-                let live = drop_deleted(vec![batch], entry.deleted_rows().map(|d| shifted(d, offset, n)).as_ref())
+                let live = crate::files::drop_deleted_from(batch, offset, entry.deleted_rows())
                     .map_err(self.arrow_err("drop deleted rows"))?;
                 offset += n;
-                let live = self.conformed(&live, &self.layout.arrow)?;
+                let live = crate::encode::conform(&live, &self.layout.arrow)
+                    .map_err(self.arrow_err("conform a data file to the table schema"))?;
                 if live.num_rows() == 0 {
                     continue;
                 }
@@ -1058,11 +1059,6 @@ fn split_at_truncates(batch: &TableBatch) -> Vec<Option<TableBatch>> {
 
 /// Rows read at a time by a streamed TRUNCATE.
 const TRUNCATE_READ_ROWS: usize = 16 * 1024;
-
-/// The rows of `deleted` within `offset..offset + n`, shifted to start at 0.
-fn shifted(deleted: &RoaringTreemap, offset: u64, n: u64) -> RoaringTreemap {
-    deleted.iter().skip_while(|&r| r < offset).take_while(|&r| r < offset + n).map(|r| r - offset).collect()
-}
 
 /// Records a written data file as an Add of the plan.
 pub(crate) fn push_add(plan: &mut Plan, written: WrittenFile) {

@@ -22,9 +22,7 @@
 
 use crate::apply::{push_add, Plan};
 use crate::commit::remove_file_action;
-use crate::files::{
-    data_file_name, drop_deleted, drop_deleted_from, open_reader, read_file, FileEntry, FileIndex, OpenFile,
-};
+use crate::files::{data_file_name, drop_deleted_from, open_reader, read_file, FileEntry, FileIndex, OpenFile};
 use crate::schema::TableLayout;
 use crate::DeltaError;
 use deltalake::arrow::array::{Array, RecordBatch, UInt32Array};
@@ -165,10 +163,17 @@ pub(crate) fn plan(
     options: &CompactionOptions,
 ) -> Result<Option<Plan>, DeltaError> {
     let Some(inputs) = choose(index, options) else { return Ok(None) };
-    let mut plan = match inputs.as_slice() {
-        [(path, entry)] => purge(table_dir, files, layout, path, entry, options)?,
-        _ => merge(table_dir, files, layout, &inputs, options)?,
-    };
+    let mut plan = Plan::default();
+    for (path, entry) in &inputs {
+        plan.actions.push(remove_file_action(path, entry, false));
+        plan.removed.push(path.clone());
+        plan.read.push(path.clone());
+        plan.metrics.files_removed += 1;
+    }
+    match inputs.as_slice() {
+        [(path, entry)] => purge(&mut plan, table_dir, files, layout, path, entry, options)?,
+        _ => merge(&mut plan, table_dir, files, layout, &inputs, options)?,
+    }
     // Compaction changes no row: its adds are not data changes either.
     for action in &mut plan.actions {
         if let Action::Add(add) = action {
@@ -185,29 +190,22 @@ pub(crate) fn plan(
 /// snapshot file; read whole and sorted, its purge set the peak RSS of the
 /// random-update benchmark).
 fn purge(
+    plan: &mut Plan,
     table_dir: &Path,
     files: &crate::storage::TableFiles,
     layout: &TableLayout,
     path: &str,
     entry: &FileEntry,
     options: &CompactionOptions,
-) -> Result<Plan, DeltaError> {
+) -> Result<(), DeltaError> {
     let file_err = |e: crate::files::FileError| e.into_delta(table_dir);
-    let live_rows = entry.live_rows().unwrap_or(0).max(1) as f64;
-    let rows_per_file = ((options.target_file_bytes as f64 / (entry.size as f64 / live_rows).max(1.0)) as i64).max(1);
-    let mut plan = Plan::default();
-    plan.actions.push(remove_file_action(path, entry, false));
-    plan.removed.push(path.to_string());
-    plan.read.push(path.to_string());
-    plan.metrics.files_removed = 1;
+    let rows_per_file = rows_per_file(options, entry.size as u64, entry.live_rows().unwrap_or(0).max(0) as usize);
     let mut offset = 0u64;
     let mut open: Option<OpenFile> = None;
     for batch in open_reader(files, path, WRITE_PIECE_ROWS).map_err(file_err)? {
         let batch = batch.map_err(|e| DeltaError::arrow(table_dir, "read a data file", e))?;
         let rows = batch.num_rows() as u64;
-        let live = drop_deleted_from(batch, offset, entry.deleted_rows())
-            .and_then(|live| crate::encode::conform(&live, &layout.arrow))
-            .map_err(|e| DeltaError::arrow(table_dir, "drop the rows a deletion vector deletes", e))?;
+        let live = live_rows(table_dir, layout, batch, offset, entry)?;
         offset += rows;
         let mut start = 0;
         while start < live.num_rows() {
@@ -219,51 +217,41 @@ fn purge(
                     open.insert(file)
                 }
             };
-            let take = ((rows_per_file - file.rows()) as usize).min(live.num_rows() - start);
+            let take = (rows_per_file - file.rows() as usize).min(live.num_rows() - start);
             file.write(&live.slice(start, take), true).map_err(file_err)?;
             start += take;
             plan.rows_copied += take as u64;
-            if file.rows() >= rows_per_file {
+            if file.rows() as usize >= rows_per_file {
                 let full = open.take().expect("a file is open");
-                push_add(&mut plan, full.close().map_err(file_err)?);
+                push_add(plan, full.close().map_err(file_err)?);
             }
         }
     }
     if let Some(file) = open {
-        push_add(&mut plan, file.close().map_err(file_err)?);
+        push_add(plan, file.close().map_err(file_err)?);
     }
-    Ok(plan)
+    Ok(())
 }
 
 /// Combines several files into new ones in primary-key order.
 fn merge(
+    plan: &mut Plan,
     table_dir: &Path,
     files: &crate::storage::TableFiles,
     layout: &TableLayout,
     inputs: &[(String, FileEntry)],
     options: &CompactionOptions,
-) -> Result<Plan, DeltaError> {
+) -> Result<(), DeltaError> {
     let file_err = |e: crate::files::FileError| e.into_delta(table_dir);
     let mut batches: Vec<RecordBatch> = Vec::new();
-    let mut plan = Plan::default();
     let mut input_bytes = 0u64;
     for (path, entry) in inputs {
-        let read = read_file(files, path).map_err(file_err)?;
-        let live = drop_deleted(read, entry.deleted_rows())
-            .map_err(|e| DeltaError::arrow(table_dir, "drop the rows a deletion vector deletes", e))?;
-        // A file written before a schema change (a column added later, a
-        // type widened, another writer's physical types) is written in the
-        // current layout, with the values every reader sees in it.
-        for batch in &live {
-            batches.push(
-                crate::encode::conform(batch, &layout.arrow)
-                    .map_err(|e| DeltaError::arrow(table_dir, "conform a data file to the table schema", e))?,
-            );
+        let mut offset = 0u64;
+        for batch in read_file(files, path).map_err(file_err)? {
+            let rows = batch.num_rows() as u64;
+            batches.push(live_rows(table_dir, layout, batch, offset, entry)?);
+            offset += rows;
         }
-        plan.actions.push(remove_file_action(path, entry, false));
-        plan.removed.push(path.clone());
-        plan.read.push(path.clone());
-        plan.metrics.files_removed += 1;
         input_bytes += entry.size as u64;
     }
     // Rows are sorted by reference, not copied: the order is computed on the
@@ -274,8 +262,7 @@ fn merge(
         problem: format!("cannot sort rows by primary key for compaction: {e}"),
     })?;
     let rows = order.rows();
-    let bytes_per_row = (input_bytes as f64 / rows.max(1) as f64).max(1.0);
-    let rows_per_file = ((options.target_file_bytes as f64 / bytes_per_row) as usize).max(1);
+    let rows_per_file = rows_per_file(options, input_bytes, rows);
     let inputs: Vec<&RecordBatch> = batches.iter().collect();
     for file_start in (0..rows).step_by(rows_per_file) {
         let file_end = (file_start + rows_per_file).min(rows);
@@ -288,10 +275,35 @@ fn merge(
             file.write(&gathered, true).map_err(file_err)?;
         }
         let written = file.close().map_err(file_err)?;
-        push_add(&mut plan, written);
+        push_add(plan, written);
     }
     plan.rows_copied = rows as u64;
-    Ok(plan)
+    Ok(())
+}
+
+/// The live rows of `batch` (the rows of the data file `entry` from row
+/// number `offset` on) in the current layout: a file written before a schema
+/// change (a column added later, a type widened, another writer's physical
+/// types) is written in the current layout, with the values every reader
+/// sees in it.
+fn live_rows(
+    table_dir: &Path,
+    layout: &TableLayout,
+    batch: RecordBatch,
+    offset: u64,
+    entry: &FileEntry,
+) -> Result<RecordBatch, DeltaError> {
+    let live = drop_deleted_from(batch, offset, entry.deleted_rows())
+        .map_err(|e| DeltaError::arrow(table_dir, "drop the rows a deletion vector deletes", e))?;
+    crate::encode::conform(&live, &layout.arrow)
+        .map_err(|e| DeltaError::arrow(table_dir, "conform a data file to the table schema", e))
+}
+
+/// Rows per new file so that files of `bytes` holding `rows` live rows come
+/// out near the target size.
+fn rows_per_file(options: &CompactionOptions, bytes: u64, rows: usize) -> usize {
+    let bytes_per_row = (bytes as f64 / rows.max(1) as f64).max(1.0);
+    ((options.target_file_bytes as f64 / bytes_per_row) as usize).max(1)
 }
 
 /// The rows of a run's input batches in the order they are written:

@@ -457,3 +457,38 @@ impl FileIndex {
         self.files.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{drop_deleted, drop_deleted_from};
+    use deltalake::arrow::array::{Array, Int64Array, RecordBatch};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    use roaring::RoaringTreemap;
+    use std::sync::Arc;
+
+    fn ids(from: i64, to: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(from..to))]).unwrap()
+    }
+
+    fn values(batch: &RecordBatch) -> Vec<i64> {
+        batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+    }
+
+    #[test]
+    fn a_batch_read_from_the_middle_of_a_file_loses_exactly_the_rows_the_vector_marks_there() {
+        // Row numbers of a 30-row file (values = row numbers): 3 and 12 and 25 deleted.
+        let deleted: RoaringTreemap = [3u64, 12, 25].into_iter().collect();
+        let middle = drop_deleted_from(ids(10, 20), 10, Some(&deleted)).unwrap();
+        assert_eq!(values(&middle), (10..20).filter(|&r| r != 12).collect::<Vec<_>>());
+        let untouched = drop_deleted_from(ids(13, 20), 13, Some(&deleted)).unwrap();
+        assert_eq!(untouched.num_rows(), 7);
+        let whole: Vec<i64> = drop_deleted(vec![ids(0, 10), ids(10, 20), ids(20, 30)], Some(&deleted))
+            .unwrap()
+            .iter()
+            .flat_map(values)
+            .collect();
+        assert_eq!(whole, (0..30).filter(|r| ![3, 12, 25].contains(r)).collect::<Vec<_>>());
+        assert_eq!(drop_deleted_from(ids(0, 5), 0, None).unwrap().num_rows(), 5);
+    }
+}
