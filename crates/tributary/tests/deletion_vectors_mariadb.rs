@@ -144,7 +144,7 @@ fn an_existing_table_gets_deletion_vectors_only_when_asked_then_streams_with_the
     let has_vectors =
         || log_entries(&path).iter().flat_map(|(_, a)| a.iter()).any(|a| a["add"]["deletionVector"].is_object());
 
-    // Copy-on-write first (`update_mode = "rewrite"`, the default, set explicitly).
+    // Copy-on-write first (`update_mode = "rewrite"`, set explicitly: deletion vectors are the default).
     let rewrite = std::fs::read_to_string(&config)
         .unwrap()
         .replace("checkpoint_interval = 5", "checkpoint_interval = 5\nupdate_mode = \"rewrite\"");
