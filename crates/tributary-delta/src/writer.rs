@@ -1266,6 +1266,83 @@ impl TableWriter {
         Ok(stats)
     }
 
+    /// The source schema `source` planned against the schema the table
+    /// follows ([`crate::evolve::plan`], with this table's text columns and
+    /// the `renamed` columns the source reported).
+    fn plan_towards(
+        &self,
+        source: &TableSchema,
+        renamed: &[(String, String)],
+    ) -> Result<Option<crate::evolve::SchemaPlan>, DeltaError> {
+        let text_columns = self.layout.text_columns();
+        let sink = crate::evolve::SinkState {
+            schema: &self.layout.source,
+            source_columns: self.layout.source_columns,
+            text_columns: &text_columns,
+        };
+        let to_text = self.cfg.incompatible_type_changes == TypeChangePolicy::String;
+        crate::evolve::plan(sink, source, renamed, to_text)
+            .map_err(|e| DeltaError::SchemaChange { table: self.path.clone(), source: e })
+    }
+
+    /// False when a chunked copy recorded in this table cannot continue with
+    /// rows read with `catalog` (the source's schema now): a column's type
+    /// changed since the copy started so that its values need another Delta
+    /// type (a widening, or a type Delta cannot follow), which the stream
+    /// would only bring after the copy. Added and dropped columns do not
+    /// matter: the copy puts rows into the table's columns by name.
+    pub fn copy_can_continue_with(&self, catalog: &TableSchema) -> bool {
+        match self.plan_towards(catalog, &[]) {
+            Ok(None) => true,
+            Ok(Some(planned)) => !planned.rewrite,
+            Err(_) => false,
+        }
+    }
+
+    /// Makes an empty table that is about to be copied from its first row
+    /// follow `catalog`, the schema the copy reads with and in force at the
+    /// copy's position, from which streaming continues: one metadata commit
+    /// without position when anything changed (columns added, dropped ones
+    /// kept, types widened; nothing to rewrite in an empty table). Before
+    /// 2026-12-05 the table kept the schema of an earlier, abandoned copy:
+    /// a column widened since then failed every copy ("does not fit"), and
+    /// a column added since then was filled with the source's default in
+    /// copied rows that held other values. A change Delta cannot follow is
+    /// [`DeltaError::SchemaChange`].
+    pub async fn follow_for_copy(&mut self, catalog: &TableSchema) -> Result<Vec<ColumnChange>, DeltaError> {
+        if self.stale {
+            self.reload().await?;
+        }
+        if !self.index.files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(planned) = self.plan_towards(catalog, &[])? else { return Ok(Vec::new()) };
+        let layout = TableLayout::evolved(Arc::new(planned.sink), planned.source_columns, &planned.text_columns);
+        let err = |e| DeltaError::delta(&self.path, "follow the source's schema before a copy", e);
+        let state = self.state()?;
+        let metadata = crate::table::metadata_for(state, &layout).map_err(err)?;
+        let mut actions = vec![deltalake::kernel::Action::Metadata(metadata)];
+        if let Some(protocol) = crate::table::protocol_upgrade(state, &layout) {
+            actions.push(deltalake::kernel::Action::Protocol(protocol));
+        }
+        let note = CommitNote::new(&self.owner.pipeline, CommitKind::Upgrade, None, None);
+        let operation = DeltaOperation::UpdateTableMetadata {
+            metadata_update: deltalake::operations::update_table_metadata::TableMetadataUpdate {
+                name: None,
+                description: None,
+            },
+        };
+        let committed = commit::commit(&mut self.table, actions, operation, note, Default::default()).await;
+        let version = committed.map_err(|e| {
+            self.stale = true;
+            err(e)
+        })?;
+        self.layout = layout;
+        tracing::info!(table = %self.path.display(), version, changes = ?planned.changes,
+            "the table follows the source's schema before it is copied");
+        Ok(planned.changes)
+    }
+
     /// Follows a source schema change that took effect in the source
     /// transaction committed at `position`: one commit with the new schema
     /// (and, for a widened type, every data file rewritten with it, marked as
@@ -1293,16 +1370,7 @@ impl TableWriter {
         if self.stale {
             self.reload().await?;
         }
-        let text_columns = self.layout.text_columns();
-        let sink = crate::evolve::SinkState {
-            schema: &self.layout.source,
-            source_columns: self.layout.source_columns,
-            text_columns: &text_columns,
-        };
-        let to_text = self.cfg.incompatible_type_changes == TypeChangePolicy::String;
-        let planned = crate::evolve::plan(sink, source, renamed, to_text)
-            .map_err(|e| DeltaError::SchemaChange { table: self.path.clone(), source: e })?;
-        let Some(planned) = planned else { return Ok(Vec::new()) };
+        let Some(planned) = self.plan_towards(source, renamed)? else { return Ok(Vec::new()) };
         let layout = TableLayout::evolved(Arc::new(planned.sink), planned.source_columns, &planned.text_columns);
         // Columns this change adds read, in older rows, what the source shows
         // there (`existing`: a default); a renamed column, the values of its

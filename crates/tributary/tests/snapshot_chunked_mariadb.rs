@@ -256,3 +256,29 @@ fn a_column_dropped_during_the_chunked_copy_stops_the_copy_and_a_restart_ends_eq
     assert!(log.contains("nullable from now on") && log.contains("\"u\""), "the restart relaxes `u`; log:\n{log}");
     assert!(pipeline.stop().success());
 }
+
+/// A type widened while the pipeline is down after a kill -9 in the middle
+/// of the copy: the rows already copied hold the old type and the stream
+/// would bring the change only after the copy, so that table's copy starts
+/// over from the first row with the table following the new schema
+/// (logged), instead of failing on every start ("does not fit").
+#[test]
+fn a_decimal_widened_while_a_copy_was_killed_makes_the_copy_start_over() {
+    let Some(server) = mariadb() else { return };
+    let Some(python) = python() else { return };
+    let dir = test_dir();
+    let (pipeline, config) =
+        start_slow_copy(&server, dir.path(), 300_000, "v INT NOT NULL, d DECIMAL(10,2)", "0, seq / 100");
+    let path = table_path(dir.path(), "ddl", "t");
+    pipeline.kill9();
+    assert!(!snapshot_done(&path), "killed during the copy (make the table larger)");
+    server
+        .exec("ALTER TABLE ddl.t MODIFY d DECIMAL(14,2); UPDATE ddl.t SET d = 123456789012.34 WHERE id % 1000 = 0")
+        .unwrap();
+    let mut pipeline = Pipeline::start(&config);
+    wait_long(&mut pipeline, &path, master_version(&server));
+    assert_mirror_equals_source(&server, &python, &path, &["id", "v", "d"]);
+    let log = pipeline.log_text();
+    assert!(log.contains("the copy starts over from the first row"), "{log}");
+    assert!(pipeline.stop().success());
+}

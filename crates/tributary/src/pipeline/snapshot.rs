@@ -46,19 +46,28 @@ pub fn by_method(
     tables.iter().cloned().partition(|t| method == tributary_core::SnapshotMethod::Chunked && t.has_primary_key())
 }
 
-/// The tables of `tables` that hold no resumable chunked copy.
+/// The tables of `tables` (their schemas as the catalog shows them now)
+/// that hold no chunked copy which can continue: none recorded, or one
+/// whose rows no longer fit the table because a column's type changed since
+/// it started (that copy starts over, with a warning).
 pub fn without_progress(writers: &mut TableWriters, tables: &[Arc<TableSchema>]) -> Vec<Arc<TableSchema>> {
     let mut out = Vec::new();
     for table in tables {
         let writer = writers.get_mut(&table.id).expect("a writer for every table");
         if writer.snapshot_progress().is_none() {
             out.push(table.clone());
+        } else if !writer.copy_can_continue_with(table) {
+            tracing::warn!(table = %table.id, "a column's type changed at the source since this table's copy started, \
+                so its copied rows no longer match what the copy reads: the copy starts over from the first row");
+            out.push(table.clone());
         }
     }
     out
 }
 
-/// Empties the tables an earlier, unfinished snapshot left half-copied.
+/// Empties the tables an earlier, unfinished snapshot left half-copied, and
+/// makes each of `tables` follow its schema (the catalog's, which the copy
+/// reads with) before its copy starts from the first row.
 pub async fn reset_half_copied(writers: &mut TableWriters, tables: &[Arc<TableSchema>]) -> anyhow::Result<()> {
     for table in tables {
         let writer = writers.get_mut(&table.id).expect("a writer for every table");
@@ -66,6 +75,7 @@ pub async fn reset_half_copied(writers: &mut TableWriters, tables: &[Arc<TableSc
             tracing::warn!(table = %table.id, "the table holds rows without a streaming position; emptying it and copying again");
             writer.reset().await.with_context(|| format!("empty half-copied table {}", table.id))?;
         }
+        writer.follow_for_copy(table).await?;
     }
     Ok(())
 }
