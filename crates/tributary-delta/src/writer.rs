@@ -1306,8 +1306,9 @@ impl TableWriter {
     /// kept, types widened; nothing to rewrite in an empty table). Before
     /// 2026-12-05 the table kept the schema of an earlier, abandoned copy:
     /// a column widened since then failed every copy ("does not fit"), and
-    /// a column added since then was filled with the source's default in
-    /// copied rows that held other values. A change Delta cannot follow is
+    /// a column added since then was left out of the copied rows (missing
+    /// from the mirror until the table's next change brought it with the
+    /// source's default). A change Delta cannot follow is
     /// [`DeltaError::SchemaChange`].
     pub async fn follow_for_copy(&mut self, catalog: &TableSchema) -> Result<Vec<ColumnChange>, DeltaError> {
         if self.stale {
