@@ -167,10 +167,10 @@ fn a_column_added_with_a_default_during_the_chunked_copy_ends_equal_to_the_sourc
 }
 
 /// A column dropped during the copy fails the next chunk's SELECT (it names
-/// the copy's columns): the pipeline stops with the server's error. A failed
-/// first start drops the slot it created, so the restart copies from the
-/// first row, the table following the catalog's schema first (the dropped
-/// NOT NULL column kept, nullable).
+/// the copy's columns): the pipeline stops with the server's error and,
+/// chunks being committed, keeps the slot it created; the restart continues
+/// the copy on it, makes the dropped NOT NULL column nullable and puts the
+/// rest into the Delta table's columns by name.
 #[test]
 fn a_column_dropped_during_the_chunked_copy_stops_the_copy_and_a_restart_ends_equal_to_the_source() {
     let Some(python) = python() else { return };
@@ -197,19 +197,19 @@ fn a_column_dropped_during_the_chunked_copy_stops_the_copy_and_a_restart_ends_eq
     wait_long(&mut pipeline, &path, lsn + 1);
     assert_mirror_equals_source(&db, &python, &path, &["id", "v", "w"]);
     let log = pipeline.log_text();
-    assert!(
-        log.contains("follows the source's schema before it is copied"),
-        "the restart follows the catalog; log:\n{log}"
-    );
+    assert!(log.contains("nullable from now on") && log.contains("\"u\""), "the restart relaxes `u`; log:\n{log}");
+    assert!(log.contains("continues from its last committed chunk"), "the copy continues; log:\n{log}");
+    assert_eq!(slot_count(&db), 1, "the slot of the failed first start was kept");
     assert!(pipeline.stop().success());
 }
 
 /// A type widened during the copy (`numeric(10,2)` → `numeric(14,2)`) and
 /// a column added with a default, then rows given values only the new
 /// schema holds: the next chunk cannot be read with the copy's type, so the
-/// first start fails with the column named (and, being a first start, drops
-/// its slot); the next start copies from the first row and makes the table
-/// follow the catalog's schema first. Before 2026-12-05 the table kept the
+/// first start fails with the column named (keeping its slot: chunks are
+/// committed); the next start finds the copied rows of the old type, starts
+/// the copy over on the same slot and makes the table follow the catalog's
+/// schema first. Before 2026-12-05 the slot was dropped, the table kept the
 /// old schema and every later start failed ("does not fit decimal(10,2)").
 #[test]
 fn a_decimal_widened_during_the_chunked_copy_fails_the_first_start_and_the_next_one_copies_it_whole() {
@@ -236,6 +236,8 @@ fn a_decimal_widened_during_the_chunked_copy_fails_the_first_start_and_the_next_
     assert_mirror_equals_source(&db, &python, &path, &["id", "v", "d", "x"]);
     let log = pipeline.log_text();
     assert!(log.contains("follows the source's schema before it is copied"), "{log}");
+    assert!(log.contains("the copy starts over from the first row"), "{log}");
+    assert_eq!(slot_count(&db), 1, "the slot of the failed first start was kept");
     assert!(pipeline.stop().success());
 }
 

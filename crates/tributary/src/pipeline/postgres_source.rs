@@ -3,7 +3,8 @@
 //! tables, then the pgoutput reader task and the heartbeat writer.
 //!
 //! A failed first start drops the slot it created, so nothing is left
-//! behind. After a lost connection the same slot is opened again and
+//! behind, unless chunks of a chunked copy are committed: they continue at
+//! the next start, which needs that slot. After a lost connection the same slot is opened again and
 //! streaming resumes from what the Delta tables hold. A slot that is gone while the Delta tables hold positions means
 //! the WAL in between may be lost: every table is copied again.
 
@@ -103,7 +104,15 @@ pub async fn start(config: &PipelineConfig, metrics: &Metrics) -> anyhow::Result
         match result {
             Ok(session) => session,
             Err(e) => {
-                if created.is_some() {
+                // Committed chunks of a chunked copy continue at the next start, on
+                // this slot only (it holds the changes since the copy's start).
+                let copied =
+                    fresh.iter().any(|s| writers.get_mut(&s.id).is_some_and(|w| w.snapshot_progress().is_some()));
+                if created.is_some() && copied {
+                    tracing::warn!(slot = %source.slot, "the replication slot is kept: the next start continues the \
+                        copy from its last committed chunk with it (if this pipeline is abandoned instead, drop it: \
+                        SELECT pg_drop_replication_slot('<slot>'), or the server keeps WAL for it)");
+                } else if created.is_some() {
                     // Nothing is durable yet that needs this slot: leave nothing behind.
                     if let Err(drop_error) = drop_slot(&client, &source.slot).await {
                         tracing::warn!(error = %drop_error, "could not drop the slot of the failed start");
