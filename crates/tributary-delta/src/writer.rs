@@ -340,14 +340,7 @@ impl TableWriter {
             return Ok(relaxed);
         }
         let layout = TableLayout::evolved(Arc::new(source), self.layout.source_columns, &self.layout.text_columns());
-        let err = |e| DeltaError::delta(&self.path, "make a dropped NOT NULL column nullable", e);
-        let metadata = crate::table::metadata_for(self.state()?, &layout).map_err(err)?;
-        let committed = self.commit_metadata(metadata).await;
-        let version = committed.map_err(|e| {
-            self.stale = true;
-            DeltaError::delta(&self.path, "make a dropped NOT NULL column nullable", e)
-        })?;
-        self.layout = layout;
+        let version = self.commit_layout(layout, "make a dropped NOT NULL column nullable").await?;
         tracing::info!(table = %self.path.display(), version, columns = ?relaxed,
             "columns the source dropped are nullable from now on (NULL in rows copied without them)");
         Ok(relaxed)
@@ -949,6 +942,15 @@ impl TableWriter {
         &mut self,
         metadata: deltalake::kernel::Metadata,
     ) -> Result<i64, deltalake::DeltaTableError> {
+        self.commit_format(vec![deltalake::kernel::Action::Metadata(metadata)]).await
+    }
+
+    /// Commits `actions` (metadata / protocol) as a format change: no data
+    /// change, no position ([`CommitKind::Upgrade`]).
+    async fn commit_format(
+        &mut self,
+        actions: Vec<deltalake::kernel::Action>,
+    ) -> Result<i64, deltalake::DeltaTableError> {
         let note = CommitNote::new(&self.owner.pipeline, CommitKind::Upgrade, None, None);
         let operation = DeltaOperation::UpdateTableMetadata {
             metadata_update: deltalake::operations::update_table_metadata::TableMetadataUpdate {
@@ -956,8 +958,26 @@ impl TableWriter {
                 description: None,
             },
         };
-        let actions = vec![deltalake::kernel::Action::Metadata(metadata)];
         commit::commit(&mut self.table, actions, operation, note, Default::default()).await
+    }
+
+    /// Makes `layout` the table's schema in one format commit (its metadata,
+    /// and the protocol it needs when the table's lacks it) and follows it;
+    /// `what` names the step in an error.
+    async fn commit_layout(&mut self, layout: TableLayout, what: &'static str) -> Result<i64, DeltaError> {
+        let err = |e| DeltaError::delta(&self.path, what, e);
+        let state = self.state()?;
+        let metadata = crate::table::metadata_for(state, &layout).map_err(err)?;
+        let mut actions = vec![deltalake::kernel::Action::Metadata(metadata)];
+        if let Some(protocol) = crate::table::protocol_upgrade(state, &layout) {
+            actions.push(deltalake::kernel::Action::Protocol(protocol));
+        }
+        let version = self.commit_format(actions).await.map_err(|e| {
+            self.stale = true;
+            DeltaError::delta(&self.path, what, e)
+        })?;
+        self.layout = layout;
+        Ok(version)
     }
 
     /// How many of the table's data files are small for `options`.
@@ -1319,26 +1339,7 @@ impl TableWriter {
         }
         let Some(planned) = self.plan_towards(catalog, &[])? else { return Ok(Vec::new()) };
         let layout = TableLayout::evolved(Arc::new(planned.sink), planned.source_columns, &planned.text_columns);
-        let err = |e| DeltaError::delta(&self.path, "follow the source's schema before a copy", e);
-        let state = self.state()?;
-        let metadata = crate::table::metadata_for(state, &layout).map_err(err)?;
-        let mut actions = vec![deltalake::kernel::Action::Metadata(metadata)];
-        if let Some(protocol) = crate::table::protocol_upgrade(state, &layout) {
-            actions.push(deltalake::kernel::Action::Protocol(protocol));
-        }
-        let note = CommitNote::new(&self.owner.pipeline, CommitKind::Upgrade, None, None);
-        let operation = DeltaOperation::UpdateTableMetadata {
-            metadata_update: deltalake::operations::update_table_metadata::TableMetadataUpdate {
-                name: None,
-                description: None,
-            },
-        };
-        let committed = commit::commit(&mut self.table, actions, operation, note, Default::default()).await;
-        let version = committed.map_err(|e| {
-            self.stale = true;
-            err(e)
-        })?;
-        self.layout = layout;
+        let version = self.commit_layout(layout, "follow the source's schema before a copy").await?;
         tracing::info!(table = %self.path.display(), version, changes = ?planned.changes,
             "the table follows the source's schema before it is copied");
         Ok(planned.changes)

@@ -4,8 +4,9 @@
 //!
 //! A failed first start drops the slot it created, so nothing is left
 //! behind, unless chunks of a chunked copy are committed: they continue at
-//! the next start, which needs that slot. After a lost connection the same slot is opened again and
-//! streaming resumes from what the Delta tables hold. A slot that is gone while the Delta tables hold positions means
+//! the next start, which needs that slot. After a lost connection the same
+//! slot is opened again and streaming resumes from what the Delta tables
+//! hold. A slot that is gone while the Delta tables hold positions means
 //! the WAL in between may be lost: every table is copied again.
 
 use super::chunked_snapshot::{self, ChunkedCopy};
